@@ -1,0 +1,3 @@
+from genoforge.cli.app import main
+
+main()
