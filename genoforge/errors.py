@@ -34,6 +34,10 @@ class GffFormatError(InputError):
     """A GFF3 file breaks the accepted format."""
 
 
+class TargetParseError(InputError):
+    """A target token sequence or text does not follow the target grammar (docs/target-format.md)."""
+
+
 class ShardFormatError(InputError):
     """A packed shard or its manifest is corrupt, truncated or of an unknown version."""
 
