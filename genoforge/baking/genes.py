@@ -63,6 +63,7 @@ Errors (GffFormatError, with file, line and fix)
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,29 @@ class Annotation:
     skipped: Counter[str] = field(default_factory=Counter)
     n_genes: int = 0
     n_transcripts: int = 0
+    # Per-seqid (starts, longest span) indexes for overlap queries, built on first use: treat
+    # the lists as read-only once queried.
+    _index: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def transcripts_overlapping(self, seqid: str, start: int, end: int) -> list[Transcript]:
+        """Transcripts whose span overlaps ``[start, end)``, in canonical order."""
+        return self._overlapping("t", self.transcripts.get(seqid, []), seqid, start, end)
+
+    def features_overlapping(self, seqid: str, start: int, end: int) -> list[RegionFeature]:
+        """Stand-alone features overlapping ``[start, end)``, in canonical order."""
+        return self._overlapping("f", self.features.get(seqid, []), seqid, start, end)
+
+    def _overlapping(self, kind: str, items: list, seqid: str, start: int, end: int) -> list:
+        key = (kind, seqid)
+        if key not in self._index:
+            starts = [item.start for item in items]
+            longest = max((item.end - item.start for item in items), default=0)
+            self._index[key] = (starts, longest)
+        starts, longest = self._index[key]
+        # An item overlapping [start, end) starts in (start - longest, end): bisect that range.
+        lo = bisect_left(starts, start - longest + 1)
+        hi = bisect_left(starts, end)
+        return [item for item in items[lo:hi] if item.end > start]
 
 
 def cds_pieces(
