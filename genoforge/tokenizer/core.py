@@ -7,7 +7,8 @@ tokens (``genoforge.tokenizer.inventory``). It encodes two kinds of text differe
 DNA (the encoder input), ``encode_dna``:
   - soft-masked lower-case bases are upper-cased;
   - the IUPAC ambiguity codes R Y S W K M B D H V are read as N (the encoder has no use for
-    partial ambiguity, and DNABERT-2 has no tokens for them);
+    partial ambiguity, and DNABERT-2 has no tokens for them), and U (RNA spelling, which
+    genoforge's FASTA reader accepts) as T;
   - a run of N becomes N-run tokens, longest first (13 N -> ``NNNNNN NNNNNN N``), never BPE;
   - each stretch of ACGT between N runs is BPE-encoded by the model itself (not through the
     added-token matcher, so an added token can never split DNA);
@@ -72,10 +73,10 @@ SPECIAL_ADDED_TOKENS = frozenset({*DNABERT2_SPECIALS, inventory.BOS, inventory.E
 
 DNA_BASES = "ACGT"
 IUPAC_AMBIGUOUS = "RYSWKMBDHV"  # read as N; see the module docstring
-# Upper-case, and map every IUPAC ambiguity code (either case) to N, in one str.translate pass.
+# Upper-case, U -> T, and every IUPAC ambiguity code (either case) -> N, in one translate pass.
 _DNA_TRANSLATION = str.maketrans(
-    "acgtn" + IUPAC_AMBIGUOUS + IUPAC_AMBIGUOUS.lower(),
-    "ACGTN" + "N" * (2 * len(IUPAC_AMBIGUOUS)),
+    "acgtnUu" + IUPAC_AMBIGUOUS + IUPAC_AMBIGUOUS.lower(),
+    "ACGTNTT" + "N" * (2 * len(IUPAC_AMBIGUOUS)),
 )
 _NOT_DNA = re.compile(r"[^ACGTN]")
 _DNA_PIECES = re.compile(r"N+|[ACGT]+")
@@ -369,7 +370,7 @@ class GenoTokenizer:
             char = seq[bad.start()]
             raise TokenizerError(
                 f"character {char!r} at position {bad.start()} of a DNA sequence is not a base "
-                f"(accepted: ACGTN, IUPAC codes {IUPAC_AMBIGUOUS}, either case); fix the sequence",
+                f"(accepted: ACGTUN and IUPAC codes {IUPAC_AMBIGUOUS}, either case); fix the sequence",
                 self.source,
             )
         ids: list[int] = []

@@ -161,6 +161,7 @@ def append_tokens(
         raise TokenizerError(f"not JSON ({exc.msg})", source, exc.lineno) from exc
 
     existing = tokenizer.get_vocab(with_added_tokens=True)
+    _check_added_ids(data, existing, source)
     next_id = max(existing.values(), default=-1) + 1
     added: list[tuple[str, int]] = []
     present: set[str] = set()
@@ -211,6 +212,22 @@ def ensure_builtin_tokens(tokenizer_dir: str | Path, extra_tokens: Sequence[str]
     return append_tokens(
         Path(tokenizer_dir), [*inventory.builtin_tokens(), *extra_tokens], create_configs=True
     )
+
+
+def _check_added_ids(data: dict[str, Any], loaded: dict[str, int], source: Path) -> None:
+    """Refuse files whose declared added-token ids differ from the ids tokenizers gives them.
+
+    tokenizers renumbers added tokens that leave a gap after the model vocabulary, so such a
+    file means something else to every loader than what it says; appending would compound that.
+    """
+    for entry in data.get("added_tokens") or []:
+        actual = loaded.get(entry.get("content"))
+        if actual is not None and actual != entry.get("id"):
+            raise TokenizerError(
+                f"added token {entry.get('content')!r} is declared with id {entry.get('id')} but loads "
+                f"as id {actual} (ids must continue without gaps); regenerate the tokenizer",
+                source,
+            )
 
 
 def _output_file(source: Path, output: str | Path | None) -> Path:
