@@ -1,32 +1,104 @@
-"""The target grammar as a finite automaton over token ids, for constrained decoding.
+"""The target grammar as an automaton over token ids, for constrained decoding.
 
-STUB: the API is final, the bodies are being filled in.
+The automaton accepts exactly the token sequences that
+:func:`genoforge.baking.target.parse_target_tokens` accepts with the same ``window_size``,
+``max_records`` and ``max_exons`` (a property test walks it at random and parses every walk, and
+mutates real targets to check that both reject the same ones). So a decoder that only ever picks
+an allowed token writes a target that parses, and always ends: the record count is capped and
+coordinates within a transcript strictly increase.
 
-    grammar = TargetGrammar(tokenizer_or_vocab, window_size=10000)
+Beyond the line shapes (docs/target-format.md) the state carries a few registers so that the
+value constraints are enforced token by token: coordinates stay inside the window, every end is
+after its start, exons increase with at least one intron base between them, the CDS starts and
+ends inside exons, and gene indices are numbered in order of first appearance. A coordinate is
+two tokens (``hi : lo``): the allowed ``hi`` are those for which some ``lo`` completes a valid
+value, so no allowed prefix is a dead end.
+
+Usage::
+
+    grammar = TargetGrammar(tokenizer, window_size=10000)   # or a token -> id mapping
     state = grammar.start_state()
     while not grammar.is_final(state):
-        mask = grammar.allowed_mask(state)      # numpy bool [vocab_size]
+        mask = grammar.allowed_mask(state)                  # numpy bool [vocab_size]
         token_id = pick(logits, mask)
         state = grammar.advance(state, token_id)
+
+States are small immutable values: keep one per beam or batch row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+
+from genoforge.errors import ConfigError, TokenizerError
+from genoforge.tokenizer import inventory as inv
+
+COORD_BASE = inv.MAX_NUMBER + 1
+MAX_COORD = COORD_BASE * COORD_BASE - 1
+
+# Line kinds and the slots of each line after its head token.
+_GAP, _DONE = "gap", "done"
+_TX, _EXON, _CDS, _FEAT = "transcript", "exon", "cds", "feature"
+_TEMPLATES = {
+    _TX: ("head", "tab", "strand", "tab", "biotype", "tab", "gene", "tab", "partial", "nl"),
+    _EXON: ("head", "tab", "s_hi", "sep", "s_lo", "tab", "e_hi", "sep", "e_lo", "nl"),
+    _CDS: ("head", "tab", "s_hi", "sep", "s_lo", "tab", "e_hi", "sep", "e_lo", "tab", "phase",
+           "nl"),
+    _FEAT: ("head", "tab", "fstrand", "tab", "s_hi", "sep", "s_lo", "tab", "e_hi", "sep", "e_lo",
+            "tab", "partial", "nl"),
+}
+_HEADS = {inv.LINE_TRANSCRIPT: _TX, inv.LINE_EXON: _EXON, inv.LINE_CDS: _CDS}
+_HEADS.update({feature_type: _FEAT for feature_type in inv.FEATURE_TYPES})
+_FIXED_SLOTS = {
+    "tab": (inv.TAB,),
+    "nl": (inv.NEWLINE,),
+    "sep": (inv.COORD_SEP,),
+    "strand": inv.STRANDS,
+    "fstrand": (inv.PLUS, inv.MINUS, inv.DOT),
+    "biotype": inv.TRANSCRIPT_BIOTYPES,
+    "partial": inv.PARTIAL_MARKS,
+}
+_NUMBER_VALUE = {token: value for value, token in enumerate(inv.NUMBERS)}
+Intervals = tuple[tuple[int, int], ...]  # inclusive (low, high) value ranges
+
+
+@dataclass(frozen=True, slots=True)
+class GrammarState:
+    """Where the automaton is: the line being written and the registers the checks need.
+
+    ``line`` is ``gap`` between lines (``prev`` names the last complete line: ``start`` before
+    ``<bos>``, ``bos`` right after it) or a line kind with ``slot`` the index of the next slot.
+    ``exons`` are the current transcript's exons so far; ``hi`` the thousands digit of the
+    coordinate being written; ``start`` the start value of the current line.
+    """
+
+    line: str = _GAP
+    slot: int = 0
+    prev: str = "start"
+    n_records: int = 0
+    n_genes: int = 0
+    exons: tuple[tuple[int, int], ...] = ()
+    hi: int = -1
+    start: int = -1
 
 
 class TargetGrammar:
     """Automaton accepting exactly the token sequences ``parse_target_tokens`` accepts.
 
     Args:
-        vocab: a token -> id mapping, or an object with ``token_to_id(token)`` and ``vocab_size``
-            (a GenoTokenizer).
-        window_size: coordinates are limited to the window (ends <= W, starts < W).
-        max_records: records per target, so decoding always ends.
+        vocab: a token -> id mapping, or a tokenizer with ``token_to_id(token)`` and
+            ``vocab_size`` (a GenoTokenizer). Every inventory token the grammar uses must be in it.
+        window_size: W; starts < W, ends <= W (None: the format's limit, 999,999).
+        max_records: records (transcripts + features) per target, so decoding always ends.
         max_exons: exons per transcript.
+
+    Raises:
+        TokenizerError: a grammar token is missing from the vocabulary.
+        ConfigError: a limit is out of range.
     """
 
     def __init__(
@@ -36,23 +108,192 @@ class TargetGrammar:
         max_records: int = 512,
         max_exons: int = 1000,
     ):
-        raise NotImplementedError
+        if window_size is not None and not 1 <= window_size <= MAX_COORD:
+            raise ConfigError(f"window size {window_size} outside 1..{MAX_COORD}")
+        if max_records < 0 or max_exons < 1:
+            raise ConfigError("max_records must be >= 0 and max_exons >= 1")
+        self.window_size = window_size
+        self.max_end = window_size if window_size is not None else MAX_COORD
+        self.max_records = max_records
+        self.max_exons = max_exons
+        tokens = (
+            inv.BOS, inv.EOS, inv.TAB, inv.NEWLINE, inv.COORD_SEP, *_HEADS,
+            *inv.STRANDS, inv.DOT, *inv.TRANSCRIPT_BIOTYPES, *inv.PARTIAL_MARKS, *inv.NUMBERS,
+        )
+        if hasattr(vocab, "token_to_id"):
+            lookup = vocab.token_to_id
+            self.vocab_size = int(vocab.vocab_size)
+        else:
+            mapping = dict(vocab)
 
-    def start_state(self) -> Any:
-        raise NotImplementedError
+            def lookup(token: str) -> int:
+                if token not in mapping:
+                    raise TokenizerError(
+                        f"target token {token!r} is not in the vocabulary; run "
+                        "`genoforge tokens append` on this tokenizer"
+                    )
+                return mapping[token]
 
-    def allowed_mask(self, state: Any) -> np.ndarray:
-        """Boolean mask over the vocabulary of the ids allowed next."""
-        raise NotImplementedError
+            self.vocab_size = max(mapping.values()) + 1
+        self.id_of: dict[str, int] = {token: int(lookup(token)) for token in dict.fromkeys(tokens)}
+        self.token_of: dict[int, str] = {i: token for token, i in self.id_of.items()}
+        self._number_ids = np.array([self.id_of[t] for t in inv.NUMBERS], dtype=np.int64)
+        self._mask_cache: dict[tuple[str, ...], np.ndarray] = {}
 
-    def allowed_ids(self, state: Any) -> np.ndarray:
-        """The ids allowed next, sorted."""
-        raise NotImplementedError
+    # -- public API ---------------------------------------------------------------------------
 
-    def advance(self, state: Any, token_id: int) -> Any:
-        """The state after ``token_id``; raises ValueError for a token that is not allowed."""
-        raise NotImplementedError
+    def start_state(self) -> GrammarState:
+        return GrammarState()
 
-    def is_final(self, state: Any) -> bool:
-        """True once ``<eos>`` has been accepted."""
-        raise NotImplementedError
+    def is_final(self, state: GrammarState) -> bool:
+        """True once ``<eos>`` has been accepted (nothing more is allowed)."""
+        return state.line == _DONE
+
+    def allowed_tokens(self, state: GrammarState) -> list[str]:
+        """The token strings allowed next."""
+        fixed, numbers = self._expect(state)
+        if numbers is None:
+            return list(fixed)
+        return [inv.NUMBERS[v] for low, high in numbers for v in range(low, high + 1)]
+
+    def allowed_mask(self, state: GrammarState) -> np.ndarray:
+        """Boolean mask over the vocabulary (``vocab_size``) of the ids allowed next."""
+        fixed, numbers = self._expect(state)
+        if numbers is None:
+            cached = self._mask_cache.get(fixed)
+            if cached is None:
+                cached = np.zeros(self.vocab_size, dtype=bool)
+                cached[[self.id_of[t] for t in fixed]] = True
+                cached.flags.writeable = False
+                self._mask_cache[fixed] = cached
+            return cached.copy()
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        for low, high in numbers:
+            mask[self._number_ids[low : high + 1]] = True
+        return mask
+
+    def allowed_ids(self, state: GrammarState) -> np.ndarray:
+        """The ids allowed next, sorted (int64)."""
+        return np.flatnonzero(self.allowed_mask(state))
+
+    def advance(self, state: GrammarState, token_id: int) -> GrammarState:
+        """The state after ``token_id``. Raises ValueError for a token that is not allowed."""
+        token = self.token_of.get(int(token_id))
+        if token is None:
+            raise ValueError(f"token id {token_id} is not a target-grammar token")
+        return self.advance_token(state, token)
+
+    def advance_token(self, state: GrammarState, token: str) -> GrammarState:
+        """:meth:`advance` by token string."""
+        fixed, numbers = self._expect(state)
+        if numbers is None:
+            allowed = token in fixed
+        else:
+            value = _NUMBER_VALUE.get(token)
+            allowed = value is not None and any(low <= value <= high for low, high in numbers)
+        if not allowed:
+            raise ValueError(f"token {token!r} not allowed here (state {state})")
+        return self._step(state, token)
+
+    def accepts(self, tokens: list[str]) -> bool:
+        """True if the whole token sequence is a complete target."""
+        state = self.start_state()
+        try:
+            for token in tokens:
+                state = self.advance_token(state, token)
+        except ValueError:
+            return False
+        return self.is_final(state)
+
+    # -- the automaton ------------------------------------------------------------------------
+
+    def _expect(self, state: GrammarState) -> tuple[tuple[str, ...], Intervals | None]:
+        """What may come next: fixed tokens, or (when the second item is set) number values."""
+        if state.line == _DONE:
+            return (), None
+        if state.line == _GAP:
+            return self._heads(state), None
+        slot = _TEMPLATES[state.line][state.slot]
+        if slot in _FIXED_SLOTS:
+            return _FIXED_SLOTS[slot], None
+        if slot == "gene":
+            return (), ((0, min(state.n_genes, inv.MAX_NUMBER)),)
+        if slot == "phase":
+            return (), ((0, 2),)
+        values = self._values(state, slot[0])
+        if slot.endswith("_hi"):
+            return (), _merge(tuple((low // COORD_BASE, high // COORD_BASE) for low, high in values))
+        base = state.hi * COORD_BASE
+        return (), tuple(
+            (max(low, base) - base, min(high, base + COORD_BASE - 1) - base)
+            for low, high in values
+            if low <= base + COORD_BASE - 1 and high >= base
+        )
+
+    def _heads(self, state: GrammarState) -> tuple[str, ...]:
+        if state.prev == "start":
+            return (inv.BOS,)
+        if state.prev == _TX:
+            return (inv.LINE_EXON,)
+        heads: list[str] = []
+        if state.prev == _EXON:
+            if len(state.exons) < self.max_exons and state.exons[-1][1] + 1 <= self.max_end - 1:
+                heads.append(inv.LINE_EXON)
+            heads.append(inv.LINE_CDS)
+        if state.n_records < self.max_records:
+            heads += [inv.LINE_TRANSCRIPT, *inv.FEATURE_TYPES]
+        heads.append(inv.EOS)
+        return tuple(heads)
+
+    def _values(self, state: GrammarState, which: str) -> Intervals:
+        """Allowed values of the current line's start (``s``) or end (``e``) coordinate."""
+        w = self.max_end
+        if state.line == _EXON:
+            if which == "s":
+                return ((state.exons[-1][1] + 1 if state.exons else 0, w - 1),)
+            return ((state.start + 1, w),)
+        if state.line == _CDS:
+            if which == "s":
+                return tuple((s, e - 1) for s, e in state.exons)
+            return tuple(
+                (max(s, state.start) + 1, e) for s, e in state.exons if e > state.start
+            )
+        if which == "s":  # feature
+            return ((0, w - 1),)
+        return ((state.start + 1, w),)
+
+    def _step(self, state: GrammarState, token: str) -> GrammarState:
+        if state.line == _GAP:
+            if token == inv.BOS:
+                return replace(state, prev="bos")
+            if token == inv.EOS:
+                return replace(state, line=_DONE)
+            kind = _HEADS[token]
+            n_records = state.n_records + (kind in (_TX, _FEAT))
+            exons = () if kind == _TX else state.exons
+            return replace(state, line=kind, slot=1, n_records=n_records, exons=exons)
+        slot = _TEMPLATES[state.line][state.slot]
+        nxt = replace(state, slot=state.slot + 1)
+        if slot == "gene":
+            return replace(nxt, n_genes=max(state.n_genes, _NUMBER_VALUE[token] + 1))
+        if slot.endswith("_hi"):
+            return replace(nxt, hi=_NUMBER_VALUE[token])
+        if slot == "s_lo":
+            return replace(nxt, start=state.hi * COORD_BASE + _NUMBER_VALUE[token])
+        if slot == "e_lo" and state.line == _EXON:
+            end = state.hi * COORD_BASE + _NUMBER_VALUE[token]
+            return replace(nxt, exons=state.exons + ((state.start, end),))
+        if slot == "nl":
+            return replace(state, line=_GAP, slot=0, prev=state.line, hi=-1, start=-1)
+        return nxt
+
+
+def _merge(intervals: Intervals) -> Intervals:
+    """Merge overlapping or adjacent integer intervals (input in increasing order of low)."""
+    merged: list[list[int]] = []
+    for low, high in sorted(intervals):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return tuple((low, high) for low, high in merged)
