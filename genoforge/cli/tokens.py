@@ -63,7 +63,7 @@ def init(
 def train(
     genomes: Annotated[
         list[Path],
-        typer.Argument(metavar="GENOME.fa[.gz]...", help="FASTA files (plain, gzip or bgzip)."),
+        typer.Argument(metavar="GENOME.fa", help="Genome FASTA files: .fa, .fa.gz or bgzip (by content)."),
     ],
     output: Annotated[
         Path, typer.Option(*flag("output", "-o"), help="Directory to write (tokenizer.json + configs).")
