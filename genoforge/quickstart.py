@@ -45,9 +45,11 @@ def stage_raw_dir(workdir: Path) -> Path:
 
 def run_quickstart(workdir: Path, vocab_size: int = 4096, seed: int = 42) -> QuickstartResult:
     """Run every recipe step that exists, in the recipe's order, under ``workdir``."""
+    from genoforge.io import atomic_dir
+    from genoforge.tokenizer.core import GenoTokenizer
     from genoforge.tokenizer.edit import append_tokens, write_tokens_file
     from genoforge.tokenizer.inventory import builtin_tokens
-    from genoforge.tokenizer.train import train_tokenizer_dir
+    from genoforge.tokenizer.train import train_dna_bpe
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -65,11 +67,14 @@ def run_quickstart(workdir: Path, vocab_size: int = 4096, seed: int = 42) -> Qui
     result.artifacts["raw data"] = raw_dir
     fasta = raw_dir / EXAMPLE_SPECIES / "genome.fa.gz"
 
-    step(
-        "tokens train (offline DNA BPE tokenizer)",
-        "tokenizer",
-        lambda: train_tokenizer_dir([fasta], workdir / "tokenizer", vocab_size=vocab_size, seed=seed),
-    )
+    def tokens_train() -> Path:
+        out = workdir / "tokenizer"
+        trained = GenoTokenizer(train_dna_bpe([fasta], vocab_size=vocab_size, seed=seed))
+        with atomic_dir(out, overwrite=True) as tmp:
+            trained.save(tmp)
+        return out
+
+    step("tokens train (offline DNA BPE tokenizer)", "tokenizer", tokens_train)
 
     def tokens_init() -> Path:
         path = workdir / "data" / "new_tokens.txt"
