@@ -387,6 +387,15 @@ def test_ensure_builtin_tokens_creates_configs_and_is_idempotent(tmp_path: Path)
     assert again.added == [] and again.written == []
     assert _file_bytes(folder) == before
 
+    # the edited (not re-saved) directory is what transformers users get from `model init`
+    from transformers import PreTrainedTokenizerFast
+
+    tok = GenoTokenizer.load(folder)
+    hf = PreTrainedTokenizerFast.from_pretrained(folder)
+    ids = tok.encode_target(TARGET_TOKENS[:-1]) + tok.encode_dna("ACGTNNNNNNNTTGA") + [tok.eos_id]
+    assert hf.decode(ids) == tok.decode(ids) == "".join(TARGET_TOKENS[:-1]) + "ACGTNNNNNNNTTGA<eos>"
+    assert (hf.bos_token_id, hf.eos_token_id, hf.pad_token_id) == (tok.bos_id, tok.eos_id, 3)
+
 
 def test_append_rejects_a_missing_tokenizer(tmp_path: Path) -> None:
     with pytest.raises(TokenizerError, match="not found"):

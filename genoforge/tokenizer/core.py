@@ -249,6 +249,7 @@ class GenoTokenizer:
     def __init__(self, tokenizer: Tokenizer, source: str | Path | None = None):
         self._tokenizer = tokenizer
         self.source = Path(source) if source is not None else None
+        self._content_hash: str | None = None
         self._vocab: dict[str, int] = tokenizer.get_vocab(with_added_tokens=True)
         self._id_to_token: dict[int, str] = {i: token for token, i in self._vocab.items()}
         self._special_ids = frozenset(
@@ -433,7 +434,9 @@ class GenoTokenizer:
         File formatting, key order, merge spelling and the decoder do not change it; any change
         of an id does.
         """
-        return content_hash_of(self.to_json_dict())
+        if self._content_hash is None:  # the wrapped tokenizer is never mutated, so cache it
+            self._content_hash = content_hash_of(self.to_json_dict())
+        return self._content_hash
 
     def save(self, directory: str | Path) -> Path:
         """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json into ``directory``.

@@ -136,7 +136,8 @@ def train_dna_bpe_with_stats(
         special_tokens=list(DNABERT2_SPECIALS),
         initial_alphabet=list("ACGT"),
         limit_alphabet=4,
-        show_progress=False,  # its bar writes straight to the terminal; we report through console
+        # tokenizers draws its own bars on stderr: only on a terminal (no animation in logs).
+        show_progress=console.is_interactive(),
     )
     console.info(
         f"Training BPE (vocab {vocab_size:,}) on {stats.bases_trained:,} bases "
