@@ -173,6 +173,9 @@ def test_append_errors(dnabert2_dir: Path, tokens_txt: Path, tmp_path: Path) -> 
     bad = tmp_path / "bad.txt"
     bad.write_text("exon\n cds\n")
     _assert_one_line_error(_invoke("tokens", "append", bad, dnabert2_dir), "bad.txt:2", "whitespace")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    _assert_one_line_error(_invoke("tokens", "append", empty, dnabert2_dir), "empty.txt", "no tokens")
     assert _invoke("tokens", "append", tokens_txt).exit_code == 2  # missing argument: usage error
 
 

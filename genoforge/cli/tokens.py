@@ -138,6 +138,8 @@ def append(
     from genoforge.tokenizer.inventory import escape_token
 
     parsed = read_tokens_file(tokens_file)
+    if not parsed.tokens:
+        raise InputError("lists no tokens; write one token per line (see `genoforge tokens init`)", tokens_file)
     for token, line in parsed.duplicates:
         console.warn(f"{tokens_file}:{line}: {escape_token(token)!r} is listed again; kept once")
     report = append_tokens(tokenizer, parsed.tokens, output=output, dry_run=dry_run)
