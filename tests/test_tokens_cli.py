@@ -61,6 +61,7 @@ def tokens_txt(tmp_path: Path) -> Path:
         (["init"], "Write the built-in token inventory"),
         (["train"], "Train a DNABERT-2-style BPE tokenizer"),
         (["append"], "Append the tokens of TOKENS.txt"),
+        (["resize"], "Resize a model's token embeddings"),
     ],
 )
 @pytest.mark.parametrize("help_flag", ["--help", "-h"])

@@ -167,6 +167,35 @@ def append(
         typer.echo("Dry run: nothing was written.")
 
 
-# `genoforge tokens resize MODEL_DIR [TOKENIZER] [--allow_shrink]` belongs here. It needs the model
-# (genoforge/model/resize.py: resize_model(model_dir, tokenizer=None, allow_shrink=False)) and is
-# registered by the model issue, in this module, next to the commands above.
+# `tokens resize` lives with the model (genoforge/model/resize.py); it is registered here so that
+# the recipe's `genoforge tokens resize ../model/init ../model/init` reads as written.
+@app.command(
+    "resize",
+    help="Resize a model's token embeddings to a tokenizer (after `tokens append`).",
+    epilog=examples(
+        "genoforge tokens resize ../model/init ../model/init",
+        "genoforge tokens resize ../model/init tok/tokenizer.json",
+        "genoforge tokens resize ../model/init small_tok/ --allow_shrink",
+    ),
+)
+@boundary
+def resize(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="A genoforge model directory.")],
+    tokenizer: Annotated[
+        Optional[Path],  # noqa: UP007 - typer needs Optional here for its type inspection
+        typer.Argument(metavar="TOKENIZER", help="tokenizer.json or its directory (default: the model's own)."),
+    ] = None,
+    allow_shrink: Annotated[
+        bool, typer.Option(*flag("allow_shrink"), help="Permit a smaller vocabulary (drops the highest ids).")
+    ] = False,
+) -> None:
+    """Keep every old embedding row; new rows are seeded, so a resize is reproducible."""
+    from genoforge.model.resize import resize_model
+
+    report = resize_model(model_dir, tokenizer=tokenizer, allow_shrink=allow_shrink)
+    if not report.changed:
+        typer.echo(f"Nothing to do: {report.model_dir} already has {report.new_vocab_size:,} tokens")
+        return
+    typer.echo(f"Resized {report.model_dir}: {report.old_vocab_size:,} -> {report.new_vocab_size:,} tokens")
+    if report.tokenizer_copied:
+        typer.echo(f"Copied the tokenizer into {report.model_dir}")
