@@ -332,3 +332,28 @@ def test_cli_help_has_examples() -> None:
     result = runner.invoke(app, ["eval", "--help"])
     assert result.exit_code == 0
     assert "Examples" in result.output and "--genome" in result.output
+
+
+def test_dropped_predictions_and_foreign_seqids_are_warned_about(
+    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred = _write(
+        tmp_path / "pred_messy.gff3",
+        [
+            "chr1 t gene 1 90 . + . ID=p1",
+            "chr1 t mRNA 1 90 . + . ID=pm1;Parent=p1",
+            "chr1 t CDS 1 30 . + 0 Parent=pm1",
+            "chr1 t CDS 61 90 . + 2 Parent=pm1",  # phase should be 0: the transcript is dropped
+            "chrX t gene 1 60 . + . ID=p2",
+            "chrX t mRNA 1 60 . + . ID=pm2;Parent=p2",
+            "chrX t CDS 1 60 . + 0 Parent=pm2",
+        ],
+    )
+    result = evaluate(pair[0], pred)
+    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    assert "1 transcripts left out of the comparison (1 phase mismatch)" in err
+    assert "1 predicted seqids have no reference transcript (chrX)" in err
+    assert result.prediction.skipped["phase mismatch"] == 1
+    assert result.prediction.coding_transcripts == 1
+    nucleotides = result.levels["cds_nucleotide"]
+    assert (nucleotides.n_prediction, nucleotides.tp_prediction) == (60, 0)  # chrX: all FP

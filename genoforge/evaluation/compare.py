@@ -12,6 +12,14 @@ A transcript's **CDS pieces** are its exons intersected with its coding span; it
 is the sorted tuple of those pieces. Every key below carries (seqid, strand): nothing matches
 across strands.
 
+The loader's rules apply to both files alike (its module docstring has them): CDS directly under
+a gene (no mRNA) is a transcript of its own; a transcript given only by CDS rows takes them as
+exons, so two CDS rows that abut become one piece; a transcript whose CDS phases disagree with
+its first piece, or whose CDS rows overlap, is dropped and counted ("phase mismatch", ...), with
+a warning here, since a dropped prediction could otherwise only flatter precision; malformed rows
+or relations (orphan Parent, CDS outside its exon, ...) stop the comparison with a one-line
+error naming the file and line.
+
 With ``--genome``, every coding transcript on both sides is first normalised to include its
 terminal stop codon (:mod:`genoforge.evaluation.stops`), so a CDS written with the stop and the
 same CDS written without it compare equal at every level.
@@ -53,6 +61,8 @@ How this differs from gffcompare and ``gt eval`` (genometools)
 - ``gt eval`` "exon (CDS level, all, collapsed)" equals ``cds_exon``. Its non-collapsed "all"
   counts every CDS row, isoform duplicates included, and its single/initial/internal/terminal
   split is not reported here.
+- ``gt eval``'s "missing"/"wrong" counts (reference or predicted features overlapping nothing)
+  and its mRNA-level (exon rows, UTRs included) scores are not reproduced.
 - ``gt eval`` "mRNA (CDS level)" counts every mRNA (duplicates too) and requires the mRNA's own
   start and end to equal the reference's as well as its CDS rows; ``transcript`` collapses
   duplicate chains and ignores transcript ends. They agree when no two transcripts on one side
@@ -60,7 +70,10 @@ How this differs from gffcompare and ``gt eval`` (genometools)
 - ``gt eval`` "gene (CDS level)" requires the gene's span to be equal and, when both genes have
   the same number of mRNAs, every mRNA to match; ``gene`` here needs any one shared CDS chain.
   They agree on single-transcript genes whose gene row spans exactly their CDS.
-- Neither gffcompare nor ``gt eval`` normalises stop codons.
+- ``gt eval`` does not normalise stop codons; gffcompare matches exon chains, on which the
+  stop-codon convention only shows where a transcript has no 3' UTR.
+
+tests/test_eval_real.py checks the equalities above against ``gt eval`` on the shared genomes.
 """
 
 from __future__ import annotations
