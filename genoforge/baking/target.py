@@ -492,6 +492,10 @@ _TRANSCRIPT_ROW_TYPE = {
     inv.PSEUDOGENE: "pseudogenic_transcript",
     "lncRNA": "lnc_RNA",
 }
+_GENE_ROW_TYPE = {
+    inv.PSEUDOGENE: "pseudogene",
+    inv.TRANSPOSABLE_ELEMENT: "transposable_element_gene",
+}
 _PARTIAL_ATTRIBUTE = {
     inv.PARTIAL_LEFT: "left",
     inv.PARTIAL_RIGHT: "right",
@@ -543,7 +547,9 @@ def to_gff3_rows(
 ) -> list[str]:
     """GFF3 feature lines (no trailing newline) of a window annotation, in genome coordinates.
 
-    One gene row per gene index (type ``pseudogene`` for pseudogenes, else ``gene``), then per
+    One gene row per gene index (``pseudogene`` / ``transposable_element_gene`` for those
+    biotypes, else ``gene``, so that :func:`~genoforge.baking.genes.load_annotation` reads the
+    rows back to the same models), then per
     transcript its row (``mRNA``, ``pseudogenic_transcript``, ``lnc_RNA`` or the RNA type),
     exon rows, CDS rows with their GFF3 phases on either strand, and UTR rows; stand-alone
     features as single rows. IDs are ``{id_prefix}.g{gene}`` and ``{id_prefix}.g{gene}.t{k}``
@@ -560,7 +566,7 @@ def to_gff3_rows(
         start = min(t.start for t in transcripts)
         end = max(t.end for t in transcripts)
         first = transcripts[0]
-        gtype = "pseudogene" if first.biotype == inv.PSEUDOGENE else "gene"
+        gtype = _GENE_ROW_TYPE.get(first.biotype, "gene")
         rows = ["\t".join((seqid, source, gtype, str(window_start + start + 1),
                            str(window_start + end), ".", first.strand, ".",
                            f"ID={gene_id};biotype={first.biotype}"))]
