@@ -8,6 +8,7 @@ import typer
 
 from genoforge import __version__
 from genoforge.cli import eval as eval_cli
+from genoforge.cli import model as model_cli
 from genoforge.cli import quickstart as quickstart_cli
 from genoforge.cli import tokens as tokens_cli
 from genoforge.cli._common import CONTEXT, examples
@@ -46,6 +47,7 @@ def root(
 
 
 app.add_typer(tokens_cli.app, name="tokens")
+app.add_typer(model_cli.app, name="model")
 quickstart_cli.register(app)
 eval_cli.register(app)
 

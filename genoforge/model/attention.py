@@ -1,0 +1,306 @@
+"""Attention masks and kernels: FlexAttention block masks on CUDA, explicit masks elsewhere.
+
+Shape legend: B batch rows, H query heads, G key/value heads (GQA groups), Q query tokens,
+K key tokens, d head dim, D model dim.
+
+One mask predicate per attention kind is written once (:class:`MaskSpec`) and used by both
+backends: FlexAttention evaluates it block by block (``create_block_mask``), the reference path
+materialises it as a boolean [B, Q, K] tensor and runs ``scaled_dot_product_attention`` with an
+additive float mask. Both therefore compute the same function; tests compare them.
+
+Masks (``doc`` = document index within the packed row, -1 = padding):
+
+* encoder self-attention: same document, ``|i - j| <= radius`` (radius = (W - 1) // 2), plus the
+  symmetric ALiBi bias ``-slope_h * |i - j|`` (a score_mod on the Flex path);
+* decoder self-attention: same document, causal, ``i - W < j <= i``;
+* cross-attention (latents -> encoder, decoder -> memory): same document.
+
+A query that may see no key (padding) gets an all-zero output on both paths.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Backend = Literal["flex", "reference"]
+
+# FlexAttention's fused CUDA kernels tile queries/keys by up to 128; coarser mask blocks are fine,
+# finer ones are not supported by the kernel, so they are rounded up on CUDA.
+FLEX_MIN_CUDA_BLOCK = 128
+
+
+def alibi_slopes(n_heads: int) -> Tensor:
+    """ALiBi slopes in head order (Press et al. 2022; DNABERT-2 SPEC section c).
+
+    For a power of two n: ``2^(-8 (h + 1) / n)``. Otherwise take the slopes of the largest power of
+    two p < n, then every other slope of the 2p rule, starting with its first. For 12 heads that
+    gives 1/2 .. 1/256 for heads 0..7 and 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5 for heads 8..11.
+    """
+
+    def power_of_two(n: int) -> list[float]:
+        return [2.0 ** (-8.0 * (h + 1) / n) for h in range(n)]
+
+    if n_heads & (n_heads - 1) == 0:
+        slopes = power_of_two(n_heads)
+    else:
+        p = 2 ** math.floor(math.log2(n_heads))
+        slopes = power_of_two(p) + power_of_two(2 * p)[0::2][: n_heads - p]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+@dataclass(eq=False)
+class MaskSpec:
+    """Which keys each query may see, for one attention kind of one batch.
+
+    Built once per batch and shared by every layer of that kind; the block mask (Flex) or the
+    boolean mask (reference) is made on first use and cached.
+
+    Attributes:
+        q_doc: [B, Q] document of each query (-1: padding, sees nothing).
+        kv_doc: [B, K] document of each key (-1: padding, never seen).
+        causal: keys must not come after the query (j <= i).
+        lookback: causal window W: ``i - W < j <= i``; 0 = whole document.
+        radius: bidirectional window: ``|i - j| <= radius``; None = whole document.
+        block_size: FlexAttention mask block (tokens, queries and keys alike).
+    """
+
+    q_doc: Tensor
+    kv_doc: Tensor
+    causal: bool = False
+    lookback: int = 0
+    radius: int | None = None
+    block_size: int = 128
+    _block_mask: object = field(default=None, repr=False)
+    _bool_mask: Tensor | None = field(default=None, repr=False)
+
+    def mask_fn(self):
+        """The predicate as a plain function (FlexAttention's mask_mod signature).
+
+        The same function is evaluated on broadcast index grids by :meth:`bool_mask`.
+        """
+        q_doc_all, kv_doc_all = self.q_doc, self.kv_doc
+        causal, lookback, radius = self.causal, self.lookback, self.radius
+
+        def mask_mod(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+            q_doc = q_doc_all[b, q_idx]
+            allowed = (q_doc == kv_doc_all[b, kv_idx]) & (q_doc >= 0)
+            if causal:
+                allowed = allowed & (kv_idx <= q_idx)
+                if lookback > 0:
+                    allowed = allowed & (q_idx - kv_idx < lookback)
+            if radius is not None:
+                allowed = allowed & ((q_idx - kv_idx).abs() <= radius)
+            return allowed
+
+        return mask_mod
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.q_doc.shape[0], self.q_doc.shape[1], self.kv_doc.shape[1]
+
+    def block_mask(self):  # -> torch.nn.attention.flex_attention.BlockMask
+        """The FlexAttention block mask (built on first call, then reused by every layer)."""
+        if self._block_mask is None:
+            from torch.nn.attention.flex_attention import create_block_mask
+
+            batch, n_q, n_kv = self.shape
+            device = self.q_doc.device
+            block = self.block_size
+            if device.type == "cuda":
+                block = max(FLEX_MIN_CUDA_BLOCK, -(-block // FLEX_MIN_CUDA_BLOCK) * FLEX_MIN_CUDA_BLOCK)
+            self._block_mask = create_block_mask(
+                self.mask_fn(), batch, None, n_q, n_kv, device=device, BLOCK_SIZE=block
+            )
+        return self._block_mask
+
+    def bool_mask(self) -> Tensor:
+        """[B, Q, K] boolean mask, materialised (reference path)."""
+        if self._bool_mask is None:
+            batch, n_q, n_kv = self.shape
+            device = self.q_doc.device
+            b = torch.arange(batch, device=device)[:, None, None]
+            q = torch.arange(n_q, device=device)[None, :, None]
+            k = torch.arange(n_kv, device=device)[None, None, :]
+            self._bool_mask = self.mask_fn()(b, None, q, k)  # type: ignore[arg-type]
+        return self._bool_mask
+
+
+def encoder_self_mask(doc: Tensor, window_size: int, block_size: int) -> MaskSpec:
+    """Bidirectional, same document, at most ``window_size`` tokens seen (0 = whole document)."""
+    radius = (window_size - 1) // 2 if window_size > 0 else None
+    return MaskSpec(doc, doc, radius=radius, block_size=block_size)
+
+
+def decoder_self_mask(doc: Tensor, window_size: int, block_size: int) -> MaskSpec:
+    """Causal, same document, look-back of ``window_size`` tokens including the query itself."""
+    return MaskSpec(doc, doc, causal=True, lookback=window_size, block_size=block_size)
+
+
+def cross_mask(q_doc: Tensor, kv_doc: Tensor, block_size: int) -> MaskSpec:
+    """Queries see every key of their own document."""
+    return MaskSpec(q_doc, kv_doc, block_size=block_size)
+
+
+class AlibiScore:
+    """Symmetric ALiBi: ``score - slope[h] * |i - j|`` (a FlexAttention score_mod, or a bias)."""
+
+    def __init__(self, slopes_H: Tensor):
+        self.slopes_H = slopes_H
+
+    def score_fn(self):
+        slopes_H = self.slopes_H
+
+        def score_mod(score: Tensor, b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
+            return score - slopes_H[h] * (q_idx - kv_idx).abs()
+
+        return score_mod
+
+    def bias(self, n_q: int, n_kv: int, device: torch.device) -> Tensor:
+        """[H, Q, K] float32 bias for the reference path (same formula)."""
+        q = torch.arange(n_q, device=device)[:, None]
+        k = torch.arange(n_kv, device=device)[None, :]
+        return -self.slopes_H.to(device, torch.float32)[:, None, None] * (q - k).abs()[None]
+
+
+_compiled_flex = None
+
+
+def _flex_fn(device: torch.device):
+    """flex_attention, compiled (fused kernel) on CUDA, eager elsewhere (CPU: forward only)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    global _compiled_flex
+    if device.type != "cuda":
+        return flex_attention
+    if _compiled_flex is None:
+        _compiled_flex = torch.compile(flex_attention, dynamic=False)
+    return _compiled_flex
+
+
+def attend(
+    q_BHQd: Tensor,
+    k_BGKd: Tensor,
+    v_BGKd: Tensor,
+    spec: MaskSpec,
+    backend: Backend,
+    alibi: AlibiScore | None = None,
+) -> Tensor:
+    """Scaled dot-product attention (scale 1/sqrt(d)) under ``spec``; returns [B, H, Q, d].
+
+    GQA: H must be a multiple of G; query head h reads key/value head h // (H / G).
+    """
+    gqa = q_BHQd.shape[1] != k_BGKd.shape[1]
+    if backend == "flex":
+        flex = _flex_fn(q_BHQd.device)
+        with warnings.catch_warnings():
+            # Eager (CPU) flex warns that it is unfused; that is the point of the CPU check.
+            warnings.simplefilter("ignore", UserWarning)
+            return flex(
+                q_BHQd, k_BGKd, v_BGKd,
+                score_mod=alibi.score_fn() if alibi is not None else None,
+                block_mask=spec.block_mask(), enable_gqa=gqa
+            )
+    allowed_BQK = spec.bool_mask()
+    has_key_BQ = allowed_BQK.any(dim=-1)
+    # Rows with no visible key would be all -inf (NaN after softmax): let them see everything and
+    # zero their output afterwards, which is what FlexAttention returns for such rows.
+    allowed_BQK = allowed_BQK | ~has_key_BQ[..., None]
+    bias = torch.zeros((), device=q_BHQd.device, dtype=torch.float32)
+    if alibi is not None:
+        bias = alibi.bias(allowed_BQK.shape[1], allowed_BQK.shape[2], q_BHQd.device)[None]
+    additive = torch.where(allowed_BQK[:, None], bias, float("-inf")).to(q_BHQd.dtype)
+    out = F.scaled_dot_product_attention(q_BHQd, k_BGKd, v_BGKd, attn_mask=additive, enable_gqa=gqa)
+    return out * has_key_BQ[:, None, :, None].to(out.dtype)
+
+
+def rope_cos_sin(positions_BT: Tensor, head_dim: int, theta: float) -> tuple[Tensor, Tensor]:
+    """cos/sin tables [B, 1, T, d/2] for rotary embeddings at integer ``positions``."""
+    half = head_dim // 2
+    inv_freq = 1.0 / (theta ** (torch.arange(half, device=positions_BT.device, dtype=torch.float32) / half))
+    angles = positions_BT.to(torch.float32)[..., None] * inv_freq
+    return angles.cos()[:, None], angles.sin()[:, None]
+
+
+def apply_rope(x_BHTd: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate pairs (x[i], x[i + d/2]) by the position angle (the GPT-NeoX / Llama layout)."""
+    half = x_BHTd.shape[-1] // 2
+    x1, x2 = x_BHTd[..., :half].float(), x_BHTd[..., half:].float()
+    out = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+    return out.to(x_BHTd.dtype)
+
+
+class GQAttention(nn.Module):
+    """Multi-head attention with grouped key/value heads, no biases (decoder and compressor).
+
+    Used for self-attention (``kv`` is the query stream) and cross-attention (``kv`` is memory).
+    """
+
+    def __init__(self, dim: int, kv_dim: int, n_heads: int, n_kv_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.n_kv_heads = n_kv_heads
+        self.head_dim = dim // n_heads
+        self.q_proj = nn.Linear(dim, n_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(kv_dim, n_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(kv_dim, n_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(n_heads * self.head_dim, dim, bias=False)
+
+    def split(self, x_BTX: Tensor, n_heads: int) -> Tensor:
+        batch, length, _ = x_BTX.shape
+        return x_BTX.view(batch, length, n_heads, self.head_dim).transpose(1, 2)
+
+    def project_kv(self, kv_BKD: Tensor) -> tuple[Tensor, Tensor]:
+        """Key and value heads [B, G, K, d] (cached once per window for cross-attention)."""
+        return self.split(self.k_proj(kv_BKD), self.n_kv_heads), self.split(self.v_proj(kv_BKD), self.n_kv_heads)
+
+    def merge(self, out_BHQd: Tensor) -> Tensor:
+        batch, _, length, _ = out_BHQd.shape
+        return self.o_proj(out_BHQd.transpose(1, 2).reshape(batch, length, -1))
+
+    def forward(
+        self,
+        x_BQD: Tensor,
+        kv_BKD: Tensor,
+        spec: MaskSpec,
+        backend: Backend,
+        rope: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        q = self.split(self.q_proj(x_BQD), self.n_heads)
+        k, v = self.project_kv(kv_BKD)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return self.merge(attend(q, k, v, spec, backend))
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm with a learned scale (computed in fp32)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (normed * self.weight.float()).to(x.dtype)
+
+
+class SwiGLU(nn.Module):
+    """Dense gated FFN: ``w_down(silu(w_gate x) * w_up x)`` (compressor and non-MoE decoder)."""
+
+    def __init__(self, dim: int, ff_dim: int):
+        super().__init__()
+        self.w_gate = nn.Linear(dim, ff_dim, bias=False)
+        self.w_up = nn.Linear(dim, ff_dim, bias=False)
+        self.w_down = nn.Linear(ff_dim, dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))

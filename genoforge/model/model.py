@@ -1,0 +1,311 @@
+"""GenoforgeModel: DNABERT-2 encoder -> bp-offset signal -> latent compressor -> MoE decoder.
+
+Shape legend: B batch rows, S encoder tokens, M memory tokens (latent slots, or S without a
+compressor), T decoder tokens, D decoder width, V vocabulary, E experts.
+
+The batch is the packed "Model batch" of docs/architecture.md (a mapping or an object with these
+attributes): ``input_ids`` [B, S], ``input_doc`` [B, S] (-1 = padding), ``input_bp`` [B, S],
+``decoder_ids`` [B, T], ``decoder_doc`` [B, T] (-1 = padding), ``labels`` [B, T] (-100 = ignored).
+Optional: ``docs_per_row`` (int): latent slots are allocated for this many documents per row;
+when absent it is read from ``input_doc`` (one host sync per batch). Pass a constant to keep
+shapes fixed under torch.compile.
+
+Absolute position signal: each encoder token's window-relative bp offset is split into base-1000
+digits hi = bp // 1000 (clamped to 999) and lo = bp % 1000, embedded with the decoder's token
+embeddings of the coordinate-number tokens "hi" and "lo" (the same rows the decoder reads and
+writes coordinates with), normalised and projected, and added to the encoder output (projected
+to D when the widths differ) before the compressor. The pretrained encoder itself is untouched.
+
+Attention backend: ``"auto"`` (default) uses FlexAttention on CUDA and the explicit-mask
+reference elsewhere; set ``model.attention_backend`` to force one. Masks are built once per
+batch (:meth:`GenoforgeModel.build_masks`) and shared by every layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genoforge.model.attention import (
+    Backend,
+    MaskSpec,
+    RMSNorm,
+    cross_mask,
+    decoder_self_mask,
+    encoder_self_mask,
+)
+from genoforge.model.compressor import LatentCompressor
+from genoforge.model.config import ModelConfig
+from genoforge.model.decoder import DecodeCache, GenoforgeDecoder
+from genoforge.model.encoder import DnabertEncoder
+from genoforge.model.moe import MoEFeedForward, MoeImpl
+
+BP_DIGIT_BASE = 1000  # coordinates are written as base-1000 digits "0".."999" (inventory.py)
+IGNORE_INDEX = -100
+
+
+@dataclass
+class ModelOutput:
+    """What :meth:`GenoforgeModel.forward` returns.
+
+    Attributes:
+        loss: the training objective: label-smoothed CE + aux_coef * aux_loss + z_coef * z_loss.
+        logits: [B, T, V] (None when not requested).
+        ce_loss: plain cross-entropy (no smoothing) over labelled tokens, for reporting.
+        aux_loss: Switch load-balancing loss, mean over MoE layers (0 without MoE).
+        z_loss: router z-loss, mean over MoE layers (0 without MoE).
+        tokens_per_expert: [layers, E] real tokens routed to each expert (empty without MoE).
+        num_label_tokens: number of labels that count (not -100).
+    """
+
+    loss: Tensor
+    logits: Tensor | None
+    ce_loss: Tensor
+    aux_loss: Tensor
+    z_loss: Tensor
+    tokens_per_expert: Tensor
+    num_label_tokens: Tensor
+
+
+@dataclass
+class Memory:
+    """What the decoder reads: [B, M, D] states and their document ids [B, M] (-1 = empty)."""
+
+    states_BMD: Tensor
+    doc_BM: Tensor
+
+
+@dataclass
+class BatchMasks:
+    """Every attention mask of one batch (built once, shared by all layers)."""
+
+    encoder_self: MaskSpec
+    latent_doc_BM: Tensor | None
+    latent_cross: MaskSpec | None
+    latent_self: MaskSpec | None
+    decoder_self: MaskSpec | None
+    decoder_cross: MaskSpec | None
+
+
+def _get(batch: Any, name: str, default: Any = None) -> Any:
+    if isinstance(batch, Mapping):
+        return batch.get(name, default)
+    return getattr(batch, name, default)
+
+
+def document_positions(doc_BT: Tensor) -> Tensor:
+    """Position of each token within its document (documents are contiguous runs of ``doc``)."""
+    length = doc_BT.shape[1]
+    index = torch.arange(length, device=doc_BT.device).expand_as(doc_BT)
+    starts = torch.ones_like(doc_BT, dtype=torch.bool)
+    starts[:, 1:] = doc_BT[:, 1:] != doc_BT[:, :-1]
+    start_index = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=1).values
+    return index - start_index
+
+
+class GenoforgeModel(nn.Module):
+    """The whole model. ``forward(batch) -> ModelOutput``; see the module docstring."""
+
+    def __init__(self, config: ModelConfig, bp_digit_token_ids: Tensor | None = None):
+        super().__init__()
+        self.config = config
+        self.encoder = DnabertEncoder(config)
+        dim = config.decoder_dim
+        if config.encoder_hidden_size != dim:
+            self.memory_proj: nn.Module = nn.Linear(config.encoder_hidden_size, dim, bias=False)
+        else:
+            self.memory_proj = nn.Identity()
+        self.bp_norm = RMSNorm(2 * dim, config.norm_eps)
+        self.bp_proj = nn.Linear(2 * dim, dim, bias=False)
+        self.compressor = LatentCompressor(config) if config.num_latents > 0 else None
+        self.decoder = GenoforgeDecoder(config)
+        # Token ids of "0".."999" (from the tokenizer); saved with the weights.
+        if bp_digit_token_ids is None:
+            bp_digit_token_ids = torch.zeros(BP_DIGIT_BASE, dtype=torch.long)
+        self.register_buffer("bp_digit_token_ids", bp_digit_token_ids.clone().long())
+        self.attention_backend: str = "auto"
+
+    # ----------------------------------------------------------------------------------- setup
+    def backend_for(self, device: torch.device) -> Backend:
+        if self.attention_backend != "auto":
+            return self.attention_backend  # type: ignore[return-value]
+        return "flex" if device.type == "cuda" else "reference"
+
+    def set_moe_impl(self, impl: MoeImpl) -> None:
+        """Force the MoE path of every layer: "grouped", "loop" or "auto"."""
+        for module in self.modules():
+            if isinstance(module, MoEFeedForward):
+                module.impl = impl
+
+    @torch.no_grad()
+    def init_weights(self, skip_encoder: bool = False) -> None:
+        """Initialise per the ``init_*_std`` fields (normal, zero mean; norms 1, biases 0).
+
+        Embeddings and latents: init_embed_std; attention projections (encoder Wqkv and output,
+        decoder/compressor q/k/v/o): init_attn_std; FFN and expert matrices: init_ffn_std;
+        routers: init_moe_router_std; anything else (memory and bp projections): init_std.
+        """
+        config = self.config
+        for name, module in self.named_modules():
+            if skip_encoder and name.startswith("encoder"):
+                continue
+            if isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, config.init_embed_std)
+            elif isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+            elif isinstance(module, RMSNorm):
+                module.weight.fill_(1.0)
+            elif isinstance(module, MoEFeedForward):
+                module.router.weight.normal_(0.0, config.init_moe_router_std)
+                for weight in (module.w_gate_EDF, module.w_up_EDF, module.w_down_EDF):
+                    weight.normal_(0.0, config.init_ffn_std)
+            elif isinstance(module, nn.Linear):
+                if module.bias is not None:
+                    module.bias.zero_()
+                leaf = name.rsplit(".", 1)[-1]
+                if leaf in {"qkv", "attn_out", "q_proj", "k_proj", "v_proj", "o_proj"}:
+                    std = config.init_attn_std
+                elif leaf in {"gated", "ffn_out", "w_gate", "w_up", "w_down"}:
+                    std = config.init_ffn_std
+                elif leaf == "router":
+                    continue  # initialised with its MoE layer
+                elif leaf == "lm_head":
+                    if config.tie_weights:
+                        continue
+                    std = config.init_embed_std
+                else:
+                    std = config.init_std
+                module.weight.normal_(0.0, std)
+        if not skip_encoder:
+            self.encoder.token_type_embedding.normal_(0.0, config.init_embed_std)
+        if self.compressor is not None:
+            self.compressor.latents_LD.normal_(0.0, config.init_embed_std)
+
+    # ----------------------------------------------------------------------------------- masks
+    def build_masks(self, batch: Any, with_decoder: bool = True) -> BatchMasks:
+        config = self.config
+        input_doc = _get(batch, "input_doc").long()
+        enc = encoder_self_mask(input_doc, config.encoder_window_size, config.encoder_block_size)
+        latent_doc = latent_cross = latent_self = None
+        if self.compressor is not None:
+            docs_per_row = _get(batch, "docs_per_row")
+            if docs_per_row is None:
+                docs_per_row = int(input_doc.max().clamp(min=0).item()) + 1  # one sync per batch
+            latent_doc = self.latent_docs(input_doc, int(docs_per_row))
+            latent_cross = cross_mask(latent_doc, input_doc, config.encoder_block_size)
+            latent_self = cross_mask(latent_doc, latent_doc, config.decoder_block_size)
+        memory_doc = latent_doc if latent_doc is not None else input_doc
+        dec_self = dec_cross = None
+        if with_decoder:
+            decoder_doc = _get(batch, "decoder_doc").long()
+            dec_self = decoder_self_mask(decoder_doc, config.decoder_window_size, config.decoder_block_size)
+            dec_cross = cross_mask(decoder_doc, memory_doc, config.decoder_block_size)
+        return BatchMasks(enc, latent_doc, latent_cross, latent_self, dec_self, dec_cross)
+
+    def latent_docs(self, input_doc_BS: Tensor, docs_per_row: int) -> Tensor:
+        """[B, docs_per_row * L] document of each latent slot; -1 where the row lacks that doc."""
+        n_latents = self.config.num_latents
+        batch = input_doc_BS.shape[0]
+        present = torch.zeros(batch, docs_per_row + 1, dtype=torch.bool, device=input_doc_BS.device)
+        # Padding (-1) and documents beyond docs_per_row land in the extra column and are dropped.
+        column = torch.where((input_doc_BS >= 0) & (input_doc_BS < docs_per_row), input_doc_BS, docs_per_row)
+        present.scatter_(1, column, True)
+        slot_doc = torch.arange(docs_per_row, device=input_doc_BS.device).repeat_interleave(n_latents)
+        return torch.where(present[:, :docs_per_row].repeat_interleave(n_latents, dim=1), slot_doc, -1)
+
+    # --------------------------------------------------------------------------------- forward
+    def bp_signal(self, input_bp_BS: Tensor) -> Tensor:
+        """[B, S, D] projection of the bp offset's base-1000 digits, via coordinate embeddings."""
+        bp = input_bp_BS.long().clamp(min=0)
+        hi = (bp // BP_DIGIT_BASE).clamp(max=BP_DIGIT_BASE - 1)
+        lo = bp % BP_DIGIT_BASE
+        table = self.decoder.embed_tokens
+        digits = torch.cat((table(self.bp_digit_token_ids[hi]), table(self.bp_digit_token_ids[lo])), dim=-1)
+        return self.bp_proj(self.bp_norm(digits))
+
+    def encode(self, batch: Any, masks: BatchMasks | None = None) -> Memory:
+        """Encoder + bp signal + compressor: what the decoder cross-attends to."""
+        input_ids = _get(batch, "input_ids")
+        if masks is None:
+            masks = self.build_masks(batch, with_decoder=False)
+        backend = self.backend_for(input_ids.device)
+        hidden = self.encoder(input_ids, masks.encoder_self, backend)
+        memory = self.memory_proj(hidden) + self.bp_signal(_get(batch, "input_bp"))
+        memory = memory * (masks.encoder_self.q_doc >= 0).unsqueeze(-1).to(memory.dtype)
+        if self.compressor is None:
+            return Memory(memory, masks.encoder_self.q_doc)
+        assert masks.latent_doc_BM is not None and masks.latent_cross is not None and masks.latent_self is not None
+        latents = self.compressor(memory, masks.latent_doc_BM, masks.latent_cross, masks.latent_self, backend)
+        return Memory(latents, masks.latent_doc_BM)
+
+    def forward(self, batch: Any, label_smoothing: float = 0.0, return_logits: bool = True) -> ModelOutput:
+        """Loss and logits of a packed batch (see the module docstring for the fields)."""
+        config = self.config
+        masks = self.build_masks(batch)
+        memory = self.encode(batch, masks)
+        decoder_ids = _get(batch, "decoder_ids")
+        assert masks.decoder_self is not None and masks.decoder_cross is not None
+        positions = document_positions(masks.decoder_self.q_doc)
+        hidden, stats = self.decoder(
+            decoder_ids, positions, memory.states_BMD, masks.decoder_self, masks.decoder_cross,
+            self.backend_for(decoder_ids.device),
+        )
+        logits = self.decoder.logits(hidden).float()
+        labels = _get(batch, "labels")
+        zero = logits.new_zeros(())
+        if labels is not None:
+            flat_logits, flat_labels = logits.view(-1, logits.shape[-1]), labels.reshape(-1)
+            ce = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX)
+            smoothed = ce
+            if label_smoothing > 0:
+                smoothed = F.cross_entropy(
+                    flat_logits, flat_labels, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+                )
+            n_labels = (flat_labels != IGNORE_INDEX).sum()
+        else:
+            ce = smoothed = zero
+            n_labels = torch.zeros((), dtype=torch.long, device=logits.device)
+        if stats:
+            aux = torch.stack([s.aux_loss for s in stats]).mean()
+            z = torch.stack([s.z_loss for s in stats]).mean()
+            per_expert = torch.stack([s.tokens_per_expert for s in stats])
+        else:
+            aux = z = zero
+            per_expert = torch.zeros(0, 0, dtype=torch.long, device=logits.device)
+        loss = smoothed + config.moe_aux_loss_coef * aux + config.moe_z_loss_coef * z
+        return ModelOutput(
+            loss=loss,
+            logits=logits if return_logits else None,
+            ce_loss=ce,
+            aux_loss=aux,
+            z_loss=z,
+            tokens_per_expert=per_expert,
+            num_label_tokens=n_labels,
+        )
+
+    # ------------------------------------------------------------------------- incremental decode
+    def new_decode_cache(self, memory: Memory, query_doc_B: Tensor | None = None) -> DecodeCache:
+        """Start decoding a batch of windows from their :meth:`encode` output."""
+        return self.decoder.new_cache(memory.states_BMD, memory.doc_BM, query_doc_B)
+
+    def decode_step(self, token_ids_B: Tensor, cache: DecodeCache) -> Tensor:
+        """Logits [B, V] of the next token; feeds ``token_ids_B`` at ``cache.position``."""
+        return self.decoder.step(token_ids_B, cache)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Distinct parameters (tied tensors counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for param in module.parameters():
+        if id(param) not in seen:
+            seen.add(id(param))
+            total += param.numel()
+    return total
+
