@@ -42,7 +42,9 @@ from genoforge.evaluation.metrics import LevelScore
 pytestmark = pytest.mark.shared_data
 
 GT = shutil.which("gt")
-needs_gt = pytest.mark.skipif(GT is None, reason="genometools `gt` not installed (.ci/run installs it)")
+needs_gt = pytest.mark.skipif(
+    GT is None, reason="genometools `gt` not installed (.ci/run installs it)"
+)
 
 SPECIES = ("fly_chr2R", "yeast_chrI_chrII", "athal_chloroplast", "oscillibacter_JAOQKG01")
 # Per level, the reference item counts of each shared annotation (cds_nucleotide, cds_exon,
@@ -220,13 +222,14 @@ def _load(shared_data: Path, species: str) -> tuple[Path, list[Transcript], dict
 
 
 @pytest.mark.parametrize("species", SPECIES)
-def test_identity_counts_and_canonical_copy(shared_data: Path, species: str, tmp_path: Path) -> None:
+def test_identity_counts_and_canonical_copy(
+    shared_data: Path, species: str, tmp_path: Path
+) -> None:
     """The original file against its canonical rewrite: 100% with the known item counts."""
     folder, coding, lengths = _load(shared_data, species)
     canonical = _write_canonical(tmp_path / "canonical.gff3", coding, lengths)
     result = evaluate(folder / "annotation.gff3.gz", canonical)
-    for level, expected in zip(LEVELS, BASE_COUNTS[species]):
-        n = expected
+    for level, n in zip(LEVELS, BASE_COUNTS[species]):
         assert result.levels[level] == LevelScore(n, n, n, n), level
 
 
@@ -283,7 +286,9 @@ def test_perturbed_copy_exact_counts_and_gt_eval(
     tp_tx = n_tx - chains_d - n - chains_w
     tp_gene = n_gene - 3 * n
     expected = {
-        "cds_nucleotide": LevelScore(n_nuc, n_nuc - bases_d + 3 * n + sum(false_lengths), tp_nuc, tp_nuc),
+        "cds_nucleotide": LevelScore(
+            n_nuc, n_nuc - bases_d + 3 * n + sum(false_lengths), tp_nuc, tp_nuc
+        ),
         "cds_exon": LevelScore(n_exon, n_exon - pieces_d + n, tp_exon, tp_exon),
         "transcript": LevelScore(n_tx, n_tx - chains_d + n, tp_tx, tp_tx),
         "gene": LevelScore(n_gene, n_gene - n + n, tp_gene, tp_gene),

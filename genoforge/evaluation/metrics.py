@@ -86,7 +86,9 @@ def chain_key(transcript: Transcript) -> ChainKey:
     return (transcript.seqid, transcript.strand, cds_pieces(transcript))
 
 
-def nucleotide_level(reference: Sequence[Transcript], prediction: Sequence[Transcript]) -> LevelScore:
+def nucleotide_level(
+    reference: Sequence[Transcript], prediction: Sequence[Transcript]
+) -> LevelScore:
     """CDS bases, strand-aware: a base covered by CDS on both strands counts once per strand."""
     ref_tracks = _merged_tracks(reference)
     pred_tracks = _merged_tracks(prediction)
@@ -108,7 +110,9 @@ def exon_level(reference: Sequence[Transcript], prediction: Sequence[Transcript]
     return LevelScore(len(ref), len(pred), tp, tp)
 
 
-def transcript_level(reference: Sequence[Transcript], prediction: Sequence[Transcript]) -> LevelScore:
+def transcript_level(
+    reference: Sequence[Transcript], prediction: Sequence[Transcript]
+) -> LevelScore:
     """Distinct CDS chains (seqid, strand, every piece), matched exactly."""
     ref = {chain_key(t) for t in reference}
     pred = {chain_key(t) for t in prediction}
