@@ -357,3 +357,14 @@ def test_dropped_predictions_and_foreign_seqids_are_warned_about(
     assert result.prediction.coding_transcripts == 1
     nucleotides = result.levels["cds_nucleotide"]
     assert (nucleotides.n_prediction, nucleotides.tp_prediction) == (60, 0)  # chrX: all FP
+
+
+def test_prediction_without_features_scores_zero_not_an_error(pair: tuple[Path, Path]) -> None:
+    empty = pair[1].with_name("empty.gff3")
+    empty.write_text("##gff-version 3\n# no gene found\n")
+    result = runner.invoke(app, ["eval", str(pair[0]), str(empty), "--json"])
+    assert result.exit_code == 0, result.output
+    gene = json.loads(result.stdout)["levels"]["gene"]
+    assert (gene["n_prediction"], gene["sensitivity"], gene["precision"]) == (0, 0.0, None)
+    table = runner.invoke(app, ["eval", str(pair[0]), str(empty)])
+    assert table.exit_code == 0 and "0.00%" in table.output and " - " in table.output

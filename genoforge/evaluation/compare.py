@@ -83,8 +83,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genoforge.baking.genes import Transcript, load_annotation
+from genoforge.baking.genes import Annotation, Transcript, load_annotation
 from genoforge.console import warn
+from genoforge.errors import GffFormatError
 from genoforge.evaluation.metrics import (
     LevelScore,
     exon_level,
@@ -93,6 +94,7 @@ from genoforge.evaluation.metrics import (
     transcript_level,
 )
 from genoforge.evaluation.stops import StopReport, include_stop_codons
+from genoforge.io import open_text
 
 SCHEMA_VERSION = 1
 LEVELS = ("cds_nucleotide", "cds_exon", "transcript", "gene")
@@ -217,7 +219,15 @@ def evaluate(
 
 
 def _load_coding(path: str | Path) -> tuple[list[Transcript], AnnotationSummary]:
-    annotation = load_annotation(path)
+    try:
+        annotation = load_annotation(path)
+    except GffFormatError:
+        # The strict parser rejects a file without feature lines (for baking, surely a wrong
+        # path); here it is a legitimate answer, e.g. a predictor that found no gene.
+        if _has_feature_lines(path):
+            raise
+        warn(f"{path}: no feature lines; scoring it as an empty annotation")
+        annotation = Annotation()
     dropped = {r: annotation.skipped[r] for r in TRANSCRIPT_DROP_REASONS if annotation.skipped[r]}
     if dropped:
         detail = ", ".join(f"{count} {reason}" for reason, count in dropped.items())
@@ -242,3 +252,14 @@ def _load_coding(path: str | Path) -> tuple[list[Transcript], AnnotationSummary]
         skipped=Counter(annotation.skipped),
     )
     return coding, summary
+
+
+def _has_feature_lines(path: str | Path) -> bool:
+    """Whether a GFF3 file has any line that is neither blank nor a comment before ##FASTA."""
+    with open_text(path) as handle:
+        for line in handle:
+            if line.startswith("##FASTA"):
+                return False
+            if line.strip() and not line.startswith("#"):
+                return True
+    return False
