@@ -57,6 +57,15 @@ class Progress:
             self._last_plain = now
             self._print_plain()
 
+    def update(self, *, description: str | None = None, total: float | None = None) -> None:
+        """Change the description or the total (e.g. once the work's size becomes known)."""
+        if description is not None:
+            self.description = description
+        if total is not None:
+            self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, description=self.description, total=self.total)  # type: ignore[attr-defined]
+
     def _print_plain(self) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         rate = self.done / elapsed

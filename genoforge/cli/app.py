@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from genoforge import __version__
+from genoforge.cli import bake as bake_cli
 from genoforge.cli import eval as eval_cli
 from genoforge.cli import model as model_cli
 from genoforge.cli import quickstart as quickstart_cli
@@ -48,6 +49,7 @@ def root(
 
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(model_cli.app, name="model")
+app.add_typer(bake_cli.app, name="bake")
 quickstart_cli.register(app)
 eval_cli.register(app)
 

@@ -1,0 +1,165 @@
+"""`genoforge bake`: genomes + annotations -> packed training data; `genoforge bake inspect`.
+
+`bake` is a Typer group whose callback is the bake itself (run when no subcommand is named), so
+both `genoforge bake --raw_dir ...` and `genoforge bake inspect DIR` work. Every option defaults to
+None, meaning "not given", so that BakeConfig's defaults < --config FILE.toml < flags holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from genoforge.cli._common import boundary, examples, flag, new_app
+
+RECIPE_LINE = (
+    "genoforge bake --raw_dir ../raw --output_dir ../baked/5k4.5k --n_workers 5 "
+    "--species_parallel 3 --tokenizer ../model/init --window_size 10000"
+)
+
+app = new_app(
+    "bake",
+    help="Bake raw_dir/<species>/ genomes + GFF3 into training.packed, validation.packed, manifest.json.",
+    epilog=examples(
+        RECIPE_LINE,
+        "genoforge bake --raw_dir ../shared/data --output_dir baked --tokenizer model/init --species fly_chr2R",
+        "genoforge bake --config bake.toml --overwrite",
+        "genoforge bake inspect baked --split validation --index 3 --gff",
+    ),
+)
+
+# typer needs Optional[...] (not X | None) in these annotations for its type inspection.
+OptPath = Optional[Path]  # noqa: UP007
+OptInt = Optional[int]  # noqa: UP007
+OptFloat = Optional[float]  # noqa: UP007
+OptBool = Optional[bool]  # noqa: UP007
+OptStr = Optional[str]  # noqa: UP007
+
+
+@app.callback(invoke_without_command=True)
+@boundary
+def bake(
+    ctx: typer.Context,
+    raw_dir: Annotated[OptPath, typer.Option(*flag("raw_dir"), help="Folder of <species>/ folders (FASTA + GFF3 each).")] = None,
+    output_dir: Annotated[OptPath, typer.Option(*flag("output_dir"), help="Baked folder to create.")] = None,
+    tokenizer: Annotated[
+        OptPath, typer.Option(*flag("tokenizer"), help="tokenizer.json, its folder, or a model dir (model init).")
+    ] = None,
+    window_size: Annotated[
+        OptInt, typer.Option(*flag("window_size"), help="Window (bp) for species with no taxon. [default: 10000]")
+    ] = None,
+    overlap_fraction: Annotated[
+        OptFloat, typer.Option(*flag("overlap_fraction"), help="Share of a window its neighbour overlaps. [default: 0.25]")
+    ] = None,
+    taxa: Annotated[
+        OptPath, typer.Option(*flag("taxa"), help="Taxa table TOML. [default: the packaged configs/taxa.toml]")
+    ] = None,
+    species: Annotated[OptStr, typer.Option(*flag("species"), help="Bake only these species folders (a,b).")] = None,
+    n_workers: Annotated[OptInt, typer.Option(*flag("n_workers"), help="Processes per species. [default: 1]")] = None,
+    species_parallel: Annotated[
+        OptInt, typer.Option(*flag("species_parallel"), help="Species baked at once. [default: 1]")
+    ] = None,
+    val_fraction: Annotated[
+        OptFloat, typer.Option(*flag("val_fraction"), help="Held-out share of each chromosome. [default: 0.05]")
+    ] = None,
+    seed: Annotated[OptInt, typer.Option(*flag("seed"), help="Seed of every choice (split, sampling). [default: 42]")] = None,
+    hint_ratio: Annotated[
+        OptFloat, typer.Option(*flag("hint_ratio"), help="Share of windows given intron hints. [default: 0.0]")
+    ] = None,
+    max_n_ratio: Annotated[
+        OptFloat, typer.Option(*flag("max_n_ratio"), help="Drop windows with more N than this. [default: 0.1]")
+    ] = None,
+    intergenic_rate: Annotated[
+        OptFloat, typer.Option(*flag("intergenic_rate"), help="Share of gene-free windows kept. [default: 0.25]")
+    ] = None,
+    keep_going: Annotated[
+        OptBool, typer.Option(*flag("keep_going"), help="Skip a species with bad input (recorded in the manifest).")
+    ] = None,
+    overwrite: Annotated[OptBool, typer.Option(*flag("overwrite"), help="Replace an existing baked output_dir.")] = None,
+    config: Annotated[OptPath, typer.Option(*flag("config"), help="TOML with any of these settings (flags win).")] = None,
+) -> None:
+    """Bake raw genomes and annotations into packed, verifiable training data."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from genoforge.baking.bake import bake as run_bake
+    from genoforge.baking.bake import resolve_bake_config
+
+    flags = {
+        "raw_dir": raw_dir,
+        "output_dir": output_dir,
+        "tokenizer": tokenizer,
+        "window_size": window_size,
+        "overlap_fraction": overlap_fraction,
+        "taxa": taxa,
+        "species": species.split(",") if species is not None else None,
+        "n_workers": n_workers,
+        "species_parallel": species_parallel,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "hint_ratio": hint_ratio,
+        "max_n_ratio": max_n_ratio,
+        "intergenic_rate": intergenic_rate,
+        "keep_going": keep_going,
+        "overwrite": overwrite,
+    }
+    flags = {key: (str(value) if isinstance(value, Path) else value) for key, value in flags.items()}
+    resolved = resolve_bake_config(config, flags)
+    summary = run_bake(resolved)
+    _print_summary(summary.manifest, summary.output_dir)
+
+
+def _print_summary(manifest: dict, output_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"Baked {output_dir}"))
+    for column in ("species", "taxon", "window", "genes", "transcripts", "train windows", "val windows", "tokens"):
+        table.add_column(column, justify="left" if column in ("species", "taxon") else "right")
+    for name, report in manifest["species"].items():
+        tokens = sum(report[s]["input_tokens"] + report[s]["target_tokens"] for s in ("training", "validation"))
+        table.add_row(
+            Text(name),
+            Text(report["taxon"]),
+            f"{report['window_size']:,}",
+            f"{report['genes']:,}",
+            f"{report['transcripts']:,}",
+            f"{report['training']['windows']:,}",
+            f"{report['validation']['windows']:,}",
+            f"{tokens:,}",
+        )
+    for name, message in manifest["failed_species"].items():
+        table.add_row(Text(name), Text("FAILED"), Text(message[:60]), "", "", "", "", "")
+    Console(highlight=False).print(table)
+    for file_name, output in manifest["outputs"].items():
+        typer.echo(f"{output_dir / file_name}  {output['samples']:,} samples  sha256 {output['sha256'][:16]}")
+
+
+@app.command(
+    "inspect",
+    help="Show a baked folder's manifest summary and one sample decoded to target text (and GFF3).",
+    epilog=examples(
+        "genoforge bake inspect ../baked/5k4.5k",
+        "genoforge bake inspect ../baked/5k4.5k --split validation --index 3 --gff",
+    ),
+)
+@boundary
+def inspect(
+    baked_dir: Annotated[Path, typer.Argument(metavar="BAKED_DIR", help="A folder written by genoforge bake.")],
+    split: Annotated[
+        str, typer.Option(*flag("split"), help="Which shard: training or validation.")
+    ] = "training",
+    index: Annotated[int, typer.Option(*flag("index"), help="Sample index (negative counts from the end).")] = 0,
+    gff: Annotated[bool, typer.Option(*flag("gff"), help="Also print the sample as GFF3 rows in genome coordinates.")] = False,
+    tokenizer: Annotated[
+        OptPath, typer.Option(*flag("tokenizer"), help="Tokenizer to decode with. [default: the one the manifest names]")
+    ] = None,
+) -> None:
+    """Decode one baked sample back to readable text; results on stdout."""
+    from genoforge.baking.inspect import inspect_baked
+
+    if split not in ("training", "validation"):
+        raise typer.BadParameter(f"{split!r} is not training or validation", param_hint="--split")
+    typer.echo(inspect_baked(baked_dir, split=split, index=index, gff=gff, tokenizer=tokenizer), nl=False)
