@@ -279,3 +279,14 @@ def test_gff3_rows_phases_utrs_and_genome_offset(annotation: Annotation) -> None
     assert ["three_prime_UTR", "561", "600"] in [u[2:5] for u in utr]
     assert ["five_prime_UTR", "1081", "1100"] in [u[2:5] for u in utr]  # minus strand: 5' is high
     assert any("partial=left" in r for r in rows)
+
+
+def test_docs_worked_example_is_what_the_code_writes(annotation: Annotation) -> None:
+    """docs/target-format.md shows the worked example with TAB as '→'; it must stay true."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "target-format.md").read_text()
+    block = doc.split("The target in text form", 1)[1].split("```\n", 2)[1]
+    assert block.replace("→", "\t") == WORKED_EXAMPLE + "\n"
+    assert "exon→1:400→1:500" in doc
+    whole = target_text(encode_target(window_annotation(annotation, "chr1", 0, 2000)))
+    gene_b = doc.split("gene B, now whole, is", 1)[1].split("```\n", 2)[1]
+    assert gene_b.replace("→", "\t") in whole
