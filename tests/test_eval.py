@@ -368,3 +368,10 @@ def test_prediction_without_features_scores_zero_not_an_error(pair: tuple[Path, 
     assert (gene["n_prediction"], gene["sensitivity"], gene["precision"]) == (0, 0.0, None)
     table = runner.invoke(app, ["eval", str(pair[0]), str(empty)])
     assert table.exit_code == 0 and "0.00%" in table.output and " - " in table.output
+
+
+def test_compare_transcripts_leaves_out_noncoding_models() -> None:
+    trna = Transcript("chr1", "+", "tRNA", "t1", "t1", ((500, 572),), None)
+    scores = compare_transcripts([tx([(0, 30)]), trna], [tx([(0, 30)], gene="p")])
+    assert scores["gene"] == LevelScore(1, 1, 1, 1)
+    assert scores["cds_nucleotide"].n_reference == 30

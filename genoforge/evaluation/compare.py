@@ -18,7 +18,8 @@ exons, so two CDS rows that abut become one piece; a transcript whose CDS phases
 its first piece, or whose CDS rows overlap, is dropped and counted ("phase mismatch", ...), with
 a warning here, since a dropped prediction could otherwise only flatter precision; malformed rows
 or relations (orphan Parent, CDS outside its exon, ...) stop the comparison with a one-line
-error naming the file and line.
+error naming the file and line. A file with no feature line at all (a predictor that found no
+gene) is an empty annotation, not an error.
 
 With ``--genome``, every coding transcript on both sides is first normalised to include its
 terminal stop codon (:mod:`genoforge.evaluation.stops`), so a CDS written with the stop and the
@@ -160,7 +161,14 @@ class EvalResult:
 def compare_transcripts(
     reference: list[Transcript], prediction: list[Transcript]
 ) -> dict[str, LevelScore]:
-    """Score coding, stranded transcripts at every level (no I/O, no normalisation)."""
+    """Score two sets of gene models at every level (no I/O, no stop-codon normalisation).
+
+    For in-memory models, e.g. decoded validation windows during training. Noncoding and
+    unstranded transcripts are left out here too; normalise stops first with
+    :func:`genoforge.evaluation.stops.with_stop_codon` if the conventions may differ.
+    """
+    reference = [t for t in reference if _is_scored(t)]
+    prediction = [t for t in prediction if _is_scored(t)]
     return {
         "cds_nucleotide": nucleotide_level(reference, prediction),
         "cds_exon": exon_level(reference, prediction),
@@ -252,6 +260,10 @@ def _load_coding(path: str | Path) -> tuple[list[Transcript], AnnotationSummary]
         skipped=Counter(annotation.skipped),
     )
     return coding, summary
+
+
+def _is_scored(transcript: Transcript) -> bool:
+    return transcript.cds is not None and transcript.strand in ("+", "-")
 
 
 def _has_feature_lines(path: str | Path) -> bool:
