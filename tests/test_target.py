@@ -290,3 +290,26 @@ def test_docs_worked_example_is_what_the_code_writes(annotation: Annotation) -> 
     whole = target_text(encode_target(window_annotation(annotation, "chr1", 0, 2000)))
     gene_b = doc.split("gene B, now whole, is", 1)[1].split("```\n", 2)[1]
     assert gene_b.replace("→", "\t") in whole
+
+
+def test_identical_isoforms_of_two_genes_order_by_gene_index() -> None:
+    """Ties broken so that canonicalize() is idempotent and the identity on window output."""
+    from genoforge.baking.genes import Transcript
+
+    def tx(gene: str, name: str, exons) -> Transcript:
+        return Transcript("c", "+", "protein_coding", gene, name, exons, None)
+
+    # gene "b" appears first (t1); then "a" and "b" each have an identical transcript (t2, t3)
+    annotation = Annotation(transcripts={"c": [
+        tx("b", "t1", ((10, 20),)),
+        tx("a", "t2", ((30, 40),)),
+        tx("b", "t3", ((30, 40),)),
+        tx("z", "t4", ((50, 60),)),
+        tx("y", "t5", ((50, 60),)),
+    ]})
+    wa = window_annotation(annotation, "c", 0, 100)
+    assert [r.gene for r in wa.records] == [0, 0, 1, 2, 3]
+    assert canonicalize(wa) == wa
+    shuffled = WindowAnnotation(tuple(reversed(wa.records)))
+    assert canonicalize(shuffled) == wa
+    assert canonicalize(canonicalize(shuffled)) == canonicalize(shuffled)

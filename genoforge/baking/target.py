@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from genoforge.baking.genes import Annotation, RegionFeature, Transcript, cds_pieces, piece_phases
 from genoforge.errors import ConfigError, TargetParseError
@@ -164,13 +165,49 @@ def clip_feature(f: RegionFeature, window_start: int, window_end: int) -> Window
     )
 
 
-def _record_key(record: WindowRecord, gene_key: object = "") -> tuple:
+def _record_key(record: WindowRecord) -> tuple:
     """Canonical order: by start, end, then transcripts before features, strand, type, content."""
     if isinstance(record, WindowTranscript):
         return (record.start, record.end, 0, record.strand, record.biotype, record.exons,
-                record.cds or (-1, -1), record.cds_phase, record.partial, gene_key)
+                record.cds or (-1, -1), record.cds_phase, record.partial)
     return (record.start, record.end, 1, record.strand, record.type, (), (-1, -1), 0,
-            record.partial, gene_key)
+            record.partial)
+
+
+def _order_and_number(items: list[tuple[WindowRecord, Any, Any]]) -> list[tuple[WindowRecord, Any]]:
+    """Sort ``(record, gene_key, source)`` canonically and number genes by first appearance.
+
+    Records equal in every field but the gene (identical isoforms of different genes) are
+    ordered by the index their gene already has, then, for genes not seen yet, by ``gene_key``
+    (genome gene ID, or the input gene index in :func:`canonicalize`). Gene indices thus increase
+    along every run of equal records, so ordering an already canonical target changes nothing.
+    """
+    items = sorted(items, key=lambda item: _record_key(item[0]))
+    genes: dict[Any, int] = {}
+    out: list[tuple[WindowRecord, Any]] = []
+    first = 0
+    while first < len(items):
+        last = first + 1
+        key = _record_key(items[first][0])
+        while last < len(items) and _record_key(items[last][0]) == key:
+            last += 1
+        run = items[first:last]
+        if len(run) > 1:
+            run.sort(
+                key=lambda item: (0, genes[item[1]], "") if item[1] in genes else (1, 0, item[1])
+            )
+        for record, gene_key, source in run:
+            if isinstance(record, WindowTranscript):
+                gene = genes.setdefault(gene_key, len(genes))
+                if gene >= MAX_GENES:
+                    raise ConfigError(
+                        f"a window holds more than {MAX_GENES} genes, more than a gene index "
+                        "token can number; use a smaller window size"
+                    )
+                record = replace(record, gene=gene)
+            out.append((record, source))
+        first = last
+    return out
 
 
 def window_records(
@@ -190,29 +227,14 @@ def window_records(
             f"window [{window_start}, {window_end}) is empty or longer than {MAX_COORD:,} bp, "
             "the most a two-token coordinate can address; use a smaller window size"
         )
-    keyed: list[tuple[tuple, WindowRecord, Transcript | RegionFeature]] = []
+    items: list[tuple[WindowRecord, Any, Any]] = []
     for t in annotation.transcripts_overlapping(seqid, window_start, window_end):
         clipped = clip_transcript(t, window_start, window_end)
         if clipped is not None:
-            keyed.append((_record_key(clipped, t.gene_id), clipped, t))
+            items.append((clipped, t.gene_id, t))
     for f in annotation.features_overlapping(seqid, window_start, window_end):
-        clipped_f = clip_feature(f, window_start, window_end)
-        keyed.append((_record_key(clipped_f), clipped_f, f))
-    keyed.sort(key=lambda item: item[0])
-    genes: dict[str, int] = {}
-    out: list[tuple[WindowRecord, Transcript | RegionFeature]] = []
-    for _, record, source in keyed:
-        if isinstance(record, WindowTranscript):
-            assert isinstance(source, Transcript)
-            gene = genes.setdefault(source.gene_id, len(genes))
-            if gene >= MAX_GENES:
-                raise ConfigError(
-                    f"window {seqid}:{window_start}-{window_end} holds more than {MAX_GENES} "
-                    "genes, more than a gene index token can number; use a smaller window size"
-                )
-            record = replace(record, gene=gene)
-        out.append((record, source))
-    return out
+        items.append((clip_feature(f, window_start, window_end), "", f))
+    return _order_and_number(items)
 
 
 def window_annotation(
@@ -230,19 +252,13 @@ def window_annotation(
 def canonicalize(wa: WindowAnnotation) -> WindowAnnotation:
     """Sort records canonically and renumber genes in order of first appearance.
 
-    Identity on the output of :func:`window_annotation`; use it on decoded model output.
+    Idempotent, and the identity on the output of :func:`window_annotation`; use it on decoded
+    model output, whose records may come in any order.
     """
-    ordered = sorted(
-        wa.records,
-        key=lambda r: _record_key(r, r.gene if isinstance(r, WindowTranscript) else -1),
-    )
-    genes: dict[int, int] = {}
-    out: list[WindowRecord] = []
-    for record in ordered:
-        if isinstance(record, WindowTranscript):
-            record = replace(record, gene=genes.setdefault(record.gene, len(genes)))
-        out.append(record)
-    return WindowAnnotation(tuple(out))
+    items = [
+        (r, r.gene if isinstance(r, WindowTranscript) else -1, None) for r in wa.records
+    ]
+    return WindowAnnotation(tuple(record for record, _ in _order_and_number(items)))
 
 
 # --- window <-> tokens --------------------------------------------------------------------------
