@@ -52,7 +52,9 @@ Skipped and counted (``Annotation.skipped``, reason -> count)
     Every other row that is not part of a gene model ("unsupported type repeat_region"; UTR,
     intron and start_codon rows are implied by exons + CDS and are not counted), models on seqids
     missing from the FASTA ("seqid missing from FASTA") or reaching past its end ("beyond the
-    sequence end"), and the per-transcript reasons above.
+    sequence end"), transcripts with strand ``.``/``?`` ("transcript without strand") or with
+    parts on the other strand ("parts on the other strand", e.g. trans-splicing), and the
+    per-transcript reasons above.
 
 Errors (GffFormatError, with file, line and fix)
     A Parent that no row defines as ID ("orphan Parent"); one ID on rows that are not parts of one
