@@ -313,3 +313,22 @@ def test_identical_isoforms_of_two_genes_order_by_gene_index() -> None:
     shuffled = WindowAnnotation(tuple(reversed(wa.records)))
     assert canonicalize(shuffled) == wa
     assert canonicalize(canonicalize(shuffled)) == canonicalize(shuffled)
+
+
+def test_gff3_rows_pass_gt_gff3validator(annotation: Annotation, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    gt = shutil.which("gt")
+    if gt is None:
+        pytest.skip("genometools (gt) not installed")
+    rows = ["##gff-version 3", "##sequence-region chr1 1 2000", "##sequence-region chr2 1 500"]
+    for seqid, length in (("chr1", 2000), ("chr2", 500)):
+        for start, end in _windows(length, 400, 300):  # overlapping windows, partial models
+            wa = window_annotation(annotation, seqid, start, end)
+            rows += to_gff3_rows(wa, seqid, start, id_prefix=f"{seqid}.{start}")
+    path = tmp_path / "windows.gff3"
+    path.write_text("\n".join(rows) + "\n")
+    result = subprocess.run([gt, "gff3validator", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "input is valid GFF3" in result.stdout + result.stderr
