@@ -1,0 +1,142 @@
+"""`genoforge tune`: train a model directory on baked shards (one process, or under torchrun).
+
+Every option defaults to None ("not given") so that TuneConfig's defaults < --config FILE.toml
+(keys at the top level or under [tune]) < flags holds. The help texts state what each flag counts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from genoforge.cli._common import boundary, examples, flag
+
+RECIPE_LINE = (
+    "genoforge tune ../baked/5k4.5k/training.packed ../baked/5k4.5k/validation.packed ../model/feb.3 "
+    "../model/init --epochs 4 --lr 1e-4 --token_budget 63700 --max_batch_size 8 --grad_accum 64 "
+    "--weight_decay 0.01 --warmup_ratio 0.03 --max_grad_norm 1.0 --label_smoothing 0.1 --early_stopping 2 "
+    "--save_steps 500 --log_memory --empty_cache_steps 100 --memwatch"
+)
+
+HELP = """Train MODEL_DIR on TRAIN.packed, validate on VAL.packed, write the run to OUTPUT_DIR.
+
+OUTPUT_DIR gets step-NNNNNNNN/ checkpoints (resume exactly with --resume auto), best/ (lowest
+validation loss) and final/ (loadable model directories), metrics.jsonl, tune_config.json and,
+with --memwatch, memory.csv. Ctrl-C or SIGTERM saves a checkpoint and exits with code 130.
+
+Units: a row packs whole samples into a fixed number of encoder + decoder positions; a
+micro-batch is up to --max_batch_size rows; an optimizer step is --grad_accum micro-batches on
+each process. All *_steps flags count optimizer steps. Multi-GPU: torchrun --nproc_per_node N
+-m genoforge tune ... (the same arguments; --grad_accum is per process)."""
+
+OptPath = Optional[Path]  # noqa: UP007 - typer inspects Optional[...]
+OptInt = Optional[int]  # noqa: UP007
+OptFloat = Optional[float]  # noqa: UP007
+OptBool = Optional[bool]  # noqa: UP007
+OptStr = Optional[str]  # noqa: UP007
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "tune",
+        help=HELP,
+        short_help="Train a model on baked shards (resumable, torchrun-ready).",
+        epilog=examples(
+            RECIPE_LINE,
+            "genoforge tune baked/training.packed baked/validation.packed runs/a model/init --max_steps 200",
+            "genoforge tune baked/training.packed baked/validation.packed runs/a model/init --resume auto",
+            "torchrun --nproc_per_node 8 -m genoforge tune baked/training.packed baked/validation.packed "
+            "runs/a model/init --grad_accum 8",
+        ),
+    )(tune)
+
+
+@boundary
+def tune(
+    train: Annotated[Path, typer.Argument(metavar="TRAIN.packed", help="Training shard (genoforge bake).")],
+    validation: Annotated[Path, typer.Argument(metavar="VAL.packed", help="Validation shard.")],
+    output_dir: Annotated[Path, typer.Argument(metavar="OUTPUT_DIR", help="Run directory (created).")],
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="Model to start from (model init).")],
+    epochs: Annotated[OptInt, typer.Option(*flag("epochs"), help="Passes over the training shard. \\[default: 1]")] = None,
+    lr: Annotated[OptFloat, typer.Option(*flag("lr"), help="Peak learning rate (after warm-up). \\[default: 1e-4]")] = None,
+    token_budget: Annotated[OptInt, typer.Option(*flag("token_budget"), help=(
+        "Encoder + decoder positions per micro-batch per process, padding included (rows x row "
+        "length). \\[default: 16384]"))] = None,
+    max_batch_size: Annotated[OptInt, typer.Option(*flag("max_batch_size"), help=(
+        "Most rows (packed sequences) per micro-batch; a row gets token_budget / max_batch_size "
+        "positions. \\[default: 8]"))] = None,
+    grad_accum: Annotated[OptInt, typer.Option(*flag("grad_accum"), help=(
+        "Micro-batches per optimizer step on each process. \\[default: 1]"))] = None,
+    weight_decay: Annotated[OptFloat, typer.Option(*flag("weight_decay"), help=(
+        "AdamW decoupled decay; none on norms, biases, embeddings, latents. \\[default: 0.01]"))] = None,
+    warmup_ratio: Annotated[OptFloat, typer.Option(*flag("warmup_ratio"), help=(
+        "Share of optimizer steps with linear warm-up, then cosine decay. \\[default: 0.03]"))] = None,
+    max_grad_norm: Annotated[OptFloat, typer.Option(*flag("max_grad_norm"), help=(
+        "Clip the global gradient L2 norm to this (0: no clipping). \\[default: 1.0]"))] = None,
+    label_smoothing: Annotated[OptFloat, typer.Option(*flag("label_smoothing"), help=(
+        "Label smoothing of the training loss (validation also reports plain CE). \\[default: 0]"))] = None,
+    early_stopping: Annotated[OptInt, typer.Option(*flag("early_stopping"), help=(
+        "Stop after this many evaluations in a row without a lower validation CE (0: off). "
+        "[default: 0]"))] = None,
+    save_steps: Annotated[OptInt, typer.Option(*flag("save_steps"), help=(
+        "Checkpoint every N optimizer steps (0: only at the end). \\[default: 500]"))] = None,
+    save_total_limit: Annotated[OptInt, typer.Option(*flag("save_total_limit"), help=(
+        "Keep the newest K step checkpoints (0: all). \\[default: 3]"))] = None,
+    eval_steps: Annotated[OptInt, typer.Option(*flag("eval_steps"), help=(
+        "Evaluate every N optimizer steps (0: at the end of each epoch). \\[default: 0]"))] = None,
+    eval_max_batches: Annotated[OptInt, typer.Option(*flag("eval_max_batches"), help=(
+        "Validation micro-batches per evaluation (0: the whole shard). \\[default: 0]"))] = None,
+    log_steps: Annotated[OptInt, typer.Option(*flag("log_steps"), help=(
+        "Read metrics from the device and log every N optimizer steps. \\[default: 10]"))] = None,
+    log_memory: Annotated[OptBool, typer.Option(*flag("log_memory"), help=(
+        "Live panel: loss, lr, tokens/s, MFU, GPU/host memory, expert load (plain lines off a terminal)."
+    ))] = None,
+    empty_cache_steps: Annotated[OptInt, typer.Option(*flag("empty_cache_steps"), help=(
+        "torch.cuda.empty_cache() every N optimizer steps (0: never; no effect on CPU). \\[default: 0]"))] = None,
+    memwatch: Annotated[OptBool, typer.Option(*flag("memwatch"), help=(
+        "Sample memory in a background thread to OUTPUT_DIR/memory.csv."))] = None,
+    seed: Annotated[OptInt, typer.Option(*flag("seed"), help="Seed of the plan, dropout and init. \\[default: 42]")] = None,
+    resume: Annotated[OptStr, typer.Option(*flag("resume"), metavar="auto|PATH", help=(
+        "Continue exactly: 'auto' (newest checkpoint in OUTPUT_DIR, if any) or a step-NNNNNNNN path."
+    ))] = None,
+    num_workers: Annotated[OptInt, typer.Option(*flag("num_workers"), help=(
+        "DataLoader worker processes (0: load in the training process). \\[default: 2]"))] = None,
+    gradient_checkpointing: Annotated[OptBool, typer.Option(*flag("gradient_checkpointing"), help=(
+        "Recompute each block's activations in the backward pass (less memory, ~30% more compute)."
+    ))] = None,
+    compile: Annotated[OptBool, typer.Option(*flag("compile"), help="torch.compile every block.")] = None,
+    strategy: Annotated[OptStr, typer.Option(*flag("strategy"), metavar="ddp|fsdp", help=(
+        "Under torchrun: ddp (replicate) or fsdp (FSDP2 shards). \\[default: ddp]"))] = None,
+    device: Annotated[OptStr, typer.Option(*flag("device"), help=(
+        "auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK). \\[default: auto]"))] = None,
+    max_steps: Annotated[OptInt, typer.Option(*flag("max_steps"), help=(
+        "Stop after this many optimizer steps (0: the epochs decide; the schedule spans the shorter)."
+        " \\[default: 0]"))] = None,
+    config: Annotated[OptPath, typer.Option(*flag("config"), help="TOML with any of these settings (flags win).")] = None,
+) -> None:
+    """Train a model on baked shards."""
+    from genoforge.training.loop import tune as run_tune
+    from genoforge.training.config import resolve_tune_config
+
+    flags = {
+        "epochs": epochs, "lr": lr, "token_budget": token_budget, "max_batch_size": max_batch_size,
+        "grad_accum": grad_accum, "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
+        "max_grad_norm": max_grad_norm, "label_smoothing": label_smoothing, "early_stopping": early_stopping,
+        "save_steps": save_steps, "save_total_limit": save_total_limit, "eval_steps": eval_steps,
+        "eval_max_batches": eval_max_batches, "log_steps": log_steps, "log_memory": log_memory,
+        "empty_cache_steps": empty_cache_steps, "memwatch": memwatch, "seed": seed, "resume": resume,
+        "num_workers": num_workers, "gradient_checkpointing": gradient_checkpointing, "compile": compile,
+        "strategy": strategy, "device": device, "max_steps": max_steps,
+    }
+    resolved, sources = resolve_tune_config(config, flags)
+    result = run_tune(train, validation, output_dir, model_dir, resolved, sources)
+    if result.interrupted:
+        raise typer.Exit(130)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    best = f"{result.best_val_loss:.4f} at step {result.best_step}" if result.best_val_loss is not None else "n/a"
+    typer.echo(f"{result.output_dir}\tsteps {result.global_step}/{result.total_steps}\tstopped {result.stopped}"
+               f"\tbest val_loss {best}")

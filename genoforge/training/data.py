@@ -1,0 +1,323 @@
+"""Packing plan and token-budget batching over memory-mapped shards.
+
+Everything here is planned from the shard's index (token counts from the offsets) without reading
+a payload, and is a pure function of (lengths, settings, seed, epoch): every rank computes the same
+plan and takes its own share, so a resumed run sees exactly the batches it would have seen.
+
+Vocabulary (see ``genoforge.training.config`` for the user-facing units):
+
+* sample i occupies ``input_len[i]`` encoder positions and ``target_len[i] - 1`` decoder positions;
+* a *row* holds whole samples with ``sum(enc) <= encoder_row_len`` and
+  ``sum(dec) <= decoder_row_len``;
+* a *micro-batch* is ``rows_per_batch`` rows; an *optimizer step* takes ``world_size *
+  grad_accum`` consecutive micro-batches. Micro-batch ``k * W * A + j * W + r`` of an epoch goes to
+  rank r as its j-th micro-batch of step k, so one process with ``grad_accum = W * A`` sees the
+  same micro-batches, in the same steps, as W processes with ``grad_accum = A``.
+
+Packing (per epoch): shuffle the sample order with ``default_rng([seed, epoch])``; take windows of
+``pack_window`` samples; inside a window sort by encoder length (longest first) and place each
+sample in the first open row where it fits both streams (first-fit decreasing); then shuffle the
+rows, cut them into micro-batches and drop the micro-batches that do not fill a last step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genoforge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RowShape:
+    """The fixed shape of every training micro-batch: [rows_per_batch, encoder/decoder_row_len]."""
+
+    encoder_row_len: int
+    decoder_row_len: int
+    rows_per_batch: int
+
+    @property
+    def row_tokens(self) -> int:
+        return self.encoder_row_len + self.decoder_row_len
+
+    @property
+    def batch_tokens(self) -> int:
+        return self.rows_per_batch * self.row_tokens
+
+
+def decoder_lengths(target_lengths: np.ndarray) -> np.ndarray:
+    """Decoder positions per sample: a target of n tokens gives n - 1 (input, label) pairs."""
+    return np.maximum(np.asarray(target_lengths, dtype=np.int64) - 1, 0)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _round_down(value: int, multiple: int) -> int:
+    return (value // multiple) * multiple
+
+
+def plan_row_shape(
+    input_lengths: np.ndarray,
+    dec_lengths: np.ndarray,
+    *,
+    token_budget: int,
+    max_batch_size: int,
+    row_multiple: int = 128,
+    encoder_row_len: int = 0,
+    decoder_row_len: int = 0,
+) -> RowShape:
+    """Choose the row lengths and rows per micro-batch from the budget and the data.
+
+    Args:
+        input_lengths, dec_lengths: encoder and decoder positions per training sample.
+        token_budget: encoder + decoder positions per micro-batch (padding included).
+        max_batch_size: the most rows per micro-batch.
+        row_multiple: row lengths are rounded to multiples of this.
+        encoder_row_len, decoder_row_len: explicit row lengths (0 = derive).
+
+    Raises:
+        ConfigError: the budget cannot hold one row able to take the longest sample.
+    """
+    longest_in = int(input_lengths.max()) if input_lengths.size else 1
+    longest_dec = int(dec_lengths.max()) if dec_lengths.size else 1
+    min_enc = _round_up(max(longest_in, 1), row_multiple)
+    min_dec = _round_up(max(longest_dec, 1), row_multiple)
+    row_budget = token_budget // max_batch_size
+    total_in = float(input_lengths.sum())
+    total_dec = float(dec_lengths.sum())
+    share_in = total_in / (total_in + total_dec) if total_in + total_dec > 0 else 0.5
+    enc = encoder_row_len or max(min_enc, _round_down(int(row_budget * share_in), row_multiple))
+    dec = decoder_row_len or max(min_dec, _round_down(row_budget - enc, row_multiple))
+    rows = min(max_batch_size, token_budget // (enc + dec))
+    if rows < 1:
+        raise ConfigError(
+            f"--token_budget {token_budget} is smaller than one row of {enc} encoder + {dec} decoder "
+            f"positions (the longest training sample has {longest_in} input and {longest_dec + 1} "
+            f"target tokens); raise --token_budget to at least {enc + dec}"
+        )
+    return RowShape(encoder_row_len=enc, decoder_row_len=dec, rows_per_batch=rows)
+
+
+def first_fit_rows(
+    order: np.ndarray,
+    enc_lengths: np.ndarray,
+    dec_lengths: np.ndarray,
+    encoder_row_len: int,
+    decoder_row_len: int,
+    pack_window: int,
+) -> list[np.ndarray]:
+    """Pack the samples in ``order`` into rows, first-fit decreasing within windows.
+
+    Returns a list of rows, each an int64 array of sample indices (in placement order). Samples
+    that fit no row (longer than a row on either stream) are left out; the caller counts them.
+    """
+    rows: list[np.ndarray] = []
+    for begin in range(0, order.size, pack_window):
+        window = order[begin : begin + pack_window]
+        window = window[np.argsort(-enc_lengths[window], kind="stable")]
+        free_enc = np.empty(window.size, dtype=np.int64)
+        free_dec = np.empty(window.size, dtype=np.int64)
+        members: list[list[int]] = []
+        for sample in window.tolist():
+            e, d = int(enc_lengths[sample]), int(dec_lengths[sample])
+            if e > encoder_row_len or d > decoder_row_len:
+                continue
+            n_open = len(members)
+            fits = np.flatnonzero((free_enc[:n_open] >= e) & (free_dec[:n_open] >= d))
+            if fits.size:
+                row = int(fits[0])
+            else:
+                row = n_open
+                members.append([])
+                free_enc[row] = encoder_row_len
+                free_dec[row] = decoder_row_len
+            members[row].append(sample)
+            free_enc[row] -= e
+            free_dec[row] -= d
+        rows.extend(np.asarray(m, dtype=np.int64) for m in members)
+    return rows
+
+
+@dataclass
+class EpochPlan:
+    """The micro-batches of one epoch (rows of sample indices) and their real-token counts."""
+
+    epoch: int
+    micro_batches: list[list[np.ndarray]]  # [micro-batch][row] -> sample indices
+    enc_tokens: np.ndarray  # int64 [n_micro] real encoder tokens per micro-batch
+    dec_tokens: np.ndarray  # int64 [n_micro] real decoder positions (= label tokens) per micro-batch
+    n_rows: int
+    dropped_samples: int  # samples too long for a row, or in micro-batches cut to fill a step
+    shape: RowShape
+    doc_enc_lengths: list[np.ndarray] = field(default_factory=list)  # per micro-batch, for FLOPs
+    doc_dec_lengths: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.micro_batches)
+
+    def steps(self, world_size: int, grad_accum: int) -> int:
+        return len(self.micro_batches) // (world_size * grad_accum)
+
+    def efficiency(self) -> dict[str, float]:
+        """Real tokens / row capacity, per stream and overall, over this plan's micro-batches."""
+        n_rows = sum(len(mb) for mb in self.micro_batches)
+        cap_enc = n_rows * self.shape.encoder_row_len
+        cap_dec = n_rows * self.shape.decoder_row_len
+        enc, dec = float(self.enc_tokens.sum()), float(self.dec_tokens.sum())
+        return {
+            "encoder": enc / cap_enc if cap_enc else 0.0,
+            "decoder": dec / cap_dec if cap_dec else 0.0,
+            "overall": (enc + dec) / (cap_enc + cap_dec) if cap_enc + cap_dec else 0.0,
+        }
+
+
+def plan_epoch(
+    enc_lengths: np.ndarray,
+    dec_lengths: np.ndarray,
+    shape: RowShape,
+    *,
+    seed: int,
+    epoch: int,
+    pack_window: int,
+    step_micro_batches: int,
+    shuffle: bool = True,
+) -> EpochPlan:
+    """Plan one epoch: shuffle, pack rows, shuffle rows, cut micro-batches (see module docstring).
+
+    Args:
+        step_micro_batches: world_size * grad_accum; trailing micro-batches that cannot fill one
+            more optimizer step are dropped (their samples come back, shuffled, next epoch). Use 1
+            for validation, where nothing is dropped and the last micro-batch may be short.
+        shuffle: False keeps the shard order (validation).
+    """
+    n = enc_lengths.size
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    rows = first_fit_rows(
+        order, enc_lengths, dec_lengths, shape.encoder_row_len, shape.decoder_row_len, pack_window
+    )
+    if shuffle:
+        rows = [rows[i] for i in rng.permutation(len(rows))]
+    per = shape.rows_per_batch
+    micro = [rows[i : i + per] for i in range(0, len(rows), per)]
+    if step_micro_batches > 1 or shuffle:
+        if micro and len(micro[-1]) < per:
+            micro.pop()
+        keep = (len(micro) // step_micro_batches) * step_micro_batches
+        micro = micro[:keep]
+    placed = sum(int(r.size) for mb in micro for r in mb)
+    doc_enc = [np.concatenate([enc_lengths[r] for r in mb]) for mb in micro]
+    doc_dec = [np.concatenate([dec_lengths[r] for r in mb]) for mb in micro]
+    return EpochPlan(
+        epoch=epoch,
+        micro_batches=micro,
+        enc_tokens=np.array([int(x.sum()) for x in doc_enc], dtype=np.int64),
+        dec_tokens=np.array([int(x.sum()) for x in doc_dec], dtype=np.int64),
+        n_rows=sum(len(mb) for mb in micro),
+        dropped_samples=n - placed,
+        shape=shape,
+        doc_enc_lengths=doc_enc,
+        doc_dec_lengths=doc_dec,
+    )
+
+
+def rank_micro_batch_ids(
+    n_micro: int, *, world_size: int, rank: int, grad_accum: int, start_step: int = 0
+) -> list[int]:
+    """Indices into an epoch's micro-batches for ``rank``, from optimizer step ``start_step`` on.
+
+    Step k, accumulation j: micro-batch ``k * W * A + j * W + rank``.
+    """
+    per_step = world_size * grad_accum
+    steps = n_micro // per_step
+    return [
+        k * per_step + j * world_size + rank for k in range(start_step, steps) for j in range(grad_accum)
+    ]
+
+
+def step_label_tokens(plan: EpochPlan, step: int, *, world_size: int, grad_accum: int) -> int:
+    """Label tokens of one optimizer step over all ranks (the loss normaliser; no device sync)."""
+    per_step = world_size * grad_accum
+    return int(plan.dec_tokens[step * per_step : (step + 1) * per_step].sum())
+
+
+def eval_micro_batch_ids(n_micro: int, *, world_size: int, rank: int) -> list[int | None]:
+    """Validation micro-batches of ``rank``, round-robin, padded with None to the same count on
+    every rank (FSDP needs every rank to run the same number of forwards)."""
+    per_rank = math.ceil(n_micro / world_size) if n_micro else 0
+    ids: list[int | None] = []
+    for j in range(per_rank):
+        index = j * world_size + rank
+        ids.append(index if index < n_micro else None)
+    return ids
+
+
+class MicroBatchDataset:
+    """A map-style dataset: item i is micro-batch ``ids[i]`` of a plan, collated for the model.
+
+    The shard is opened lazily in each DataLoader worker (memory maps do not cross fork cleanly
+    on every platform, and opening costs only the header read).
+    """
+
+    def __init__(
+        self,
+        shard_path: str | Path,
+        micro_batches: Sequence[list[np.ndarray] | None],
+        shape: RowShape,
+        *,
+        pad_id: int,
+        bp_lengths: np.ndarray,
+        label_tokens: Sequence[int] | None = None,
+    ):
+        self.shard_path = Path(shard_path)
+        self.micro_batches = list(micro_batches)
+        self.shape = shape
+        self.pad_id = pad_id
+        self.bp_lengths = bp_lengths
+        self.label_tokens = list(label_tokens) if label_tokens is not None else None
+        self._shard = None
+
+    def __len__(self) -> int:
+        return len(self.micro_batches)
+
+    def __getitem__(self, index: int) -> dict:
+        from genoforge.baking.packed import PackedShard
+        from genoforge.training.collate import collate_rows
+
+        if self._shard is None:
+            self._shard = PackedShard(self.shard_path)
+        rows = self.micro_batches[index]
+        weight = 1.0
+        if rows is None:  # padding for equal eval counts across ranks: a real batch, weight 0
+            rows = next(mb for mb in self.micro_batches if mb is not None)
+            weight = 0.0
+        batch = collate_rows(self._shard, rows, self.shape, pad_id=self.pad_id, bp_lengths=self.bp_lengths)
+        batch["weight"] = weight
+        if self.label_tokens is not None:
+            batch["step_label_tokens"] = self.label_tokens[index]
+        return batch
+
+
+def make_loader(dataset: MicroBatchDataset, *, num_workers: int, pin_memory: bool, seed: int):
+    """A DataLoader yielding ``dataset`` items in order (batching is done by the plan)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if num_workers else None,
+        persistent_workers=False,
+        generator=generator,
+    )

@@ -1,0 +1,365 @@
+"""Training telemetry: device-side metric accumulation, FLOP/MFU accounting, and the logs.
+
+Metrics stay on the device as tensors and are read (one host sync) every ``log_steps`` optimizer
+steps; each step still gets its own ``metrics.jsonl`` record, written at the read. Record kinds:
+
+* ``start``: run facts (world size, row shape, packing efficiency, steps, parameters);
+* ``train`` (every optimizer step): ``step`` (1-based count of optimizer updates done),
+  ``epoch``, ``loss`` (the optimised objective: label-smoothed CE + MoE aux terms), ``ce``
+  (plain CE of the training tokens), ``aux_loss`` and ``z_loss`` (already times their
+  coefficients), ``lr``, ``grad_norm`` (before clipping), ``enc_tokens`` / ``dec_tokens`` (real
+  positions over all ranks);
+* ``perf`` (every read): ``tokens_per_s`` (real encoder + decoder tokens, all ranks),
+  ``mfu`` (see below; null off CUDA), memory (MB) and ``expert_load_min`` / ``max`` (tokens routed
+  to an expert / the mean per expert, over every MoE layer since the last read);
+* ``eval``: ``val_loss`` (plain CE, the early-stopping criterion), ``val_loss_smoothed``,
+  ``val_tokens``, ``best``;
+* ``end``: why the run stopped.
+
+MFU follows PERFORMANCE.md: model FLOPs of the real tokens / (time x GPUs x peak), counting the
+active parameters (routed experts x top_k / num_experts), 6 FLOPs per parameter per token for the
+linear layers (the output head included) and 12 x layers x width x (query, key) pairs for
+attention, with the pairs each document's masks actually allow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genoforge.console import info
+from genoforge.training.memwatch import gpu_memory, host_rss_bytes
+
+_MB = 1024 * 1024
+
+# bf16 dense peak per GPU (FLOP/s), the MFU denominator (vendor datasheets, as torchtitan uses).
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "B200": 2250e12}
+
+
+def peak_flops(device) -> float | None:
+    """The card's bf16 dense peak, or None where unknown (CPU, unlisted cards)."""
+    import torch
+
+    if getattr(device, "type", None) != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_BF16_FLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class FlopModel:
+    """Active parameter counts by what they are applied to, and the attention shapes.
+
+    Parameters are applied per encoder token (encoder, bp signal, memory projection, the
+    compressor's key/value projections of the memory), per latent slot of a document (the rest of
+    the compressor), per memory slot of a document (the decoder's cross-attention key/value
+    projections) or per decoder token (everything else of the decoder, the output head included).
+    """
+
+    encoder_token_params: int
+    latent_params: int
+    memory_params: int
+    decoder_token_params: int
+    encoder_layers: int
+    encoder_width: int
+    encoder_window: int
+    compressor_layers: int
+    compressor_width: int
+    num_latents: int
+    decoder_layers: int
+    decoder_width: int
+    decoder_window: int
+
+    def micro_batch_flops(self, doc_enc: np.ndarray, doc_dec: np.ndarray) -> float:
+        """Model FLOPs (fwd + bwd) of the real tokens of one micro-batch, from document lengths."""
+        enc = doc_enc.astype(np.float64)
+        dec = doc_dec.astype(np.float64)
+        n_docs = float(enc.size)
+        memory = np.full_like(dec, self.num_latents) if self.num_latents else enc
+        flops = 6.0 * (
+            self.encoder_token_params * enc.sum()
+            + self.latent_params * self.num_latents * n_docs
+            + self.memory_params * memory.sum()
+            + self.decoder_token_params * dec.sum()
+        )
+        # Encoder self-attention: a token sees at most `window` tokens of its document.
+        enc_window = self.encoder_window or np.inf
+        pairs = float((enc * np.minimum(enc, enc_window)).sum())
+        flops += 12.0 * self.encoder_layers * self.encoder_width * pairs
+        if self.num_latents:
+            # Latents read their document's memory (one layer), then attend each other.
+            pairs = self.num_latents * enc.sum() + n_docs * self.num_latents**2 * self.compressor_layers
+            flops += 12.0 * self.compressor_width * float(pairs)
+        # Decoder causal self-attention with a look-back window, then cross-attention.
+        w = self.decoder_window or np.inf
+        causal = np.where(dec <= w, dec * (dec + 1) / 2, w * (w + 1) / 2 + (dec - w) * w)
+        flops += 12.0 * self.decoder_layers * self.decoder_width * float(causal.sum() + (dec * memory).sum())
+        return flops
+
+
+def flop_model(model, config) -> FlopModel:
+    """Classify the model's parameters (see :class:`FlopModel`); embeddings and latents are
+    lookups, not matmuls, and are left out; experts count top_k / num_experts of their size; the
+    output head counts ``vocab x decoder_dim`` whether or not it is tied."""
+    from torch import nn
+
+    skip = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    use_moe = bool(getattr(config, "use_moe", False))
+    experts = config.num_experts if use_moe else 0
+    expert_share = config.moe_top_k / config.num_experts if use_moe else 1.0
+    parts = {"encoder": 0.0, "latent": 0.0, "memory": 0.0, "decoder": 0.0}
+    seen: set[int] = set()
+    for name, param in model.named_parameters():
+        if id(param) in seen or id(param) in skip or "embed" in name or "latents" in name:
+            continue
+        seen.add(id(param))
+        if "lm_head" in name:
+            continue  # added below, tied or not
+        count = float(param.numel())
+        if experts and param.ndim == 3 and param.shape[0] == experts:
+            count *= expert_share
+        top = name.split(".", 1)[0]
+        if top == "decoder":
+            part = "memory" if ("cross_attn.k_proj" in name or "cross_attn.v_proj" in name) else "decoder"
+        elif top == "compressor":
+            reads_memory = name.startswith(("compressor.read.attn.k_proj", "compressor.read.attn.v_proj",
+                                            "compressor.read.kv_norm"))
+            part = "encoder" if reads_memory else "latent"
+        else:
+            part = "encoder"
+        parts[part] += count
+    parts["decoder"] += float(config.vocab_size * config.decoder_dim)
+    return FlopModel(
+        encoder_token_params=int(parts["encoder"]),
+        latent_params=int(parts["latent"]),
+        memory_params=int(parts["memory"]),
+        decoder_token_params=int(parts["decoder"]),
+        encoder_layers=config.encoder_layers,
+        encoder_width=config.encoder_hidden_size,
+        encoder_window=config.encoder_window_size,
+        compressor_layers=config.compressor_layers,
+        compressor_width=config.decoder_dim,
+        num_latents=config.num_latents,
+        decoder_layers=config.decoder_layers,
+        decoder_width=config.decoder_dim,
+        decoder_window=config.decoder_window_size,
+    )
+
+
+class StepAccumulator:
+    """Per-step metrics kept on the device; :meth:`read` syncs once for all pending steps."""
+
+    def __init__(self, device):
+        import torch
+
+        self.device = device
+        self._zero = lambda: torch.zeros((), dtype=torch.float32, device=device)  # noqa: E731
+        self._pending: list[dict[str, Any]] = []
+        self._expert_counts = None
+        self._reset_step()
+
+    def _reset_step(self) -> None:
+        self._loss = self._zero()
+        self._ce = self._zero()
+        self._aux = self._zero()
+        self._z = self._zero()
+
+    def add_micro_batch(self, *, loss, ce, aux, z, tokens_per_expert=None) -> None:
+        """Add one micro-batch's share of the step (each term already normalised for the step)."""
+        self._loss += loss.detach().float()
+        self._ce += ce.detach().float()
+        self._aux += aux.detach().float()
+        self._z += z.detach().float()
+        if tokens_per_expert is not None:
+            counts = tokens_per_expert.detach().float()
+            self._expert_counts = counts if self._expert_counts is None else self._expert_counts + counts
+
+    def end_step(self, *, step: int, epoch: int, lr: float, grad_norm, enc_tokens: int, dec_tokens: int,
+                 all_reduce=None) -> None:
+        """Close the step. ``all_reduce`` (optional) sums the loss terms over ranks, asynchronously
+        enqueued on the device (no host sync)."""
+        import torch
+
+        terms = torch.stack([self._loss, self._ce, self._aux, self._z])
+        if all_reduce is not None:
+            terms = all_reduce(terms)
+        gn = grad_norm.detach().float() if isinstance(grad_norm, torch.Tensor) else torch.tensor(float(grad_norm))
+        self._pending.append(
+            {"step": step, "epoch": epoch, "lr": lr, "terms": terms, "grad_norm": gn,
+             "enc_tokens": enc_tokens, "dec_tokens": dec_tokens}
+        )
+        self._reset_step()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def read(self) -> tuple[list[dict[str, Any]], tuple[float, float] | None]:
+        """Host copies of every pending step record, and (min, max) expert load since last read."""
+        import torch
+
+        if not self._pending:
+            return [], None
+        terms = torch.stack([p["terms"] for p in self._pending]).cpu().tolist()
+        norms = torch.stack([p["grad_norm"].to(self.device) for p in self._pending]).cpu().tolist()
+        records = []
+        for p, (loss, ce, aux, z), gn in zip(self._pending, terms, norms, strict=True):
+            records.append({
+                "kind": "train", "step": p["step"], "epoch": p["epoch"], "loss": loss, "ce": ce,
+                "aux_loss": aux, "z_loss": z, "lr": p["lr"], "grad_norm": gn,
+                "enc_tokens": p["enc_tokens"], "dec_tokens": p["dec_tokens"],
+            })
+        self._pending.clear()
+        load = None
+        if self._expert_counts is not None:
+            counts = self._expert_counts.reshape(-1, self._expert_counts.shape[-1])
+            mean = counts.mean(dim=-1, keepdim=True).clamp_min(1e-9)
+            ratio = (counts / mean).cpu()
+            load = (float(ratio.min()), float(ratio.max()))
+            self._expert_counts = None
+        return records, load
+
+
+def _fmt_tokens(value: float) -> str:
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return f"{value:.0f}"
+
+
+class TrainingLog:
+    """metrics.jsonl (always, rank 0) plus plain lines or a live panel on stderr."""
+
+    def __init__(self, metrics_path: Path | None, *, live: bool, log_memory: bool, device, total_steps: int):
+        self.metrics_path = metrics_path
+        self.log_memory = log_memory
+        self.device = device
+        self.total_steps = total_steps
+        self._handle = open(metrics_path, "a") if metrics_path is not None else None
+        self._live_cm = None
+        self._live_update = None
+        if live and metrics_path is not None:
+            from genoforge.console import live_table
+
+            self._live_cm = live_table("genoforge tune")
+            self._live_update = self._live_cm.__enter__()
+        self._last_time = time.monotonic()
+        self._last_flops = 0.0
+        self._last_tokens = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._handle is None:
+            return
+        record = {"time": round(time.time(), 3), **record}
+        self._handle.write(json.dumps(record, default=_jsonable) + "\n")
+        self._handle.flush()
+
+    def message(self, text: str) -> None:
+        if self._handle is not None and self._live_update is None:
+            info(text)
+        elif self._live_update is not None:
+            self._live_update({"status": text})
+
+    def interval(self, records: list[dict[str, Any]], *, flops: float, tokens: int, world_size: int,
+                 peak: float | None, expert_load: tuple[float, float] | None) -> dict[str, Any]:
+        """Write the step records and one ``perf`` record; show the newest numbers."""
+        now = time.monotonic()
+        elapsed = max(now - self._last_time, 1e-9)
+        self._last_time = now
+        for record in records:
+            self.write(record)
+        perf: dict[str, Any] = {
+            "kind": "perf",
+            "step": records[-1]["step"] if records else None,
+            "tokens_per_s": tokens / elapsed,
+            "step_time_s": elapsed / max(len(records), 1),
+            "mfu": flops / (elapsed * world_size * peak) if peak else None,
+            "host_rss_mb": host_rss_bytes() / _MB,
+        }
+        gpu = gpu_memory(self.device)
+        if gpu is not None:
+            perf.update(gpu_allocated_mb=gpu[0] / _MB, gpu_reserved_mb=gpu[1] / _MB, gpu_peak_mb=gpu[2] / _MB)
+        if expert_load is not None:
+            perf.update(expert_load_min=expert_load[0], expert_load_max=expert_load[1])
+        self.write(perf)
+        if records and self._handle is not None:
+            self._show(records[-1], perf)
+        return perf
+
+    def _show(self, last: dict[str, Any], perf: dict[str, Any]) -> None:
+        fields: dict[str, str] = {
+            "step": f"{last['step']}/{self.total_steps}",
+            "epoch": str(last["epoch"] + 1),
+            "loss": f"{last['loss']:.4f} (ce {last['ce']:.4f})",
+            "lr": f"{last['lr']:.3e}",
+            "grad norm": f"{last['grad_norm']:.3f}",
+            "tokens/s": _fmt_tokens(perf["tokens_per_s"]),
+            "MFU": "n/a" if perf["mfu"] is None else f"{100 * perf['mfu']:.1f}%",
+        }
+        if self.log_memory:
+            if "gpu_allocated_mb" in perf:
+                fields["GPU alloc/reserved/peak"] = (
+                    f"{perf['gpu_allocated_mb'] / 1024:.1f} / {perf['gpu_reserved_mb'] / 1024:.1f} / "
+                    f"{perf['gpu_peak_mb'] / 1024:.1f} GB"
+                )
+            fields["host RSS"] = f"{perf['host_rss_mb'] / 1024:.2f} GB"
+            if "expert_load_min" in perf:
+                fields["expert load min/max"] = f"{perf['expert_load_min']:.2f} / {perf['expert_load_max']:.2f}"
+        if self._live_update is not None:
+            self._live_update(fields)
+        else:
+            info("  ".join(f"{k} {v}" for k, v in fields.items()))
+
+    def close(self) -> None:
+        if self._live_cm is not None:
+            self._live_cm.__exit__(None, None, None)
+            self._live_cm = None
+            self._live_update = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def truncate_metrics(path: Path, after_step: int) -> int:
+    """Drop ``train``/``perf``/``eval`` records past ``after_step`` (a resumed run rewrites them).
+
+    Returns how many records were dropped. The rewrite is atomic.
+    """
+    from genoforge.io import atomic_write
+
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1  # a line cut by a kill mid-write
+            continue
+        step = record.get("step")
+        if record.get("kind") in ("train", "perf", "eval") and isinstance(step, int) and step > after_step:
+            dropped += 1
+            continue
+        kept.append(line)
+    with atomic_write(path) as handle:
+        handle.write("".join(line + "\n" for line in kept))
+    return dropped
