@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -127,3 +127,29 @@ def _RateColumn(unit: str):  # noqa: N802 - reads like the column class it build
 
 def is_interactive() -> bool:
     return sys.stderr.isatty()
+
+
+@contextmanager
+def live_table(title: str) -> Iterator[Callable[[Mapping[str, str]], None]]:
+    """A live two-column panel on stderr (for terminals); the yielded ``update(fields)`` merges
+    ``fields`` (name -> text) into the panel and redraws it."""
+    from rich.live import Live
+    from rich.table import Table
+
+    fields: dict[str, str] = {}
+
+    def render() -> Table:
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for name, value in fields.items():
+            table.add_row(name, value)
+        return table
+
+    with Live(render(), console=stderr, refresh_per_second=4, transient=False) as live:
+
+        def update(new_fields: Mapping[str, str]) -> None:
+            fields.update(new_fields)
+            live.update(render())
+
+        yield update

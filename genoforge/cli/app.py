@@ -12,6 +12,7 @@ from genoforge.cli import eval as eval_cli
 from genoforge.cli import model as model_cli
 from genoforge.cli import quickstart as quickstart_cli
 from genoforge.cli import tokens as tokens_cli
+from genoforge.cli import tune as tune_cli
 from genoforge.cli._common import CONTEXT, examples
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ app.add_typer(model_cli.app, name="model")
 app.add_typer(bake_cli.app, name="bake")
 quickstart_cli.register(app)
 eval_cli.register(app)
+tune_cli.register(app)
 
 
 def main() -> None:
