@@ -36,7 +36,7 @@ Backend = Literal["flex", "reference"]
 FLEX_MIN_CUDA_BLOCK = 128
 
 
-def alibi_slopes(n_heads: int) -> Tensor:
+def alibi_slopes(n_heads: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """ALiBi slopes in head order (Press et al. 2022; DNABERT-2 SPEC section c).
 
     For a power of two n: ``2^(-8 (h + 1) / n)``. Otherwise take the slopes of the largest power of
@@ -52,7 +52,7 @@ def alibi_slopes(n_heads: int) -> Tensor:
     else:
         p = 2 ** math.floor(math.log2(n_heads))
         slopes = power_of_two(p) + power_of_two(2 * p)[0::2][: n_heads - p]
-    return torch.tensor(slopes, dtype=torch.float32)
+    return torch.tensor(slopes, dtype=dtype)
 
 
 @dataclass(eq=False)
@@ -163,10 +163,10 @@ class AlibiScore:
         return score_mod
 
     def bias(self, n_q: int, n_kv: int, device: torch.device) -> Tensor:
-        """[H, Q, K] float32 bias for the reference path (same formula)."""
+        """[H, Q, K] bias for the reference path (same formula, in the slopes' dtype)."""
         q = torch.arange(n_q, device=device)[:, None]
         k = torch.arange(n_kv, device=device)[None, :]
-        return -self.slopes_H.to(device, torch.float32)[:, None, None] * (q - k).abs()[None]
+        return -self.slopes_H.to(device)[:, None, None] * (q - k).abs()[None]
 
 
 _compiled_flex = None
@@ -212,7 +212,7 @@ def attend(
     # Rows with no visible key would be all -inf (NaN after softmax): let them see everything and
     # zero their output afterwards, which is what FlexAttention returns for such rows.
     allowed_BQK = allowed_BQK | ~has_key_BQ[..., None]
-    bias = torch.zeros((), device=q_BHQd.device, dtype=torch.float32)
+    bias = torch.zeros((), device=q_BHQd.device, dtype=torch.float32)  # additive, cast below
     if alibi is not None:
         bias = alibi.bias(allowed_BQK.shape[1], allowed_BQK.shape[2], q_BHQd.device)[None]
     additive = torch.where(allowed_BQK[:, None], bias, float("-inf")).to(q_BHQd.dtype)

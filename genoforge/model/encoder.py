@@ -72,17 +72,19 @@ class DnabertEncoder(nn.Module):
         self.dropout = nn.Dropout(config.encoder_dropout)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         # Not a buffer: the slopes must stay fp32 whatever dtype the module is cast to.
-        self._slopes_by_device: dict[torch.device, Tensor] = {}
+        # fp32 (as DNABERT-2 computes them), fp64 when the encoder runs in fp64.
+        self._slopes: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
-    def alibi_slopes_H(self, device: torch.device) -> Tensor:
-        if device not in self._slopes_by_device:
-            self._slopes_by_device[device] = alibi_slopes(self.config.encoder_heads).to(device)
-        return self._slopes_by_device[device]
+    def alibi_slopes_H(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        if (device, dtype) not in self._slopes:
+            self._slopes[device, dtype] = alibi_slopes(self.config.encoder_heads, dtype).to(device)
+        return self._slopes[device, dtype]
 
     def forward(self, input_ids_BS: Tensor, spec: MaskSpec, backend: Backend) -> Tensor:
         x = self.word_embeddings(input_ids_BS) + self.token_type_embedding
         x = self.dropout(self.embed_norm(x))
-        alibi = AlibiScore(self.alibi_slopes_H(input_ids_BS.device))
+        alibi = AlibiScore(self.alibi_slopes_H(x.device, x.dtype))
         for layer in self.layers:
             x = layer(x, spec, alibi, backend)
         real = (spec.q_doc >= 0).unsqueeze(-1)
