@@ -7,6 +7,7 @@ None, meaning "not given", so that BakeConfig's defaults < --config FILE.toml < 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -48,31 +49,31 @@ def bake(
         OptPath, typer.Option(*flag("tokenizer"), help="tokenizer.json, its folder, or a model dir (model init).")
     ] = None,
     window_size: Annotated[
-        OptInt, typer.Option(*flag("window_size"), help="Window (bp) for species with no taxon. [default: 10000]")
+        OptInt, typer.Option(*flag("window_size"), help="Window (bp) for species with no taxon. \\[default: 10000]")
     ] = None,
     overlap_fraction: Annotated[
-        OptFloat, typer.Option(*flag("overlap_fraction"), help="Share of a window its neighbour overlaps. [default: 0.25]")
+        OptFloat, typer.Option(*flag("overlap_fraction"), help="Share of a window its neighbour overlaps. \\[default: 0.25]")
     ] = None,
     taxa: Annotated[
-        OptPath, typer.Option(*flag("taxa"), help="Taxa table TOML. [default: the packaged configs/taxa.toml]")
+        OptPath, typer.Option(*flag("taxa"), help="Taxa table TOML. \\[default: the packaged configs/taxa.toml]")
     ] = None,
     species: Annotated[OptStr, typer.Option(*flag("species"), help="Bake only these species folders (a,b).")] = None,
-    n_workers: Annotated[OptInt, typer.Option(*flag("n_workers"), help="Processes per species. [default: 1]")] = None,
+    n_workers: Annotated[OptInt, typer.Option(*flag("n_workers"), help="Processes per species. \\[default: 1]")] = None,
     species_parallel: Annotated[
-        OptInt, typer.Option(*flag("species_parallel"), help="Species baked at once. [default: 1]")
+        OptInt, typer.Option(*flag("species_parallel"), help="Species baked at once. \\[default: 1]")
     ] = None,
     val_fraction: Annotated[
-        OptFloat, typer.Option(*flag("val_fraction"), help="Held-out share of each chromosome. [default: 0.05]")
+        OptFloat, typer.Option(*flag("val_fraction"), help="Held-out share of each chromosome. \\[default: 0.05]")
     ] = None,
-    seed: Annotated[OptInt, typer.Option(*flag("seed"), help="Seed of every choice (split, sampling). [default: 42]")] = None,
+    seed: Annotated[OptInt, typer.Option(*flag("seed"), help="Seed of every choice (split, sampling). \\[default: 42]")] = None,
     hint_ratio: Annotated[
-        OptFloat, typer.Option(*flag("hint_ratio"), help="Share of windows given intron hints. [default: 0.0]")
+        OptFloat, typer.Option(*flag("hint_ratio"), help="Share of windows given intron hints. \\[default: 0.0]")
     ] = None,
     max_n_ratio: Annotated[
-        OptFloat, typer.Option(*flag("max_n_ratio"), help="Drop windows with more N than this. [default: 0.1]")
+        OptFloat, typer.Option(*flag("max_n_ratio"), help="Drop windows with more N than this. \\[default: 0.1]")
     ] = None,
     intergenic_rate: Annotated[
-        OptFloat, typer.Option(*flag("intergenic_rate"), help="Share of gene-free windows kept. [default: 0.25]")
+        OptFloat, typer.Option(*flag("intergenic_rate"), help="Share of gene-free windows kept. \\[default: 0.25]")
     ] = None,
     keep_going: Annotated[
         OptBool, typer.Option(*flag("keep_going"), help="Skip a species with bad input (recorded in the manifest).")
@@ -83,6 +84,11 @@ def bake(
     """Bake raw genomes and annotations into packed, verifiable training data."""
     if ctx.invoked_subcommand is not None:
         return
+    if config is None:
+        missing = [name for name, value in (("--raw_dir", raw_dir), ("--output_dir", output_dir),
+                                            ("--tokenizer", tokenizer)) if value is None]
+        if missing:
+            raise typer.BadParameter(f"{', '.join(missing)} required (as flags or in --config FILE.toml)")
     from genoforge.baking.bake import bake as run_bake
     from genoforge.baking.bake import resolve_bake_config
 
@@ -130,9 +136,10 @@ def _print_summary(manifest: dict, output_dir: Path) -> None:
             f"{report['validation']['windows']:,}",
             f"{tokens:,}",
         )
+    # Not a terminal (a pipe, a log): wide enough that species names are not cut.
+    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
     for name, message in manifest["failed_species"].items():
-        table.add_row(Text(name), Text("FAILED"), Text(message[:60]), "", "", "", "", "")
-    Console(highlight=False).print(table)
+        typer.echo(f"skipped {name} (--keep_going): {message}")
     for file_name, output in manifest["outputs"].items():
         typer.echo(f"{output_dir / file_name}  {output['samples']:,} samples  sha256 {output['sha256'][:16]}")
 
@@ -154,7 +161,7 @@ def inspect(
     index: Annotated[int, typer.Option(*flag("index"), help="Sample index (negative counts from the end).")] = 0,
     gff: Annotated[bool, typer.Option(*flag("gff"), help="Also print the sample as GFF3 rows in genome coordinates.")] = False,
     tokenizer: Annotated[
-        OptPath, typer.Option(*flag("tokenizer"), help="Tokenizer to decode with. [default: the one the manifest names]")
+        OptPath, typer.Option(*flag("tokenizer"), help="Tokenizer to decode with. \\[default: the one the manifest names]")
     ] = None,
 ) -> None:
     """Decode one baked sample back to readable text; results on stdout."""
