@@ -1,0 +1,281 @@
+"""Batched, grammar-constrained greedy decoding of window targets.
+
+Shape legend: B windows in the batch, S encoder tokens, M memory tokens, V vocabulary.
+
+The contract: every window's output parses. Each row keeps a state of the target grammar
+(:class:`genoforge.baking.grammar.TargetGrammar`, built for that window's length); at every step
+the logits of the ids the grammar does not allow next are set to -inf before the argmax, so only
+allowed tokens are ever chosen, whatever the weights (random ones included). The grammar caps the
+records per window and exons per transcript, so decoding ends; ``max_new_tokens`` caps it
+further: a row that reaches the cap is cut back to its last complete record and closed with
+``<eos>`` (which the grammar allows after any complete record), and is reported as truncated.
+
+Rows advance in lockstep (one decoder step feeds one token to every row), reusing the model's
+KV cache (:meth:`GenoforgeModel.new_decode_cache` / :meth:`GenoforgeModel.decode_step`: ring
+buffers of the decoder look-back for self-attention, and each window's cross-attention keys and
+values computed once). Finished rows are fed padding until the whole batch is done.
+``use_cache=False`` recomputes the decoder over the whole prefix at every step instead: the
+reference the cached path is tested against (same tokens).
+
+Encoder input (:func:`encoder_batch`) is built exactly as training's collate builds it
+(``genoforge.training.collate``): one document per row, ``input_bp`` the window-relative offset
+of each token's first base.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genoforge.baking.grammar import GrammarState, TargetGrammar
+from genoforge.baking.target import WindowAnnotation, parse_target_tokens
+from genoforge.errors import ConfigError
+
+DEFAULT_MAX_NEW_TOKENS = 2048
+# The grammar's own limits; generous next to real windows (a 10 kb yeast window holds ~5 genes).
+DEFAULT_MAX_RECORDS = 512
+DEFAULT_MAX_EXONS = 1000
+
+
+class GrammarCache:
+    """One :class:`TargetGrammar` per window length (most windows share one length).
+
+    Building a grammar maps ~1,100 inventory tokens to ids; keep the last ``capacity`` ones
+    (a genome of many short scaffolds has many distinct lengths).
+    """
+
+    def __init__(self, tokenizer, max_records: int = DEFAULT_MAX_RECORDS,
+                 max_exons: int = DEFAULT_MAX_EXONS, capacity: int = 64):
+        self.tokenizer = tokenizer
+        self.max_records = max_records
+        self.max_exons = max_exons
+        self.capacity = capacity
+        self._grammars: OrderedDict[int, TargetGrammar] = OrderedDict()
+
+    def __call__(self, window_length: int) -> TargetGrammar:
+        grammar = self._grammars.get(window_length)
+        if grammar is None:
+            grammar = TargetGrammar(self.tokenizer, window_size=window_length,
+                                    max_records=self.max_records, max_exons=self.max_exons)
+            self._grammars[window_length] = grammar
+            if len(self._grammars) > self.capacity:
+                self._grammars.popitem(last=False)
+        else:
+            self._grammars.move_to_end(window_length)
+        return grammar
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def encoder_batch(
+    input_ids: Sequence[Sequence[int]],
+    bp_lengths: np.ndarray,
+    pad_id: int,
+    device: torch.device | str = "cpu",
+    length_multiple: int = 1,
+    rows: int | None = None,
+) -> dict:
+    """The encoder fields of the model batch, one window (document 0) per row.
+
+    Args:
+        input_ids: encoder ids per window (DNA tokens, as ``GenoTokenizer.encode_dna`` gives).
+        bp_lengths: bases per token id (``GenoTokenizer.bp_lengths()``).
+        length_multiple: pad S up to a multiple of this (fixed shapes for compiled kernels).
+        rows: pad the batch to this many rows (rows without a window are all padding).
+
+    Returns:
+        ``input_ids`` long [B, S], ``input_doc`` int32 [B, S] (0, or -1 on padding), ``input_bp``
+        int32 [B, S], and ``docs_per_row`` = 1.
+    """
+    batch = max(rows or 0, len(input_ids))
+    length = round_up(max((len(ids) for ids in input_ids), default=1) or 1, length_multiple)
+    ids_BS = np.full((batch, length), pad_id, dtype=np.int64)
+    doc_BS = np.full((batch, length), -1, dtype=np.int32)
+    bp_BS = np.zeros((batch, length), dtype=np.int32)
+    for b, ids in enumerate(input_ids):
+        row = np.asarray(ids, dtype=np.int64)
+        n = row.size
+        ids_BS[b, :n] = row
+        doc_BS[b, :n] = 0
+        if n > 1:
+            bp_BS[b, 1:n] = np.cumsum(bp_lengths[row[:-1]])
+    return {
+        "input_ids": torch.from_numpy(ids_BS).to(device),
+        "input_doc": torch.from_numpy(doc_BS).to(device),
+        "input_bp": torch.from_numpy(bp_BS).to(device),
+        "docs_per_row": 1,
+    }
+
+
+@dataclass
+class DecodeOutput:
+    """Per row: the target ids ``<bos>`` ... ``<eos>`` and whether the cap cut it short."""
+
+    token_ids: list[list[int]]
+    truncated: list[bool]
+    steps: int
+
+
+@torch.no_grad()
+def greedy_decode(
+    model,
+    memory,
+    grammars: Sequence[TargetGrammar],
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    use_cache: bool = True,
+) -> DecodeOutput:
+    """Greedy decoding of one batch under the grammar (contract in the module docstring).
+
+    Args:
+        model: a :class:`genoforge.model.model.GenoforgeModel` in eval mode.
+        memory: ``model.encode(batch)`` of the batch (rows beyond ``len(grammars)`` are ignored).
+        grammars: one grammar per window, for that window's length.
+        max_new_tokens: decoder steps at most (tokens after ``<bos>``, ``<eos>`` included).
+        use_cache: False recomputes the whole prefix every step (the reference path).
+
+    Raises:
+        ConfigError: ``max_new_tokens`` exceeds what the model's KV cache can hold.
+    """
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    config = model.config
+    if use_cache and config.decoder_window_size == 0 and max_new_tokens >= 4096:
+        raise ConfigError(
+            f"max_new_tokens {max_new_tokens} does not fit the decode cache of a model without a "
+            "decoder window (4,096 positions); use --max_new_tokens 4095 or less"
+        )
+    batch = memory.states_BMD.shape[0]
+    n = len(grammars)
+    device = memory.states_BMD.device
+    states: list[GrammarState] = [g.advance(g.start_state(), bos_id) for g in grammars]
+    tokens: list[list[int]] = [[bos_id] for _ in range(n)]
+    last_complete = [1] * n  # prefix length after the last complete record (or <bos>)
+    done = [False] * n
+    masks = [g.allowed_mask(state) for g, state in zip(grammars, states, strict=True)]
+    current_B = torch.full((batch,), pad_id, dtype=torch.long, device=device)
+    current_B[:n] = bos_id
+    cache = model.new_decode_cache(memory) if use_cache else None
+    history: list[Tensor] = [current_B]
+    steps = 0
+    for _ in range(max_new_tokens):
+        if all(done):
+            break
+        if cache is not None:
+            logits_BV = model.decode_step(current_B, cache)
+        else:
+            logits_BV = _uncached_logits(model, memory, torch.stack(history, dim=1))
+        width = logits_BV.shape[-1]
+        allowed_BV = np.ones((batch, width), dtype=bool)  # finished and empty rows: anything
+        for b in range(n):
+            if not done[b]:
+                allowed_BV[b] = False
+                allowed_BV[b, : min(width, masks[b].size)] = masks[b][:width]
+        allowed = torch.from_numpy(allowed_BV).to(device, non_blocking=True)
+        next_B = logits_BV.float().masked_fill(~allowed, float("-inf")).argmax(dim=-1)
+        picked = next_B.tolist()  # the one host sync per step: the grammar runs on the host
+        steps += 1
+        for b in range(n):
+            if done[b]:
+                picked[b] = pad_id
+                continue
+            token = picked[b]
+            states[b] = grammars[b].advance(states[b], token)
+            tokens[b].append(token)
+            if grammars[b].is_final(states[b]):
+                done[b] = True
+                continue
+            masks[b] = grammars[b].allowed_mask(states[b])
+            if masks[b][eos_id]:  # <eos> is allowed exactly between complete records
+                last_complete[b] = len(tokens[b])
+        picked[n:] = [pad_id] * (batch - n)
+        current_B = torch.tensor(picked, dtype=torch.long, device=device)
+        if cache is None:
+            history.append(current_B)
+    truncated = [not d for d in done]
+    for b in range(n):
+        if truncated[b]:
+            tokens[b] = tokens[b][: last_complete[b]] + [eos_id]
+    return DecodeOutput(token_ids=tokens, truncated=truncated, steps=steps)
+
+
+def _uncached_logits(model, memory, decoder_ids_BT: Tensor) -> Tensor:
+    """Logits [B, V] of the last position, recomputing the decoder over the whole prefix."""
+    from genoforge.model.attention import cross_mask, decoder_self_mask
+
+    config = model.config
+    decoder_doc_BT = torch.zeros(decoder_ids_BT.shape, dtype=torch.long, device=decoder_ids_BT.device)
+    self_spec = decoder_self_mask(decoder_doc_BT, config.decoder_window_size, config.decoder_block_size)
+    cross_spec = cross_mask(decoder_doc_BT, memory.doc_BM.long(), config.decoder_block_size)
+    positions_BT = torch.arange(decoder_ids_BT.shape[1], device=decoder_ids_BT.device).expand_as(decoder_ids_BT)
+    hidden, _ = model.decoder(decoder_ids_BT, positions_BT, memory.states_BMD, self_spec, cross_spec,
+                              model.backend_for(decoder_ids_BT.device))
+    return model.decoder.logits(hidden[:, -1])
+
+
+@dataclass
+class WindowPrediction:
+    """One decoded window: its target ids, the parsed annotation, and whether it was cut short."""
+
+    token_ids: list[int]
+    annotation: WindowAnnotation
+    truncated: bool
+
+
+@torch.no_grad()
+def decode_windows(
+    model,
+    tokenizer,
+    input_ids: Sequence[Sequence[int]],
+    window_lengths: Sequence[int],
+    *,
+    grammars: GrammarCache | None = None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    use_cache: bool = True,
+    length_multiple: int = 1,
+    rows: int | None = None,
+) -> list[WindowPrediction]:
+    """Encode and decode one batch of windows; every result parses (module docstring).
+
+    This is the entry point for callers that already hold encoder ids, such as generative
+    validation during training (the ids of a baked sample, hints included, work as they are).
+
+    Args:
+        model: a GenoforgeModel (put it in eval mode; its device is used).
+        tokenizer: the model's GenoTokenizer.
+        input_ids: encoder ids per window.
+        window_lengths: each window's length in bp (the grammar's coordinate limit).
+        grammars: a shared GrammarCache (built here when None).
+        length_multiple, rows: pad the encoder batch (see :func:`encoder_batch`).
+    """
+    if len(input_ids) != len(window_lengths):
+        raise ValueError("one window length per window is needed")
+    if not input_ids:
+        return []
+    grammars = grammars or GrammarCache(tokenizer)
+    device = next(model.parameters()).device
+    batch = encoder_batch(input_ids, tokenizer.bp_lengths(), tokenizer.pad_id, device,
+                          length_multiple=length_multiple, rows=rows)
+    memory = model.encode(batch)
+    out = greedy_decode(
+        model, memory, [grammars(length) for length in window_lengths],
+        bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
+        max_new_tokens=max_new_tokens, use_cache=use_cache,
+    )
+    results = []
+    for ids, truncated, length in zip(out.token_ids, out.truncated, window_lengths, strict=True):
+        strings = [tokenizer.id_to_token(i) for i in ids]
+        annotation = parse_target_tokens(strings, window_size=length, max_records=grammars.max_records,
+                                         max_exons=grammars.max_exons)
+        results.append(WindowPrediction(ids, annotation, truncated))
+    return results

@@ -1,0 +1,290 @@
+"""``genoforge predict``: annotate a genome FASTA with a trained model and write GFF3.
+
+Pipeline (one module per step):
+
+1. validate the FASTA and read every contig's length (:func:`genoforge.baking.fasta.fasta_lengths`,
+   one streaming pass), then stream overlapping windows (:mod:`genoforge.inference.windows`):
+   memory is bounded by the window and the batch, never by a contig;
+2. per batch of windows: encode, then greedy decoding under the target grammar with the KV cache
+   (:mod:`genoforge.inference.decode`); a window with no A/C/G/T base (a run of N) is not
+   decoded: it holds no gene;
+3. once all windows of a contig are decoded: stitch them (:mod:`genoforge.inference.stitch`) and
+   append the contig's rows to the GFF3 (:mod:`genoforge.inference.gff_writer`), which is renamed
+   into place only when every contig is done.
+
+Progress is reported in bases (a rich bar on a terminal, plain lines otherwise, on stderr).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genoforge import console
+from genoforge.baking.target import WindowAnnotation
+from genoforge.errors import ConfigError, DependencyError, InputError, TokenizerError
+from genoforge.inference.decode import (
+    DEFAULT_MAX_EXONS,
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_MAX_RECORDS,
+    GrammarCache,
+    WindowPrediction,
+    decode_windows,
+)
+from genoforge.inference.stitch import WindowResult, stitch_contig
+from genoforge.inference.windows import GenomeWindow, check_tiling, stream_windows
+
+DEFAULT_WINDOW_SIZE = 10_000  # the recipe's bake --window_size
+CPU_BATCH_SIZE = 8
+CUDA_BATCH_SIZE = 128
+# On CUDA the encoder's compiled FlexAttention recompiles for every new shape: pad the encoder
+# length to a multiple of this and the batch to --batch_size, so a genome needs a few shapes.
+CUDA_LENGTH_MULTIPLE = 512
+_HAS_BASE = re.compile(r"[ACGTUacgtu]")
+
+
+@dataclass(kw_only=True)
+class PredictConfig:
+    """Settings of one prediction run (the CLI flags; defaults here only).
+
+    ``overlap`` None means a quarter of the window, as bake lays training windows;
+    ``batch_size`` 0 means 8 windows on a CPU, 128 on CUDA; ``device`` ``auto`` picks CUDA when
+    available; ``dtype`` ``auto`` is bfloat16 on CUDA and float32 on a CPU.
+    """
+
+    window_size: int = DEFAULT_WINDOW_SIZE
+    overlap: int | None = None
+    batch_size: int = 0
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    max_records: int = DEFAULT_MAX_RECORDS
+    max_exons: int = DEFAULT_MAX_EXONS
+    device: str = "auto"
+    dtype: str = "auto"
+    seqids: tuple[str, ...] | None = None
+
+    @property
+    def resolved_overlap(self) -> int:
+        return self.window_size // 4 if self.overlap is None else self.overlap
+
+    def validate(self) -> None:
+        check_tiling(self.window_size, self.resolved_overlap)
+        if self.batch_size < 0:
+            raise ConfigError(f"--batch_size must be >= 1 (or 0 for automatic), got {self.batch_size}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"--max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"dtype {self.dtype!r}: use auto, float32, bfloat16 or float16")
+
+
+@dataclass
+class PredictResult:
+    """What a run did; ``bp_per_second`` counts contig bases over the decoding time."""
+
+    output: Path
+    device: str
+    batch_size: int
+    contigs: int = 0
+    bases: int = 0
+    windows: int = 0
+    decoded_windows: int = 0
+    truncated_windows: int = 0
+    genes: int = 0
+    transcripts: int = 0
+    features: int = 0
+    seconds: float = 0.0
+    decode_steps: int = 0
+    truncated_where: list[str] = field(default_factory=list)
+
+    @property
+    def bp_per_second(self) -> float:
+        return self.bases / self.seconds if self.seconds > 0 else 0.0
+
+
+def resolve_device(name: str):
+    """A torch device from ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        DependencyError: CUDA was asked for and is not available.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DependencyError(f"--device {name}: CUDA is not available here; use --device cpu")
+    return device
+
+
+class Predictor:
+    """A loaded model ready to annotate windows (shared by predict and training-time validation).
+
+    Build with :meth:`from_dir`, or wrap a model and tokenizer already in memory.
+    """
+
+    def __init__(self, model, tokenizer, config: PredictConfig | None = None):
+        self.config = config or PredictConfig()
+        self.config.validate()
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.device = next(model.parameters()).device
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise TokenizerError(
+                f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                f"{model.config.vocab_size} embeddings; run `genoforge tokens resize` on the model"
+            )
+        self.grammars = GrammarCache(tokenizer, self.config.max_records, self.config.max_exons)
+        cuda = self.device.type == "cuda"
+        self.batch_size = self.config.batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE)
+        self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
+        self.decode_steps = 0
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, config: PredictConfig | None = None) -> Predictor:
+        """Load a model directory (config.json, weights, tokenizer) onto the configured device."""
+        import torch
+
+        from genoforge.model.io import load_model
+        from genoforge.tokenizer.core import GenoTokenizer
+
+        config = config or PredictConfig()
+        config.validate()
+        device = resolve_device(config.device)
+        dtype_name = config.dtype
+        if dtype_name == "auto":
+            dtype_name = "bfloat16" if device.type == "cuda" else "float32"
+        dtype = getattr(torch, dtype_name)
+        model = load_model(model_dir, device=device, dtype=None if dtype == torch.float32 else dtype)
+        tokenizer = GenoTokenizer.load(model_dir)
+        return cls(model, tokenizer, config)
+
+    def annotate(self, windows: Sequence[GenomeWindow]) -> list[WindowAnnotation]:
+        """The decoded annotation of each window (at most ``batch_size`` per call is best).
+
+        Windows without an A/C/G/T base get the empty annotation without being decoded.
+        """
+        return [p.annotation if p is not None else WindowAnnotation() for p in self.predict(windows)]
+
+    def predict(self, windows: Sequence[GenomeWindow]) -> list[WindowPrediction | None]:
+        """Decode windows in batches; None for the windows skipped as all-N."""
+        out: list[WindowPrediction | None] = [None] * len(windows)
+        todo = [i for i, w in enumerate(windows) if _HAS_BASE.search(w.sequence)]
+        for first in range(0, len(todo), self.batch_size):
+            chunk = todo[first : first + self.batch_size]
+            ids = [self.tokenizer.encode_dna(windows[i].sequence) for i in chunk]
+            predictions = decode_windows(
+                self.model, self.tokenizer, ids, [windows[i].length for i in chunk],
+                grammars=self.grammars, max_new_tokens=self.config.max_new_tokens,
+                length_multiple=self.length_multiple,
+                rows=self.batch_size if self.device.type == "cuda" else None,
+            )
+            for i, prediction in zip(chunk, predictions, strict=True):
+                out[i] = prediction
+                self.decode_steps += len(prediction.token_ids) - 1
+        return out
+
+
+def _batches(windows: Iterable[GenomeWindow], size: int) -> Iterator[list[GenomeWindow]]:
+    batch: list[GenomeWindow] = []
+    for window in windows:
+        batch.append(window)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predict_genome(
+    model_dir: str | Path,
+    genome: str | Path,
+    output: str | Path,
+    config: PredictConfig | None = None,
+    predictor: Predictor | None = None,
+) -> PredictResult:
+    """Annotate every contig (or ``config.seqids``) of ``genome`` and write GFF3 to ``output``.
+
+    Args:
+        model_dir: a model directory (``genoforge model init`` / ``tune`` output).
+        genome: FASTA, plain, gzip or bgzip.
+        output: the GFF3 path; written atomically (nothing appears there on failure).
+        config: run settings (defaults: :class:`PredictConfig`).
+        predictor: an already loaded model to use instead of loading ``model_dir``.
+
+    Raises:
+        FastaFormatError: the FASTA is malformed (file:line and fix).
+        InputError: a requested seqid is not in the FASTA.
+        CheckpointError, TokenizerError, ConfigError, DependencyError: model, flags or device.
+    """
+    from genoforge.baking.fasta import fasta_lengths
+    from genoforge.inference.gff_writer import open_gff
+
+    config = config or (predictor.config if predictor is not None else PredictConfig())
+    config.validate()
+    lengths = fasta_lengths(genome)
+    wanted = None
+    if config.seqids is not None:
+        missing = [s for s in config.seqids if s not in lengths]
+        if missing:
+            raise InputError(
+                f"--seqids names {', '.join(repr(s) for s in missing)}, not in the FASTA "
+                f"(it has {len(lengths)} sequences, e.g. {', '.join(list(lengths)[:3])}); check the names",
+                genome,
+            )
+        wanted = frozenset(config.seqids)
+    regions = [(s, n) for s, n in lengths.items() if wanted is None or s in wanted]
+    predictor = predictor or Predictor.from_dir(model_dir, config)
+    overlap = config.resolved_overlap
+    result = PredictResult(output=Path(output), device=str(predictor.device), batch_size=predictor.batch_size)
+    comments = [
+        f"windows: {config.window_size} bp, overlap {overlap} bp; grammar-constrained greedy decoding, "
+        f"max_new_tokens {config.max_new_tokens}; batch size {predictor.batch_size} on {predictor.device}",
+    ]
+    total = sum(n for _, n in regions)
+    pending: dict[str, list[WindowResult]] = {}
+    started = time.perf_counter()
+    with open_gff(output, Path(model_dir).resolve().name, model_dir, regions, comments) as writer, \
+            console.progress("Predicting", total=total, unit="bp") as bar:
+        covered: dict[str, int] = {}
+        for batch in _batches(stream_windows(genome, lengths, config.window_size, overlap, wanted),
+                              predictor.batch_size):
+            predictions = predictor.predict(batch)
+            new_bases = 0
+            for window, prediction in zip(batch, predictions, strict=True):
+                result.windows += 1
+                annotation = WindowAnnotation()
+                if prediction is not None:
+                    result.decoded_windows += 1
+                    annotation = prediction.annotation
+                    if prediction.truncated:
+                        result.truncated_windows += 1
+                        if len(result.truncated_where) < 5:
+                            result.truncated_where.append(f"{window.seqid}:{window.start + 1}-{window.end}")
+                results = pending.setdefault(window.seqid, [])
+                results.append(WindowResult(window.start, window.end, annotation))
+                new_bases += window.end - covered.get(window.seqid, 0)
+                covered[window.seqid] = window.end
+                if len(results) == window.n_windows:
+                    contig = stitch_contig(window.seqid, window.contig_length, pending.pop(window.seqid))
+                    writer.write_contig(contig)
+                    result.contigs += 1
+                    result.bases += window.contig_length
+            bar.advance(new_bases)
+        if pending:  # cannot happen for a validated FASTA; never write a silently short file
+            raise InputError(f"the FASTA ended inside {', '.join(pending)}; was it changed while reading?", genome)
+        result.genes, result.transcripts, result.features = writer.genes, writer.transcripts, writer.features
+    result.seconds = time.perf_counter() - started
+    result.decode_steps = predictor.decode_steps
+    if result.truncated_windows:
+        console.warn(
+            f"{result.truncated_windows} window(s) reached --max_new_tokens {config.max_new_tokens} "
+            f"(e.g. {', '.join(result.truncated_where)}); their unfinished last record was dropped. "
+            "Raise --max_new_tokens to keep every record."
+        )
+    return result
