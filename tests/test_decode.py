@@ -1,0 +1,201 @@
+"""Grammar-constrained greedy decoding (genoforge/inference/decode.py) on random debug models.
+
+The models are the debug preset over the bundled DNABERT-2 tokenizer plus the token inventory
+(what `genoforge model init --preset debug` builds), with random weights: whatever such a model
+prefers, the decoded targets must parse. The debug decoder's look-back (11 tokens) is shorter
+than the targets decoded here, so the KV cache's ring buffer wraps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genoforge.baking.target import parse_target_tokens
+from genoforge.inference.decode import GrammarCache, decode_windows, encoder_batch, greedy_decode
+
+
+def build_debug_model_dir(directory: Path, seed: int = 0) -> Path:
+    """A debug-preset model directory with random weights (model init's layout)."""
+    from genoforge.model.config import preset
+    from genoforge.model.io import save_model
+    from genoforge.model.model import GenoforgeModel
+    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
+    from genoforge.tokenizer.edit import ensure_builtin_tokens
+
+    directory.mkdir(parents=True)
+    shutil.copyfile(dnabert2_tokenizer_path(), directory / "tokenizer.json")
+    ensure_builtin_tokens(directory)
+    tokenizer = GenoTokenizer.load(directory)
+    config = dataclasses.replace(preset("debug"), vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
+    digits = torch.tensor([tokenizer.token_to_id(str(i)) for i in range(1000)])
+    torch.manual_seed(seed)
+    model = GenoforgeModel(config, digits)
+    model.init_weights()
+    save_model(model, directory, tokenizer)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One thread: on a shared 2-core machine torch's thread pool can run 50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Three random debug models (different seeds) and their tokenizer."""
+    from genoforge.model.io import load_model
+    from genoforge.tokenizer.core import GenoTokenizer
+
+    root = tmp_path_factory.mktemp("decode_models")
+    out = []
+    for seed in range(3):
+        directory = build_debug_model_dir(root / f"m{seed}", seed)
+        out.append(load_model(directory).eval())
+    return out, GenoTokenizer.load(root / "m0")
+
+
+def random_windows(seed: int, lengths) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice("ACGTacgtN") for _ in range(n)) for n in lengths]
+
+
+LENGTHS = [1, 7, 37, 180, 650, 1_200]
+
+
+def test_random_models_always_write_parsable_targets(models) -> None:
+    model_list, tokenizer = models
+    grammars = GrammarCache(tokenizer)
+    records = 0
+    for m, model in enumerate(model_list):
+        windows = random_windows(m, LENGTHS)
+        ids = [tokenizer.encode_dna(w) for w in windows]
+        for prediction, length in zip(
+            decode_windows(model, tokenizer, ids, LENGTHS, grammars=grammars, max_new_tokens=120), LENGTHS
+        ):
+            tokens = [tokenizer.id_to_token(i) for i in prediction.token_ids]
+            assert tokens[0] == "<bos>" and tokens[-1] == "<eos>"
+            # Parsed independently of decode_windows, with the window's own coordinate limit.
+            assert parse_target_tokens(tokens, window_size=length) == prediction.annotation
+            assert grammars(length).accepts(tokens)
+            records += len(prediction.annotation.records)
+    assert records > 0  # the models did write records, not just <bos><eos>
+
+
+def test_masking_holds_against_logits_that_prefer_forbidden_tokens(models, monkeypatch) -> None:
+    """A decoder whose top logits are all DNA tokens (never allowed in a target) and that never
+    wants to stop still writes a target that parses (cut back at the token cap)."""
+    model_list, tokenizer = models
+    model = model_list[0]
+    step = model.decode_step
+    dna = tokenizer.bp_lengths() > 0
+    dna_ids = torch.from_numpy(np.flatnonzero(dna))
+
+    def rigged(token_ids, cache):
+        logits = step(token_ids, cache).clone()
+        logits[:, dna_ids] += 1e4
+        logits[:, tokenizer.eos_id] -= 1e4
+        return logits
+
+    monkeypatch.setattr(model, "decode_step", rigged)
+    ids = [tokenizer.encode_dna(w) for w in random_windows(5, [300, 90])]
+    for p, length in zip(decode_windows(model, tokenizer, ids, [300, 90], max_new_tokens=80), [300, 90]):
+        parse_target_tokens([tokenizer.id_to_token(i) for i in p.token_ids], window_size=length)
+        assert not dna[p.token_ids].any()
+        assert len(p.token_ids) > 2  # the rigged model still wrote records
+
+
+def test_kv_cached_decoding_gives_the_same_tokens_as_uncached(models) -> None:
+    model_list, tokenizer = models
+    lengths = [640, 33, 1_000]
+    ids = [tokenizer.encode_dna(w) for w in random_windows(11, lengths)]
+    longest = 0
+    for model in model_list:
+        cached = decode_windows(model, tokenizer, ids, lengths, max_new_tokens=48, use_cache=True)
+        uncached = decode_windows(model, tokenizer, ids, lengths, max_new_tokens=48, use_cache=False)
+        assert [p.token_ids for p in cached] == [p.token_ids for p in uncached]
+        longest = max(longest, *(len(p.token_ids) for p in cached))
+    # Longer than twice the 11-token look-back: the ring buffer wrapped.
+    assert longest > 2 * model_list[0].config.decoder_window_size
+
+
+def test_a_window_decodes_the_same_alone_and_in_a_padded_batch(models) -> None:
+    model_list, tokenizer = models
+    lengths = [500, 60, 900]
+    ids = [tokenizer.encode_dna(w) for w in random_windows(3, lengths)]
+    batch = decode_windows(model_list[1], tokenizer, ids, lengths, max_new_tokens=40, rows=5,
+                           length_multiple=64)
+    for k in range(3):
+        alone = decode_windows(model_list[1], tokenizer, [ids[k]], [lengths[k]], max_new_tokens=40)
+        assert alone[0].token_ids == batch[k].token_ids
+
+
+def test_the_token_cap_cuts_back_to_the_last_complete_record(models) -> None:
+    model_list, tokenizer = models
+    ids = [tokenizer.encode_dna(w) for w in random_windows(2, [800])]
+    long = decode_windows(model_list[2], tokenizer, ids, [800], max_new_tokens=150)[0]
+    short = decode_windows(model_list[2], tokenizer, ids, [800], max_new_tokens=25)[0]
+    assert short.truncated
+    assert short.token_ids[-1] == tokenizer.eos_id
+    assert long.token_ids[: len(short.token_ids) - 1] == short.token_ids[:-1]  # greedy: a prefix
+    assert short.annotation.records == long.annotation.records[: len(short.annotation.records)]
+    assert len(short.token_ids) <= 26
+
+
+def test_encoder_batch_offsets_follow_the_bases_of_each_token(models) -> None:
+    _, tokenizer = models
+    windows = ["ACGTACGTTTGACNNNNNNNNGGA", "TTAGC"]
+    ids = [tokenizer.encode_dna(w) for w in windows]
+    batch = encoder_batch(ids, tokenizer.bp_lengths(), tokenizer.pad_id, length_multiple=16, rows=3)
+    assert tuple(batch["input_ids"].shape) == (3, 16)
+    for b, w in enumerate(ids):
+        bases = tokenizer.bp_lengths()[np.asarray(w)]
+        assert batch["input_bp"][b, : len(w)].tolist() == [0, *np.cumsum(bases)[:-1].tolist()]
+        assert batch["input_doc"][b, : len(w)].tolist() == [0] * len(w)
+        assert batch["input_doc"][b, len(w) :].tolist() == [-1] * (16 - len(w))
+    assert (batch["input_doc"][2] == -1).all()
+
+
+def test_greedy_decode_rejects_a_cap_beyond_the_cache(models) -> None:
+    from genoforge.errors import ConfigError
+
+    model_list, tokenizer = models
+    model = model_list[0]
+    memory = model.encode(encoder_batch([tokenizer.encode_dna("ACGT")], tokenizer.bp_lengths(), tokenizer.pad_id))
+    grammar = GrammarCache(tokenizer)(4)
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        greedy_decode(model, memory, [grammar], bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id,
+                      pad_id=tokenizer.pad_id, max_new_tokens=0)
+
+
+def test_pure_noise_logits_always_parse(models, monkeypatch) -> None:
+    """Fresh random logits at every step (many grammar paths per window) still always parse."""
+    model_list, tokenizer = models
+    model = model_list[0]
+    generator = torch.Generator().manual_seed(0)
+
+    def noise(token_ids, cache):
+        cache.position += 1
+        return torch.randn(token_ids.shape[0], model.config.vocab_size, generator=generator) * 5
+
+    monkeypatch.setattr(model, "decode_step", noise)
+    lengths = [random.Random(k).choice([1, 2, 999, 1_000, 1_001, 4_321]) for k in range(24)]
+    ids = [tokenizer.encode_dna("A" * n) for n in lengths]
+    grammars = GrammarCache(tokenizer, max_records=6, max_exons=4)
+    predictions = decode_windows(model, tokenizer, ids, lengths, grammars=grammars, max_new_tokens=400)
+    finished = 0
+    for p, length in zip(predictions, lengths):
+        tokens = [tokenizer.id_to_token(i) for i in p.token_ids]
+        parse_target_tokens(tokens, window_size=length, max_records=6, max_exons=4)
+        finished += not p.truncated
+    assert finished > 0 and sum(len(p.annotation.records) for p in predictions) > 24
