@@ -2,7 +2,7 @@
 
 Tolerances: resume is compared for exact float equality (same process layout, one torch thread,
 every micro-batch reseeded from its index: the resumed run executes the same operations on the
-same values). DDP (2 gloo processes, grad_accum 1) vs one process (grad_accum 2) differs only in
+same values). DDP or FSDP2 (2 gloo processes, grad_accum 1) vs one process (grad_accum 2) differs only in
 the order of floating-point sums (gradient all-reduce vs accumulation), so losses are compared
 with rtol 1e-4 over 5 steps.
 """
@@ -200,15 +200,24 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(tune_workspace, tmp_path):
     assert not (out / "final").exists()
 
 
-@pytest.mark.skipif(os.name != "posix", reason="gloo process groups are tested on POSIX only")
-def test_ddp_two_processes_match_one(tune_workspace, tmp_path):
-    single = tmp_path / "single"
+@pytest.fixture(scope="module")
+def single_process_run(tune_workspace, tmp_path_factory):
+    """5 steps of one process accumulating 2 micro-batches per step (dropout 0.1 on)."""
+    single = tmp_path_factory.mktemp("single") / "run"
     one = run_tune(tune_workspace, single, "--max_steps", "5", "--grad_accum", "2", "--save_steps", "0")
     assert one.returncode == 0, one.stderr
+    return single
+
+
+@pytest.mark.skipif(os.name != "posix", reason="gloo process groups are tested on POSIX only")
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_match_one(tune_workspace, single_process_run, tmp_path, strategy):
+    single = single_process_run
     ddp = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(29500 + os.getpid() % 1000), "-m", "genoforge",
-               *tune_args(tune_workspace, ddp, "--max_steps", "5", "--grad_accum", "1", "--save_steps", "0")]
+               str(29500 + os.getpid() % 1000 + (strategy == "fsdp")), "-m", "genoforge",
+               *tune_args(tune_workspace, ddp, "--max_steps", "5", "--grad_accum", "1", "--save_steps", "0",
+                          "--strategy", strategy)]
     two = subprocess.run(command, capture_output=True, text=True, env=tune_env(), cwd=REPO_ROOT, timeout=180)
     assert two.returncode == 0, two.stderr[-4000:]
     start = read_metrics(ddp, "start")[0]

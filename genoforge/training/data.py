@@ -71,37 +71,74 @@ def plan_row_shape(
     row_multiple: int = 128,
     encoder_row_len: int = 0,
     decoder_row_len: int = 0,
+    probe_samples: int = 1024,
 ) -> RowShape:
     """Choose the row lengths and rows per micro-batch from the budget and the data.
+
+    With both row lengths given, ``rows_per_batch = min(max_batch_size, budget // row)``.
+    Otherwise every ``rows_per_batch`` B <= ``max_batch_size`` is tried with rows of ``budget //
+    B`` positions, split between encoder and decoder near the data's token ratio (each side at
+    least its longest sample, rounded up to ``row_multiple``), and first-fit packing of up to
+    ``probe_samples`` training samples (a fixed random subset) is simulated: the shape with the
+    most real tokens per micro-batch wins (ties: more rows). Samples come in near-constant sizes
+    (windows), so a row a little longer or shorter can hold one more sample per row.
 
     Args:
         input_lengths, dec_lengths: encoder and decoder positions per training sample.
         token_budget: encoder + decoder positions per micro-batch (padding included).
         max_batch_size: the most rows per micro-batch.
-        row_multiple: row lengths are rounded to multiples of this.
-        encoder_row_len, decoder_row_len: explicit row lengths (0 = derive).
+        row_multiple: row lengths are multiples of this.
+        encoder_row_len, decoder_row_len: explicit row lengths (0 = choose).
 
     Raises:
         ConfigError: the budget cannot hold one row able to take the longest sample.
     """
     longest_in = int(input_lengths.max()) if input_lengths.size else 1
     longest_dec = int(dec_lengths.max()) if dec_lengths.size else 1
-    min_enc = _round_up(max(longest_in, 1), row_multiple)
-    min_dec = _round_up(max(longest_dec, 1), row_multiple)
-    row_budget = token_budget // max_batch_size
+    min_enc = encoder_row_len or _round_up(max(longest_in, 1), row_multiple)
+    min_dec = decoder_row_len or _round_up(max(longest_dec, 1), row_multiple)
+    too_small = ConfigError(
+        f"--token_budget {token_budget} is smaller than one row of {min_enc} encoder + {min_dec} decoder "
+        f"positions (the longest training sample has {longest_in} input and {longest_dec + 1} "
+        f"target tokens); raise --token_budget to at least {min_enc + min_dec}"
+    )
+    if encoder_row_len and decoder_row_len:
+        rows = min(max_batch_size, token_budget // (encoder_row_len + decoder_row_len))
+        if rows < 1:
+            raise too_small
+        return RowShape(encoder_row_len=encoder_row_len, decoder_row_len=decoder_row_len, rows_per_batch=rows)
     total_in = float(input_lengths.sum())
     total_dec = float(dec_lengths.sum())
     share_in = total_in / (total_in + total_dec) if total_in + total_dec > 0 else 0.5
-    enc = encoder_row_len or max(min_enc, _round_down(int(row_budget * share_in), row_multiple))
-    dec = decoder_row_len or max(min_dec, _round_down(row_budget - enc, row_multiple))
-    rows = min(max_batch_size, token_budget // (enc + dec))
-    if rows < 1:
-        raise ConfigError(
-            f"--token_budget {token_budget} is smaller than one row of {enc} encoder + {dec} decoder "
-            f"positions (the longest training sample has {longest_in} input and {longest_dec + 1} "
-            f"target tokens); raise --token_budget to at least {enc + dec}"
-        )
-    return RowShape(encoder_row_len=enc, decoder_row_len=dec, rows_per_batch=rows)
+    rng = np.random.default_rng(0)
+    probe = rng.permutation(input_lengths.size)[:probe_samples]
+    probe_tokens = float(input_lengths[probe].sum() + dec_lengths[probe].sum())
+    best: tuple[float, int, RowShape] | None = None
+    for rows in range(max_batch_size, 0, -1):
+        row = token_budget // rows
+        if row < min_enc + min_dec:
+            continue
+        if encoder_row_len:
+            candidates = [encoder_row_len]
+        elif decoder_row_len:
+            candidates = [row - decoder_row_len]
+        else:
+            centre = _round_down(int(row * share_in), row_multiple)
+            # The ratio's split first: it wins ties.
+            candidates = [centre + k * row_multiple for k in (0, -1, 1, -2, 2, -3, 3)]
+        for enc in candidates:
+            dec = decoder_row_len or _round_down(row - enc, row_multiple)
+            if enc < min_enc or dec < min_dec or enc + dec > row:
+                continue
+            packed = first_fit_rows(probe, input_lengths, dec_lengths, enc, dec, max(probe.size, 1))
+            real_per_row = probe_tokens / max(len(packed), 1)
+            score = real_per_row * rows
+            shape = RowShape(encoder_row_len=enc, decoder_row_len=dec, rows_per_batch=rows)
+            if best is None or (score, rows) > (best[0], best[1]):
+                best = (score, rows, shape)
+    if best is None:
+        raise too_small
+    return best[2]
 
 
 def first_fit_rows(

@@ -264,10 +264,9 @@ class TrainingLog:
         self._handle.flush()
 
     def message(self, text: str) -> None:
-        if self._handle is not None and self._live_update is None:
+        """A log line on stderr (rank 0; printed above the live panel when there is one)."""
+        if self._handle is not None:
             info(text)
-        elif self._live_update is not None:
-            self._live_update({"status": text})
 
     def interval(self, records: list[dict[str, Any]], *, flops: float, tokens: int, world_size: int,
                  peak: float | None, expert_load: tuple[float, float] | None) -> dict[str, Any]:
