@@ -177,8 +177,8 @@ def _flex_fn(device: torch.device):
     from torch.nn.attention.flex_attention import flex_attention
 
     global _compiled_flex
-    if device.type != "cuda":
-        return flex_attention
+    if device.type != "cuda" or torch.compiler.is_compiling():
+        return flex_attention  # eager on CPU; inside a compiled region the caller's compile fuses it
     if _compiled_flex is None:
         _compiled_flex = torch.compile(flex_attention, dynamic=False)
     return _compiled_flex

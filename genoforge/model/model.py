@@ -206,7 +206,13 @@ class GenoforgeModel(nn.Module):
             decoder_doc = _get(batch, "decoder_doc").long()
             dec_self = decoder_self_mask(decoder_doc, config.decoder_window_size, config.decoder_block_size)
             dec_cross = cross_mask(decoder_doc, memory_doc, config.decoder_block_size)
-        return BatchMasks(enc, latent_doc, latent_cross, latent_self, dec_self, dec_cross)
+        masks = BatchMasks(enc, latent_doc, latent_cross, latent_self, dec_self, dec_cross)
+        # Built here, eagerly, once per batch: (compiled) layers then only read them.
+        flex = self.backend_for(input_doc.device) == "flex"
+        for spec in (enc, latent_cross, latent_self, dec_self, dec_cross):
+            if spec is not None:
+                spec.block_mask() if flex else spec.bool_mask()
+        return masks
 
     def latent_docs(self, input_doc_BS: Tensor, docs_per_row: int) -> Tensor:
         """[B, docs_per_row * L] document of each latent slot; -1 where the row lacks that doc."""

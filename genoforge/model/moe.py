@@ -15,7 +15,7 @@ Auxiliary losses, over real tokens only (``valid`` mask; padding is routed but n
 
 Two execution paths compute the same function:
 
-* ``grouped``: sort the N*K assignments by expert (argsort), count them (bincount), and run the
+* ``grouped``: sort the N*K assignments by expert (argsort), count them (index_add), and run the
   three expert matrices as grouped GEMMs (``torch._grouped_mm``) over the sorted rows; no Python
   loop over experts and no host synchronisation. Needs 16-byte aligned rows (D and F multiples
   of 8 in bf16, of 4 in fp32). On CUDA the GEMMs run in bf16 (the SM90 fast path).
@@ -107,9 +107,13 @@ class MoEFeedForward(nn.Module):
         flat_expert = experts_NK.reshape(-1)
         order = flat_expert.argsort(stable=True)  # assignments grouped by expert
         token_of = order // self.top_k
-        counts_E = torch.bincount(flat_expert, minlength=self.num_experts)
+        # A fixed-size count (bincount's output size depends on the data, which breaks graphs).
+        counts_E = torch.zeros(self.num_experts, dtype=torch.int64, device=x_ND.device)
+        counts_E = counts_E.index_add(0, flat_expert, torch.ones_like(flat_expert))
         offsets_E = counts_E.cumsum(0).to(torch.int32)
-        compute = torch.bfloat16 if x_ND.is_cuda else x_ND.dtype
+        # bf16 on CUDA (the SM90 fast path) and under torch.compile (its shape checks want bf16);
+        # eager CPU keeps the input dtype so fp32 tests are exact.
+        compute = torch.bfloat16 if (x_ND.is_cuda or torch.compiler.is_compiling()) else x_ND.dtype
         x_sorted = x_ND[token_of].to(compute)
         w_gate, w_up, w_down = (w.to(compute) for w in (self.w_gate_EDF, self.w_up_EDF, self.w_down_EDF))
         gate = torch._grouped_mm(x_sorted, w_gate, offs=offsets_E)
