@@ -10,6 +10,7 @@ from genoforge import __version__
 from genoforge.cli import bake as bake_cli
 from genoforge.cli import eval as eval_cli
 from genoforge.cli import model as model_cli
+from genoforge.cli import predict as predict_cli
 from genoforge.cli import quickstart as quickstart_cli
 from genoforge.cli import tokens as tokens_cli
 from genoforge.cli import tune as tune_cli
@@ -54,6 +55,7 @@ app.add_typer(bake_cli.app, name="bake")
 quickstart_cli.register(app)
 eval_cli.register(app)
 tune_cli.register(app)
+predict_cli.register(app)
 
 
 def main() -> None:
