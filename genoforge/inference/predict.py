@@ -95,7 +95,7 @@ class PredictResult:
     transcripts: int = 0
     features: int = 0
     seconds: float = 0.0
-    decode_steps: int = 0
+    target_tokens: int = 0
     truncated_where: list[str] = field(default_factory=list)
 
     @property
@@ -143,7 +143,7 @@ class Predictor:
         cuda = self.device.type == "cuda"
         self.batch_size = self.config.batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE)
         self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
-        self.decode_steps = 0
+        self.target_tokens = 0  # target tokens kept (after <bos>), all windows so far
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, config: PredictConfig | None = None) -> Predictor:
@@ -186,7 +186,7 @@ class Predictor:
             )
             for i, prediction in zip(chunk, predictions, strict=True):
                 out[i] = prediction
-                self.decode_steps += len(prediction.token_ids) - 1
+                self.target_tokens += len(prediction.token_ids) - 1
         return out
 
 
@@ -280,7 +280,7 @@ def predict_genome(
             raise InputError(f"the FASTA ended inside {', '.join(pending)}; was it changed while reading?", genome)
         result.genes, result.transcripts, result.features = writer.genes, writer.transcripts, writer.features
     result.seconds = time.perf_counter() - started
-    result.decode_steps = predictor.decode_steps
+    result.target_tokens = predictor.target_tokens
     if result.truncated_windows:
         console.warn(
             f"{result.truncated_windows} window(s) reached --max_new_tokens {config.max_new_tokens} "
