@@ -19,6 +19,7 @@ import torch
 
 from genoforge.baking.target import parse_target_tokens
 from genoforge.inference.decode import GrammarCache, decode_windows, encoder_batch, greedy_decode
+from genoforge.inference.stream import decode_stream
 
 
 def build_debug_model_dir(directory: Path, seed: int = 0) -> Path:
@@ -129,6 +130,23 @@ def test_kv_cached_decoding_gives_the_same_tokens_as_uncached(models) -> None:
     assert longest > 2 * model_list[0].config.decoder_window_size
 
 
+def test_continuous_batching_writes_the_same_tokens_as_lockstep_and_uncached(models) -> None:
+    """Rows refilled at different times (per-row positions, ring buffers and cross K/V) decode
+    exactly what the model's own lockstep step and the uncached full forward decode."""
+    model_list, tokenizer = models
+    lengths = [640, 33, 1_000, 250, 777]
+    ids = [tokenizer.encode_dna(w) for w in random_windows(11, lengths)]
+    sizes = []
+    for model in model_list:
+        uncached = decode_windows(model, tokenizer, ids, lengths, max_new_tokens=48, use_cache=False)
+        streamed = dict(decode_stream(model, tokenizer, [(k, ids[k], lengths[k]) for k in range(5)],
+                                      batch_size=2, max_new_tokens=48))
+        assert [streamed[k].token_ids for k in range(5)] == [p.token_ids for p in uncached]
+        assert [streamed[k].annotation for k in range(5)] == [p.annotation for p in uncached]
+        sizes += [len(p.token_ids) for p in uncached]
+    assert len(set(sizes)) > 2 and max(sizes) > 2 * model_list[0].config.decoder_window_size
+
+
 def test_a_window_decodes_the_same_alone_and_in_a_padded_batch(models) -> None:
     model_list, tokenizer = models
     lengths = [500, 60, 900]
@@ -199,3 +217,24 @@ def test_pure_noise_logits_always_parse(models, monkeypatch) -> None:
         parse_target_tokens(tokens, window_size=length, max_records=6, max_exons=4)
         finished += not p.truncated
     assert finished > 0 and sum(len(p.annotation.records) for p in predictions) > 24
+
+
+def test_stream_with_noise_logits_parses_and_returns_every_window(models) -> None:
+    model_list, tokenizer = models
+    generator = torch.Generator().manual_seed(1)
+
+    def noise(model, token_ids, cache, active):
+        cache.position_B += 1
+        return torch.randn(token_ids.shape[0], model.config.vocab_size, generator=generator) * 5
+
+    lengths = [random.Random(k).choice([1, 3, 999, 1_000, 1_001, 2_500]) for k in range(20)]
+    items = [(k, tokenizer.encode_dna("C" * n), n) for k, n in enumerate(lengths)]
+    grammars = GrammarCache(tokenizer, max_records=5, max_exons=3)
+    results = dict(decode_stream(model_list[0], tokenizer, items, batch_size=3, max_new_tokens=300,
+                                 grammars=grammars, step=noise))
+    assert sorted(results) == list(range(20))
+    for k, p in results.items():
+        parse_target_tokens([tokenizer.id_to_token(i) for i in p.token_ids], window_size=lengths[k],
+                            max_records=5, max_exons=3)
+        assert len(p.token_ids) <= 301
+    assert sum(len(p.annotation.records) for p in results.values()) > 20

@@ -51,7 +51,7 @@ def predict_command(
     ] = None,
     max_new_tokens: Annotated[
         int, typer.Option(*flag("max_new_tokens"), help="Target tokens decoded per window at most.")
-    ] = 2048,
+    ] = 4096,
     seqids: Annotated[
         str | None,
         typer.Option(*flag("seqids"), help="Comma-separated contigs to annotate (default: all)."),

@@ -17,8 +17,10 @@ Progress is reported in bases (a rich bar on a terminal, plain lines otherwise, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +34,10 @@ from genoforge.inference.decode import (
     DEFAULT_MAX_RECORDS,
     GrammarCache,
     WindowPrediction,
-    decode_windows,
 )
 from genoforge.inference.stitch import WindowResult, stitch_contig
-from genoforge.inference.windows import GenomeWindow, check_tiling, stream_windows
+from genoforge.inference.stream import decode_stream
+from genoforge.inference.windows import GenomeWindow, check_tiling, stream_windows, tile_contig
 
 DEFAULT_WINDOW_SIZE = 10_000  # the recipe's bake --window_size
 CPU_BATCH_SIZE = 8
@@ -164,41 +166,50 @@ class Predictor:
         tokenizer = GenoTokenizer.load(model_dir)
         return cls(model, tokenizer, config)
 
-    def annotate(self, windows: Sequence[GenomeWindow]) -> list[WindowAnnotation]:
-        """The decoded annotation of each window (at most ``batch_size`` per call is best).
+    def stream(self, windows: Iterable[GenomeWindow]) -> Iterator[tuple[GenomeWindow, WindowPrediction | None]]:
+        """Decode windows with continuous batching (:mod:`genoforge.inference.stream`).
 
-        Windows without an A/C/G/T base get the empty annotation without being decoded.
+        Yields ``(window, prediction)`` in completion order, not input order; windows without an
+        A/C/G/T base are not decoded and come back with None. Windows are read from ``windows``
+        lazily, ``batch_size`` at a time.
         """
-        return [p.annotation if p is not None else WindowAnnotation() for p in self.predict(windows)]
+        skipped: deque[GenomeWindow] = deque()
 
-    def predict(self, windows: Sequence[GenomeWindow]) -> list[WindowPrediction | None]:
-        """Decode windows in batches; None for the windows skipped as all-N."""
-        out: list[WindowPrediction | None] = [None] * len(windows)
-        todo = [i for i, w in enumerate(windows) if _HAS_BASE.search(w.sequence)]
-        for first in range(0, len(todo), self.batch_size):
-            chunk = todo[first : first + self.batch_size]
-            ids = [self.tokenizer.encode_dna(windows[i].sequence) for i in chunk]
-            predictions = decode_windows(
-                self.model, self.tokenizer, ids, [windows[i].length for i in chunk],
-                grammars=self.grammars, max_new_tokens=self.config.max_new_tokens,
-                length_multiple=self.length_multiple,
-                rows=self.batch_size if self.device.type == "cuda" else None,
-            )
-            for i, prediction in zip(chunk, predictions, strict=True):
-                out[i] = prediction
-                self.target_tokens += len(prediction.token_ids) - 1
+        def decodable() -> Iterator[tuple[GenomeWindow, list[int], int]]:
+            for window in windows:
+                if _HAS_BASE.search(window.sequence):
+                    yield window, self.tokenizer.encode_dna(window.sequence), window.length
+                else:  # kept without its bases: a long N run must not pile up sequence
+                    skipped.append(dataclasses.replace(window, sequence=""))
+
+        for window, prediction in decode_stream(
+            self.model, self.tokenizer, decodable(), batch_size=self.batch_size,
+            max_new_tokens=self.config.max_new_tokens, grammars=self.grammars,
+            length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
+        ):
+            while skipped:
+                yield skipped.popleft(), None
+            self.target_tokens += len(prediction.token_ids) - 1
+            yield window, prediction
+        while skipped:
+            yield skipped.popleft(), None
+
+    def annotate(self, windows: Sequence[GenomeWindow]) -> list[WindowAnnotation]:
+        """The decoded annotation of each window, in input order (empty for all-N windows)."""
+        position = {id(window): i for i, window in enumerate(windows)}
+        out = [WindowAnnotation()] * len(windows)
+        for window, prediction in self.stream(windows):
+            if prediction is not None:
+                out[position[id(window)]] = prediction.annotation
         return out
 
 
-def _batches(windows: Iterable[GenomeWindow], size: int) -> Iterator[list[GenomeWindow]]:
-    batch: list[GenomeWindow] = []
-    for window in windows:
-        batch.append(window)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+@dataclass
+class _Contig:
+    seqid: str
+    length: int
+    n_windows: int
+    results: list[WindowResult] = field(default_factory=list)
 
 
 def predict_genome(
@@ -247,37 +258,49 @@ def predict_genome(
         f"max_new_tokens {config.max_new_tokens}; batch size {predictor.batch_size} on {predictor.device}",
     ]
     total = sum(n for _, n in regions)
-    pending: dict[str, list[WindowResult]] = {}
+    contigs: dict[str, _Contig] = {}  # in FASTA order; written in that order as they complete
     started = time.perf_counter()
     with open_gff(output, Path(model_dir).resolve().name, model_dir, regions, comments) as writer, \
             console.progress("Predicting", total=total, unit="bp") as bar:
-        covered: dict[str, int] = {}
-        for batch in _batches(stream_windows(genome, lengths, config.window_size, overlap, wanted),
-                              predictor.batch_size):
-            predictions = predictor.predict(batch)
-            new_bases = 0
-            for window, prediction in zip(batch, predictions, strict=True):
-                result.windows += 1
-                annotation = WindowAnnotation()
-                if prediction is not None:
-                    result.decoded_windows += 1
-                    annotation = prediction.annotation
-                    if prediction.truncated:
-                        result.truncated_windows += 1
-                        if len(result.truncated_where) < 5:
-                            result.truncated_where.append(f"{window.seqid}:{window.start + 1}-{window.end}")
-                results = pending.setdefault(window.seqid, [])
-                results.append(WindowResult(window.start, window.end, annotation))
-                new_bases += window.end - covered.get(window.seqid, 0)
-                covered[window.seqid] = window.end
-                if len(results) == window.n_windows:
-                    contig = stitch_contig(window.seqid, window.contig_length, pending.pop(window.seqid))
-                    writer.write_contig(contig)
-                    result.contigs += 1
-                    result.bases += window.contig_length
-            bar.advance(new_bases)
-        if pending:  # cannot happen for a validated FASTA; never write a silently short file
-            raise InputError(f"the FASTA ended inside {', '.join(pending)}; was it changed while reading?", genome)
+
+        shares: dict[tuple[str, int], int] = {}  # bp each window adds to the progress bar
+
+        def tracked(windows: Iterable[GenomeWindow]) -> Iterator[GenomeWindow]:
+            for window in windows:
+                if window.index == 0:
+                    contigs[window.seqid] = _Contig(window.seqid, window.contig_length, window.n_windows)
+                    starts = [start for start, _ in tile_contig(window.contig_length, config.window_size, overlap)]
+                    for k, start in enumerate(starts):  # a window's share: up to the next window's start
+                        shares[(window.seqid, k)] = (starts[k + 1] if k + 1 < len(starts) else window.contig_length) - start
+                yield window
+
+        def flush() -> None:
+            while contigs:
+                head = next(iter(contigs.values()))
+                if len(head.results) < head.n_windows:
+                    return
+                writer.write_contig(stitch_contig(head.seqid, head.length, head.results))
+                result.contigs += 1
+                result.bases += head.length
+                del contigs[head.seqid]
+
+        windows = tracked(stream_windows(genome, lengths, config.window_size, overlap, wanted))
+        for window, prediction in predictor.stream(windows):
+            result.windows += 1
+            annotation = WindowAnnotation()
+            if prediction is not None:
+                result.decoded_windows += 1
+                annotation = prediction.annotation
+                if prediction.truncated:
+                    result.truncated_windows += 1
+                    if len(result.truncated_where) < 5:
+                        result.truncated_where.append(f"{window.seqid}:{window.start + 1}-{window.end}")
+            contigs[window.seqid].results.append(WindowResult(window.start, window.end, annotation))
+            bar.advance(shares.pop((window.seqid, window.index)))
+            flush()
+        flush()
+        if contigs:  # cannot happen for a validated FASTA; never write a silently short file
+            raise InputError(f"the FASTA ended inside {', '.join(contigs)}; was it changed while reading?", genome)
         result.genes, result.transcripts, result.features = writer.genes, writer.transcripts, writer.features
     result.seconds = time.perf_counter() - started
     result.target_tokens = predictor.target_tokens
