@@ -275,7 +275,7 @@ class Trainer:
         self.val_plan = plan_epoch(val_enc, val_dec, self.shape, seed=cfg.seed, epoch=0,
                                    pack_window=cfg.pack_window, step_micro_batches=1, shuffle=False)
         self.fixed_docs_per_row = None
-        if cfg.compile:  # a constant latent-slot count keeps one compiled graph
+        if cfg.compile or self.is_cuda:  # constant latent slots: one graph, no FlexAttention recompiles
             rows = [r for p in (*self.plans.values(), self.val_plan) for mb in p.micro_batches for r in mb]
             self.fixed_docs_per_row = max((len(r) for r in rows), default=1)
 
