@@ -42,4 +42,5 @@ if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
   tail -n 4 "$OUT/two.log"
   RUNS+=("$OUT/two")
 fi
+rm -f "$OUT"/one/tune_config.json "$OUT"/two/tune_config.json  # at most 8 files come back
 python3 benchmarks/tune.py summary "${RUNS[@]}" | tee "$OUT/summary.jsonl"
