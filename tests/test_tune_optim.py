@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from genoforge.training.early_stopping import EarlyStopping
-from genoforge.training.loop import micro_batch_seed, token_loss_sums
+from genoforge.training.losses import micro_batch_seed, token_loss_sums
 from genoforge.training.optim import CosineSchedule, build_optimizer, split_decay_groups
 
 

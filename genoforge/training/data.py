@@ -22,6 +22,7 @@ rows, cut them into micro-batches and drop the micro-batches that do not fill a 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genoforge.errors import ConfigError
+from genoforge.errors import ConfigError, ShardFormatError, TokenizerError
 
 
 @dataclass(frozen=True)
@@ -358,3 +359,34 @@ def make_loader(dataset: MicroBatchDataset, *, num_workers: int, pin_memory: boo
         persistent_workers=False,
         generator=generator,
     )
+
+
+def check_tokenizer_match(train_path: Path, val_path: Path, shards, tokenizer, model_dir: Path) -> None:
+    """Refuse shards (or their bake manifest) made with a tokenizer other than the model's.
+
+    Raises:
+        TokenizerError: naming the shard, both hashes and the fix.
+    """
+    from genoforge.baking.manifest import MANIFEST_FILE
+
+    want = tokenizer.content_hash()
+    fix = f"re-bake with --tokenizer {model_dir}, or train the model directory the data was baked with"
+    for path, shard in zip((train_path, val_path), shards, strict=True):
+        if shard.tokenizer_hash != want:
+            raise TokenizerError(
+                f"baked with tokenizer {shard.tokenizer_hash[:12]}, but {model_dir} has tokenizer "
+                f"{want[:12]}; {fix}",
+                path,
+            )
+        manifest = path.parent / MANIFEST_FILE
+        if manifest.is_file():
+            try:
+                recorded = json.loads(manifest.read_text()).get("tokenizer", {}).get("hash")
+            except (OSError, json.JSONDecodeError, AttributeError) as exc:
+                raise ShardFormatError(f"unreadable bake manifest ({exc}); re-run genoforge bake", manifest) from exc
+            if recorded is not None and recorded != want:
+                raise TokenizerError(
+                    f"the bake manifest records tokenizer {str(recorded)[:12]}, but {model_dir} has "
+                    f"tokenizer {want[:12]}; {fix}",
+                    manifest,
+                )

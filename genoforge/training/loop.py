@@ -19,7 +19,6 @@ stopping. Checkpoints, the signal handling and the run directory layout are desc
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -33,15 +32,15 @@ from typing import Any
 import numpy as np
 
 from genoforge.console import info, warn
-from genoforge.errors import CheckpointError, ConfigError, ShardFormatError, TokenizerError
+from genoforge.errors import CheckpointError, ConfigError, ShardFormatError
 from genoforge.training import checkpoint as ckpt
 from genoforge.training import parallelize as par
 from genoforge.training.config import TuneConfig
-from genoforge.training.early_stopping import EarlyStopping
 from genoforge.training.data import (
     EpochPlan,
     MicroBatchDataset,
     RowShape,
+    check_tokenizer_match,
     decoder_lengths,
     eval_micro_batch_ids,
     make_loader,
@@ -49,13 +48,14 @@ from genoforge.training.data import (
     plan_row_shape,
     rank_micro_batch_ids,
 )
+from genoforge.training.early_stopping import EarlyStopping
+from genoforge.training.losses import micro_batch_seed, token_loss_sums
 
 METRICS_FILE = "metrics.jsonl"
 MEMORY_FILE = "memory.csv"
 CONFIG_FILE = "tune_config.json"
 BEST_DIR = "best"
 FINAL_DIR = "final"
-IGNORE_INDEX = -100
 # Test hook: SIGKILL this process right after the given optimizer step (and its checkpoint).
 FAULT_ENV = "GENOFORGE_FAULT_KILL_AFTER_STEP"
 
@@ -81,63 +81,6 @@ class TuneResult:
 # ------------------------------------------------------------------------------------- helpers
 
 
-def micro_batch_seed(seed: int, epoch: int, index: int) -> int:
-    """The torch seed set before micro-batch ``index`` of ``epoch`` (independent streams)."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def token_loss_sums(logits_BTV, labels_BT, label_smoothing: float):
-    """(label-smoothed sum, plain CE sum, label count) over the labelled positions, in fp32.
-
-    The smoothed loss is PyTorch's: ``(1 - e) * nll + e * mean over classes of -log p``.
-    """
-    import torch
-
-    logp = torch.log_softmax(logits_BTV.float(), dim=-1)
-    valid = labels_BT != IGNORE_INDEX
-    safe = torch.where(valid, labels_BT, torch.zeros_like(labels_BT))
-    nll = -logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-    mask = valid.to(logp.dtype)
-    nll_sum = (nll * mask).sum()
-    if label_smoothing > 0:
-        uniform = -logp.mean(dim=-1)
-        smoothed_sum = ((1.0 - label_smoothing) * nll + label_smoothing * uniform).mul(mask).sum()
-    else:
-        smoothed_sum = nll_sum
-    return smoothed_sum, nll_sum, mask.sum()
-
-
-def check_tokenizer_match(train_path: Path, val_path: Path, shards, tokenizer, model_dir: Path) -> None:
-    """Refuse shards (or their bake manifest) made with a tokenizer other than the model's.
-
-    Raises:
-        TokenizerError: naming the shard, both hashes and the fix.
-    """
-    from genoforge.baking.manifest import MANIFEST_FILE
-
-    want = tokenizer.content_hash()
-    fix = f"re-bake with --tokenizer {model_dir}, or train the model directory the data was baked with"
-    for path, shard in zip((train_path, val_path), shards, strict=True):
-        if shard.tokenizer_hash != want:
-            raise TokenizerError(
-                f"baked with tokenizer {shard.tokenizer_hash[:12]}, but {model_dir} has tokenizer "
-                f"{want[:12]}; {fix}",
-                path,
-            )
-        manifest = path.parent / MANIFEST_FILE
-        if manifest.is_file():
-            try:
-                recorded = json.loads(manifest.read_text()).get("tokenizer", {}).get("hash")
-            except (OSError, json.JSONDecodeError, AttributeError) as exc:
-                raise ShardFormatError(f"unreadable bake manifest ({exc}); re-run genoforge bake", manifest) from exc
-            if recorded is not None and recorded != want:
-                raise TokenizerError(
-                    f"the bake manifest records tokenizer {str(recorded)[:12]}, but {model_dir} has "
-                    f"tokenizer {want[:12]}; {fix}",
-                    manifest,
-                )
-
-
 def _install_stop_handlers(stop: threading.Event) -> dict:
     """SIGINT/SIGTERM set ``stop`` (the loop saves a checkpoint and returns); a second one raises
     KeyboardInterrupt at once. Only the main thread may install handlers."""
@@ -158,37 +101,6 @@ def _install_stop_handlers(stop: threading.Event) -> dict:
 def _restore_handlers(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
-
-
-def _apply_activation_checkpointing(model) -> int:
-    """Wrap every block of every ModuleList in a non-reentrant activation checkpoint."""
-    from torch import nn
-    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
-        CheckpointImpl,
-        apply_activation_checkpointing,
-        checkpoint_wrapper,
-    )
-
-    blocks = {id(b) for m in model.modules() if isinstance(m, nn.ModuleList) for b in m}
-    apply_activation_checkpointing(
-        model,
-        checkpoint_wrapper_fn=lambda m: checkpoint_wrapper(m, checkpoint_impl=CheckpointImpl.NO_REENTRANT),
-        check_fn=lambda m: id(m) in blocks,
-    )
-    return len(blocks)
-
-
-def _compile_blocks(model) -> int:
-    """torch.compile every block of every ModuleList (fixed row shapes keep one graph each)."""
-    from torch import nn
-
-    count = 0
-    for module in list(model.modules()):
-        if isinstance(module, nn.ModuleList):
-            for block in module:
-                block.compile()
-                count += 1
-    return count
 
 
 # ---------------------------------------------------------------------------------------- trainer
@@ -281,9 +193,9 @@ class Trainer:
 
         # Wrapping order: activation checkpointing -> compile -> DDP/FSDP -> optimizer.
         if cfg.gradient_checkpointing:
-            _apply_activation_checkpointing(model)
+            par.apply_activation_checkpointing(model)
         if cfg.compile:
-            _compile_blocks(model)
+            par.compile_blocks(model)
         self.model = par.wrap_model(model, env, cfg.strategy)
         self.fsdp = env.distributed and cfg.strategy == "fsdp"
         self.optimizer = build_optimizer(

@@ -201,3 +201,34 @@ def load_full_state_dicts(model, optimizer, model_state: dict, optim_state: dict
     set_model_state_dict(model, model_state, options=options)
     if optim_state is not None:
         set_optimizer_state_dict(model, optimizer, optim_state, options=options)
+
+
+def apply_activation_checkpointing(model) -> int:
+    """Wrap every block of every ModuleList in a non-reentrant activation checkpoint."""
+    from torch import nn
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        CheckpointImpl,
+        apply_activation_checkpointing,
+        checkpoint_wrapper,
+    )
+
+    blocks = {id(b) for m in model.modules() if isinstance(m, nn.ModuleList) for b in m}
+    apply_activation_checkpointing(
+        model,
+        checkpoint_wrapper_fn=lambda m: checkpoint_wrapper(m, checkpoint_impl=CheckpointImpl.NO_REENTRANT),
+        check_fn=lambda m: id(m) in blocks,
+    )
+    return len(blocks)
+
+
+def compile_blocks(model) -> int:
+    """torch.compile every block of every ModuleList (fixed row shapes keep one graph each)."""
+    from torch import nn
+
+    count = 0
+    for module in list(model.modules()):
+        if isinstance(module, nn.ModuleList):
+            for block in module:
+                block.compile()
+                count += 1
+    return count
