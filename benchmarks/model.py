@@ -245,7 +245,7 @@ def make_batch(config: ModelConfig, rows: int, enc_docs: list[int], dec_docs: li
 
 
 def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_doc_tokens: int, n_docs: int,
-                steps: int, compile_model: bool) -> dict:
+                steps: int, compile_model: bool, profile: bool = False) -> dict:
     config = dataclasses.replace(preset("debug" if smoke else "seed"), vocab_size=SEED_VOCAB)
     enc_docs, dec_docs = [enc_doc_tokens] * n_docs, [dec_doc_tokens] * n_docs
     torch.manual_seed(0)
@@ -291,6 +291,19 @@ def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_do
         elif step >= 2:
             fwd_bwd.append((t1 - t0) * 1e3)
             full.append((time.perf_counter() - t0) * 1e3)
+    if profile and device == "cuda":
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+            with autocast:
+                out = model(batches[0], label_smoothing=0.1, return_logits=False)
+            out.loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            torch.cuda.synchronize()
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=35, max_name_column_width=70),
+              flush=True)
     fb, st = statistics.median(fwd_bwd), statistics.median(full)
     result = {
         "rows": rows, "encoder_tokens": enc_tokens, "decoder_tokens": dec_tokens,
@@ -317,7 +330,8 @@ def run_model(device: str, args) -> dict:
 
     def once(rows: int) -> dict:
         return bench_model(device, args.smoke, rows, args.enc_doc_tokens, args.dec_doc_tokens, args.docs,
-                           args.steps, compile_model=device == "cuda" and not args.no_compile)
+                           args.steps, compile_model=device == "cuda" and not args.no_compile,
+                           profile=args.profile)
 
     try:
         result = once(args.rows)
@@ -349,12 +363,14 @@ def main() -> None:
     parser.add_argument("--dec_doc_tokens", type=int, default=512, help="Target tokens per document.")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--no_compile", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="Print the top CUDA kernels of one model step.")
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.smoke:
         args.rows, args.docs, args.enc_doc_tokens, args.dec_doc_tokens, args.steps = 2, 2, 40, 16, 2
     torch._dynamo.config.cache_size_limit = 64  # never fall back to eager silently
+    torch.set_float32_matmul_precision("high")  # the fp32 router matmuls may use TF32
     results: dict = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",

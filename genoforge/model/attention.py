@@ -199,6 +199,12 @@ def attend(
     gqa = q_BHQd.shape[1] != k_BGKd.shape[1]
     if backend == "flex":
         flex = _flex_fn(q_BHQd.device)
+        if q_BHQd.device.type == "cuda":  # no warnings context here: it would break compiled graphs
+            return flex(
+                q_BHQd, k_BGKd, v_BGKd,
+                score_mod=alibi.score_fn() if alibi is not None else None,
+                block_mask=spec.block_mask(), enable_gqa=gqa,
+            )
         with warnings.catch_warnings():
             # Eager (CPU) flex warns that it is unfused; that is the point of the CPU check.
             warnings.simplefilter("ignore", UserWarning)

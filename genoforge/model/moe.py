@@ -120,9 +120,12 @@ class MoEFeedForward(nn.Module):
         up = torch._grouped_mm(x_sorted, w_up, offs=offsets_E)
         hidden = F.silu(gate) * up
         y_sorted = torch._grouped_mm(hidden, w_down.transpose(-2, -1), offs=offsets_E)
-        weighted = y_sorted.to(x_ND.dtype) * gates_NK.reshape(-1)[order, None].to(x_ND.dtype)
-        out = torch.zeros(n_tokens, self.dim, device=x_ND.device, dtype=x_ND.dtype)
-        return out.index_add(0, token_of, weighted)
+        # Combine by gathering each token's K rows back (inverse permutation) rather than a
+        # scatter-add: no atomics, deterministic.
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel(), device=order.device)
+        y_NKD = y_sorted[inverse].view(n_tokens, self.top_k, self.dim)
+        return (y_NKD.float() * gates_NK[..., None]).sum(dim=1).to(x_ND.dtype)
 
     def _loop(self, x_ND: Tensor, experts_NK: Tensor, gates_NK: Tensor) -> Tensor:
         out = torch.zeros_like(x_ND)
