@@ -212,3 +212,24 @@ def test_out_of_range_values_are_refused(tmp_path, tiny_raw_dir, baking_tokenize
         result = _bake(*_base_args(tiny_raw_dir, tmp_path / "o", baking_tokenizer_dir), flag, value)
         assert result.exit_code == 1, (flag, result.output)
         assert flag.lstrip("-") in result.output
+
+
+def test_an_interrupted_bake_leaves_nothing_that_looks_complete(tmp_path, monkeypatch, tiny_raw_dir, baking_tokenizer_dir):
+    import genoforge.baking.bake as bake_module
+
+    real_bake_chunk = bake_module.bake_chunk
+    calls = []
+
+    def interrupted(task):  # Ctrl-C arrives while the second chunk is being baked
+        calls.append(task.seqid)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_bake_chunk(task)
+
+    monkeypatch.setattr(bake_module, "bake_chunk", interrupted)
+    output = tmp_path / "baked"
+    result = _bake(*_base_args(tiny_raw_dir, output, baking_tokenizer_dir))
+    assert result.exit_code == 130
+    assert len(calls) == 2
+    assert not output.exists()
+    assert _leftovers(tmp_path) == []

@@ -41,10 +41,12 @@ import multiprocessing
 import os
 import queue as queue_module
 import shutil
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,12 +347,14 @@ def _no_report(species: str, event: str, amount: float) -> None:
     return None
 
 
-def _chunk_tasks(job: SpeciesJob, annotation: Any, lengths: dict[str, int], report: Reporter) -> Iterator[tuple[ChunkTask | None, int]]:
+def _chunk_tasks(
+    job: SpeciesJob, annotation: Any, lengths: dict[str, int], counts: dict[str, SplitCounts]
+) -> Iterator[tuple[ChunkTask | None, int]]:
     """Chunk tasks in canonical order, chromosome by chromosome (one chromosome in memory).
 
     Yields ``(task, bases)``: ``bases`` of progress to report once the task is done (a chromosome's
     last task also carries the bases no window covers); ``task`` is None for a chromosome that
-    yields no window.
+    yields no window. Segments too short for a window are counted in ``counts`` as they are seen.
     """
     from genoforge.baking.fasta import read_fasta
     from genoforge.baking.genes import Annotation
@@ -363,15 +367,11 @@ def _chunk_tasks(job: SpeciesJob, annotation: Any, lengths: dict[str, int], repo
         if lengths.get(seqid) != len(sequence):
             raise AssertionError(f"{job.species.fasta}: quick length pass disagrees on {seqid!r}")
         windows: list[tuple[str, int, int]] = []
-        short: dict[str, int] = dict.fromkeys(SPLITS, 0)
         for segment in split_chromosome(species, seqid, len(sequence), job.val_fraction, job.settings.seed):
             tiles = tile(segment.start, segment.end, job.window_size, job.overlap)
             if not tiles:
-                short[segment.split] += 1
+                counts[segment.split].dropped_short += 1
             windows += [(segment.split, start, end) for start, end in tiles]
-        for split, count in short.items():
-            if count:
-                report(species, f"short:{split}", count)
         covered = 0
         for first in range(0, len(windows), windows_per_chunk):
             chunk = windows[first : first + windows_per_chunk]
@@ -405,8 +405,18 @@ def quick_fasta_lengths(path: str | Path) -> dict[str, int]:
     from genoforge.io import is_gzip
 
     lengths: dict[str, int] = {}
-    seqid: str | None = None
-    count = 0
+    current: list = [None, 0]  # seqid, bases so far
+
+    def take(line: bytes) -> None:
+        stripped = line.lstrip()
+        if stripped[:1] == b">":
+            words = stripped[1:].split()
+            current[:] = [words[0].decode("utf-8", "replace") if words else "", 0]
+            lengths[current[0]] = 0
+        elif current[0] is not None:
+            current[1] += len(line.translate(None, _WHITESPACE))
+            lengths[current[0]] = current[1]
+
     carry = b""
     opener = gzip.open if is_gzip(path) else open
     try:
@@ -415,24 +425,10 @@ def quick_fasta_lengths(path: str | Path) -> dict[str, int]:
                 lines = (carry + block).split(b"\n")
                 carry = lines.pop()
                 for line in lines:
-                    if line[:1] == b">" or line.lstrip()[:1] == b">":
-                        if seqid is not None:
-                            lengths[seqid] = count
-                        words = line.lstrip()[1:].split()
-                        seqid, count = (words[0].decode("utf-8", "replace") if words else ""), 0
-                    else:
-                        count += len(line.translate(None, _WHITESPACE))
+                    take(line)
     except (EOFError, OSError):
         pass  # truncated or corrupt: the validating pass reports it with the file and line
-    if carry.lstrip()[:1] == b">":
-        if seqid is not None:
-            lengths[seqid] = count
-        words = carry.lstrip()[1:].split()
-        seqid, count = (words[0].decode("utf-8", "replace") if words else ""), 0
-    else:
-        count += len(carry.translate(None, _WHITESPACE))
-    if seqid is not None:
-        lengths[seqid] = count
+    take(carry)
     return lengths
 
 
@@ -442,7 +438,7 @@ def bake_species(job: SpeciesJob, report: Reporter = _no_report, pool: ProcessPo
     Args:
         job: the species and its settings.
         report: progress callback ``(species, event, amount)``; events ``total`` (genome bases),
-            ``bases``, ``windows``, ``short:<split>``.
+            ``bases`` (done), ``windows`` (written).
         pool: a process pool for chunks; None: make one when ``job.n_workers > 1`` (in a species
             process), else bake inline.
 
@@ -477,19 +473,13 @@ def bake_species(job: SpeciesJob, report: Reporter = _no_report, pool: ProcessPo
     if pool is None and job.n_workers > 1:
         own_pool = pool = ProcessPoolExecutor(job.n_workers, mp_context=_mp_context())
 
-    def short_report(species_name: str, event: str, amount: float) -> None:
-        if event.startswith("short:"):
-            counts[event.split(":", 1)[1]].dropped_short += int(amount)
-        else:
-            report(species_name, event, amount)
-
     try:
         writers = {
             split: PackedWriter(parts[split], tokenizer_hash=job.tokenizer_hash, token_dtype=job.settings.token_dtype)
             for split in SPLITS
         }
         try:
-            tasks = _chunk_tasks(job, annotation, lengths, short_report)
+            tasks = _chunk_tasks(job, annotation, lengths, counts)
             for result, bases in _run_in_order(tasks, pool, job.n_workers):
                 if result is not None:
                     for split, dropped in result.dropped.items():
@@ -568,6 +558,10 @@ _PROGRESS_QUEUE: Any = None
 def _init_species_process(progress_queue: Any) -> None:
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = progress_queue
+    if hasattr(os, "setpgid"):
+        # Lead a process group holding this species' chunk workers, so that _terminate reaches
+        # them all. (Ctrl-C in a terminal reaches the main process, which then calls _terminate.)
+        os.setpgid(0, 0)
 
 
 def _queue_report(species: str, event: str, amount: float) -> None:
@@ -779,6 +773,7 @@ def _run_species(jobs: list[SpeciesJob], config: BakeConfig, failed: dict[str, s
         initializer=_init_species_process,
         initargs=(progress_queue,),
     )
+    stopped = False
     try:
         futures = {pool.submit(_bake_species_in_process, job): job.species.name for job in jobs}
         with progress(state.description(), total=None, unit="bp") as bar:
@@ -791,17 +786,23 @@ def _run_species(jobs: list[SpeciesJob], config: BakeConfig, failed: dict[str, s
                     name = futures[future]
                     try:
                         results[name] = future.result()
+                    except BrokenProcessPool as exc:
+                        raise GenoforgeError(
+                            f"a bake process died while baking {name} (out of memory?); lower "
+                            "--species_parallel / --n_workers"
+                        ) from exc
                     except BaseException as exc:  # noqa: BLE001 - re-raised unless keep_going
-                        try:
-                            record_failure(name, exc)
-                        except BaseException:
-                            _terminate(pool)
-                            raise
+                        record_failure(name, exc)
                     state.species_done += 1
                     state.refresh()
             _drain(progress_queue, state)
+    except BaseException:
+        # A failure (or Ctrl-C) should not wait for the other species: stop them and their workers.
+        stopped = True
+        _terminate(pool)
+        raise
     finally:
-        pool.shutdown(cancel_futures=True)
+        pool.shutdown(wait=not stopped, cancel_futures=True)
         progress_queue.close()
     return results
 
@@ -816,10 +817,19 @@ def _drain(progress_queue: Any, state: _ProgressState) -> None:
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool's processes now (a failed bake should not wait for the other species)."""
+    """Stop the species processes of ``pool`` and their chunk workers, now.
+
+    Each species process leads its own process group (:func:`_init_species_process`), so one
+    signal to the group also reaches the chunk workers it forked; terminating only the species
+    process would leave them orphaned, blocked on their task queue forever.
+    """
     for process in list(getattr(pool, "_processes", {}).values()):
-        process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except (AttributeError, OSError):  # no process groups here, or not set up yet
+            process.terminate()
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.join(timeout=5)
 
 
 @dataclass
