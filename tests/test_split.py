@@ -103,3 +103,33 @@ def test_validation_windows_are_built_like_training_windows(baked):
             len(w) for (sp, _), w in by_chromosome.items() if sp == species
         )
 
+
+
+def test_every_sample_decodes_back_to_its_window(baked, shared_data, baking_tokenizer_dir):
+    """Training and validation samples alike: input = the window's DNA, target = its annotation."""
+    from genoforge.baking.fasta import read_fasta
+    from genoforge.baking.genes import load_annotation
+    from genoforge.baking.target import parse_target_tokens, window_annotation
+    from genoforge.tokenizer.core import GenoTokenizer
+
+    tok = GenoTokenizer.load(baking_tokenizer_dir)
+    raw_dir = baked.manifest["config"]["raw_dir"]
+    genomes, annotations = {}, {}
+    for species, report in baked.manifest["species"].items():
+        fasta = f"{raw_dir}/{report['fasta']}"
+        genomes[species] = {record.seqid: record.sequence for record in read_fasta(fasta)}
+        lengths = {seqid: len(seq) for seqid, seq in genomes[species].items()}
+        annotations[species] = load_annotation(f"{raw_dir}/{report['annotation']}", seqid_lengths=lengths)
+    n = 0
+    for split in ("training", "validation"):
+        for sample in PackedShard(baked.output_dir / f"{split}.packed"):
+            window = genomes[sample.species][sample.seqid][sample.window_start : sample.window_end]
+            assert tok.decode(sample.input_ids) == window.upper()
+            tokens = [tok.id_to_token(i) for i in sample.target_ids]
+            decoded = parse_target_tokens(tokens, window_size=sample.window_end - sample.window_start)
+            expected = window_annotation(annotations[sample.species], sample.seqid, sample.window_start, sample.window_end)
+            assert decoded == expected
+            n += 1
+    assert n == len(PackedShard(baked.output_dir / "training.packed")) + len(
+        PackedShard(baked.output_dir / "validation.packed")
+    )
