@@ -51,11 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from genoforge.baking import hints as hints_module
 from genoforge.baking.manifest import MANIFEST_FILE, SpeciesReport, SplitCounts, build_manifest, write_manifest
-from genoforge.baking.packed import TOKEN_DTYPES, PackedShard, PackedWriter, file_sha256, token_dtype_for
 from genoforge.baking.split import SPLITS, split_chromosome
 from genoforge.baking.taxa import MAX_WINDOW_SIZE, load_taxa
 from genoforge.baking.windows import is_mostly_n, keep_intergenic, overlap_of, tile
@@ -183,7 +180,9 @@ def _check_compression(path: Path) -> None:
         head = handle.read(8)
     for magic, name in UNSUPPORTED_MAGIC.items():
         if head.startswith(magic):
-            raise InputError(f"is {name}-compressed; genoforge reads plain, gzip or bgzip: recompress it with bgzip", path)
+            raise InputError(
+                f"is {name}-compressed; genoforge reads plain, gzip or bgzip: recompress it with bgzip", path
+            )
 
 
 def find_species_files(folder: Path) -> SpeciesInput:
@@ -199,7 +198,8 @@ def find_species_files(folder: Path) -> SpeciesInput:
         kind = _data_kind(path)
         if kind is not None:
             found[kind].append(path)
-    for kind, what, suffixes in (("fasta", "genome FASTA", FASTA_SUFFIXES), ("gff", "GFF3 annotation", GFF_SUFFIXES)):
+    kinds = (("fasta", "genome FASTA", FASTA_SUFFIXES), ("gff", "GFF3 annotation", GFF_SUFFIXES))
+    for kind, what, suffixes in kinds:
         paths = found[kind]
         if not paths:
             raise InputError(
@@ -223,7 +223,9 @@ def discover_species(raw_dir: str | Path, selected: list[str] | None = None) -> 
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise InputError("--raw_dir is not a directory; point it at a folder of <species>/ folders", raw_dir)
-    folders = sorted((p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    folders = sorted(
+        (p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name
+    )
     if selected is not None:
         by_name = {p.name: p for p in folders}
         missing = [name for name in selected if name not in by_name]
@@ -290,6 +292,9 @@ def _tokenizer(path: str) -> Any:
 
 def bake_chunk(task: ChunkTask) -> ChunkResult:
     """Filter, annotate and tokenize the windows of one chunk (runs in a worker process)."""
+    import numpy as np
+
+    from genoforge.baking.packed import TOKEN_DTYPES
     from genoforge.baking.target import encode_target, window_annotation
 
     settings = task.settings
@@ -303,7 +308,9 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
             continue
         annotated = window_annotation(task.annotation, task.seqid, start, end)
         intergenic = not annotated.records
-        if intergenic and not keep_intergenic(settings.seed, settings.species, task.seqid, start, settings.intergenic_rate):
+        if intergenic and not keep_intergenic(
+            settings.seed, settings.species, task.seqid, start, settings.intergenic_rate
+        ):
             result.dropped[split].dropped_intergenic += 1
             continue
         target_ids = np.asarray(tok.encode_target(encode_target(annotated)), dtype=dtype)
@@ -311,7 +318,8 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
         hinted = hints_module.wants_hints(settings.seed, settings.species, task.seqid, start, settings.hint_ratio)
         if hinted:
             input_ids += tok.encode_target(hints_module.hint_tokens(annotated.records))
-        result.samples.append((split, start, end, np.asarray(input_ids, dtype=dtype), target_ids, intergenic, hinted))
+        input_array = np.asarray(input_ids, dtype=dtype)
+        result.samples.append((split, start, end, input_array, target_ids, intergenic, hinted))
     return result
 
 
@@ -432,7 +440,9 @@ def quick_fasta_lengths(path: str | Path) -> dict[str, int]:
     return lengths
 
 
-def bake_species(job: SpeciesJob, report: Reporter = _no_report, pool: ProcessPoolExecutor | None = None) -> SpeciesResult:
+def bake_species(
+    job: SpeciesJob, report: Reporter = _no_report, pool: ProcessPoolExecutor | None = None
+) -> SpeciesResult:
     """Bake one species into part shards under ``job.parts_dir``.
 
     Args:
@@ -446,6 +456,7 @@ def bake_species(job: SpeciesJob, report: Reporter = _no_report, pool: ProcessPo
         GenoforgeError: malformed input, naming the file, line and fix.
     """
     from genoforge.baking.genes import load_annotation
+    from genoforge.baking.packed import PackedWriter, file_sha256
 
     species = job.species.name
     raw_dir = Path(job.raw_dir)
@@ -475,7 +486,9 @@ def bake_species(job: SpeciesJob, report: Reporter = _no_report, pool: ProcessPo
 
     try:
         writers = {
-            split: PackedWriter(parts[split], tokenizer_hash=job.tokenizer_hash, token_dtype=job.settings.token_dtype)
+            split: PackedWriter(
+                parts[split], tokenizer_hash=job.tokenizer_hash, token_dtype=job.settings.token_dtype
+            )
             for split in SPLITS
         }
         try:
@@ -592,7 +605,9 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
     if not output_dir.exists():
         return
     if not overwrite:
-        raise InputError("already exists; pass --overwrite to replace it or choose another --output_dir", output_dir)
+        raise InputError(
+            "already exists; pass --overwrite to replace it or choose another --output_dir", output_dir
+        )
     if not output_dir.is_dir():
         raise InputError("exists and is not a directory; choose another --output_dir", output_dir)
     if any(output_dir.iterdir()) and not (output_dir / MANIFEST_FILE).is_file():
@@ -629,6 +644,7 @@ def bake(config: BakeConfig) -> BakeSummary:
         ConfigError: bad settings.
         GenoforgeError: bad input (unless ``keep_going`` skips the species); nothing is written.
     """
+    from genoforge.baking.packed import PackedShard, PackedWriter, file_sha256, token_dtype_for
     from genoforge.console import info, warn
     from genoforge.io import atomic_dir
 

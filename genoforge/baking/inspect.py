@@ -67,7 +67,9 @@ def manifest_summary(manifest: dict[str, Any]) -> list[str]:
         f"hint_ratio {config['hint_ratio']}  max_n_ratio {config['max_n_ratio']}  intergenic_rate "
         f"{config['intergenic_rate']}",
     ]
-    header = ("species", "taxon", "window", "genes", "transcripts", "train win", "val win", "train tokens", "val tokens")
+    header = (
+        "species", "taxon", "window", "genes", "transcripts", "train win", "val win", "train tokens", "val tokens"
+    )
     rows = [header]
     for name, report in manifest["species"].items():
         rows.append(
@@ -90,7 +92,8 @@ def manifest_summary(manifest: dict[str, Any]) -> list[str]:
     for name, report in manifest["species"].items():
         skipped = report["skipped_features"]
         if skipped:
-            shown = ", ".join(f"{reason} {count:,}" for reason, count in sorted(skipped.items(), key=lambda kv: -kv[1]))
+            by_count = sorted(skipped.items(), key=lambda kv: -kv[1])
+            shown = ", ".join(f"{reason} {count:,}" for reason, count in by_count)
             lines.append(f"skipped    {name}: {shown}")
         for split in ("training", "validation"):
             counts = report[split]
@@ -102,7 +105,10 @@ def manifest_summary(manifest: dict[str, Any]) -> list[str]:
     for name, message in manifest["failed_species"].items():
         lines.append(f"FAILED     {name}: {message}")
     for file_name, output in manifest["outputs"].items():
-        lines.append(f"output     {file_name}  {output['samples']:,} samples  {output['bytes']:,} bytes  sha256 {output['sha256']}")
+        lines.append(
+            f"output     {file_name}  {output['samples']:,} samples  {output['bytes']:,} bytes  "
+            f"sha256 {output['sha256']}"
+        )
     return lines
 
 
@@ -132,7 +138,9 @@ def inspect_baked(
         lines.append(f"{split}.packed holds no sample.")
         return "\n".join(lines) + "\n"
     if not -n <= index < n:
-        raise InputError(f"--index {index} is outside {split}.packed (it holds {n:,} samples: 0..{n - 1})", baked_dir)
+        raise InputError(
+            f"--index {index} is outside {split}.packed (it holds {n:,} samples: 0..{n - 1})", baked_dir
+        )
     tok = _load_tokenizer(manifest, baked_dir, tokenizer)
     sample = shard.sample(index)
     input_tokens = [tok.id_to_token(i) for i in sample.input_ids]
@@ -149,14 +157,18 @@ def inspect_baked(
         dna, hints = input_tokens, None
     dna_text = "".join(dna)
     preview = dna_text if len(dna_text) <= 60 else f"{dna_text[:30]}...{dna_text[-30:]}"
-    lines.append(f"input      {len(input_tokens):,} tokens: DNA {len(dna):,} tokens ({len(dna_text):,} bp) {preview}")
+    lines.append(
+        f"input      {len(input_tokens):,} tokens: DNA {len(dna):,} tokens ({len(dna_text):,} bp) {preview}"
+    )
     if hints is not None:
         from genoforge.baking.hints import HINT_RECORD_LENGTH
 
         records = [hints[i : i + HINT_RECORD_LENGTH] for i in range(0, len(hints), HINT_RECORD_LENGTH)]
         lines.append(f"hints      [HIT] + {len(records)} intron hint(s)")
         lines += [f"           {' '.join(record)}" for record in records]
-    lines.append(f"target     {len(target_tokens):,} tokens (TAB shown as {VISIBLE_TAB}, NEWLINE as {VISIBLE_NEWLINE}):")
+    lines.append(
+        f"target     {len(target_tokens):,} tokens (TAB shown as {VISIBLE_TAB}, NEWLINE as {VISIBLE_NEWLINE}):"
+    )
     lines.append(readable_tokens(target_tokens).rstrip("\n"))
     if gff:
         from genoforge.baking.target import parse_target_tokens, to_gff3_rows

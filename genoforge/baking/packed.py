@@ -416,7 +416,9 @@ class PackedShard:
             if dtype != np.dtype(wanted):
                 raise ShardFormatError(f"array {name!r} has dtype {dtype}, expected {wanted}", self.path)
             if name in expected_shapes and count != expected_shapes[name]:
-                raise ShardFormatError(f"array {name!r} has {count} entries, expected {expected_shapes[name]}", self.path)
+                raise ShardFormatError(
+                    f"array {name!r} has {count} entries, expected {expected_shapes[name]}", self.path
+                )
             if offset % ALIGNMENT or offset < 0:
                 raise ShardFormatError(f"array {name!r} is not 64-byte aligned", self.path)
             if offset + count * dtype.itemsize > size:

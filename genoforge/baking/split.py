@@ -46,7 +46,9 @@ class Segment:
         return self.end - self.start
 
 
-def validation_region(species: str, seqid: str, length: int, val_fraction: float, seed: int) -> tuple[int, int] | None:
+def validation_region(
+    species: str, seqid: str, length: int, val_fraction: float, seed: int
+) -> tuple[int, int] | None:
     """The held-out ``(start, end)`` of one chromosome, or None when it is empty."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")

@@ -13,7 +13,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from genoforge.baking.bake import BakeConfig
 from genoforge.cli._common import boundary, examples, flag, new_app
+
+DEFAULTS = BakeConfig()
 
 RECIPE_LINE = (
     "genoforge bake --raw_dir ../raw --output_dir ../baked/5k4.5k --n_workers 5 "
@@ -39,54 +42,79 @@ OptBool = Optional[bool]  # noqa: UP007
 OptStr = Optional[str]  # noqa: UP007
 
 
+def _default(name: str) -> str:
+    """``[default: X]`` for a help text, read from BakeConfig (the one source of defaults)."""
+    return f"\\[default: {getattr(DEFAULTS, name)}]"
+
+
 @app.callback(invoke_without_command=True)
 @boundary
 def bake(
     ctx: typer.Context,
-    raw_dir: Annotated[OptPath, typer.Option(*flag("raw_dir"), help="Folder of <species>/ folders (FASTA + GFF3 each).")] = None,
+    raw_dir: Annotated[
+        OptPath, typer.Option(*flag("raw_dir"), help="Folder of <species>/ folders (FASTA + GFF3 each).")
+    ] = None,
     output_dir: Annotated[OptPath, typer.Option(*flag("output_dir"), help="Baked folder to create.")] = None,
     tokenizer: Annotated[
         OptPath, typer.Option(*flag("tokenizer"), help="tokenizer.json, its folder, or a model dir (model init).")
     ] = None,
     window_size: Annotated[
-        OptInt, typer.Option(*flag("window_size"), help="Window (bp) for species with no taxon. \\[default: 10000]")
+        OptInt,
+        typer.Option(*flag("window_size"), help=f"Window (bp) for species with no taxon. {_default('window_size')}"),
     ] = None,
     overlap_fraction: Annotated[
-        OptFloat, typer.Option(*flag("overlap_fraction"), help="Share of a window its neighbour overlaps. \\[default: 0.25]")
+        OptFloat,
+        typer.Option(
+            *flag("overlap_fraction"), help=f"Share of a window its neighbour overlaps. {_default('overlap_fraction')}"
+        ),
     ] = None,
     taxa: Annotated[
         OptPath, typer.Option(*flag("taxa"), help="Taxa table TOML. \\[default: the packaged configs/taxa.toml]")
     ] = None,
-    species: Annotated[OptStr, typer.Option(*flag("species"), help="Bake only these species folders (a,b).")] = None,
-    n_workers: Annotated[OptInt, typer.Option(*flag("n_workers"), help="Processes per species. \\[default: 1]")] = None,
+    species: Annotated[
+        OptStr, typer.Option(*flag("species"), help="Bake only these species folders (a,b). \\[default: all]")
+    ] = None,
+    n_workers: Annotated[
+        OptInt, typer.Option(*flag("n_workers"), help=f"Processes per species. {_default('n_workers')}")
+    ] = None,
     species_parallel: Annotated[
-        OptInt, typer.Option(*flag("species_parallel"), help="Species baked at once. \\[default: 1]")
+        OptInt, typer.Option(*flag("species_parallel"), help=f"Species baked at once. {_default('species_parallel')}")
     ] = None,
     val_fraction: Annotated[
-        OptFloat, typer.Option(*flag("val_fraction"), help="Held-out share of each chromosome. \\[default: 0.05]")
+        OptFloat,
+        typer.Option(*flag("val_fraction"), help=f"Held-out share of each chromosome. {_default('val_fraction')}"),
     ] = None,
-    seed: Annotated[OptInt, typer.Option(*flag("seed"), help="Seed of every choice (split, sampling). \\[default: 42]")] = None,
+    seed: Annotated[
+        OptInt, typer.Option(*flag("seed"), help=f"Seed of every choice (split, sampling). {_default('seed')}")
+    ] = None,
     hint_ratio: Annotated[
-        OptFloat, typer.Option(*flag("hint_ratio"), help="Share of windows given intron hints. \\[default: 0.0]")
+        OptFloat,
+        typer.Option(*flag("hint_ratio"), help=f"Share of windows given intron hints. {_default('hint_ratio')}"),
     ] = None,
     max_n_ratio: Annotated[
-        OptFloat, typer.Option(*flag("max_n_ratio"), help="Drop windows with more N than this. \\[default: 0.1]")
+        OptFloat,
+        typer.Option(*flag("max_n_ratio"), help=f"Drop windows with more N than this. {_default('max_n_ratio')}"),
     ] = None,
     intergenic_rate: Annotated[
-        OptFloat, typer.Option(*flag("intergenic_rate"), help="Share of gene-free windows kept. \\[default: 0.25]")
+        OptFloat,
+        typer.Option(*flag("intergenic_rate"), help=f"Share of gene-free windows kept. {_default('intergenic_rate')}"),
     ] = None,
     keep_going: Annotated[
         OptBool, typer.Option(*flag("keep_going"), help="Skip a species with bad input (recorded in the manifest).")
     ] = None,
-    overwrite: Annotated[OptBool, typer.Option(*flag("overwrite"), help="Replace an existing baked output_dir.")] = None,
-    config: Annotated[OptPath, typer.Option(*flag("config"), help="TOML with any of these settings (flags win).")] = None,
+    overwrite: Annotated[
+        OptBool, typer.Option(*flag("overwrite"), help="Replace an existing baked output_dir.")
+    ] = None,
+    config: Annotated[
+        OptPath, typer.Option(*flag("config"), help="TOML with any of these settings (flags win).")
+    ] = None,
 ) -> None:
     """Bake raw genomes and annotations into packed, verifiable training data."""
     if ctx.invoked_subcommand is not None:
         return
     if config is None:
-        missing = [name for name, value in (("--raw_dir", raw_dir), ("--output_dir", output_dir),
-                                            ("--tokenizer", tokenizer)) if value is None]
+        required = (("--raw_dir", raw_dir), ("--output_dir", output_dir), ("--tokenizer", tokenizer))
+        missing = [name for name, value in required if value is None]
         if missing:
             raise typer.BadParameter(f"{', '.join(missing)} required (as flags or in --config FILE.toml)")
     from genoforge.baking.bake import bake as run_bake
