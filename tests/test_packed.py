@@ -150,3 +150,13 @@ def test_inconsistent_offsets_are_refused(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ShardFormatError, match="not found"):
         PackedShard(tmp_path / "nope.packed")
+
+
+def test_pickles_as_its_path(tmp_path):
+    import pickle
+
+    shard = PackedShard(write_shard(tmp_path / "a.packed"))
+    payload = pickle.dumps(shard)
+    assert len(payload) < 300  # the path, not the arrays
+    copy = pickle.loads(payload)
+    assert copy.sample(2).input_ids.tolist() == SAMPLES[2][0]

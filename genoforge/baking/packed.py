@@ -493,6 +493,11 @@ class PackedShard:
             window_end=int(a["window_end"][i]),
         )
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Pickled (e.g. into DataLoader workers) as its path: the receiver maps the file itself
+        # instead of receiving a copy of every array.
+        return (PackedShard, (str(self.path),))
+
     def __iter__(self):  # type: ignore[no-untyped-def]
         for i in range(len(self)):
             yield self.sample(i)
