@@ -43,7 +43,8 @@ def random_dna(rng: random.Random, n: int, alphabet: str = "ACGT") -> str:
 
 
 def write_fasta(path: Path, records: dict[str, str], width: int = 61) -> Path:
-    text = "".join(f">{name} test contig\n" + "".join(seq[i : i + width] + "\n" for i in range(0, len(seq), width))
+    text = "".join(f">{name} test contig\n"
+                   + "".join(seq[i : i + width] + "\n" for i in range(0, len(seq), width))
                    for name, seq in records.items())
     if path.suffix == ".gz":
         path.write_bytes(gzip.compress(text.encode()))
@@ -214,7 +215,8 @@ def test_cli_bad_input_is_one_line_exit_1(genome, model_dir, tmp_path, extra, me
 
 def test_cli_missing_model_and_bad_fasta_exit_1(genome, model_dir, tmp_path) -> None:
     path, _ = genome
-    result = CliRunner().invoke(app, ["predict", str(tmp_path / "no-model"), str(path), "-o", str(tmp_path / "o.gff3")])
+    out = str(tmp_path / "o.gff3")
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "no-model"), str(path), "-o", out])
     assert result.exit_code == 1 and "config.json" in result.output
     bad = tmp_path / "bad.fa"
     bad.write_text(">x\nACGT-ACGT\n")

@@ -52,7 +52,10 @@ def test_stitched_contig_is_valid_and_reads_back_to_the_same_models(tmp_path: Pa
     assert not back.skipped
     original = annotation.transcripts[SEQID]
     assert Counter(shape(t) for t in back.transcripts[SEQID]) == Counter(shape(t) for t in original)
-    genes = lambda ts: Counter(frozenset(shape(t) for t in ts if t.gene_id == g) for g in {t.gene_id for t in ts})  # noqa: E731
+
+    def genes(ts):
+        return Counter(frozenset(shape(t) for t in ts if t.gene_id == g) for g in {t.gene_id for t in ts})
+
     assert genes(back.transcripts[SEQID]) == genes(original)
     assert [(f.type, f.start, f.end) for f in back.features[SEQID]] == [
         ("origin_of_replication", 16_800, 17_800), ("mobile_genetic_element", 20_000, 36_000)]

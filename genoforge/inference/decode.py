@@ -218,7 +218,8 @@ def _uncached_logits(model, memory, decoder_ids_BT: Tensor) -> Tensor:
     decoder_doc_BT = torch.zeros(decoder_ids_BT.shape, dtype=torch.long, device=decoder_ids_BT.device)
     self_spec = decoder_self_mask(decoder_doc_BT, config.decoder_window_size, config.decoder_block_size)
     cross_spec = cross_mask(decoder_doc_BT, memory.doc_BM.long(), config.decoder_block_size)
-    positions_BT = torch.arange(decoder_ids_BT.shape[1], device=decoder_ids_BT.device).expand_as(decoder_ids_BT)
+    steps = torch.arange(decoder_ids_BT.shape[1], device=decoder_ids_BT.device)
+    positions_BT = steps.expand_as(decoder_ids_BT)
     hidden, _ = model.decoder(decoder_ids_BT, positions_BT, memory.states_BMD, self_spec, cross_spec,
                               model.backend_for(decoder_ids_BT.device))
     return model.decoder.logits(hidden[:, -1])

@@ -95,7 +95,8 @@ def contig_rows(contig: ContigAnnotation) -> list[str]:
     for k, f in enumerate(contig.features):
         attributes = f"ID={prefix}.f{k}"
         if f.partial_left or f.partial_right:
-            side = {(True, False): "left", (False, True): "right"}.get((f.partial_left, f.partial_right), "both")
+            side = {(True, False): "left", (False, True): "right"}.get(
+                (f.partial_left, f.partial_right), "both")
             attributes += f";partial={side}"
         blocks.append((f.start, 1, ["\t".join((column1, SOURCE, f.type, str(f.start + 1), str(f.end), ".",
                                                f.strand, ".", attributes))]))
@@ -127,7 +128,8 @@ def header_lines(model_name: str, model_dir: str | Path | None, regions: Iterabl
     where = f" ({model_dir})" if model_dir is not None else ""
     lines.append(f"# model: {model_name}{where}")
     lines += [f"# {' '.join(comment.split())}" for comment in comments]
-    lines += [f"##sequence-region {escape_seqid(seqid)} 1 {length}" for seqid, length in regions if length > 0]
+    lines += [f"##sequence-region {escape_seqid(seqid)} 1 {length}"
+              for seqid, length in regions if length > 0]
     return lines
 
 

@@ -166,7 +166,9 @@ class Predictor:
         tokenizer = GenoTokenizer.load(model_dir)
         return cls(model, tokenizer, config)
 
-    def stream(self, windows: Iterable[GenomeWindow]) -> Iterator[tuple[GenomeWindow, WindowPrediction | None]]:
+    def stream(
+        self, windows: Iterable[GenomeWindow]
+    ) -> Iterator[tuple[GenomeWindow, WindowPrediction | None]]:
         """Decode windows with continuous batching (:mod:`genoforge.inference.stream`).
 
         Yields ``(window, prediction)`` in completion order, not input order; windows without an
@@ -269,9 +271,10 @@ def predict_genome(
             for window in windows:
                 if window.index == 0:
                     contigs[window.seqid] = _Contig(window.seqid, window.contig_length, window.n_windows)
-                    starts = [start for start, _ in tile_contig(window.contig_length, config.window_size, overlap)]
-                    for k, start in enumerate(starts):  # a window's share: up to the next window's start
-                        shares[(window.seqid, k)] = (starts[k + 1] if k + 1 < len(starts) else window.contig_length) - start
+                    tiling = tile_contig(window.contig_length, config.window_size, overlap)
+                    ends = [start for start, _ in tiling[1:]] + [window.contig_length]
+                    for k, ((start, _), share_end) in enumerate(zip(tiling, ends)):
+                        shares[(window.seqid, k)] = share_end - start  # up to the next window's start
                 yield window
 
         def flush() -> None:
@@ -300,7 +303,8 @@ def predict_genome(
             flush()
         flush()
         if contigs:  # cannot happen for a validated FASTA; never write a silently short file
-            raise InputError(f"the FASTA ended inside {', '.join(contigs)}; was it changed while reading?", genome)
+            raise InputError(
+                f"the FASTA ended inside {', '.join(contigs)}; was it changed while reading?", genome)
         result.genes, result.transcripts, result.features = writer.genes, writer.transcripts, writer.features
     result.seconds = time.perf_counter() - started
     result.target_tokens = predictor.target_tokens
