@@ -73,6 +73,7 @@ def plan_row_shape(
     encoder_row_len: int = 0,
     decoder_row_len: int = 0,
     probe_samples: int = 1024,
+    decoder_multiple: int | None = None,
 ) -> RowShape:
     """Choose the row lengths and rows per micro-batch from the budget and the data.
 
@@ -81,23 +82,25 @@ def plan_row_shape(
     B`` positions, split between encoder and decoder near the data's token ratio (each side at
     least its longest sample, rounded up to ``row_multiple``), and first-fit packing of up to
     ``probe_samples`` training samples (a fixed random subset) is simulated: the shape with the
-    most real tokens per micro-batch wins (ties: more rows). Samples come in near-constant sizes
-    (windows), so a row a little longer or shorter can hold one more sample per row.
+    most real tokens per micro-batch wins (fewer rows must win by more than 2%). Samples come in
+    near-constant sizes (windows), so a row a little longer or shorter holds one more sample.
 
     Args:
         input_lengths, dec_lengths: encoder and decoder positions per training sample.
         token_budget: encoder + decoder positions per micro-batch (padding included).
         max_batch_size: the most rows per micro-batch.
-        row_multiple: row lengths are multiples of this.
+        row_multiple: row lengths are multiples of this (the encoder's; see ``decoder_multiple``).
         encoder_row_len, decoder_row_len: explicit row lengths (0 = choose).
+        decoder_multiple: the decoder row's multiple (default ``row_multiple``).
 
     Raises:
         ConfigError: the budget cannot hold one row able to take the longest sample.
     """
     longest_in = int(input_lengths.max()) if input_lengths.size else 1
     longest_dec = int(dec_lengths.max()) if dec_lengths.size else 1
+    dec_multiple = decoder_multiple or row_multiple
     min_enc = encoder_row_len or _round_up(max(longest_in, 1), row_multiple)
-    min_dec = decoder_row_len or _round_up(max(longest_dec, 1), row_multiple)
+    min_dec = decoder_row_len or _round_up(max(longest_dec, 1), dec_multiple)
     too_small = ConfigError(
         f"--token_budget {token_budget} is smaller than one row of {min_enc} encoder + {min_dec} decoder "
         f"positions (the longest training sample has {longest_in} input and {longest_dec + 1} "
@@ -122,20 +125,22 @@ def plan_row_shape(
         if encoder_row_len:
             candidates = [encoder_row_len]
         elif decoder_row_len:
-            candidates = [row - decoder_row_len]
+            candidates = [_round_down(row - decoder_row_len, row_multiple)]
         else:
             centre = _round_down(int(row * share_in), row_multiple)
             # The ratio's split first: it wins ties.
             candidates = [centre + k * row_multiple for k in (0, -1, 1, -2, 2, -3, 3)]
         for enc in candidates:
-            dec = decoder_row_len or _round_down(row - enc, row_multiple)
+            dec = decoder_row_len or _round_down(row - enc, dec_multiple)
             if enc < min_enc or dec < min_dec or enc + dec > row:
                 continue
             packed = first_fit_rows(probe, input_lengths, dec_lengths, enc, dec, max(probe.size, 1))
             real_per_row = probe_tokens / max(len(packed), 1)
             score = real_per_row * rows
             shape = RowShape(encoder_row_len=enc, decoder_row_len=dec, rows_per_batch=rows)
-            if best is None or (score, rows) > (best[0], best[1]):
+            # Fewer, longer rows must win by more than 2%: more rows keep rows short (cheaper masks,
+            # smaller latent and logit tensors per row) at nearly the same packing.
+            if best is None or score > best[0] * (1.0 if rows == best[1] else 1.02):
                 best = (score, rows, shape)
     if best is None:
         raise too_small

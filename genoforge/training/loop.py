@@ -160,9 +160,10 @@ class Trainer:
         # The plan: row shape from the training index, every epoch planned up front (index only).
         self.enc_len = self.train_shard.input_lengths().astype(np.int64)
         self.dec_len = decoder_lengths(self.train_shard.target_lengths())
+        enc_multiple, dec_multiple = self._row_multiples()
         self.shape: RowShape = plan_row_shape(
             self.enc_len, self.dec_len, token_budget=cfg.token_budget, max_batch_size=cfg.max_batch_size,
-            row_multiple=cfg.row_multiple, encoder_row_len=cfg.encoder_row_len,
+            row_multiple=enc_multiple, decoder_multiple=dec_multiple, encoder_row_len=cfg.encoder_row_len,
             decoder_row_len=cfg.decoder_row_len,
         )
         self.step_micro = env.world_size * cfg.grad_accum
@@ -216,6 +217,29 @@ class Trainer:
         self.last_eval_step = -1
         self.last_saved_step = -1
         self._resume()
+
+    def _row_multiples(self) -> tuple[int, int]:
+        """Row-length multiples: ``row_multiple`` and the attention blocks of each stream.
+
+        On CUDA FlexAttention's block is max(128, block size rounded up to 128); a row that is not
+        a whole number of blocks would let the mask predicate index past the row.
+
+        Raises:
+            ConfigError: an explicit row length that is not such a multiple.
+        """
+        cfg, mc = self.config, self.model_config
+
+        def block(size: int) -> int:
+            return max(128, -(-size // 128) * 128) if self.is_cuda else size
+
+        enc = math.lcm(cfg.row_multiple, block(mc.encoder_block_size))
+        dec = math.lcm(cfg.row_multiple, block(mc.decoder_block_size))
+        for name, value, multiple in (("encoder_row_len", cfg.encoder_row_len, enc),
+                                      ("decoder_row_len", cfg.decoder_row_len, dec)):
+            if value % multiple:
+                raise ConfigError(f"{name} {value} is not a multiple of {multiple} (row_multiple and the "
+                                  f"model's attention block); use a multiple of {multiple}")
+        return enc, dec
 
     def _warn_inert_flags(self) -> None:
         cfg, given = self.config, self.config_sources
