@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,37 @@ def test_the_seed_changes_the_output(raw_dir, tmp_path, baking_tokenizer_dir):
     base = _bake(raw_dir, tmp_path / "a", baking_tokenizer_dir, species=["tiny_a"])
     other = _bake(raw_dir, tmp_path / "b", baking_tokenizer_dir, species=["tiny_a"], seed=7)
     assert base["training.packed"] != other["training.packed"]
+
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "tiny_bake_manifest.json"
+REGENERATE = "GENOFORGE_REGENERATE_GOLDEN"
+
+
+def _comparable(manifest: dict) -> dict:
+    """The manifest without what depends on where and with which version the test ran."""
+    manifest = json.loads(json.dumps(manifest))
+    manifest.pop("genoforge_version")
+    manifest["config"].pop("raw_dir")
+    manifest["config"].pop("tokenizer")
+    return manifest
+
+
+def test_tiny_bake_matches_the_golden_manifest(tmp_path, baking_tokenizer_dir):
+    """A change in any count, token or byte of a small bake shows up here.
+
+    If the change is intended (new gene-model rule, tokenizer inventory, target grammar, window
+    rule), regenerate with: GENOFORGE_REGENERATE_GOLDEN=1 pytest tests/test_bake_determinism.py -k golden
+    and review the diff of tests/data/golden/tiny_bake_manifest.json.
+    """
+    from conftest import write_tiny_species
+
+    raw = tmp_path / "raw"
+    write_tiny_species(raw / "tiny_a", seed=1)
+    write_tiny_species(raw / "tiny_b", seed=2)
+    _bake(raw, tmp_path / "baked", baking_tokenizer_dir, intergenic_rate=0.5)
+    manifest = _comparable(json.loads((tmp_path / "baked" / "manifest.json").read_text()))
+    if os.environ.get(REGENERATE):
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(manifest, indent=2) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    assert manifest == golden, f"the bake changed; if intended, regenerate with {REGENERATE}=1 (see docstring)"
