@@ -135,3 +135,11 @@ def test_hint_selection():
     assert wants_hints(42, "s", "c", 0, 1.0)
     chosen = [wants_hints(42, "s", "c", start, 0.5) for start in range(0, 1_000_000, 1_000)]
     assert 0.45 < sum(chosen) / len(chosen) < 0.55
+
+
+def test_every_gene_up_to_the_overlap_fits_whole_in_some_window():
+    window, overlap = 1_000, 250
+    windows = tile(0, 20_000, window, overlap)
+    for gene_start in range(0, 20_000 - overlap, 37):
+        gene_end = gene_start + overlap
+        assert any(s <= gene_start and gene_end <= e for s, e in windows), (gene_start, gene_end)

@@ -7,8 +7,9 @@ Tiling (:func:`tile`). Windows are laid inside one segment ``[a, b)`` of a chrom
 or validation segment, :mod:`genoforge.baking.split`), never across a segment boundary:
 
 - overlap = ``floor(window_size * overlap_fraction)`` (default a quarter of the window), so the
-  stride is ``window_size - overlap``; any gene shorter than the overlap lies whole in at least
-  one window, and longer genes appear cut (marked partial) in consecutive windows;
+  stride is ``window_size - overlap``; with ``overlap_fraction <= 0.5`` any gene no longer than
+  the overlap lies whole in at least one window of its segment, and longer genes appear cut
+  (marked partial) in consecutive windows;
 - window starts are ``a, a + stride, a + 2*stride, ...`` while the window ends before ``b``; one
   last window is then aligned to end exactly at ``b`` (it overlaps its neighbour by more than the
   usual overlap), so every base of the segment is covered and no window runs past it;
