@@ -291,6 +291,15 @@ def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_do
         elif step >= 2:
             fwd_bwd.append((t1 - t0) * 1e3)
             full.append((time.perf_counter() - t0) * 1e3)
+    mask_ms = []
+    for batch in batches * 2:  # mask building alone (once per batch, inside every forward above)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        model.build_masks(batch)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        mask_ms.append((time.perf_counter() - began) * 1e3)
     if profile and device == "cuda":
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
@@ -308,7 +317,7 @@ def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_do
     result = {
         "rows": rows, "encoder_tokens": enc_tokens, "decoder_tokens": dec_tokens,
         "latents": rows * n_docs * config.num_latents, "documents_per_row": n_docs,
-        "fwd_bwd_ms": round(fb, 2), "step_ms": round(st, 2),
+        "fwd_bwd_ms": round(fb, 2), "step_ms": round(st, 2), "mask_build_ms": round(statistics.median(mask_ms), 2),
         "encoder_tokens_per_s": round(enc_tokens / (fb * 1e-3)),
         "decoder_tokens_per_s": round(dec_tokens / (fb * 1e-3)),
         "tflop_per_step": round(flops["total"] / 1e12, 2),

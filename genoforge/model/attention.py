@@ -115,6 +115,9 @@ class MaskSpec:
             block = self.block_size
             if device.type == "cuda":
                 block = max(FLEX_MIN_CUDA_BLOCK, -(-block // FLEX_MIN_CUDA_BLOCK) * FLEX_MIN_CUDA_BLOCK)
+            # Eager: the predicate is evaluated on the full [B, Q, K] grid (a few ms per mask at 16k
+            # tokens). create_block_mask(_compile=True) was tried on torch 2.11 (H100): the first
+            # model step did not finish within 200 s, so it is not used.
             self._block_mask = create_block_mask(
                 self.mask_fn(), batch, None, n_q, n_kv, device=device, BLOCK_SIZE=block
             )
