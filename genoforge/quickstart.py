@@ -6,12 +6,14 @@ of the recipe in the README. Steps are added here as the commands they exercise 
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from genoforge.console import info
 
@@ -24,7 +26,10 @@ class QuickstartResult:
 
     workdir: Path
     artifacts: dict[str, Path] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
+    steps: list[tuple[str, Path, float]] = field(default_factory=list)  # (step, artifact, seconds)
+    tune: Any = None  # training.loop.TuneResult
+    evaluation: Any = None  # evaluation.compare.EvalResult
+    losses: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # kind -> (step, loss)
 
 
 def example_files() -> tuple[Path, Path]:
@@ -43,11 +48,20 @@ def stage_raw_dir(workdir: Path) -> Path:
     return workdir / "raw"
 
 
-def run_quickstart(workdir: Path, vocab_size: int = 4096, seed: int = 42) -> QuickstartResult:
+def run_quickstart(
+    workdir: Path, vocab_size: int = 4096, seed: int = 42, window_size: int = 5000, tune_steps: int = 200
+) -> QuickstartResult:
     """Run every recipe step that exists, in the recipe's order, under ``workdir``."""
-    from genoforge.io import atomic_dir
+    from genoforge.baking.bake import bake, resolve_bake_config
+    from genoforge.evaluation.compare import evaluate
+    from genoforge.inference.predict import PredictConfig, predict_genome
+    from genoforge.io import atomic_dir, atomic_write
+    from genoforge.model.init import init_model
+    from genoforge.model.resize import resize_model
     from genoforge.tokenizer.core import GenoTokenizer
-    from genoforge.tokenizer.edit import append_tokens, write_tokens_file
+    from genoforge.tokenizer.edit import append_tokens, read_tokens_file, write_tokens_file
+    from genoforge.training.config import TuneConfig
+    from genoforge.training.loop import tune
     from genoforge.tokenizer.inventory import builtin_tokens
     from genoforge.tokenizer.train import train_dna_bpe
 
@@ -56,12 +70,13 @@ def run_quickstart(workdir: Path, vocab_size: int = 4096, seed: int = 42) -> Qui
     result = QuickstartResult(workdir=workdir)
 
     def step(name: str, artifact: str, body: Callable[[], Path]) -> None:
-        info(f"[{len(result.seconds) + 1}] {name}")
+        info(f"[{len(result.steps) + 1}] {name}")
         started = time.monotonic()
         path = body()
-        result.seconds[name] = time.monotonic() - started
+        seconds = time.monotonic() - started
+        result.steps.append((name, path, seconds))
         result.artifacts[artifact] = path
-        info(f"    -> {path} ({result.seconds[name]:.1f} s)")
+        info(f"    -> {path} ({seconds:.1f} s)")
 
     raw_dir = stage_raw_dir(workdir)
     result.artifacts["raw data"] = raw_dir
@@ -83,9 +98,136 @@ def run_quickstart(workdir: Path, vocab_size: int = 4096, seed: int = 42) -> Qui
 
     step("tokens init", "token inventory", tokens_init)
 
-    def tokens_append() -> Path:
-        append_tokens(workdir / "tokenizer", builtin_tokens())
-        return workdir / "tokenizer" / "tokenizer.json"
+    def model_init() -> Path:
+        out = workdir / "model" / "init"
+        init_model(
+            out, dnabert_path=workdir / "tokenizer", preset_name="debug", overwrite=True, seed=seed,
+            flags={"decoder_window_size": 256},
+        )
+        return out
 
-    step("tokens append", "tokenizer with targets", tokens_append)
+    step("model init (debug preset, random encoder over the trained tokenizer)", "model", model_init)
+
+    def tokens_append() -> Path:
+        target = workdir / "model" / "init" / "tokenizer.json"
+        report = append_tokens(target, read_tokens_file(workdir / "data" / "new_tokens.txt").tokens)
+        info(f"    {len(report.added)} tokens added (model init already added the inventory)")
+        return target
+
+    step("tokens append", "tokenizer", tokens_append)
+
+    def tokens_resize() -> Path:
+        resize_model(workdir / "model" / "init")
+        return workdir / "model" / "init"
+
+    step("tokens resize", "model (resized)", tokens_resize)
+
+    def bake_step() -> Path:
+        out = workdir / "baked"
+        bake(
+            resolve_bake_config(
+                None,
+                {
+                    "raw_dir": str(raw_dir), "output_dir": str(out),
+                    "tokenizer": str(workdir / "model" / "init"), "window_size": window_size,
+                    "val_fraction": 0.1, "seed": seed, "overwrite": True, "intergenic_rate": 0.5,
+                },
+            )
+        )
+        return out
+
+    step("bake", "baked data", bake_step)
+
+    def tune_step() -> Path:
+        out = workdir / "runs" / "debug"
+        config = TuneConfig(
+            # Short rows on purpose: the CPU attention path materialises each row's mask, so
+            # cost grows with the square of the row length (one 5 kb window is ~1k tokens).
+            epochs=1000, max_steps=tune_steps, lr=3e-3, warmup_ratio=0.05, token_budget=6 * (1024 + 384),
+            max_batch_size=6, encoder_row_len=1024, decoder_row_len=384, grad_accum=1, label_smoothing=0.0, eval_steps=max(tune_steps // 4, 1),
+            save_steps=max(tune_steps // 2, 1), log_steps=max(tune_steps // 10, 1), num_workers=0,
+            seed=seed, device="cpu",
+        )
+        tune_result = tune(
+            workdir / "baked" / "training.packed", workdir / "baked" / "validation.packed", out,
+            workdir / "model" / "init", config,
+        )
+        result.tune = tune_result
+        result.losses = read_losses(out / "metrics.jsonl")
+        return out
+
+    step("tune (debug preset, CPU)", "training run", tune_step)
+
+    def predict_step() -> Path:
+        region_fasta, region_gff = write_validation_region(workdir, raw_dir, seed=seed, val_fraction=0.1)
+        result.artifacts["validation region"] = region_fasta
+        result.artifacts["validation reference"] = region_gff
+        out = workdir / "predicted.gff3"
+        best = workdir / "runs" / "debug" / "best"
+        model_dir = best if best.exists() else workdir / "runs" / "debug" / "final"
+        predict_genome(model_dir, region_fasta, out, PredictConfig(window_size=window_size, device="cpu"))
+        return out
+
+    step("predict (validation region of chrI)", "prediction", predict_step)
+
+    def eval_step() -> Path:
+        result.evaluation = evaluate(
+            result.artifacts["validation reference"], workdir / "predicted.gff3",
+            result.artifacts["validation region"],
+        )
+        out = workdir / "eval.json"
+        with atomic_write(out) as handle:
+            json.dump(result.evaluation.to_dict(), handle, indent=2)
+        return out
+
+    step("eval (prediction vs SGD reference)", "evaluation", eval_step)
     return result
+
+
+def read_losses(metrics_path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Training and validation loss by optimizer step, from a run's metrics.jsonl."""
+    losses: dict[str, list[tuple[int, float]]] = {"train": [], "validation": []}
+    with open(metrics_path, encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record.get("kind") == "train":
+                losses["train"].append((record["step"], record["loss"]))
+            elif record.get("kind") == "eval":
+                losses["validation"].append((record["step"], record["val_loss"]))
+    return losses
+
+
+def write_validation_region(workdir: Path, raw_dir: Path, seed: int, val_fraction: float) -> tuple[Path, Path]:
+    """The held-out validation region of the example as its own FASTA + reference GFF3.
+
+    The region is the one ``bake`` held out (same species, seqid, fraction and seed), so the
+    evaluation is on sequence the model never trained on. Its coordinates start at 1 in both files.
+    """
+    from genoforge.baking.fasta import read_fasta
+    from genoforge.baking.genes import load_annotation
+    from genoforge.baking.split import validation_region
+    from genoforge.baking.target import to_gff3_rows, window_annotation
+    from genoforge.io import atomic_write
+
+    species_dir = raw_dir / EXAMPLE_SPECIES
+    record = next(iter(read_fasta(species_dir / "genome.fa.gz")))
+    region = validation_region(EXAMPLE_SPECIES, record.seqid, len(record.sequence), val_fraction, seed)
+    if region is None:  # cannot happen for chrI at 10%, but keep the contract explicit
+        region = (0, len(record.sequence))
+    start, end = region
+    name = f"{record.seqid}_{start + 1}-{end}"
+    fasta = workdir / "validation_region.fa"
+    with atomic_write(fasta) as handle:
+        handle.write(f">{name} {record.seqid}:{start + 1}-{end} (held out by bake)\n")
+        sequence = record.sequence[start:end]
+        for offset in range(0, len(sequence), 80):
+            handle.write(sequence[offset : offset + 80] + "\n")
+    annotation = load_annotation(species_dir / "annotation.gff3.gz", {record.seqid: len(record.sequence)})
+    reference = workdir / "validation_region.reference.gff3"
+    rows = to_gff3_rows(window_annotation(annotation, record.seqid, start, end), name, 0)
+    with atomic_write(reference) as handle:
+        handle.write("##gff-version 3\n")
+        handle.write(f"##sequence-region {name} 1 {end - start}\n")
+        for row in rows:
+            handle.write(row.rstrip("\n") + "\n")
+    return fasta, reference

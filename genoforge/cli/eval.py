@@ -61,10 +61,10 @@ def eval_command(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
-    _print_table(result)
+    print_eval_table(result)
 
 
-def _print_table(result) -> None:  # type: ignore[no-untyped-def]  # EvalResult, imported lazily
+def print_eval_table(result) -> None:  # type: ignore[no-untyped-def]  # EvalResult, imported lazily
     from rich.console import Console
     from rich.table import Table
 
