@@ -37,7 +37,7 @@ from genoforge.config import (
 )
 from genoforge.errors import ConfigError
 from genoforge.io import atomic_dir
-from genoforge.model.config import ModelConfig, config_fields, preset
+from genoforge.model.config import FLAG_HELP, ModelConfig, config_fields, preset
 from genoforge.model.info import summary
 
 RESOLVED_CONFIG_FILE = "resolved_config.json"
@@ -217,24 +217,3 @@ def init_model(
     )
 
 
-FLAG_HELP = {
-    "tie_weights": "Tie the decoder's input token embedding and output head (one [V, D] matrix).",
-    "decoder_layers": "Decoder layers (self-attention + cross-attention + FFN each).",
-    "decoder_heads": "Decoder query heads (head dim = decoder width / heads).",
-    "decoder_kv_heads": "Decoder key/value heads (GQA; must divide --decoder_heads).",
-    "decoder_ff_dim": "Hidden width of each decoder FFN / expert (SwiGLU).",
-    "decoder_dropout": "Residual dropout in the decoder and compressor.",
-    "use_moe": "Decoder FFNs are dropless top-k mixtures of experts (else dense).",
-    "num_experts": "Experts per MoE layer (needs --use_moe).",
-    "moe_top_k": "Experts per token; their gates are renormalised to sum to 1 (needs --use_moe).",
-    "init_std": "Std of weights not covered below (memory/bp projections).",
-    "init_embed_std": "Std of token embeddings and latents (also rows added by `tokens resize`).",
-    "init_ffn_std": "Std of FFN and expert matrices.",
-    "init_attn_std": "Std of attention projections.",
-    "init_moe_router_std": "Std of the MoE router.",
-    "encoder_block_size": "Block size (tokens) of the encoder's sparse FlexAttention mask (CUDA).",
-    "encoder_window_size": "Tokens an encoder query may see in total (bidirectional, ALiBi); 0 = all.",
-    "decoder_block_size": "Block size (tokens) of the decoder's sparse FlexAttention masks (CUDA).",
-    "decoder_window_size": "Tokens a decoder query may look back on, itself included; 0 = all.",
-    "num_latents": "Learned latents per document in the compressor; 0 = the decoder reads the encoder.",
-}
