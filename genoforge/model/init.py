@@ -37,7 +37,7 @@ from genoforge.config import (
 )
 from genoforge.errors import ConfigError
 from genoforge.io import atomic_dir
-from genoforge.model.config import FLAG_HELP, ModelConfig, config_fields, preset
+from genoforge.model.config import ModelConfig, config_fields, preset
 from genoforge.model.info import summary
 
 RESOLVED_CONFIG_FILE = "resolved_config.json"
