@@ -168,7 +168,13 @@ class Trainer:
         )
         self.step_micro = env.world_size * cfg.grad_accum
         self.plans: dict[int, EpochPlan] = {}
-        self.steps_per_epoch = [self._plan(e).steps(env.world_size, cfg.grad_accum) for e in range(cfg.epochs)]
+        # Plan epochs up front (index only) until they cover the run: all of them, or as many as
+        # --max_steps needs; the schedule's length must be known before the first step.
+        self.steps_per_epoch = []
+        for epoch in range(cfg.epochs):
+            self.steps_per_epoch.append(self._plan(epoch).steps(env.world_size, cfg.grad_accum))
+            if (cfg.max_steps and sum(self.steps_per_epoch) >= cfg.max_steps) or not self.steps_per_epoch[-1]:
+                break
         total = sum(self.steps_per_epoch)
         if cfg.max_steps:
             total = min(total, cfg.max_steps)
