@@ -145,7 +145,7 @@ def run_quickstart(
             # cost grows with the square of the row length (one 5 kb window is ~1k tokens).
             epochs=1000, max_steps=tune_steps, lr=3e-3, warmup_ratio=0.05, token_budget=6 * (1024 + 384),
             max_batch_size=6, encoder_row_len=1024, decoder_row_len=384, grad_accum=1, label_smoothing=0.0, eval_steps=max(tune_steps // 4, 1),
-            save_steps=max(tune_steps // 2, 1), log_steps=max(tune_steps // 10, 1), num_workers=0,
+            save_steps=max(tune_steps // 2, 1), log_steps=max(1, min(20, tune_steps // 10)), num_workers=0,
             seed=seed, device="cpu",
         )
         tune_result = tune(
@@ -153,6 +153,8 @@ def run_quickstart(
             workdir / "model" / "init", config,
         )
         result.tune = tune_result
+        if tune_result.interrupted:  # tune saved a checkpoint on Ctrl-C; stop the recipe here
+            raise KeyboardInterrupt
         result.losses = read_losses(out / "metrics.jsonl")
         return out
 
