@@ -68,6 +68,11 @@ def tune(
     max_batch_size: Annotated[OptInt, typer.Option(*flag("max_batch_size"), help=(
         "Most rows (packed sequences) per micro-batch; a row gets token_budget / max_batch_size "
         "positions. \\[default: 8]"))] = None,
+    encoder_row_len: Annotated[OptInt, typer.Option(*flag("encoder_row_len"), help=(
+        "Encoder positions per row (0: chosen from --token_budget and the data). On a CPU keep "
+        "rows short: its attention cost grows with the square of the row. \\[default: 0]"))] = None,
+    decoder_row_len: Annotated[OptInt, typer.Option(*flag("decoder_row_len"), help=(
+        "Decoder positions per row (0: chosen with --encoder_row_len). \\[default: 0]"))] = None,
     grad_accum: Annotated[OptInt, typer.Option(*flag("grad_accum"), help=(
         "Micro-batches per optimizer step on each process. \\[default: 1]"))] = None,
     weight_decay: Annotated[OptFloat, typer.Option(*flag("weight_decay"), help=(
@@ -123,7 +128,8 @@ def tune(
 
     flags = {
         "epochs": epochs, "lr": lr, "token_budget": token_budget, "max_batch_size": max_batch_size,
-        "grad_accum": grad_accum, "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
+        "grad_accum": grad_accum, "encoder_row_len": encoder_row_len,
+        "decoder_row_len": decoder_row_len, "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
         "max_grad_norm": max_grad_norm, "label_smoothing": label_smoothing, "early_stopping": early_stopping,
         "save_steps": save_steps, "save_total_limit": save_total_limit, "eval_steps": eval_steps,
         "eval_max_batches": eval_max_batches, "log_steps": log_steps, "log_memory": log_memory,
