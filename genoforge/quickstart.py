@@ -203,33 +203,10 @@ def write_validation_region(workdir: Path, raw_dir: Path, seed: int, val_fractio
     """The held-out validation region of the example as its own FASTA + reference GFF3.
 
     The region is the one ``bake`` held out (same species, seqid, fraction and seed), so the
-    evaluation is on sequence the model never trained on. Its coordinates start at 1 in both files.
+    evaluation is on sequence the model never trained on. Its coordinates start at 1 in both files
+    (:func:`genoforge.evaluation.regions.write_region`).
     """
-    from genoforge.baking.fasta import read_fasta
-    from genoforge.baking.genes import load_annotation
-    from genoforge.baking.split import validation_region
-    from genoforge.baking.target import to_gff3_rows, window_annotation
-    from genoforge.io import atomic_write
+    from genoforge.evaluation.regions import validation_regions, write_region
 
-    species_dir = raw_dir / EXAMPLE_SPECIES
-    record = next(iter(read_fasta(species_dir / "genome.fa.gz")))
-    region = validation_region(EXAMPLE_SPECIES, record.seqid, len(record.sequence), val_fraction, seed)
-    if region is None:  # cannot happen for chrI at 10%, but keep the contract explicit
-        region = (0, len(record.sequence))
-    start, end = region
-    name = f"{record.seqid}_{start + 1}-{end}"
-    fasta = workdir / "validation_region.fa"
-    with atomic_write(fasta) as handle:
-        handle.write(f">{name} {record.seqid}:{start + 1}-{end} (held out by bake)\n")
-        sequence = record.sequence[start:end]
-        for offset in range(0, len(sequence), 80):
-            handle.write(sequence[offset : offset + 80] + "\n")
-    annotation = load_annotation(species_dir / "annotation.gff3.gz", {record.seqid: len(record.sequence)})
-    reference = workdir / "validation_region.reference.gff3"
-    rows = to_gff3_rows(window_annotation(annotation, record.seqid, start, end), name, 0)
-    with atomic_write(reference) as handle:
-        handle.write("##gff-version 3\n")
-        handle.write(f"##sequence-region {name} 1 {end - start}\n")
-        for row in rows:
-            handle.write(row.rstrip("\n") + "\n")
-    return fasta, reference
+    region = validation_regions(raw_dir, EXAMPLE_SPECIES, val_fraction, seed)[0]  # chrI at 10%: one
+    return write_region(region.fasta, region.annotation, region.seqid, region.start, region.end, workdir)
