@@ -1,0 +1,377 @@
+"""Annotation quality on a held-out region: genoforge next to AUGUSTUS and SNAP, one scorer for all.
+
+Run: python benchmarks/quality.py [--model RUN/best] [--species fly_chr2R] [--results benchmarks/RESULTS.md]
+
+What it does, for one species of ``--data`` (default ``../shared/data``, species ``fly_chr2R``):
+
+1. Cuts the region ``bake`` held out for validation (``--val_fraction`` / ``--seed``: bake's defaults
+   0.05 / 42, so a model baked with the defaults never saw it) into its own FASTA and reference GFF3
+   (:func:`genoforge.evaluation.regions.write_region`).
+2. Runs each predictor on the region FASTA, one process each, timed:
+   - AUGUSTUS: ``augustus --species=fly --gff3=on REGION.fa`` (Debian package ``augustus``);
+   - SNAP: ``snap D.melanogaster.hmm REGION.fa`` (Debian package ``snap``; its binary is
+     ``/usr/lib/debian-med/bin/snap``, its parameter files ``/usr/share/snap/HMM``). SNAP writes
+     ZFF; :func:`zff_to_gff3` converts it (the package's ``zff2gff3.pl`` writes 8-column rows
+     without phase or parents, which no GFF3 reader accepts);
+   - genoforge, only with ``--model``: ``genoforge predict MODEL REGION.fa -o OUT.gff3``.
+3. Scores every prediction with :func:`genoforge.evaluation.compare.evaluate`, i.e. ``genoforge eval
+   REFERENCE.gff3 PRED.gff3 --genome REGION.fa`` (the genome makes CDS written with and without
+   the stop codon compare equal: SNAP's and AUGUSTUS's conventions differ from the reference's).
+4. Prints a table, writes every score to ``--json`` and replaces the section "## Quality: <label>"
+   of ``--results`` (``--results ''`` skips it).
+
+Install the peers: ``apt-get update && apt-get install -y augustus snap``. They are benchmark-only
+(no test runs them). Everything runs on one CPU core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from genoforge.evaluation.compare import LEVELS, EvalResult, evaluate  # noqa: E402
+from genoforge.evaluation.regions import HeldOutRegion, validation_regions, write_region  # noqa: E402
+from genoforge.io import atomic_write  # noqa: E402
+
+SNAP_BINARIES = ("/usr/lib/debian-med/bin/snap", "snap")  # Debian hides it from PATH: /usr/bin/snap is snapd's
+SNAP_HMM_DIRS = (Path("/usr/share/snap/HMM"), Path("/usr/share/snap"))
+PENDING = "pending: needs the small preset trained ~30 min on one H100 (issue 6)"
+ZFF_CODING = {"Einit", "Exon", "Eterm", "Esngl"}  # SNAP's coding exon labels
+
+
+@dataclass
+class ToolRun:
+    """One predictor's run on the region: its command, output, timing and scores."""
+
+    tool: str
+    version: str
+    command: list[str]
+    output: Path
+    seconds: float | None = None
+    result: EvalResult | None = None
+    note: str = ""
+    extra_commands: list[str] = field(default_factory=list)
+
+
+# -- SNAP's ZFF -> GFF3 --------------------------------------------------------------------------
+
+
+def zff_to_gff3(zff: Path, gff3: Path, source: str = "SNAP") -> int:
+    """Convert SNAP's ZFF prediction to GFF3 gene/mRNA/CDS rows with phases; returns the gene count.
+
+    ZFF (SNAP's default output): ``>SEQID`` lines, then one line per exon ``LABEL BEGIN END STRAND
+    SCORE 5'OVERHANG 3'OVERHANG FRAME GROUP``, 1-based closed, BEGIN <= END on both strands, the
+    exons of a gene (GROUP) in 5'->3' order. LABEL is Einit / Exon / Eterm / Esngl; a gene cut by
+    the sequence end starts or ends with ``Exon``. The 5' overhang is the number of bases at the
+    exon's 5' end that finish a codon begun in the previous exon: exactly GFF3's phase (bases to
+    skip to the first whole codon), so it is written as the phase.
+    """
+    genes: dict[tuple[str, str], list[tuple[int, int, str, int]]] = defaultdict(list)
+    order: list[tuple[str, str]] = []
+    seqid = None
+    with open(zff, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if line.startswith(">"):
+                seqid = line[1:].split()[0]
+                continue
+            fields = line.split()
+            if not fields:
+                continue
+            if seqid is None or len(fields) != 9 or fields[0] not in ZFF_CODING:
+                raise ValueError(f"{zff}:{line_no}: not a SNAP ZFF exon line: {line.strip()!r}")
+            label, begin, end, strand, _score, overhang5, _overhang3, _frame, group = fields
+            key = (seqid, group)
+            if key not in genes:
+                order.append(key)
+            genes[key].append((int(begin), int(end), strand, int(overhang5)))
+    with atomic_write(gff3) as out:
+        out.write("##gff-version 3\n")
+        for seqid, group in order:
+            exons = genes[(seqid, group)]
+            strand = exons[0][2]
+            start, end = min(e[0] for e in exons), max(e[1] for e in exons)
+            gene_id, mrna_id = group, f"{group}.t1"
+            out.write(f"{seqid}\t{source}\tgene\t{start}\t{end}\t.\t{strand}\t.\tID={gene_id}\n")
+            out.write(f"{seqid}\t{source}\tmRNA\t{start}\t{end}\t.\t{strand}\t.\tID={mrna_id};Parent={gene_id}\n")
+            for begin, stop, _, phase in sorted(exons):
+                out.write(f"{seqid}\t{source}\tCDS\t{begin}\t{stop}\t.\t{strand}\t{phase % 3}\t"
+                          f"ID={mrna_id}.cds;Parent={mrna_id}\n")
+    return len(order)
+
+
+# -- the peers -----------------------------------------------------------------------------------
+
+
+def _run(command: list[str], stdout: Path, log: Path) -> float:
+    """Run ``command`` with stdout to ``stdout`` and stderr to ``log``; returns wall seconds."""
+    print(f"$ {shlex.join(command)} > {stdout}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    with open(stdout, "w") as out, open(log, "w") as err:
+        subprocess.run(command, stdout=out, stderr=err, check=True)
+    return time.monotonic() - started
+
+
+def _debian_version(package: str) -> str:
+    try:
+        text = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
+    except FileNotFoundError:
+        return "unknown"
+    return f"Debian {package} {text.stdout.strip()}" if text.returncode == 0 else "unknown"
+
+
+def find_snap() -> str | None:
+    """SNAP the gene finder (not snapd): the first candidate whose usage names SNAP."""
+    for candidate in SNAP_BINARIES:
+        path = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+        if path is None:
+            continue
+        usage = subprocess.run([path], capture_output=True, text=True)
+        if "Semi-HMM" in usage.stdout + usage.stderr:
+            return path
+    return None
+
+
+def find_snap_hmm(name: str) -> Path | None:
+    if Path(name).is_file():
+        return Path(name)
+    return next((d / name for d in SNAP_HMM_DIRS if (d / name).is_file()), None)
+
+
+def run_augustus(region_fasta: Path, workdir: Path, species: str) -> ToolRun:
+    if shutil.which("augustus") is None:
+        raise SystemExit("augustus not found; install it: apt-get update && apt-get install -y augustus")
+    version = subprocess.run(["augustus", "--version"], capture_output=True, text=True)
+    first = (version.stdout + version.stderr).strip().splitlines()[0]  # "AUGUSTUS (3.5.0) is a gene ..."
+    number = first.split("(", 1)[1].split(")", 1)[0] if "(" in first else "unknown"
+    run = ToolRun("AUGUSTUS", f"AUGUSTUS {number}, {_debian_version('augustus')}",
+                  ["augustus", f"--species={species}", "--gff3=on", str(region_fasta)], workdir / "augustus.gff3")
+    run.seconds = _run(run.command, run.output, workdir / "augustus.log")
+    return run
+
+
+def run_snap(region_fasta: Path, workdir: Path, hmm_name: str) -> ToolRun:
+    binary = find_snap()
+    if binary is None:
+        raise SystemExit("SNAP not found; install it: apt-get update && apt-get install -y snap")
+    hmm = find_snap_hmm(hmm_name)
+    if hmm is None:
+        raise SystemExit(f"SNAP parameter file {hmm_name} not found in {', '.join(map(str, SNAP_HMM_DIRS))}")
+    zff = workdir / "snap.zff"
+    run = ToolRun("SNAP", f"{_debian_version('snap')}, parameters {hmm.name}", [binary, str(hmm), str(region_fasta)],
+                  workdir / "snap.gff3")
+    run.seconds = _run(run.command, zff, workdir / "snap.log")
+    genes = zff_to_gff3(zff, run.output)
+    run.extra_commands.append(f"zff_to_gff3({zff.name}) -> {run.output.name} ({genes} genes; benchmarks/quality.py)")
+    return run
+
+
+def run_genoforge(model: Path, region_fasta: Path, workdir: Path, predict_args: list[str]) -> ToolRun:
+    from genoforge import __version__
+
+    output = workdir / "genoforge.gff3"
+    command = [sys.executable, "-m", "genoforge", "predict", str(model), str(region_fasta), "-o", str(output),
+               *predict_args]
+    run = ToolRun("genoforge", f"genoforge {__version__} ({model})", command, output)
+    run.seconds = _run(command, workdir / "genoforge.stdout", workdir / "genoforge.log")
+    return run
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def table_rows(runs: list[ToolRun]) -> list[str]:
+    header = "| tool | seconds | predicted genes | " + " | ".join(
+        f"{level} Sn / Pr / F1" for level in LEVELS
+    ) + " |"
+    lines = [header, "| " + " | ".join(["---"] * (3 + len(LEVELS))) + " |"]
+    for run in runs:
+        if run.result is None:
+            lines.append(f"| {run.tool} | - | - | " + " | ".join([run.note or "-"] + [""] * (len(LEVELS) - 1)) + " |")
+            continue
+        cells = [
+            f"{_pct(s.sensitivity)} / {_pct(s.precision)} / {_pct(s.f1)}"
+            for s in (run.result.levels[level] for level in LEVELS)
+        ]
+        seconds = "-" if run.seconds is None else f"{run.seconds:.1f}"
+        lines.append(f"| {run.tool} | {seconds} | {run.result.prediction.genes} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({model}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def section(label: str, region: HeldOutRegion, reference: EvalResult, runs: list[ToolRun], args,
+            species_dir: Path) -> str:
+    today = datetime.date.today().isoformat()
+    invocation = "python benchmarks/quality.py " + shlex.join(sys.argv[1:]) if sys.argv[1:] else \
+        "python benchmarks/quality.py"
+    readme = species_dir.parent / "README.md"
+    shown_readme = os.path.relpath(readme, REPO) if readme.is_file() else str(readme)
+    chains, genes = reference.levels["transcript"].n_reference, reference.reference.genes
+    lines = [
+        f"## Quality: {label}",
+        "",
+        f"{today}, {machine()}; one core per tool, on a machine shared with other work (seconds are "
+        f"indicative). Script: `{invocation}`.",
+        "",
+        f"Region: `{region.species}` {region.seqid}:{region.start + 1:,}-{region.end:,} "
+        f"({region.length:,} bp; 0-based [{region.start}, {region.end})), the region `bake` holds out with "
+        f"`--val_fraction {args.val_fraction} --seed {args.seed}` (its defaults), so a model baked with "
+        "them never trained on it. Cut by `genoforge.evaluation.regions.write_region` into "
+        f"`{region.name}.fa` (coordinates from 1) and `{region.name}.reference.gff3` (the annotation's "
+        "models clipped to the region; models cut by its ends marked partial). Reference: "
+        f"{genes} coding genes, {reference.reference.coding_transcripts} coding transcripts, {chains} distinct CDS "
+        "chains (isoforms).",
+        "",
+        "Scoring: `genoforge eval REFERENCE.gff3 PRED.gff3 --genome REGION.fa` (library "
+        "`genoforge.evaluation.compare.evaluate`) for every tool: strand-aware Sn / Pr / F1 in %, at CDS "
+        "nucleotide, CDS exon (exact), transcript (exact CDS chain) and gene (any transcript exact) level; "
+        "the genome normalises stop codons, so CDS written with and without the stop compare equal.",
+        "",
+        *table_rows(runs),
+        "",
+        "Commands (run in the work folder; `REGION.fa` is the region FASTA):",
+        "",
+    ]
+    for run in runs:
+        if run.result is None:
+            continue
+        shown = [arg.replace(str(run.output.parent) + "/", "") for arg in run.command]
+        lines.append(f"- {run.tool} ({run.version}): `{shlex.join(shown)} > {run.output.name}`"
+                     if run.tool != "SNAP" else
+                     f"- {run.tool} ({run.version}): `{shlex.join(shown)} > snap.zff`, then "
+                     + "; ".join(run.extra_commands))
+    lines += [
+        "",
+        f"Reading: the reference's {genes} genes carry {chains} distinct CDS chains (isoforms); a predictor "
+        "that writes one transcript per gene, as AUGUSTUS and SNAP do here, finds at most "
+        f"{genes}/{chains} = {100 * genes / chains:.1f}% of them, so transcript-level sensitivity is capped "
+        "there; the gene level (a locus is found when any of its isoforms is exact) is the fairer "
+        "whole-gene number.",
+        "",
+        "Caveat: the fly reference comes from protein alignments (Scipio alignments of FlyBase proteins, "
+        f"AUGUSTUS tutorial data; see `{shown_readme}`) and is incomplete: genes "
+        "a predictor finds that no aligned protein covers count as false positives, so every precision "
+        "here underestimates the true precision (sensitivity is not affected). The reference has no UTRs; "
+        "only CDS structure is scored (AUGUSTUS's UTR and transcription start/end rows are ignored). "
+        "AUGUSTUS's `fly` and SNAP's `D.melanogaster.hmm` parameters were trained on D. melanogaster "
+        "genes, which may include genes of this region; genoforge's model is scored on a region held "
+        "out of its training.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, text: str, heading: str) -> None:
+    """Replace the ``heading`` section of the Markdown file ``path`` (or append it)."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    start = old.find(heading + "\n")
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + len(heading))
+        tail = old[end + 1 :] if end >= 0 else ""
+        new = old[:start] + text + ("\n" + tail if tail else "")
+    with atomic_write(path) as handle:
+        handle.write(new)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="bake's --raw_dir")
+    parser.add_argument("--species", default="fly_chr2R", help="species folder (default fly_chr2R)")
+    parser.add_argument("--seqid", default=None, help="chromosome whose held-out region to use (default: the first)")
+    parser.add_argument("--val_fraction", type=float, default=0.05, help="bake's --val_fraction (default 0.05)")
+    parser.add_argument("--seed", type=int, default=42, help="bake's --seed (default 42)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where region and predictions go (default: a temp dir)")
+    parser.add_argument("--tools", default="augustus,snap", help="peers to run: augustus,snap (comma list; '' for none)")
+    parser.add_argument("--augustus_species", default="fly")
+    parser.add_argument("--snap_hmm", default="D.melanogaster.hmm", help="file name in /usr/share/snap/HMM, or a path")
+    parser.add_argument("--model", type=Path, default=None, help="a genoforge model directory to predict with")
+    parser.add_argument("--predict_args", default="", help="extra flags for genoforge predict, e.g. '--batch_size 256'")
+    parser.add_argument("--label", default="fly validation region", help="section title after 'Quality: '")
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"), help="Markdown file ('' to skip)")
+    parser.add_argument("--json", type=Path, default=None, help="write every score here as JSON")
+    args = parser.parse_args(argv)
+
+    regions = validation_regions(args.data, args.species, args.val_fraction, args.seed)
+    if args.seqid is not None:
+        regions = [r for r in regions if r.seqid == args.seqid]
+    if not regions:
+        raise SystemExit(f"{args.species}: no held-out region (seqid {args.seqid}, val_fraction {args.val_fraction})")
+    region = regions[0]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"quality-{args.species}-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    region_fasta, reference = write_region(region.fasta, region.annotation, region.seqid, region.start, region.end,
+                                           workdir)
+    print(f"region {region.seqid}:{region.start + 1}-{region.end} -> {region_fasta}, {reference}", file=sys.stderr)
+
+    runs: list[ToolRun] = []
+    tools = [t.strip().lower() for t in args.tools.split(",") if t.strip()]
+    for tool in tools:
+        if tool == "augustus":
+            runs.append(run_augustus(region_fasta, workdir, args.augustus_species))
+        elif tool == "snap":
+            runs.append(run_snap(region_fasta, workdir, args.snap_hmm))
+        else:
+            raise SystemExit(f"--tools: unknown tool {tool!r}; use augustus and/or snap")
+    if args.model is not None:
+        runs.insert(0, run_genoforge(args.model, region_fasta, workdir, shlex.split(args.predict_args)))
+    else:
+        runs.insert(0, ToolRun("genoforge (small preset)", "", [], workdir / "genoforge.gff3", note=PENDING))
+
+    reference_only = evaluate(reference, reference, region_fasta)  # the reference's own counts
+    for run in runs:
+        if run.note:
+            continue
+        run.result = evaluate(reference, run.output, region_fasta)
+
+    print("\n".join(table_rows(runs)))
+    document = {
+        "date": datetime.date.today().isoformat(), "machine": machine(),
+        "region": {"species": region.species, "seqid": region.seqid, "start": region.start, "end": region.end,
+                   "val_fraction": args.val_fraction, "seed": args.seed},
+        "workdir": str(workdir),
+        "tools": {run.tool: {"version": run.version, "command": run.command, "seconds": run.seconds, "note": run.note,
+                             "eval": None if run.result is None else run.result.to_dict()} for run in runs},
+    }
+    if args.json is not None:
+        with atomic_write(args.json) as handle:
+            json.dump(document, handle, indent=2)
+    if args.results:
+        text = section(args.label, region, reference_only, runs, args, Path(args.data) / args.species)
+        write_section(Path(args.results), text, f"## Quality: {args.label}")
+        print(f"wrote section '## Quality: {args.label}' of {args.results}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
