@@ -1,6 +1,7 @@
 """Annotation quality on a held-out region: genoforge next to AUGUSTUS and SNAP, one scorer for all.
 
-Run: python benchmarks/quality.py [--model RUN/best] [--species fly_chr2R] [--results benchmarks/RESULTS.md]
+Run: python benchmarks/quality.py [--model RUN/best --model_label "genoforge small"] [--species fly_chr2R]
+     [--workdir DIR] [--json OUT.json] [--results benchmarks/RESULTS.md]
 
 What it does, for one species of ``--data`` (default ``../shared/data``, species ``fly_chr2R``):
 
@@ -66,6 +67,7 @@ class ToolRun:
     result: EvalResult | None = None
     note: str = ""
     extra_commands: list[str] = field(default_factory=list)
+    stdout_name: str | None = None  # the file the command's stdout is saved to, if it is the prediction
 
 
 # -- SNAP's ZFF -> GFF3 --------------------------------------------------------------------------
@@ -160,6 +162,7 @@ def run_augustus(region_fasta: Path, workdir: Path, species: str) -> ToolRun:
     number = first.split("(", 1)[1].split(")", 1)[0] if "(" in first else "unknown"
     run = ToolRun("AUGUSTUS", f"AUGUSTUS {number}, {_debian_version('augustus')}",
                   ["augustus", f"--species={species}", "--gff3=on", str(region_fasta)], workdir / "augustus.gff3")
+    run.stdout_name = run.output.name
     run.seconds = _run(run.command, run.output, workdir / "augustus.log")
     return run
 
@@ -174,19 +177,20 @@ def run_snap(region_fasta: Path, workdir: Path, hmm_name: str) -> ToolRun:
     zff = workdir / "snap.zff"
     run = ToolRun("SNAP", f"{_debian_version('snap')}, parameters {hmm.name}", [binary, str(hmm), str(region_fasta)],
                   workdir / "snap.gff3")
+    run.stdout_name = zff.name
     run.seconds = _run(run.command, zff, workdir / "snap.log")
     genes = zff_to_gff3(zff, run.output)
-    run.extra_commands.append(f"zff_to_gff3({zff.name}) -> {run.output.name} ({genes} genes; benchmarks/quality.py)")
+    run.extra_commands.append(f"`zff_to_gff3` of benchmarks/quality.py -> {run.output.name} ({genes} genes)")
     return run
 
 
-def run_genoforge(model: Path, region_fasta: Path, workdir: Path, predict_args: list[str]) -> ToolRun:
+def run_genoforge(model: Path, region_fasta: Path, workdir: Path, predict_args: list[str], label: str) -> ToolRun:
     from genoforge import __version__
 
     output = workdir / "genoforge.gff3"
     command = [sys.executable, "-m", "genoforge", "predict", str(model), str(region_fasta), "-o", str(output),
                *predict_args]
-    run = ToolRun("genoforge", f"genoforge {__version__} ({model})", command, output)
+    run = ToolRun(label, f"genoforge {__version__}, model {model}", command, output)
     run.seconds = _run(command, workdir / "genoforge.stdout", workdir / "genoforge.log")
     return run
 
@@ -225,7 +229,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs ({model}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} CPUs ({model}), {system}"
 
 
 def section(label: str, region: HeldOutRegion, reference: EvalResult, runs: list[ToolRun], args,
@@ -264,11 +269,19 @@ def section(label: str, region: HeldOutRegion, reference: EvalResult, runs: list
     for run in runs:
         if run.result is None:
             continue
-        shown = [arg.replace(str(run.output.parent) + "/", "") for arg in run.command]
-        lines.append(f"- {run.tool} ({run.version}): `{shlex.join(shown)} > {run.output.name}`"
-                     if run.tool != "SNAP" else
-                     f"- {run.tool} ({run.version}): `{shlex.join(shown)} > snap.zff`, then "
-                     + "; ".join(run.extra_commands))
+        command = ["genoforge", *run.command[3:]] if run.command[1:3] == ["-m", "genoforge"] else run.command
+        shown = shlex.join(arg.replace(str(run.output.parent) + "/", "") for arg in command)
+        if run.stdout_name:
+            shown += f" > {run.stdout_name}"
+        lines.append(f"- {run.tool} ({run.version}): `{shown}`" + "".join(f", then {c}" for c in run.extra_commands))
+    if any(run.note == PENDING for run in runs):
+        lines += [
+            "- genoforge (pending): bake the four genomes with the defaults (`genoforge bake --raw_dir "
+            "../shared/data ...`, val_fraction 0.05, seed 42), tune the small preset, then `python "
+            "benchmarks/quality.py --model RUN/best --model_label 'genoforge small' --predict_args "
+            "'--batch_size 128'`, which runs `genoforge predict RUN/best REGION.fa -o genoforge.gff3` "
+            "and fills the row.",
+        ]
     lines += [
         "",
         f"Reading: the reference's {genes} genes carry {chains} distinct CDS chains (isoforms); a predictor "
@@ -312,11 +325,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seqid", default=None, help="chromosome whose held-out region to use (default: the first)")
     parser.add_argument("--val_fraction", type=float, default=0.05, help="bake's --val_fraction (default 0.05)")
     parser.add_argument("--seed", type=int, default=42, help="bake's --seed (default 42)")
-    parser.add_argument("--workdir", type=Path, default=None, help="where region and predictions go (default: a temp dir)")
-    parser.add_argument("--tools", default="augustus,snap", help="peers to run: augustus,snap (comma list; '' for none)")
+    parser.add_argument("--workdir", type=Path, default=None, help="folder for region + predictions (default: temp)")
+    parser.add_argument("--tools", default="augustus,snap", help="peers: augustus,snap ('' for none)")
     parser.add_argument("--augustus_species", default="fly")
     parser.add_argument("--snap_hmm", default="D.melanogaster.hmm", help="file name in /usr/share/snap/HMM, or a path")
     parser.add_argument("--model", type=Path, default=None, help="a genoforge model directory to predict with")
+    parser.add_argument("--model_label", default="genoforge", help="the genoforge row's name, e.g. 'genoforge small'")
     parser.add_argument("--predict_args", default="", help="extra flags for genoforge predict, e.g. '--batch_size 256'")
     parser.add_argument("--label", default="fly validation region", help="section title after 'Quality: '")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"), help="Markdown file ('' to skip)")
@@ -345,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             raise SystemExit(f"--tools: unknown tool {tool!r}; use augustus and/or snap")
     if args.model is not None:
-        runs.insert(0, run_genoforge(args.model, region_fasta, workdir, shlex.split(args.predict_args)))
+        predict_args = shlex.split(args.predict_args)
+        runs.insert(0, run_genoforge(args.model, region_fasta, workdir, predict_args, args.model_label))
     else:
         runs.insert(0, ToolRun("genoforge (small preset)", "", [], workdir / "genoforge.gff3", note=PENDING))
 
