@@ -12,10 +12,15 @@ Each document of a packed row gets its own copy of the ``L`` learned latent vect
 4. a final RMSNorm.
 
 Latents have no positions (each learned vector is its own identity). Slots of documents absent
-from a row carry doc -1 and output zeros.
+from a row carry doc -1 and output zeros. The latents are read scaled by sqrt(D), like the
+decoder's token embeddings: at init the read's near-uniform cross-attention gives every latent
+of a document the same vector (RMS ~0.3), which would otherwise swamp the 0.02-RMS learned
+latents and leave the decoder L identical memory slots per document.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +57,7 @@ class LatentCompressor(nn.Module):
         super().__init__()
         self.num_latents = config.num_latents
         self.latents_LD = nn.Parameter(torch.zeros(config.num_latents, config.decoder_dim))
+        self.latent_scale = math.sqrt(config.decoder_dim)  # see the module docstring
         self.read = CompressorBlock(config, cross=True)
         self.layers = nn.ModuleList(CompressorBlock(config, cross=False) for _ in range(config.compressor_layers))
         self.norm = RMSNorm(config.decoder_dim, config.norm_eps)
@@ -66,7 +72,8 @@ class LatentCompressor(nn.Module):
     ) -> Tensor:
         batch, n_slots = latent_doc_BM.shape
         docs_per_row = n_slots // self.num_latents
-        x = self.latents_LD.to(memory_BSD.dtype).repeat(docs_per_row, 1).expand(batch, -1, -1)
+        latents = (self.latents_LD * self.latent_scale).to(memory_BSD.dtype)
+        x = latents.repeat(docs_per_row, 1).expand(batch, -1, -1)
         x = self.read(x, memory_BSD, cross_spec, backend)
         for layer in self.layers:
             x = layer(x, None, self_spec, backend)
