@@ -4,7 +4,9 @@ Shape legend: N tokens (flattened B x T), D model dim, F expert FFN dim, E exper
 
 Routing (fp32): ``p = softmax(x W_r^T)``, take the top K experts per token and renormalise their
 probabilities to sum to 1 (the gates). Every token is processed by its K experts (dropless: no
-capacity, no dropped tokens).
+capacity, no dropped tokens). The router matmul runs with autocast disabled: inside a bf16
+autocast region ``F.linear`` of fp32 tensors would still run in bf16, rounding the small router
+logits (init std 0.006) and so the choice among near-tied experts.
 
 Auxiliary losses, over real tokens only (``valid`` mask; padding is routed but not counted):
 
@@ -67,9 +69,14 @@ class MoEFeedForward(nn.Module):
         self.w_down_EDF = nn.Parameter(torch.empty(num_experts, dim, ff_dim))
         self.impl: MoeImpl = "auto"
 
+    def router_logits(self, x_ND: Tensor) -> Tensor:
+        """Router logits [N, E], computed in fp32 even inside an autocast region."""
+        with torch.autocast(device_type=x_ND.device.type, enabled=False):
+            return F.linear(x_ND.float(), self.router.weight.float())
+
     def route(self, x_ND: Tensor, valid_N: Tensor) -> tuple[Tensor, Tensor, RouterStats]:
         """Top-k experts [N, K] and renormalised gates [N, K] (fp32), plus the router statistics."""
-        logits_NE = F.linear(x_ND.float(), self.router.weight.float())
+        logits_NE = self.router_logits(x_ND)
         probs_NE = logits_NE.softmax(dim=-1)
         gates_NK, experts_NK = probs_NE.topk(self.top_k, dim=-1)
         gates_NK = gates_NK / gates_NK.sum(dim=-1, keepdim=True)
