@@ -80,12 +80,15 @@ class MaskSpec:
     _block_mask: object = field(default=None, repr=False)
     _bool_mask: Tensor | None = field(default=None, repr=False)
 
-    def mask_fn(self):
+    def mask_fn(self, q_doc: Tensor | None = None, kv_doc: Tensor | None = None):
         """The predicate as a plain function (FlexAttention's mask_mod signature).
 
-        The same function is evaluated on broadcast index grids by :meth:`bool_mask`.
+        The same function is evaluated on broadcast index grids by :meth:`bool_mask`. ``q_doc`` /
+        ``kv_doc`` replace the spec's document ids (longer, -1-padded copies: see
+        :meth:`block_mask_fn`); every index must lie within the tensors the predicate reads.
         """
-        q_doc_all, kv_doc_all = self.q_doc, self.kv_doc
+        q_doc_all = self.q_doc if q_doc is None else q_doc
+        kv_doc_all = self.kv_doc if kv_doc is None else kv_doc
         causal, lookback, radius = self.causal, self.lookback, self.radius
 
         def mask_mod(b: Tensor, h: Tensor, q_idx: Tensor, kv_idx: Tensor) -> Tensor:
@@ -105,21 +108,36 @@ class MaskSpec:
     def shape(self) -> tuple[int, int, int]:
         return self.q_doc.shape[0], self.q_doc.shape[1], self.kv_doc.shape[1]
 
+    def flex_block_size(self) -> int:
+        """The block size FlexAttention uses on this device (rounded up to 128 on CUDA)."""
+        block = self.block_size
+        if self.q_doc.device.type == "cuda":
+            block = max(FLEX_MIN_CUDA_BLOCK, -(-block // FLEX_MIN_CUDA_BLOCK) * FLEX_MIN_CUDA_BLOCK)
+        return block
+
+    def block_mask_fn(self):
+        """The predicate FlexAttention gets: safe for every index of a partial last block.
+
+        The fused kernel evaluates the mask_mod on whole blocks, so a row whose length is not a
+        multiple of the block size is read past its end (an illegal memory access on CUDA: an
+        encoder row of 14,208 tokens with blocks of 256). The document ids are therefore padded
+        with -1 (matches nothing) up to a whole number of blocks before the predicate reads them.
+        """
+        block = self.flex_block_size()
+        return self.mask_fn(_pad_to_blocks(self.q_doc, block), _pad_to_blocks(self.kv_doc, block))
+
     def block_mask(self):  # -> torch.nn.attention.flex_attention.BlockMask
         """The FlexAttention block mask (built on first call, then reused by every layer)."""
         if self._block_mask is None:
             from torch.nn.attention.flex_attention import create_block_mask
 
             batch, n_q, n_kv = self.shape
-            device = self.q_doc.device
-            block = self.block_size
-            if device.type == "cuda":
-                block = max(FLEX_MIN_CUDA_BLOCK, -(-block // FLEX_MIN_CUDA_BLOCK) * FLEX_MIN_CUDA_BLOCK)
             # Eager: the predicate is evaluated on the full [B, Q, K] grid (a few ms per mask at 16k
             # tokens). create_block_mask(_compile=True) was tried on torch 2.11 (H100): the first
             # model step did not finish within 200 s, so it is not used.
             self._block_mask = create_block_mask(
-                self.mask_fn(), batch, None, n_q, n_kv, device=device, BLOCK_SIZE=block
+                self.block_mask_fn(), batch, None, n_q, n_kv, device=self.q_doc.device,
+                BLOCK_SIZE=self.flex_block_size(),
             )
         return self._block_mask
 
@@ -133,6 +151,15 @@ class MaskSpec:
             k = torch.arange(n_kv, device=device)[None, None, :]
             self._bool_mask = self.mask_fn()(b, None, q, k)  # type: ignore[arg-type]
         return self._bool_mask
+
+
+def _pad_to_blocks(doc_BL: Tensor, block: int) -> Tensor:
+    """``doc_BL`` extended with -1 to a whole number of ``block``-token blocks (itself if whole)."""
+    length = doc_BL.shape[1]
+    padded = -(-length // block) * block
+    if padded == length:
+        return doc_BL
+    return F.pad(doc_BL, (0, padded - length), value=-1)
 
 
 def encoder_self_mask(doc: Tensor, window_size: int, block_size: int) -> MaskSpec:
