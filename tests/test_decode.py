@@ -39,6 +39,19 @@ def build_debug_model_dir(directory: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = GenoforgeModel(config, digits)
     model.init_weights()
+    # A freshly initialised decoder mostly follows its input token (its embeddings are read
+    # scaled by sqrt(D)) and barely its window, so a random model would write the same target
+    # for every window, often <eos> at once. For these tests it must write targets of different
+    # lengths for different windows: point <eos>'s (tied) row away from <bos>'s and give the
+    # cross-attention a strong say, so rows finish at different steps and the ring buffer wraps.
+    with torch.no_grad():
+        table = model.decoder.lm_head.weight
+        table[tokenizer.eos_id] -= table[tokenizer.bos_id]
+        model.compressor.read.attn.o_proj.weight.mul_(30.0)
+        for layer in model.decoder.layers:
+            layer.cross_attn.q_proj.weight.mul_(4.0)
+            layer.cross_attn.k_proj.weight.mul_(4.0)
+            layer.cross_attn.o_proj.weight.mul_(30.0)
     save_model(model, directory, tokenizer)
     return directory
 
@@ -161,8 +174,10 @@ def test_a_window_decodes_the_same_alone_and_in_a_padded_batch(models) -> None:
 def test_the_token_cap_cuts_back_to_the_last_complete_record(models) -> None:
     model_list, tokenizer = models
     ids = [tokenizer.encode_dna(w) for w in random_windows(2, [800])]
-    long = decode_windows(model_list[2], tokenizer, ids, [800], max_new_tokens=150)[0]
-    short = decode_windows(model_list[2], tokenizer, ids, [800], max_new_tokens=25)[0]
+    # The random model that writes the longest target for this window, so the cap really cuts.
+    model = max(model_list, key=lambda m: len(decode_windows(m, tokenizer, ids, [800], max_new_tokens=150)[0].token_ids))
+    long = decode_windows(model, tokenizer, ids, [800], max_new_tokens=150)[0]
+    short = decode_windows(model, tokenizer, ids, [800], max_new_tokens=25)[0]
     assert short.truncated
     assert short.token_ids[-1] == tokenizer.eos_id
     assert long.token_ids[: len(short.token_ids) - 1] == short.token_ids[:-1]  # greedy: a prefix
@@ -238,3 +253,26 @@ def test_stream_with_noise_logits_parses_and_returns_every_window(models) -> Non
                             max_records=5, max_exons=3)
         assert len(p.token_ids) <= 301
     assert sum(len(p.annotation.records) for p in results.values()) > 20
+
+
+def test_a_cut_drops_the_transcript_whose_exon_list_was_interrupted(models) -> None:
+    """Cut inside a transcript block, the kept target must not show that transcript with fewer
+    exons (which would parse as a whole, different transcript): the block is dropped."""
+    from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
+    from genoforge.inference.decode import cut_unfinished_record, record_start_ids
+
+    _, tokenizer = models
+    first = WindowTranscript(strand="+", biotype="protein_coding", gene=0, partial=".",
+                             exons=((10, 50),), cds=(10, 50), cds_phase=0)
+    second = WindowTranscript(strand="-", biotype="protein_coding", gene=1, partial=".",
+                              exons=((100, 150), (200, 260), (300, 330)), cds=None, cds_phase=0)
+    ids = tokenizer.encode_target(encode_target(WindowAnnotation(records=(first, second))))
+    newlines = [i for i, t in enumerate(ids) if t == tokenizer.token_to_id("\n")]
+    # Cut right after the second transcript's first exon line: its block parses, but is unfinished.
+    cut_at = newlines[4] + 1  # tx1, exon, cds, tx2, exon1
+    starts = record_start_ids(GrammarCache(tokenizer)(1000))
+    kept = cut_unfinished_record(ids[:cut_at], starts, tokenizer.eos_id)
+    parsed = parse_target_tokens([tokenizer.id_to_token(i) for i in kept], window_size=1000)
+    assert parsed.records == (first,)
+    # Nothing complete before the cut: only <bos><eos> remains.
+    assert cut_unfinished_record(ids[:3], starts, tokenizer.eos_id) == [tokenizer.bos_id, tokenizer.eos_id]

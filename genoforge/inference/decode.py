@@ -7,8 +7,10 @@ The contract: every window's output parses. Each row keeps a state of the target
 the logits of the ids the grammar does not allow next are set to -inf before the argmax, so only
 allowed tokens are ever chosen, whatever the weights (random ones included). The grammar caps the
 records per window and exons per transcript, so decoding ends; ``max_new_tokens`` caps it
-further: a row that reaches the cap is cut back to its last complete record and closed with
-``<eos>`` (which the grammar allows after any complete record), and is reported as truncated.
+further: a row that reaches the cap is cut back to the start of its last record and closed with
+``<eos>``, and is reported as truncated. The last record is dropped even when its lines so far
+parse, because a transcript block is only known to be complete when the next record starts: an
+exon list cut by the cap would otherwise read as a whole, shorter transcript.
 
 Rows advance in lockstep (one decoder step feeds one token to every row), reusing the model's
 KV cache (:meth:`GenoforgeModel.new_decode_cache` / :meth:`GenoforgeModel.decode_step`: ring
@@ -115,6 +117,21 @@ def encoder_batch(
     }
 
 
+
+def record_start_ids(grammar: TargetGrammar) -> frozenset[int]:
+    """Ids of the tokens that begin a record: ``transcript`` and the stand-alone feature types."""
+    from genoforge.tokenizer.inventory import FEATURE_TYPES, LINE_TRANSCRIPT
+
+    return frozenset(grammar.id_of[token] for token in (LINE_TRANSCRIPT, *FEATURE_TYPES))
+
+
+def cut_unfinished_record(tokens: list[int], starts: frozenset[int], eos_id: int) -> list[int]:
+    """``<bos>`` + the records before the last one + ``<eos>`` (see the module docstring)."""
+    for i in range(len(tokens) - 1, 0, -1):
+        if tokens[i] in starts:  # these tokens only ever open a line
+            return tokens[:i] + [eos_id]
+    return tokens[:1] + [eos_id]
+
 @dataclass
 class DecodeOutput:
     """Per row: the target ids ``<bos>`` ... ``<eos>`` and whether the cap cut it short."""
@@ -161,7 +178,6 @@ def greedy_decode(
     device = memory.states_BMD.device
     states: list[GrammarState] = [g.advance(g.start_state(), bos_id) for g in grammars]
     tokens: list[list[int]] = [[bos_id] for _ in range(n)]
-    last_complete = [1] * n  # prefix length after the last complete record (or <bos>)
     done = [False] * n
     masks = [g.allowed_mask(state) for g, state in zip(grammars, states, strict=True)]
     current_B = torch.full((batch,), pad_id, dtype=torch.long, device=device)
@@ -197,16 +213,15 @@ def greedy_decode(
                 done[b] = True
                 continue
             masks[b] = grammars[b].allowed_mask(states[b])
-            if masks[b][eos_id]:  # <eos> is allowed exactly between complete records
-                last_complete[b] = len(tokens[b])
         picked[n:] = [pad_id] * (batch - n)
         current_B = torch.tensor(picked, dtype=torch.long, device=device)
         if cache is None:
             history.append(current_B)
     truncated = [not d for d in done]
+    starts = record_start_ids(grammars[0]) if any(truncated) else frozenset()
     for b in range(n):
         if truncated[b]:
-            tokens[b] = tokens[b][: last_complete[b]] + [eos_id]
+            tokens[b] = cut_unfinished_record(tokens[b], starts, eos_id)
     return DecodeOutput(token_ids=tokens, truncated=truncated, steps=steps)
 
 

@@ -33,7 +33,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genoforge.baking.target import parse_target_tokens
-from genoforge.inference.decode import GrammarCache, WindowPrediction, encoder_batch
+from genoforge.inference.decode import (
+    GrammarCache,
+    WindowPrediction,
+    cut_unfinished_record,
+    encoder_batch,
+    record_start_ids,
+)
 
 
 
@@ -159,7 +165,6 @@ class _Row:
     state: Any
     mask: np.ndarray
     tokens: list[int]
-    last_complete: int
 
 
 @torch.no_grad()
@@ -194,6 +199,7 @@ def decode_stream(
 
         raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     grammars = grammars or GrammarCache(tokenizer)
+    record_starts = record_start_ids(grammars(None))
     step = step or row_step
     parameter = next(model.parameters())
     device = parameter.device
@@ -233,7 +239,7 @@ def decode_stream(
     def finish(b: int, truncated: bool) -> tuple[Any, WindowPrediction]:
         row = rows[b]
         assert row is not None
-        tokens = row.tokens if not truncated else row.tokens[: row.last_complete] + [eos]
+        tokens = row.tokens if not truncated else cut_unfinished_record(row.tokens, record_starts, eos)
         strings = [tokenizer.id_to_token(i) for i in tokens]
         annotation = parse_target_tokens(strings, window_size=row.length, max_records=grammars.max_records,
                                          max_exons=grammars.max_exons)
@@ -253,7 +259,7 @@ def decode_stream(
             cache.load(b, window)
             grammar = grammars(window.length)
             state = grammar.advance(grammar.start_state(), bos)
-            rows[b] = _Row(window.key, window.length, grammar, state, grammar.allowed_mask(state), [bos], 1)
+            rows[b] = _Row(window.key, window.length, grammar, state, grammar.allowed_mask(state), [bos])
             current_B[b] = bos
         active = [row is not None for row in rows]
         if not any(active):
@@ -280,8 +286,6 @@ def decode_stream(
                 picked[b] = pad
                 continue
             row.mask = row.grammar.allowed_mask(row.state)
-            if row.mask[eos]:  # <eos> is allowed exactly between complete records
-                row.last_complete = len(row.tokens)
             if len(row.tokens) > max_new_tokens:
                 yield finish(b, truncated=True)
                 picked[b] = pad
