@@ -340,3 +340,13 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+
+
+def document_positions(doc_BT: Tensor) -> Tensor:
+    """Position of each token within its document (documents are contiguous runs of ``doc``)."""
+    length = doc_BT.shape[1]
+    index = torch.arange(length, device=doc_BT.device).expand_as(doc_BT)
+    starts = torch.ones_like(doc_BT, dtype=torch.bool)
+    starts[:, 1:] = doc_BT[:, 1:] != doc_BT[:, :-1]
+    start_index = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=1).values
+    return index - start_index

@@ -37,6 +37,7 @@ from genoforge.model.attention import (
     RMSNorm,
     cross_mask,
     decoder_self_mask,
+    document_positions,
     encoder_self_mask,
 )
 from genoforge.model.compressor import LatentCompressor
@@ -96,16 +97,6 @@ def _get(batch: Any, name: str, default: Any = None) -> Any:
     if isinstance(batch, Mapping):
         return batch.get(name, default)
     return getattr(batch, name, default)
-
-
-def document_positions(doc_BT: Tensor) -> Tensor:
-    """Position of each token within its document (documents are contiguous runs of ``doc``)."""
-    length = doc_BT.shape[1]
-    index = torch.arange(length, device=doc_BT.device).expand_as(doc_BT)
-    starts = torch.ones_like(doc_BT, dtype=torch.bool)
-    starts[:, 1:] = doc_BT[:, 1:] != doc_BT[:, :-1]
-    start_index = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=1).values
-    return index - start_index
 
 
 class GenoforgeModel(nn.Module):
@@ -247,7 +238,9 @@ class GenoforgeModel(nn.Module):
         if self.compressor is None:
             return Memory(memory, masks.encoder_self.q_doc)
         assert masks.latent_doc_BM is not None and masks.latent_cross is not None and masks.latent_self is not None
-        latents = self.compressor(memory, masks.latent_doc_BM, masks.latent_cross, masks.latent_self, backend)
+        latents = self.compressor(
+            memory, masks.encoder_self.q_doc, masks.latent_doc_BM, masks.latent_cross, masks.latent_self, backend
+        )
         return Memory(latents, masks.latent_doc_BM)
 
     def forward(self, batch: Any, label_smoothing: float = 0.0, return_logits: bool = True) -> ModelOutput:
