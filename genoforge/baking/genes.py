@@ -75,8 +75,23 @@ from genoforge.errors import GffFormatError
 from genoforge.tokenizer import inventory as inv
 
 
+class ExonChain:
+    """Mixin for gene models held as sorted ``exons``: their span (``start``, ``end``)."""
+
+    __slots__ = ()
+    exons: tuple[tuple[int, int], ...]
+
+    @property
+    def start(self) -> int:
+        return self.exons[0][0]
+
+    @property
+    def end(self) -> int:
+        return self.exons[-1][1]
+
+
 @dataclass(frozen=True, slots=True)
-class Transcript:
+class Transcript(ExonChain):
     """One transcript in genome coordinates (0-based half-open).
 
     ``exons`` are sorted, non-overlapping and non-abutting; ``cds`` is the coding span
@@ -95,14 +110,6 @@ class Transcript:
     cds: tuple[int, int] | None
     cds_phase: int = 0
     line: int = 0
-
-    @property
-    def start(self) -> int:
-        return self.exons[0][0]
-
-    @property
-    def end(self) -> int:
-        return self.exons[-1][1]
 
     def cds_pieces(self) -> list[tuple[int, int]]:
         """The CDS as exon pieces, sorted by coordinate (empty without a CDS)."""

@@ -30,7 +30,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from genoforge.baking.genes import Annotation, RegionFeature, Transcript, cds_pieces, piece_phases
+from genoforge.baking.genes import (
+    Annotation,
+    ExonChain,
+    RegionFeature,
+    Transcript,
+    cds_pieces,
+    piece_phases,
+)
 from genoforge.errors import ConfigError, TargetParseError
 from genoforge.tokenizer import inventory as inv
 
@@ -47,7 +54,7 @@ _COORD_SPLIT = re.compile(f"({re.escape(inv.COORD_SEP)})")
 
 
 @dataclass(frozen=True, slots=True)
-class WindowTranscript:
+class WindowTranscript(ExonChain):
     """A transcript in window coordinates (0-based half-open, relative to the window start).
 
     ``gene`` is the gene index within the window (0, 1, ... in order of first appearance;
@@ -63,14 +70,6 @@ class WindowTranscript:
     exons: tuple[tuple[int, int], ...]
     cds: tuple[int, int] | None
     cds_phase: int = 0
-
-    @property
-    def start(self) -> int:
-        return self.exons[0][0]
-
-    @property
-    def end(self) -> int:
-        return self.exons[-1][1]
 
 
 @dataclass(frozen=True, slots=True)

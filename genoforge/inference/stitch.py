@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from genoforge.baking.genes import cds_pieces
+from genoforge.baking.genes import ExonChain, cds_pieces
 from genoforge.baking.target import WindowAnnotation, WindowFeature, WindowTranscript
 from genoforge.tokenizer import inventory as inv
 
@@ -61,7 +61,7 @@ class WindowResult:
 
 
 @dataclass(frozen=True, slots=True)
-class ContigTranscript:
+class ContigTranscript(ExonChain):
     """A stitched transcript in contig coordinates (0-based half-open).
 
     ``gene`` numbers the contig's genes 0, 1, ... by start; ``partial_left``/``partial_right``:
@@ -77,14 +77,6 @@ class ContigTranscript:
     cds_phase: int
     partial_left: bool = False
     partial_right: bool = False
-
-    @property
-    def start(self) -> int:
-        return self.exons[0][0]
-
-    @property
-    def end(self) -> int:
-        return self.exons[-1][1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +106,7 @@ class ContigAnnotation:
 
 
 @dataclass(frozen=True)
-class _Piece:
+class _Piece(ExonChain):
     """A transcript or feature from one or more windows, in contig coordinates.
 
     ``kind`` is "t" or "f"; ``label`` the biotype or feature type; ``genes`` the (window, gene
@@ -133,14 +125,6 @@ class _Piece:
     cut_right: bool
     end_left: bool
     end_right: bool
-
-    @property
-    def start(self) -> int:
-        return self.exons[0][0]
-
-    @property
-    def end(self) -> int:
-        return self.exons[-1][1]
 
     def shape(self) -> tuple:
         return (self.kind, self.strand, self.label, self.exons, self.cds, self.cds_phase)
