@@ -229,16 +229,9 @@ def _report(rows: list, repeats: int) -> str:
 
 
 def _write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        tail = text[end + 1 :] if end >= 0 else ""
-        text = text[:start] + section + ("\n" + tail if tail else "")
-    path.write_text(text)
+    from results_md import write_section  # benchmarks/ is on sys.path as the script's folder
 
+    write_section(path, section, SECTION)
 
 if __name__ == "__main__":
     main()

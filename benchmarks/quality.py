@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 from genoforge.evaluation.compare import LEVELS, EvalResult, evaluate  # noqa: E402
 from genoforge.evaluation.regions import HeldOutRegion, validation_regions, write_region  # noqa: E402
 from genoforge.io import atomic_write  # noqa: E402
+from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 
 SNAP_BINARIES = ("/usr/lib/debian-med/bin/snap", "snap")  # Debian hides it from PATH: /usr/bin/snap is snapd's
 SNAP_HMM_DIRS = (Path("/usr/share/snap/HMM"), Path("/usr/share/snap"))
@@ -301,20 +302,6 @@ def section(label: str, region: HeldOutRegion, reference: EvalResult, runs: list
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(path: Path, text: str, heading: str) -> None:
-    """Replace the ``heading`` section of the Markdown file ``path`` (or append it)."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = old.find(heading + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(heading))
-        tail = old[end + 1 :] if end >= 0 else ""
-        new = old[:start] + text + ("\n" + tail if tail else "")
-    with atomic_write(path) as handle:
-        handle.write(new)
 
 
 def main(argv: list[str] | None = None) -> None:
