@@ -94,6 +94,12 @@ def tune(
         "Evaluate every N optimizer steps (0: at the end of each epoch). \\[default: 0]"))] = None,
     eval_max_batches: Annotated[OptInt, typer.Option(*flag("eval_max_batches"), help=(
         "Validation micro-batches per evaluation (0: the whole shard). \\[default: 0]"))] = None,
+    generate_samples: Annotated[OptInt, typer.Option(*flag("generate_samples"), help=(
+        "At each evaluation decode the first N validation windows and log their exon/gene F1 "
+        "(gen_* in metrics.jsonl; 0: off). \\[default: 0]"))] = None,
+    generate_max_new_tokens: Annotated[OptInt, typer.Option(*flag("generate_max_new_tokens"), help=(
+        "Target tokens decoded per validation window at most (--generate_samples). \\[default: 512]"
+    ))] = None,
     log_steps: Annotated[OptInt, typer.Option(*flag("log_steps"), help=(
         "Read metrics from the device and log every N optimizer steps. \\[default: 10]"))] = None,
     log_memory: Annotated[OptBool, typer.Option(*flag("log_memory"), help=(
@@ -132,7 +138,8 @@ def tune(
         "decoder_row_len": decoder_row_len, "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
         "max_grad_norm": max_grad_norm, "label_smoothing": label_smoothing, "early_stopping": early_stopping,
         "save_steps": save_steps, "save_total_limit": save_total_limit, "eval_steps": eval_steps,
-        "eval_max_batches": eval_max_batches, "log_steps": log_steps, "log_memory": log_memory,
+        "eval_max_batches": eval_max_batches, "generate_samples": generate_samples,
+        "generate_max_new_tokens": generate_max_new_tokens, "log_steps": log_steps, "log_memory": log_memory,
         "empty_cache_steps": empty_cache_steps, "memwatch": memwatch, "seed": seed, "resume": resume,
         "num_workers": num_workers, "gradient_checkpointing": gradient_checkpointing, "compile": compile,
         "strategy": strategy, "device": device, "max_steps": max_steps,

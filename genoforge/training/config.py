@@ -23,6 +23,10 @@ Units, precisely (the same text is the flags' help):
 * ``early_stopping`` counts *evaluations* (every ``eval_steps`` optimizer steps, or at the end of
   each epoch when ``eval_steps`` is 0) without a new lowest validation loss (plain cross-entropy).
   0 turns it off.
+* ``generate_samples`` windows (the first ones of the validation shard, the same every time) are
+  decoded greedily at each evaluation, by rank 0 only, each up to ``generate_max_new_tokens``
+  target tokens, and scored like ``genoforge eval`` (``gen_*_f1`` in metrics.jsonl; see
+  ``genoforge.training.generate``). 0 turns it off.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ class TuneConfig:
     # Evaluation, early stopping, checkpoints.
     eval_steps: int = 0  # evaluate every N optimizer steps (0: at the end of every epoch)
     eval_max_batches: int = 0  # cap on validation micro-batches per evaluation (0: all)
+    generate_samples: int = 0  # validation windows decoded and scored per evaluation (0: off)
+    generate_max_new_tokens: int = 512  # token cap per decoded window (a capped window is truncated)
     early_stopping: int = 0  # evaluations without improvement before stopping (0: off)
     early_stopping_min_delta: float = 0.0  # an improvement must lower the best val loss by more
     save_steps: int = 500  # checkpoint every N optimizer steps (0: only at the end)
@@ -95,11 +101,12 @@ class TuneConfig:
         """Raise ConfigError naming every inconsistent value."""
         problems: list[str] = []
         positive = ("epochs", "token_budget", "max_batch_size", "grad_accum", "row_multiple",
-                    "pack_window", "log_steps")
+                    "pack_window", "log_steps", "generate_max_new_tokens")
         for name in positive:
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        non_negative = ("max_steps", "num_workers", "eval_steps", "eval_max_batches", "early_stopping",
+        non_negative = ("max_steps", "num_workers", "eval_steps", "eval_max_batches", "generate_samples",
+                        "early_stopping",
                         "save_steps", "save_total_limit", "empty_cache_steps", "encoder_row_len",
                         "decoder_row_len", "weight_decay", "max_grad_norm", "early_stopping_min_delta")
         for name in non_negative:

@@ -13,7 +13,8 @@ processes with ``grad_accum = A`` optimise the same function.
 
 Evaluation (every ``eval_steps`` steps, or per epoch) reports plain and label-smoothed CE of the
 validation shard; the plain CE is the validation loss that picks ``best/`` and drives early
-stopping. Checkpoints, the signal handling and the run directory layout are described in
+stopping. With ``--generate_samples N`` rank 0 also decodes the first N validation windows and
+adds their exon/gene F1 (``gen_*``, :mod:`genoforge.training.generate`) to the eval record. Checkpoints, the signal handling and the run directory layout are described in
 ``genoforge.training.checkpoint`` and the CLI help.
 """
 
@@ -103,6 +104,17 @@ def _restore_handlers(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
+def _generation_summary(result: dict[str, Any]) -> str:
+    """The generative-validation part of an eval log line ('' when it did not run)."""
+    if "gen_windows" not in result:
+        return ""
+    scores = ", ".join(
+        f"{key[4:-3]} {'-' if value is None else f'{value:.3f}'}"
+        for key, value in result.items() if key.startswith("gen_") and key.endswith("_f1")
+    )
+    return f"; decoded {result['gen_windows']} windows ({result['gen_truncated']} truncated): F1 {scores}"
+
+
 # ---------------------------------------------------------------------------------------- trainer
 
 
@@ -141,6 +153,19 @@ class Trainer:
         if len(self.train_shard) == 0:
             raise ShardFormatError("holds no samples; bake more data", self.train_path)
         self._warn_inert_flags()
+        self.gen_windows = None
+        if cfg.generate_samples and env.is_main:
+            if env.distributed and cfg.strategy == "fsdp":
+                # Rank 0 alone cannot run FSDP-sharded layers (each forward all-gathers over ranks).
+                warn("--generate_samples is not supported with --strategy fsdp; generative validation is off")
+            else:
+                from genoforge.training.generate import load_validation_windows
+
+                self.gen_windows = load_validation_windows(self.val_shard, self.tokenizer, cfg.generate_samples)
+                if self.gen_windows.skipped:
+                    warn(f"{self.val_path}: {self.gen_windows.skipped} of the first {cfg.generate_samples} "
+                         "validation targets do not parse and are left out of generative validation; "
+                         "re-bake the validation shard")
 
         model = load_model(self.model_dir, device="cpu")
         self.model_config = model.config
@@ -486,7 +511,22 @@ class Trainer:
         par.all_reduce_sum(sums, env)
         nll, smoothed, count = sums.tolist()
         count = max(count, 1.0)
-        return {"val_loss": nll / count, "val_loss_smoothed": smoothed / count, "val_tokens": int(count)}
+        result = {"val_loss": nll / count, "val_loss_smoothed": smoothed / count, "val_tokens": int(count)}
+        if self.gen_windows is not None:
+            result.update(self._generate())
+        return result
+
+    def _generate(self) -> dict[str, Any]:
+        """Generative validation on rank 0 (``genoforge.training.generate``); RNG state kept."""
+        from genoforge.training.generate import generative_validation
+
+        rng = self._rng_state()  # greedy decoding draws none; kept anyway so resume stays exact
+        try:
+            return generative_validation(par.unwrap(self.model), self.tokenizer, self.gen_windows,
+                                         max_new_tokens=self.config.generate_max_new_tokens,
+                                         batch_size=self.shape.rows_per_batch, autocast=self.autocast)
+        finally:
+            self._restore_rng(rng)
 
     def _after_eval(self, result: dict[str, float], epoch: int) -> bool:
         """Record an evaluation; export best/; True when early stopping says stop."""
@@ -500,7 +540,7 @@ class Trainer:
                             "best": improved, "evals_without_improvement": self.early.evals_without_improvement})
             self.log.message(
                 f"eval step {self.global_step}: val_loss {val:.4f} (smoothed {result['val_loss_smoothed']:.4f}, "
-                f"{result['val_tokens']:,} tokens){' *best*' if improved else ''}"
+                f"{result['val_tokens']:,} tokens){' *best*' if improved else ''}{_generation_summary(result)}"
             )
         return self.early.should_stop
 

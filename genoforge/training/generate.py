@@ -1,0 +1,131 @@
+"""Generative validation: decode validation windows during training and score them.
+
+Loss says how well the model predicts the reference token by token; generative validation says
+what it writes on its own. At each evaluation (``--generate_samples N``), rank 0 decodes the
+first N windows of the validation shard (deterministic: the same windows every time) with the
+inference decoder (:func:`genoforge.inference.decode.decode_windows`: greedy, grammar-
+constrained) and scores them against the windows' own targets with the ``genoforge eval`` scorer
+(:func:`genoforge.evaluation.compare.compare_transcripts`).
+
+Scores are pooled over the windows (micro-averaged): every window becomes its own sequence
+(``seqid`` = ``window-<index>``), so nothing matches across windows, and one comparison counts
+all their bases, exons, transcripts and genes together. Coordinates stay window-relative;
+partial transcripts (cut by the window edge) are scored as they are clipped, on both sides alike.
+
+A level's F1 is undefined when nothing is on either side; it is then reported as None (JSON
+null). When only one side is empty (nothing found, or nothing to find) the F1 is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from genoforge.baking.genes import Transcript
+from genoforge.baking.target import WindowAnnotation, parse_target_tokens
+from genoforge.errors import TargetParseError
+from genoforge.evaluation.compare import LEVELS, compare_transcripts
+from genoforge.evaluation.metrics import LevelScore
+
+
+def window_transcripts(annotation: WindowAnnotation, seqid: str) -> list[Transcript]:
+    """The window's transcripts as scorer gene models on sequence ``seqid`` (window coordinates).
+
+    ``gene_id`` is the window's gene index, so isoforms of one window gene are one gene.
+    """
+    return [
+        Transcript(seqid=seqid, strand=t.strand, biotype=t.biotype, gene_id=f"{seqid}:gene{t.gene}",
+                   transcript_id=f"{seqid}:t{i}", exons=t.exons, cds=t.cds, cds_phase=t.cds_phase)
+        for i, t in enumerate(annotation.transcripts)
+    ]
+
+
+def level_f1(score: LevelScore) -> float | None:
+    """F1 of one level; 0 when exactly one side is empty, None when both are (module docstring)."""
+    if score.f1 is not None:
+        return score.f1
+    return 0.0 if score.n_reference or score.n_prediction else None
+
+
+def score_windows(
+    references: Sequence[WindowAnnotation], predictions: Sequence[WindowAnnotation]
+) -> dict[str, float | None]:
+    """``gen_<level>_f1`` for every level of :data:`genoforge.evaluation.compare.LEVELS`, pooled."""
+    if len(references) != len(predictions):
+        raise ValueError("one prediction per reference window is needed")
+    ref: list[Transcript] = []
+    pred: list[Transcript] = []
+    for i, (r, p) in enumerate(zip(references, predictions, strict=True)):
+        ref += window_transcripts(r, f"window-{i}")
+        pred += window_transcripts(p, f"window-{i}")
+    levels = compare_transcripts(ref, pred)
+    return {f"gen_{name}_f1": level_f1(levels[name]) for name in LEVELS}
+
+
+@dataclass
+class ValidationWindows:
+    """The windows generative validation decodes: encoder ids, lengths and parsed references.
+
+    ``skipped`` counts windows whose target does not parse (not a baked shard's; left out).
+    """
+
+    input_ids: list[list[int]]
+    window_lengths: list[int]
+    references: list[WindowAnnotation]
+    skipped: int = 0
+
+
+def load_validation_windows(shard, tokenizer, n: int) -> ValidationWindows:
+    """The first ``n`` samples of ``shard`` (a PackedShard) with their reference annotations."""
+    windows = ValidationWindows([], [], [])
+    for i in range(min(n, len(shard))):
+        sample = shard.sample(i)
+        length = sample.window_end - sample.window_start
+        tokens = [tokenizer.id_to_token(int(t)) for t in sample.target_ids]
+        try:
+            reference = parse_target_tokens(tokens, window_size=length)
+        except TargetParseError:
+            windows.skipped += 1
+            continue
+        windows.input_ids.append([int(t) for t in sample.input_ids])
+        windows.window_lengths.append(length)
+        windows.references.append(reference)
+    return windows
+
+
+def generative_validation(model, tokenizer, windows: ValidationWindows, *, max_new_tokens: int,
+                          batch_size: int = 8, autocast=nullcontext) -> dict[str, Any]:
+    """Decode ``windows`` with ``model`` (batches of ``batch_size``, no grad) and score them.
+
+    ``autocast`` makes the context the forward passes run in (training's bf16 autocast on CUDA).
+
+    Leaves the model in the mode it found it in. Greedy decoding draws no random numbers, so the
+    training RNG stream is untouched.
+
+    Returns:
+        ``gen_<level>_f1`` per level, ``gen_windows`` (windows scored) and ``gen_truncated``
+        (windows cut by ``max_new_tokens``).
+    """
+    import torch
+
+    from genoforge.inference.decode import GrammarCache, decode_windows
+
+    was_training = model.training
+    model.eval()
+    predictions: list[WindowAnnotation] = []
+    truncated = 0
+    grammars = GrammarCache(tokenizer)
+    try:
+        with torch.no_grad(), autocast():
+            for start in range(0, len(windows.input_ids), batch_size):
+                out = decode_windows(model, tokenizer, windows.input_ids[start : start + batch_size],
+                                     windows.window_lengths[start : start + batch_size],
+                                     grammars=grammars, max_new_tokens=max_new_tokens)
+                predictions += [p.annotation for p in out]
+                truncated += sum(p.truncated for p in out)
+    finally:
+        model.train(was_training)
+    return {**score_windows(windows.references, predictions), "gen_windows": len(predictions),
+            "gen_truncated": truncated}
