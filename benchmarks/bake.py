@@ -131,15 +131,9 @@ def _best(args: list[str], repeats: int) -> dict:
 
 
 def _machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()}"
+    from results_md import machine  # benchmarks/ is on sys.path as the script's folder
+
+    return machine()
 
 
 def make_tokenizer(directory: Path) -> str:

@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 from genoforge.evaluation.compare import LEVELS, EvalResult, evaluate  # noqa: E402
 from genoforge.evaluation.regions import HeldOutRegion, validation_regions, write_region  # noqa: E402
 from genoforge.io import atomic_write  # noqa: E402
-from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
+from results_md import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 
 SNAP_BINARIES = ("/usr/lib/debian-med/bin/snap", "snap")  # Debian hides it from PATH: /usr/bin/snap is snapd's
 SNAP_HMM_DIRS = (Path("/usr/share/snap/HMM"), Path("/usr/share/snap"))
@@ -219,19 +219,6 @@ def table_rows(runs: list[ToolRun]) -> list[str]:
         seconds = "-" if run.seconds is None else f"{run.seconds:.1f}"
         lines.append(f"| {run.tool} | {seconds} | {run.result.prediction.genes} | " + " | ".join(cells) + " |")
     return lines
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    return f"{os.cpu_count()} CPUs ({model}), {system}"
 
 
 def section(label: str, region: HeldOutRegion, reference: EvalResult, runs: list[ToolRun], args,
