@@ -41,10 +41,14 @@ def example_files() -> tuple[Path, Path]:
 def stage_raw_dir(workdir: Path) -> Path:
     """Lay the example out in bake's input layout: raw/<species>/genome.fa.gz + annotation.gff3.gz."""
     fasta, gff = example_files()
+    from genoforge.io import atomic_write
+
     species_dir = workdir / "raw" / EXAMPLE_SPECIES
-    species_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(fasta, species_dir / "genome.fa.gz")
-    shutil.copyfile(gff, species_dir / "annotation.gff3.gz")
+    # Copied through atomic_write: an interrupted copy must not leave a truncated genome that a
+    # rerun in the same workdir would then bake.
+    for source, name in ((fasta, "genome.fa.gz"), (gff, "annotation.gff3.gz")):
+        with open(source, "rb") as src, atomic_write(species_dir / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
     return workdir / "raw"
 
 

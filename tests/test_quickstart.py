@@ -55,3 +55,29 @@ def test_quickstart_runs_the_recipe_end_to_end(tmp_path: Path) -> None:
         check = subprocess.run(["gt", "gff3validator", str(workdir / "predicted.gff3")],
                                capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
+
+
+def test_staging_the_example_leaves_no_partial_file_when_a_copy_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genoforge import quickstart
+
+    def failing_copy(src, dst, *args, **kwargs):  # writes part of the file, then dies
+        dst.write(src.read(100))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(quickstart.shutil, "copyfileobj", failing_copy)
+    with pytest.raises(OSError, match="disk full"):
+        quickstart.stage_raw_dir(tmp_path)
+    species_dir = tmp_path / "raw" / quickstart.EXAMPLE_SPECIES
+    assert not (species_dir / "genome.fa.gz").exists()
+    assert list(species_dir.iterdir()) == []  # no temporary file left behind either
+
+
+def test_staging_the_example_copies_it_byte_for_byte(tmp_path: Path) -> None:
+    from genoforge import quickstart
+
+    raw = quickstart.stage_raw_dir(tmp_path)
+    fasta, gff = example_files()
+    assert (raw / quickstart.EXAMPLE_SPECIES / "genome.fa.gz").read_bytes() == fasta.read_bytes()
+    assert (raw / quickstart.EXAMPLE_SPECIES / "annotation.gff3.gz").read_bytes() == gff.read_bytes()
