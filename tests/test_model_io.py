@@ -123,6 +123,28 @@ def test_resize_keeps_old_rows_and_tying(model_dirs, tmp_path):
         assert not resize_model(target).changed  # a second resize has nothing to do
 
 
+def test_an_interrupted_resize_leaves_the_old_model_whole(model_dirs, tmp_path, monkeypatch):
+    """Weights, config and tokenizer change together or not at all."""
+    import genoforge.model.resize as resize_module
+
+    target = fresh_copy(model_dirs, "tied", tmp_path)
+    append_tokens(target, ["gene_x"])
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as if Ctrl-C arrived after the weights were written
+
+    monkeypatch.setattr(resize_module, "write_model_config", crash)
+    with pytest.raises(KeyboardInterrupt):
+        resize_model(target)
+    after = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+    monkeypatch.undo()
+    assert resize_model(target).new_vocab_size == read_model_config(target).vocab_size
+    load_model(target)
+
+
 def test_shrink_needs_allow_shrink(model_dirs, tmp_path):
     target = fresh_copy(model_dirs, "tied", tmp_path)
     donor = fresh_copy(model_dirs, "untied", tmp_path)

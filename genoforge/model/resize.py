@@ -10,12 +10,14 @@ coordinate-number token the bp-offset signal uses.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from genoforge.errors import CheckpointError, TokenizerError
+from genoforge.io import atomic_dir
 from genoforge.model.io import TIED_HEAD_KEY, read_model_config, read_weights, write_model_config, write_weights
 from genoforge.tokenizer import inventory
 
@@ -79,10 +81,20 @@ def resize_model(model_dir: str | Path, tokenizer: str | Path | None = None, all
         extra.normal_(0.0, config.init_embed_std, generator=generator)
         state[key] = torch.cat([old, extra.to(old.dtype)]).contiguous()
     new_config = dataclasses.replace(config, vocab_size=new_size, pad_token_id=tok.pad_id)
-    write_weights(model_dir / "model.safetensors", state)
-    write_model_config(model_dir, new_config)
-    if copy_tokenizer:
-        tok.save(model_dir)
+    # Weights, config and tokenizer must change together: build the resized directory beside the
+    # old one and swap it in whole, so an interruption leaves the old model intact.
+    with atomic_dir(model_dir, overwrite=True) as staging:
+        for entry in model_dir.iterdir():
+            if entry.name == "model.safetensors":
+                continue  # rewritten below
+            if entry.is_dir():
+                shutil.copytree(entry, staging / entry.name)
+            else:
+                shutil.copy2(entry, staging / entry.name)
+        write_weights(staging / "model.safetensors", state)
+        write_model_config(staging, new_config)
+        if copy_tokenizer:
+            tok.save(staging)
     return ResizeReport(model_dir, old_size, new_size, tokenizer_copied=copy_tokenizer)
 
 
