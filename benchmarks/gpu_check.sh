@@ -6,15 +6,8 @@
 # Needs .bench/small (python benchmarks/tune.py prepare .bench/small --preset small --copies 20),
 # carried with .whl (rich's wheels, for machines without rich). Writes logs under $OUT.
 set -uo pipefail
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT=${OUT:-/tmp/gpu-check}
-mkdir -p "$OUT"
-python3 -c "import rich" 2>/dev/null || {
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__)"
+source "$(dirname "$0")/device_env.sh"
 timeout "${LIMIT_TESTS:-170}" python3 -m pytest -q -p no:cacheprovider tests/gpu -rA >"$OUT/gpu_tests.log" 2>&1
 echo "tests/gpu exit $?"; grep -E "passed|failed|PASSED|FAILED|Error" "$OUT/gpu_tests.log" | tail -8
 timeout "${LIMIT_TUNE:-200}" python3 benchmarks/tune.py run .bench/small "$OUT/small" --max_steps "${STEPS:-40}" \

@@ -4,15 +4,8 @@
 #   seed preset. Needs .bench/seed (python benchmarks/tune.py prepare .bench/seed --preset seed)
 #   and, where rich is missing, its wheels in .whl. Writes logs and metrics under $OUT.
 set -uo pipefail
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT=${OUT:-/tmp/tune-bench}
-mkdir -p "$OUT"
-python3 -c "import rich" 2>/dev/null || {
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__)"
+source "$(dirname "$0")/device_env.sh"
 STEPS=${STEPS:-6}
 ACCUM=${ACCUM:-8}
 FLAGS="--epochs 4 --lr 1e-4 --token_budget 63700 --max_batch_size 8 --grad_accum $ACCUM --weight_decay 0.01
