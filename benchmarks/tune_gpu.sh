@@ -3,6 +3,7 @@
 #   1 GPU, then (when the machine has 2) DDP over 2 GPUs, the recipe's per-micro-batch flags on the
 #   seed preset. Needs .bench/seed (python benchmarks/tune.py prepare .bench/seed --preset seed)
 #   and, where rich is missing, its wheels in .whl. Writes logs and metrics under $OUT.
+#   Env: STEPS, ACCUM, LIMIT1, LIMIT2 (seconds), EXTRA (flags for every run).
 set -uo pipefail
 OUT=${OUT:-/tmp/tune-bench}
 source "$(dirname "$0")/device_env.sh"
@@ -19,9 +20,9 @@ run_one() {  # $1: run name, $2: seconds, rest: extra flags
   tail -n 4 "$OUT/$name.log"
   return $rc
 }
-EXTRA=""
-if ! run_one one "${LIMIT1:-170}"; then
-  if grep -q "OutOfMemory\|out of memory" "$OUT/one.log"; then
+EXTRA=${EXTRA:-}  # e.g. EXTRA=--gradient_checkpointing where the card is known too small without it
+if ! run_one one "${LIMIT1:-170}" $EXTRA; then
+  if [ -z "$EXTRA" ] && grep -q "OutOfMemory\|out of memory" "$OUT/one.log"; then
     echo "one GPU: out of memory at the recipe's micro-batch; retrying with --gradient_checkpointing"
     EXTRA="--gradient_checkpointing"
     mv "$OUT/one.log" "$OUT/one-oom.log"; rm -rf "$OUT/one"

@@ -4,7 +4,7 @@ Shape legend: B batch rows, H query heads, G key/value heads (GQA groups), Q que
 K key tokens, d head dim, D model dim.
 
 One mask predicate per attention kind is written once (:class:`MaskSpec`) and used by both
-backends: FlexAttention evaluates it block by block (``create_block_mask``), the reference path
+backends: FlexAttention applies it inside blocks it classifies from the document ranges, the reference path
 materialises it as a boolean [B, Q, K] tensor and runs ``scaled_dot_product_attention`` with an
 additive float mask. Both therefore compute the same function; tests compare them.
 
@@ -127,19 +127,67 @@ class MaskSpec:
         return self.mask_fn(_pad_to_blocks(self.q_doc, block), _pad_to_blocks(self.kv_doc, block))
 
     def block_mask(self):  # -> torch.nn.attention.flex_attention.BlockMask
-        """The FlexAttention block mask (built on first call, then reused by every layer)."""
-        if self._block_mask is None:
-            from torch.nn.attention.flex_attention import create_block_mask
+        """The FlexAttention block mask (built on first call, then reused by every layer).
 
-            batch, n_q, n_kv = self.shape
-            # Eager: the predicate is evaluated on the full [B, Q, K] grid (a few ms per mask at 16k
-            # tokens). create_block_mask(_compile=True) was tried on torch 2.11 (H100): the first
-            # model step did not finish within 200 s, so it is not used.
-            self._block_mask = create_block_mask(
-                self.block_mask_fn(), batch, None, n_q, n_kv, device=self.q_doc.device,
-                BLOCK_SIZE=self.flex_block_size(),
+        Built at block level from the document ids (:meth:`block_classes`): the predicate is never
+        evaluated on the full [B, Q, K] grid, which ``create_block_mask`` does eagerly (~30 ms a
+        batch for the seed model's five masks at 32k tokens on an H200). ``create_block_mask``
+        (``_compile=True``) was tried on torch 2.11 (H100): the first model step did not finish
+        within 200 s. Tests check the result against ``create_block_mask``.
+        """
+        if self._block_mask is None:
+            from torch.nn.attention.flex_attention import BlockMask
+
+            _, n_q, n_kv = self.shape
+            partial_BQK, full_BQK = self.block_classes()
+            kv_num, kv_idx = _blocks_to_indices(partial_BQK)
+            full_num, full_idx = _blocks_to_indices(full_BQK)
+            self._block_mask = BlockMask.from_kv_blocks(
+                kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=self.flex_block_size(),
+                mask_mod=self.block_mask_fn(), seq_lengths=(n_q, n_kv),
             )
         return self._block_mask
+
+    def block_classes(self) -> tuple[Tensor, Tensor]:
+        """Which (query block, key block) pairs FlexAttention must visit: [B, Qb, Kb] booleans.
+
+        Returns ``(partial, full)``: ``full`` blocks have every pair allowed (the kernel skips the
+        predicate), ``partial`` blocks may hold an allowed pair (the kernel applies it), every
+        other block is skipped. Decided from per-block document ranges and block positions, in a
+        few small tensor ops and without a host sync. Never wrong, possibly conservative: a block
+        is ``full`` only if all its queries and keys are real tokens of one and the same document
+        and every position pair passes the window; it is skipped only if no document id and no
+        position pair can match. (Document ids are contiguous runs in a packed row, so for real
+        rows the classes equal ``create_block_mask``'s; tests compare them.)
+        """
+        block = self.flex_block_size()
+        q_lo, q_hi, q_whole = _block_doc_ranges(self.q_doc, block)
+        k_lo, k_hi, k_whole = _block_doc_ranges(self.kv_doc, block)
+        q_lo, q_hi, q_whole = q_lo[:, :, None], q_hi[:, :, None], q_whole[:, :, None]
+        k_lo, k_hi, k_whole = k_lo[:, None, :], k_hi[:, None, :], k_whole[:, None, :]
+        # Empty blocks (only padding) have lo > hi, so they overlap nothing.
+        doc_any = (q_lo <= k_hi) & (k_lo <= q_hi) & (q_lo <= q_hi) & (k_lo <= k_hi)
+        doc_all = q_whole & k_whole & (q_lo == q_hi) & (k_lo == k_hi) & (q_lo == k_lo)
+
+        device = self.q_doc.device
+        q_first = (torch.arange(q_lo.shape[1], device=device) * block)[None, :, None]
+        k_first = (torch.arange(k_lo.shape[2], device=device) * block)[None, None, :]
+        q_last, k_last = q_first + block - 1, k_first + block - 1
+        pos_any = torch.ones_like(doc_any)
+        pos_all = torch.ones_like(doc_all)
+        if self.causal:  # j <= i
+            pos_any = pos_any & (k_first <= q_last)
+            pos_all = pos_all & (k_last <= q_first)
+            if self.lookback > 0:  # i - j < lookback
+                pos_any = pos_any & (q_first - k_last < self.lookback)
+                pos_all = pos_all & (q_last - k_first < self.lookback)
+        if self.radius is not None:  # |i - j| <= radius
+            nearest = torch.clamp(torch.maximum(k_first - q_last, q_first - k_last), min=0)
+            farthest = torch.maximum(q_last - k_first, k_last - q_first)
+            pos_any = pos_any & (nearest <= self.radius)
+            pos_all = pos_all & (farthest <= self.radius)
+        full = doc_all & pos_all
+        return doc_any & pos_any & ~full, full
 
     def bool_mask(self) -> Tensor:
         """[B, Q, K] boolean mask, materialised (reference path)."""
@@ -151,6 +199,29 @@ class MaskSpec:
             k = torch.arange(n_kv, device=device)[None, None, :]
             self._bool_mask = self.mask_fn()(b, None, q, k)  # type: ignore[arg-type]
         return self._bool_mask
+
+
+def _block_doc_ranges(doc_BL: Tensor, block: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per ``block``-token block: lowest and highest real document id, and whether all are real.
+
+    Shapes [B, L / block] (the last block padded). A block of only padding gets lo > hi.
+    """
+    doc_BNb = _pad_to_blocks(doc_BL, block).reshape(doc_BL.shape[0], -1, block)
+    real = doc_BNb >= 0
+    big = torch.iinfo(doc_BNb.dtype).max
+    lo = torch.where(real, doc_BNb, big).amin(dim=-1)
+    hi = torch.where(real, doc_BNb, -1).amax(dim=-1)
+    return lo, hi, real.all(dim=-1)
+
+
+def _blocks_to_indices(selected_BQK: Tensor) -> tuple[Tensor, Tensor]:
+    """FlexAttention's (num_blocks [B, 1, Qb], indices [B, 1, Qb, Kb]) from a block selection.
+
+    Each query block lists its selected key blocks first, in increasing order.
+    """
+    num = selected_BQK.sum(dim=-1, dtype=torch.int32)
+    order = torch.argsort((~selected_BQK).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+    return num[:, None].contiguous(), order[:, None].contiguous()
 
 
 def _pad_to_blocks(doc_BL: Tensor, block: int) -> Tensor:
