@@ -24,12 +24,17 @@ Usage::
         state = grammar.advance(state, token_id)
 
 States are small immutable values: keep one per beam or batch row.
+
+Decoding calls the automaton for every row at every step, so the per-token path is kept cheap:
+what may come next is memoised (:meth:`TargetGrammar.allowed_key` names it with a hashable key,
+equal for every grammar over the same vocabulary, so a decoder can keep one mask per key on its
+device), and transitions build the next state directly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,6 +69,13 @@ _FIXED_SLOTS = {
 }
 _NUMBER_VALUE = {token: value for value, token in enumerate(inv.NUMBERS)}
 Intervals = tuple[tuple[int, int], ...]  # inclusive (low, high) value ranges
+# What may come next: fixed tokens, or (when the second item is set) number values. Hashable, and
+# the allowed ids follow from it and the vocabulary alone: the key of every mask cache.
+AllowedKey = tuple[tuple[str, ...], Intervals | None]
+# Memo sizes. A coordinate's allowed digits depend on the line's registers (a few per transcript
+# over a genome); a cache that fills up is emptied and refilled, which only costs recomputation.
+_DIGITS_MEMO_SIZE = 1 << 16
+_MASK_CACHE_SIZE = 1 << 12  # vocabulary-sized bool arrays: ~5 KB each at 5,000 tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +150,8 @@ class TargetGrammar:
         self.id_of: dict[str, int] = {token: int(lookup(token)) for token in dict.fromkeys(tokens)}
         self.token_of: dict[int, str] = {i: token for token, i in self.id_of.items()}
         self._number_ids = np.array([self.id_of[t] for t in inv.NUMBERS], dtype=np.int64)
-        self._mask_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._mask_cache: dict[AllowedKey, np.ndarray] = {}
+        self._digits_memo: dict[tuple[bool, Intervals, int], AllowedKey] = {}
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -157,24 +170,38 @@ class TargetGrammar:
         return [inv.NUMBERS[v] for low, high in numbers for v in range(low, high + 1)]
 
     def allowed_mask(self, state: GrammarState) -> np.ndarray:
-        """Boolean mask over the vocabulary (``vocab_size``) of the ids allowed next."""
-        fixed, numbers = self._expect(state)
-        if numbers is None:
-            cached = self._mask_cache.get(fixed)
-            if cached is None:
-                cached = np.zeros(self.vocab_size, dtype=bool)
-                cached[[self.id_of[t] for t in fixed]] = True
-                cached.flags.writeable = False
-                self._mask_cache[fixed] = cached
-            return cached.copy()
-        mask = np.zeros(self.vocab_size, dtype=bool)
-        for low, high in numbers:
-            mask[self._number_ids[low : high + 1]] = True
-        return mask
+        """Boolean mask over the vocabulary (``vocab_size``) of the ids allowed next (a fresh copy)."""
+        return self.mask_of_key(self._expect(state)).copy()
 
     def allowed_ids(self, state: GrammarState) -> np.ndarray:
         """The ids allowed next, sorted (int64)."""
-        return np.flatnonzero(self.allowed_mask(state))
+        return np.flatnonzero(self.mask_of_key(self._expect(state)))
+
+    def allowed_key(self, state: GrammarState) -> AllowedKey:
+        """A hashable name of the set of tokens allowed next.
+
+        States with equal keys allow the same tokens, in this grammar and in every other one over
+        the same vocabulary (whatever its window size and limits), so callers may cache anything
+        derived from the allowed set under this key; :meth:`mask_of_key` gives the mask.
+        """
+        return self._expect(state)
+
+    def mask_of_key(self, key: AllowedKey) -> np.ndarray:
+        """The read-only boolean mask (``vocab_size``) of an :meth:`allowed_key` (cached)."""
+        mask = self._mask_cache.get(key)
+        if mask is None:
+            fixed, numbers = key
+            mask = np.zeros(self.vocab_size, dtype=bool)
+            if numbers is None:
+                mask[[self.id_of[t] for t in fixed]] = True
+            else:
+                for low, high in numbers:
+                    mask[self._number_ids[low : high + 1]] = True
+            mask.flags.writeable = False
+            if len(self._mask_cache) >= _MASK_CACHE_SIZE:
+                self._mask_cache.clear()
+            self._mask_cache[key] = mask
+        return mask
 
     def advance(self, state: GrammarState, token_id: int) -> GrammarState:
         """The state after ``token_id``. Raises ValueError for a token that is not allowed."""
@@ -207,28 +234,30 @@ class TargetGrammar:
 
     # -- the automaton ------------------------------------------------------------------------
 
-    def _expect(self, state: GrammarState) -> tuple[tuple[str, ...], Intervals | None]:
+    def _expect(self, state: GrammarState) -> AllowedKey:
         """What may come next: fixed tokens, or (when the second item is set) number values."""
         if state.line == _DONE:
             return (), None
         if state.line == _GAP:
             return self._heads(state), None
         slot = _TEMPLATES[state.line][state.slot]
-        if slot in _FIXED_SLOTS:
-            return _FIXED_SLOTS[slot], None
+        fixed = _FIXED_SLOTS.get(slot)
+        if fixed is not None:
+            return fixed, None
         if slot == "gene":
             return (), ((0, min(state.n_genes, inv.MAX_NUMBER)),)
         if slot == "phase":
             return (), ((0, 2),)
         values = self._values(state, slot[0])
-        if slot.endswith("_hi"):
-            return (), _merge(tuple((low // COORD_BASE, high // COORD_BASE) for low, high in values))
-        base = state.hi * COORD_BASE
-        return (), tuple(
-            (max(low, base) - base, min(high, base + COORD_BASE - 1) - base)
-            for low, high in values
-            if low <= base + COORD_BASE - 1 and high >= base
-        )
+        high_digit = slot.endswith("_hi")
+        memo_key = (high_digit, values, -1 if high_digit else state.hi)
+        key = self._digits_memo.get(memo_key)
+        if key is None:
+            key = (), _digits(values, high_digit, state.hi)
+            if len(self._digits_memo) >= _DIGITS_MEMO_SIZE:
+                self._digits_memo.clear()
+            self._digits_memo[memo_key] = key
+        return key
 
     def _heads(self, state: GrammarState) -> tuple[str, ...]:
         if state.prev == "start":
@@ -263,29 +292,47 @@ class TargetGrammar:
         return ((state.start + 1, w),)
 
     def _step(self, state: GrammarState, token: str) -> GrammarState:
-        if state.line == _GAP:
+        # Fields in declaration order (line, slot, prev, n_records, n_genes, exons, hi, start):
+        # building the state directly costs a fraction of dataclasses.replace, and this runs for
+        # every row at every decoding step.
+        line, slot_index, prev = state.line, state.slot, state.prev
+        n_records, n_genes, exons, hi, start = (state.n_records, state.n_genes, state.exons,
+                                                state.hi, state.start)
+        if line == _GAP:
             if token == inv.BOS:
-                return replace(state, prev="bos")
+                return GrammarState(line, slot_index, "bos", n_records, n_genes, exons, hi, start)
             if token == inv.EOS:
-                return replace(state, line=_DONE)
+                return GrammarState(_DONE, slot_index, prev, n_records, n_genes, exons, hi, start)
             kind = _HEADS[token]
-            n_records = state.n_records + (kind in (_TX, _FEAT))
-            exons = () if kind == _TX else state.exons
-            return replace(state, line=kind, slot=1, n_records=n_records, exons=exons)
-        slot = _TEMPLATES[state.line][state.slot]
-        nxt = replace(state, slot=state.slot + 1)
-        if slot == "gene":
-            return replace(nxt, n_genes=max(state.n_genes, _NUMBER_VALUE[token] + 1))
-        if slot.endswith("_hi"):
-            return replace(nxt, hi=_NUMBER_VALUE[token])
-        if slot == "s_lo":
-            return replace(nxt, start=state.hi * COORD_BASE + _NUMBER_VALUE[token])
-        if slot == "e_lo" and state.line == _EXON:
-            end = state.hi * COORD_BASE + _NUMBER_VALUE[token]
-            return replace(nxt, exons=state.exons + ((state.start, end),))
+            if kind == _TX:
+                n_records, exons = n_records + 1, ()
+            elif kind == _FEAT:
+                n_records += 1
+            return GrammarState(kind, 1, prev, n_records, n_genes, exons, hi, start)
+        slot = _TEMPLATES[line][slot_index]
         if slot == "nl":
-            return replace(state, line=_GAP, slot=0, prev=state.line, hi=-1, start=-1)
-        return nxt
+            return GrammarState(_GAP, 0, line, n_records, n_genes, exons, -1, -1)
+        if slot == "gene":
+            n_genes = max(n_genes, _NUMBER_VALUE[token] + 1)
+        elif slot.endswith("_hi"):
+            hi = _NUMBER_VALUE[token]
+        elif slot == "s_lo":
+            start = hi * COORD_BASE + _NUMBER_VALUE[token]
+        elif slot == "e_lo" and line == _EXON:
+            exons = exons + ((start, hi * COORD_BASE + _NUMBER_VALUE[token]),)
+        return GrammarState(line, slot_index + 1, prev, n_records, n_genes, exons, hi, start)
+
+
+def _digits(values: Intervals, high_digit: bool, hi: int) -> Intervals:
+    """The allowed ``hi`` digits of coordinate ``values``, or the allowed ``lo`` digits after ``hi``."""
+    if high_digit:
+        return _merge(tuple((low // COORD_BASE, high // COORD_BASE) for low, high in values))
+    base = hi * COORD_BASE
+    return tuple(
+        (max(low, base) - base, min(high, base + COORD_BASE - 1) - base)
+        for low, high in values
+        if low <= base + COORD_BASE - 1 and high >= base
+    )
 
 
 def _merge(intervals: Intervals) -> Intervals:
