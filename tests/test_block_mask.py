@@ -51,16 +51,26 @@ def dense_classes(spec: MaskSpec) -> tuple[torch.Tensor, torch.Tensor]:
     return any_ & ~all_, all_
 
 
-def blockmask_classes(block_mask, kv_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(partial, full) [B, Qb, Kb] read back from a BlockMask's index lists."""
+def blockmask_classes(block_mask, kv_blocks: int, side: str = "kv") -> tuple[torch.Tensor, torch.Tensor]:
+    """(partial, full) [B, Qb, Kb] read back from a BlockMask's index lists.
+
+    ``side="q"`` reads the key-block-major lists the backward pass uses ([B, Kb, Qb]; pass the
+    number of query blocks as ``kv_blocks``).
+    """
+    if side == "q":
+        lists = (block_mask.q_num_blocks, block_mask.q_indices, block_mask.full_q_num_blocks,
+                 block_mask.full_q_indices)
+    else:
+        lists = (block_mask.kv_num_blocks, block_mask.kv_indices, block_mask.full_kv_num_blocks,
+                 block_mask.full_kv_indices)
     def selected(num, idx):
         cols = torch.arange(idx.shape[-1])
         keep = cols[None, None, None, :] < num[..., None]
         out = torch.zeros(*num.shape, kv_blocks, dtype=torch.bool)
         out.scatter_(-1, idx.long().clamp(max=kv_blocks - 1), keep)  # listed-and-counted blocks only
         return out[:, 0]
-    partial = selected(block_mask.kv_num_blocks, block_mask.kv_indices)
-    full = selected(block_mask.full_kv_num_blocks, block_mask.full_kv_indices)
+    partial = selected(lists[0], lists[1])
+    full = selected(lists[2], lists[3])
     return partial, full
 
 
@@ -97,8 +107,16 @@ def test_block_classes_are_never_wrong_and_match_create_block_mask(seed):
         # On contiguous packed documents the classes are exact, not merely safe.
         assert torch.equal(full, true_full)
         assert torch.equal(partial, true_partial)
-        ours_partial, ours_full = blockmask_classes(spec.block_mask(), partial.shape[-1])
+        ours = spec.block_mask()
+        ours_partial, ours_full = blockmask_classes(ours, partial.shape[-1])
         assert torch.equal(ours_partial, partial) and torch.equal(ours_full, full)
+        # The transposed lists the backward pass reads, against create_block_mask's.
+        q_blocks = partial.shape[1]
+        ours_q = blockmask_classes(ours, q_blocks, "q")
+        reference_q = blockmask_classes(reference, q_blocks, "q")
+        assert torch.equal(ours_q[0], reference_q[0]) and torch.equal(ours_q[1], reference_q[1])
+        assert torch.equal(ours_q[0], partial.transpose(1, 2)) and torch.equal(ours_q[1], full.transpose(1, 2))
+        assert ours.seq_lengths == reference.seq_lengths and ours.BLOCK_SIZE == reference.BLOCK_SIZE
 
 
 def test_a_misclassified_block_is_caught():

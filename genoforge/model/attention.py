@@ -141,10 +141,17 @@ class MaskSpec:
             _, n_q, n_kv = self.shape
             partial_BQK, full_BQK = self.block_classes()
             kv_num, kv_idx = _blocks_to_indices(partial_BQK)
-            full_num, full_idx = _blocks_to_indices(full_BQK)
-            self._block_mask = BlockMask.from_kv_blocks(
-                kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=self.flex_block_size(),
-                mask_mod=self.block_mask_fn(), seq_lengths=(n_q, n_kv),
+            full_kv_num, full_kv_idx = _blocks_to_indices(full_BQK)
+            # The key-side lists (for the backward pass) straight from the transposed classes:
+            # BlockMask.from_kv_blocks would rebuild them through a vmapped dense scatter.
+            q_num, q_idx = _blocks_to_indices(partial_BQK.transpose(1, 2))
+            full_q_num, full_q_idx = _blocks_to_indices(full_BQK.transpose(1, 2))
+            block = self.flex_block_size()
+            self._block_mask = BlockMask(
+                seq_lengths=(n_q, n_kv), kv_num_blocks=kv_num, kv_indices=kv_idx,
+                full_kv_num_blocks=full_kv_num, full_kv_indices=full_kv_idx,
+                q_num_blocks=q_num, q_indices=q_idx, full_q_num_blocks=full_q_num, full_q_indices=full_q_idx,
+                BLOCK_SIZE=(block, block), mask_mod=self.block_mask_fn(),
             )
         return self._block_mask
 
