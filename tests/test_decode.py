@@ -276,3 +276,108 @@ def test_a_cut_drops_the_transcript_whose_exon_list_was_interrupted(models) -> N
     assert parsed.records == (first,)
     # Nothing complete before the cut: only <bos><eos> remains.
     assert cut_unfinished_record(ids[:3], starts, tokenizer.eos_id) == [tokenizer.bos_id, tokenizer.eos_id]
+
+
+def _reference_pick(logits_BV: torch.Tensor, masks: list[np.ndarray | None]) -> list[int]:
+    """The per-row mask the decoder used before its mask table: a numpy [B, V] array built from
+    each active row's ``allowed_mask`` (cut or padded with False), idle rows allowing anything."""
+    width = logits_BV.shape[-1]
+    allowed_BV = np.ones((len(masks), width), dtype=bool)
+    for b, mask in enumerate(masks):
+        if mask is not None:
+            allowed_BV[b] = False
+            allowed_BV[b, : min(width, mask.size)] = mask[:width]
+    allowed = torch.from_numpy(allowed_BV)
+    return logits_BV.float().masked_fill(~allowed, float("-inf")).argmax(dim=-1).tolist()
+
+
+@pytest.mark.parametrize("extra_width", [0, 37, -1])
+def test_grammar_rows_pick_what_per_row_masks_pick(extra_width) -> None:
+    """Rows that start, finish, get cut and idle at random, over grammars of several window
+    sizes, with a mask table small enough to be emptied and refilled many times: every pick and
+    every state equal those of the per-row reference. The logits are wider than the grammar's
+    vocabulary, as wide, or cut just above the last grammar token."""
+    from genoforge.baking.grammar import TargetGrammar
+    from genoforge.inference.decode import GrammarRows
+    from genoforge.tokenizer import inventory as inv
+
+    vocab = {token: i + 7 for i, token in enumerate(inv.builtin_tokens())}
+    grammars = [TargetGrammar(vocab, window_size=w, max_records=4, max_exons=3) for w in (40, 1_500, 10_000)]
+    width = grammars[0].vocab_size + extra_width if extra_width >= 0 else max(grammars[0].token_of) + 1
+    rng = random.Random(extra_width)
+    generator = torch.Generator().manual_seed(3)
+    rows_n = 12
+    rows = GrammarRows(rows_n, "cpu", capacity=rows_n + 4)
+    states: list = [None] * rows_n
+    grammar_of: list = [None] * rows_n
+    bos = vocab[inv.BOS]
+    finished = resets = 0
+    for _ in range(600):
+        for b in range(rows_n):
+            if grammar_of[b] is None and rng.random() < 0.5:
+                grammar_of[b] = rng.choice(grammars)
+                states[b] = grammar_of[b].advance(grammar_of[b].start_state(), bos)
+                rows.start(b, grammar_of[b], bos)
+        logits = torch.randn(rows_n, width, generator=generator) * 4
+        masks = [None if g is None else g.allowed_mask(s) for g, s in zip(grammar_of, states)]
+        table = rows._table
+        picked = rows.pick(logits)
+        resets += rows._table is not table and table is not None
+        assert picked == _reference_pick(logits, masks)
+        for b in range(rows_n):
+            if grammar_of[b] is None:
+                continue
+            states[b] = grammar_of[b].advance(states[b], picked[b])
+            done = rows.advance(b, picked[b])
+            assert done == grammar_of[b].is_final(states[b])
+            if done:
+                finished += 1
+                grammar_of[b] = None
+            elif rng.random() < 0.01:  # cut by the token cap
+                rows.stop(b)
+                grammar_of[b] = None
+            else:
+                assert rows.states[b] == states[b]
+    assert finished > 30 and resets > 3
+
+
+def test_greedy_decode_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
+    """greedy_decode writes, on random debug models, exactly the tokens of the step loop it
+    replaced: the model's cached step, each row's allowed_mask in a numpy array, argmax."""
+    from genoforge.inference.decode import cut_unfinished_record, greedy_decode, record_start_ids
+
+    model_list, tokenizer = models
+    lengths = [700, 45, 1_000, 320]
+    ids = [tokenizer.encode_dna(w) for w in random_windows(21, lengths)]
+    cache_of_grammars = GrammarCache(tokenizer)
+    grammars = [cache_of_grammars(length) for length in lengths]
+    bos, eos, pad = tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id
+    steps = 60
+    for model in model_list[:2]:
+        memory = model.encode(encoder_batch(ids, tokenizer.bp_lengths(), pad, rows=5))
+        out = greedy_decode(model, memory, grammars, bos_id=bos, eos_id=eos, pad_id=pad,
+                            max_new_tokens=steps)
+        # The reference loop, then the same cut-back for rows the cap stopped.
+        cache = model.new_decode_cache(memory)
+        states = [g.advance(g.start_state(), bos) for g in grammars]
+        tokens = [[bos] for _ in lengths]
+        current = torch.tensor([bos] * len(lengths) + [pad], dtype=torch.long)
+        for _ in range(steps):
+            masks = [None if g.is_final(s) else g.allowed_mask(s) for g, s in zip(grammars, states)]
+            if all(m is None for m in masks):
+                break
+            picked = _reference_pick(model.decode_step(current, cache), masks + [None])
+            for b, mask in enumerate(masks):
+                if mask is None:
+                    picked[b] = pad
+                else:
+                    states[b] = grammars[b].advance(states[b], picked[b])
+                    tokens[b].append(picked[b])
+            picked[-1] = pad
+            current = torch.tensor(picked, dtype=torch.long)
+        starts = record_start_ids(grammars[0])
+        for b in range(len(lengths)):
+            finished = grammars[b].is_final(states[b])
+            assert out.truncated[b] == (not finished)
+            assert out.token_ids[b] == (tokens[b] if finished else cut_unfinished_record(tokens[b], starts, eos))
+        assert sum(len(t) for t in tokens) > 10 * len(lengths)

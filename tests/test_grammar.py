@@ -182,3 +182,76 @@ def test_works_over_a_real_tokenizer(tmp_path: Path, toy_targets) -> None:
             assert grammar.allowed_mask(state)[token_id]
             state = grammar.advance(state, token_id)
         assert grammar.is_final(state)
+
+
+def _random_states(grammar: TargetGrammar, rng: random.Random, walks: int) -> list:
+    """Every state on ``walks`` random paths (with their coordinates, CDS spans and gene counts)."""
+    states = []
+    for _ in range(walks):
+        state = grammar.start_state()
+        while not grammar.is_final(state):
+            states.append(state)
+            ids = grammar.allowed_ids(state)
+            eos = grammar.id_of[inv.EOS]
+            token_id = eos if eos in ids and rng.random() < 0.03 else int(rng.choice(list(ids)))
+            state = grammar.advance(state, token_id)
+        states.append(state)
+    return states
+
+
+def _reference_allowed(grammar: TargetGrammar, state) -> set[str]:
+    """The allowed tokens computed without memo or key: for a coordinate digit, every value of
+    the line's allowed coordinate ranges is enumerated; other slots come from a fresh grammar."""
+    from genoforge.baking.grammar import _TEMPLATES, COORD_BASE
+
+    fresh = TargetGrammar(VOCAB, grammar.window_size, grammar.max_records, grammar.max_exons)
+    if state.line in ("gap", "done"):
+        return set(fresh.allowed_tokens(state))
+    slot = _TEMPLATES[state.line][state.slot]
+    if slot not in ("s_hi", "s_lo", "e_hi", "e_lo"):
+        return set(fresh.allowed_tokens(state))
+    values = [v for low, high in fresh._values(state, slot[0]) for v in range(low, high + 1)]
+    if slot.endswith("_hi"):
+        return {inv.NUMBERS[v // COORD_BASE] for v in values}
+    return {inv.NUMBERS[v % COORD_BASE] for v in values if v // COORD_BASE == state.hi}
+
+
+def test_memoised_masks_equal_the_uncached_computation_over_random_states(monkeypatch) -> None:
+    """The memo (keyed by allowed_key, shared by grammars of every window size) gives the masks
+    that an uncached, brute-force computation gives, also after the memos overflow and refill."""
+    import genoforge.baking.grammar as grammar_module
+
+    monkeypatch.setattr(grammar_module, "_DIGITS_MEMO_SIZE", 64)  # overflow often
+    monkeypatch.setattr(grammar_module, "_MASK_CACHE_SIZE", 32)
+    rng = random.Random(5)
+    shared: dict = {}  # allowed_key -> mask, across grammars: what a decoder's mask table keeps
+    checked = set()
+    for window_size, max_records, max_exons in [(2500, 6, 5), (1001, 4, 3), (10_000, 8, 6), (999, 3, 9)]:
+        grammar = TargetGrammar(VOCAB, window_size, max_records, max_exons)
+        for state in _random_states(grammar, rng, walks=30):
+            key = grammar.allowed_key(state)
+            mask = grammar.mask_of_key(key)
+            expected = _reference_allowed(grammar, state)
+            assert {grammar.token_of[i] for i in np.flatnonzero(mask)} == expected, state
+            assert (grammar.allowed_mask(state) == mask).all()
+            if key in shared:
+                assert (shared[key] == mask).all(), (key, state)
+            shared[key] = mask
+            checked.add(state)
+    assert len(checked) > 2_000 and len(shared) > 200  # many states, many of them sharing keys
+
+
+def test_keyed_advance_equals_advance() -> None:
+    grammar = TargetGrammar(VOCAB, window_size=3000, max_records=5, max_exons=4)
+    rng = random.Random(2)
+    for state in _random_states(grammar, rng, walks=10):
+        if grammar.is_final(state):
+            continue
+        key = grammar.allowed_key(state)
+        for token_id in grammar.allowed_ids(state)[:5]:
+            nxt, nxt_key = grammar.advance_keyed(state, key, int(token_id))
+            assert nxt == grammar.advance(state, int(token_id))
+            assert nxt_key == grammar.allowed_key(nxt)
+        with pytest.raises(ValueError, match="not allowed"):
+            grammar.advance_keyed(state, key, VOCAB[inv.COORD_SEP] if inv.COORD_SEP not in
+                                  grammar.allowed_tokens(state) else VOCAB[inv.EOS])

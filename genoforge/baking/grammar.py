@@ -212,15 +212,21 @@ class TargetGrammar:
 
     def advance_token(self, state: GrammarState, token: str) -> GrammarState:
         """:meth:`advance` by token string."""
-        fixed, numbers = self._expect(state)
-        if numbers is None:
-            allowed = token in fixed
-        else:
-            value = _NUMBER_VALUE.get(token)
-            allowed = value is not None and any(low <= value <= high for low, high in numbers)
-        if not allowed:
-            raise ValueError(f"token {token!r} not allowed here (state {state})")
+        self._check(state, self._expect(state), token)
         return self._step(state, token)
+
+    def advance_keyed(
+        self, state: GrammarState, key: AllowedKey, token_id: int
+    ) -> tuple[GrammarState, AllowedKey]:
+        """:meth:`advance` for a caller that holds ``key == allowed_key(state)`` (a decoder's
+        row): returns the next state and its key, computing each once. Raises ValueError as
+        :meth:`advance` does."""
+        token = self.token_of.get(token_id)
+        if token is None:
+            raise ValueError(f"token id {token_id} is not a target-grammar token")
+        self._check(state, key, token)
+        state = self._step(state, token)
+        return state, self._expect(state)
 
     def accepts(self, tokens: list[str]) -> bool:
         """True if the whole token sequence is a complete target."""
@@ -233,6 +239,20 @@ class TargetGrammar:
         return self.is_final(state)
 
     # -- the automaton ------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(state: GrammarState, key: AllowedKey, token: str) -> None:
+        fixed, numbers = key
+        if numbers is None:
+            if token in fixed:
+                return
+        else:
+            value = _NUMBER_VALUE.get(token)
+            if value is not None:
+                for low, high in numbers:
+                    if low <= value <= high:
+                        return
+        raise ValueError(f"token {token!r} not allowed here (state {state})")
 
     def _expect(self, state: GrammarState) -> AllowedKey:
         """What may come next: fixed tokens, or (when the second item is set) number values."""

@@ -12,6 +12,14 @@ further: a row that reaches the cap is cut back to the start of its last record 
 parse, because a transcript block is only known to be complete when the next record starts: an
 exon list cut by the cap would otherwise read as a whole, shorter transcript.
 
+The grammar side of a batch is :class:`GrammarRows`: every row's automaton state and the masked
+argmax. It runs on the host for every row at every step, so it is kept cheap: the allowed-token
+mask of each distinct allowed set (:meth:`TargetGrammar.allowed_key`; few distinct sets recur:
+fixed keywords, separators, digit ranges) is built once and kept as a row of a table on the
+model's device; a step sends B row indices and gathers the masks with one ``index_select``
+instead of building and copying a [B, V] array. The picks are exactly those of masking each
+row's :meth:`TargetGrammar.allowed_mask` (a test checks it over many random states).
+
 Rows advance in lockstep (one decoder step feeds one token to every row), reusing the model's
 KV cache (:meth:`GenoforgeModel.new_decode_cache` / :meth:`GenoforgeModel.decode_step`: ring
 buffers of the decoder look-back for self-attention, and each window's cross-attention keys and
@@ -34,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genoforge.baking.grammar import GrammarState, TargetGrammar
+from genoforge.baking.grammar import AllowedKey, GrammarState, TargetGrammar
 from genoforge.baking.target import WindowAnnotation, parse_target_tokens
 from genoforge.errors import ConfigError
 
@@ -132,6 +140,138 @@ def cut_unfinished_record(tokens: list[int], starts: frozenset[int], eos_id: int
             return tokens[:i] + [eos_id]
     return tokens[:1] + [eos_id]
 
+class GrammarRows:
+    """The grammar side of ``rows`` decoder rows: each row's state, and the masked argmax.
+
+    A row is active from :meth:`start` (its window's grammar, after ``<bos>``) until its target is
+    complete or :meth:`stop` is called; an idle row allows every token (its pick is ignored).
+    Masks are rows of one device table (module docstring): row 0 allows everything, the others
+    one allowed set each, added as sets first occur. Past ``capacity`` sets (a genome's many
+    coordinate ranges) the table is emptied and refilled with the sets the active rows need.
+    All grammars must share one vocabulary (those of one :class:`GrammarCache` do).
+
+    Args:
+        rows: decoder rows (B).
+        device: where the logits are (the table lives there).
+        capacity: mask rows kept (each is V bools: ~5 KB at 5,000 tokens).
+    """
+
+    def __init__(self, rows: int, device: torch.device | str, capacity: int = 4096):
+        if capacity <= rows:
+            raise ConfigError(f"mask table capacity {capacity} must exceed the {rows} batch rows")
+        self.device = torch.device(device)
+        self.capacity = capacity
+        self.grammars: list[TargetGrammar | None] = [None] * rows
+        self.states: list[GrammarState | None] = [None] * rows
+        self._keys: list[AllowedKey | None] = [None] * rows
+        self._mask_row = [0] * rows  # each row's row of the table
+        self._vocab: dict[str, int] | None = None
+        self._row_of_key: dict[AllowedKey, int] = {}
+        self._pending: list[tuple[AllowedKey, TargetGrammar]] = []  # added since the last upload
+        self._table: Tensor | None = None  # [>= len(_row_of_key) + 1, V] bool
+        self._width = 0  # V of the table (the logits' width)
+
+    def start(self, b: int, grammar: TargetGrammar, bos_id: int) -> None:
+        """Row ``b`` begins a target in ``grammar``: ``<bos>`` is accepted already.
+
+        Raises:
+            ConfigError: ``grammar`` maps tokens to other ids than the grammars before it.
+        """
+        if self._vocab is None:
+            self._vocab = grammar.id_of
+        elif grammar.id_of is not self._vocab and grammar.id_of != self._vocab:
+            raise ConfigError("the grammars of one decoding batch must share one vocabulary")
+        self.grammars[b] = grammar
+        state = grammar.advance(grammar.start_state(), bos_id)
+        self._enter(b, grammar, state, grammar.allowed_key(state))
+
+    def stop(self, b: int) -> None:
+        """Row ``b`` becomes idle (its window was finished or cut)."""
+        self.grammars[b] = self.states[b] = self._keys[b] = None
+        self._mask_row[b] = 0
+
+    def advance(self, b: int, token_id: int) -> bool:
+        """Feed ``token_id`` to active row ``b``; True once its target is complete (row idle).
+
+        Raises:
+            ValueError: the token is not allowed in the row's state.
+        """
+        grammar = self.grammars[b]
+        assert grammar is not None, f"row {b} is idle"
+        state, key = grammar.advance_keyed(self.states[b], self._keys[b], token_id)
+        if grammar.is_final(state):
+            self.stop(b)
+            return True
+        self._enter(b, grammar, state, key)
+        return False
+
+    def pick(self, logits_BV: Tensor) -> list[int]:
+        """The highest-scoring allowed token of every row (idle rows: of all tokens).
+
+        Identical to masking each active row's ``allowed_mask`` (cut or padded with False to the
+        logits' width) with -inf and taking the argmax. The one host sync of a decoding step.
+        """
+        mask_BV = self.masks(logits_BV.shape[-1])
+        return torch.where(mask_BV, logits_BV.float(), float("-inf")).argmax(dim=-1).tolist()
+
+    def masks(self, width: int) -> Tensor:
+        """[B, width] bool on the device: every row's allowed tokens (idle rows: all)."""
+        if width != self._width or len(self._row_of_key) >= self.capacity:
+            self._reset(width)
+        if self._pending or self._table is None:
+            self._upload()
+        table = self._table
+        assert table is not None
+        rows_B = torch.tensor(self._mask_row, dtype=torch.long).to(self.device, non_blocking=True)
+        return table.index_select(0, rows_B)
+
+    # -- the mask table -----------------------------------------------------------------------
+
+    def _enter(self, b: int, grammar: TargetGrammar, state: GrammarState, key: AllowedKey) -> None:
+        self.states[b] = state
+        self._keys[b] = key
+        row = self._row_of_key.get(key)
+        self._mask_row[b] = row if row is not None else self._add(key, grammar)
+
+    def _add(self, key: AllowedKey, grammar: TargetGrammar) -> int:
+        row = len(self._row_of_key) + 1
+        self._row_of_key[key] = row
+        self._pending.append((key, grammar))
+        return row
+
+    def _reset(self, width: int) -> None:
+        """An empty table at ``width``, holding only the sets the active rows need."""
+        self._width = width
+        self._table = None
+        self._row_of_key.clear()
+        self._pending.clear()
+        for b, grammar in enumerate(self.grammars):
+            if grammar is not None:
+                key = self._keys[b]
+                row = self._row_of_key.get(key)
+                self._mask_row[b] = row if row is not None else self._add(key, grammar)
+
+    def _upload(self) -> None:
+        """Copy the masks of the sets added since the last step into the device table."""
+        width = self._width
+        used = len(self._row_of_key) + 1
+        first = used - len(self._pending)
+        if self._table is None or self._table.shape[0] < used:
+            old = self._table
+            table = torch.zeros(max(used, 64, 2 * (0 if old is None else old.shape[0])), width,
+                                dtype=torch.bool, device=self.device)
+            table[0] = True  # idle rows: anything (their pick is ignored)
+            if old is not None:
+                table[:first] = old[:first]
+            self._table = table
+        block = np.zeros((len(self._pending), width), dtype=bool)
+        for i, (key, grammar) in enumerate(self._pending):
+            mask = grammar.mask_of_key(key)
+            block[i, : min(width, mask.size)] = mask[:width]
+        self._table[first:used] = torch.from_numpy(block).to(self.device, non_blocking=True)
+        self._pending.clear()
+
+
 @dataclass
 class DecodeOutput:
     """Per row: the target ids ``<bos>`` ... ``<eos>`` and whether the cap cut it short."""
@@ -176,10 +316,11 @@ def greedy_decode(
     batch = memory.states_BMD.shape[0]
     n = len(grammars)
     device = memory.states_BMD.device
-    states: list[GrammarState] = [g.advance(g.start_state(), bos_id) for g in grammars]
+    rows = GrammarRows(batch, device)
+    for b, grammar in enumerate(grammars):
+        rows.start(b, grammar, bos_id)
     tokens: list[list[int]] = [[bos_id] for _ in range(n)]
     done = [False] * n
-    masks = [g.allowed_mask(state) for g, state in zip(grammars, states, strict=True)]
     current_B = torch.full((batch,), pad_id, dtype=torch.long, device=device)
     current_B[:n] = bos_id
     cache = model.new_decode_cache(memory) if use_cache else None
@@ -192,27 +333,14 @@ def greedy_decode(
             logits_BV = model.decode_step(current_B, cache)
         else:
             logits_BV = _uncached_logits(model, memory, torch.stack(history, dim=1))
-        width = logits_BV.shape[-1]
-        allowed_BV = np.ones((batch, width), dtype=bool)  # finished and empty rows: anything
-        for b in range(n):
-            if not done[b]:
-                allowed_BV[b] = False
-                allowed_BV[b, : min(width, masks[b].size)] = masks[b][:width]
-        allowed = torch.from_numpy(allowed_BV).to(device, non_blocking=True)
-        next_B = logits_BV.float().masked_fill(~allowed, float("-inf")).argmax(dim=-1)
-        picked = next_B.tolist()  # the one host sync per step: the grammar runs on the host
+        picked = rows.pick(logits_BV)
         steps += 1
         for b in range(n):
             if done[b]:
                 picked[b] = pad_id
                 continue
-            token = picked[b]
-            states[b] = grammars[b].advance(states[b], token)
-            tokens[b].append(token)
-            if grammars[b].is_final(states[b]):
-                done[b] = True
-                continue
-            masks[b] = grammars[b].allowed_mask(states[b])
+            tokens[b].append(picked[b])
+            done[b] = rows.advance(b, picked[b])
         picked[n:] = [pad_id] * (batch - n)
         current_B = torch.tensor(picked, dtype=torch.long, device=device)
         if cache is None:

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -35,6 +34,7 @@ from torch import Tensor
 from genoforge.baking.target import parse_target_tokens
 from genoforge.inference.decode import (
     GrammarCache,
+    GrammarRows,
     WindowPrediction,
     cut_unfinished_record,
     encoder_batch,
@@ -161,9 +161,6 @@ class _EncodedWindow:
 class _Row:
     key: Any
     length: int
-    grammar: Any
-    state: Any
-    mask: np.ndarray
     tokens: list[int]
 
 
@@ -210,6 +207,7 @@ def decode_stream(
     exhausted = False
     cache: RowCache | None = None
     rows: list[_Row | None] = [None] * batch_size
+    grammar_rows = GrammarRows(batch_size, device)  # each row's grammar state and mask
     current_B = torch.full((batch_size,), pad, dtype=torch.long, device=device)
 
     def refill_queue() -> None:
@@ -244,6 +242,7 @@ def decode_stream(
         annotation = parse_target_tokens(strings, window_size=row.length, max_records=grammars.max_records,
                                          max_exons=grammars.max_exons)
         rows[b] = None
+        grammar_rows.stop(b)
         return row.key, WindowPrediction(tokens, annotation, truncated)
 
     while True:
@@ -257,9 +256,8 @@ def decode_stream(
             window = queue.popleft()
             assert cache is not None
             cache.load(b, window)
-            grammar = grammars(window.length)
-            state = grammar.advance(grammar.start_state(), bos)
-            rows[b] = _Row(window.key, window.length, grammar, state, grammar.allowed_mask(state), [bos])
+            grammar_rows.start(b, grammars(window.length), bos)
+            rows[b] = _Row(window.key, window.length, [bos])
             current_B[b] = bos
         active = [row is not None for row in rows]
         if not any(active):
@@ -267,25 +265,16 @@ def decode_stream(
         assert cache is not None
         active_B = torch.tensor(active, device=device)
         logits_BV = step(model, current_B, cache, active_B)
-        width = logits_BV.shape[-1]
-        allowed_BV = np.ones((batch_size, width), dtype=bool)
-        for b, row in enumerate(rows):
-            if row is not None:
-                allowed_BV[b] = False
-                allowed_BV[b, : min(width, row.mask.size)] = row.mask[:width]
-        allowed = torch.from_numpy(allowed_BV).to(device, non_blocking=True)
-        picked = logits_BV.float().masked_fill(~allowed, float("-inf")).argmax(dim=-1).tolist()
+        picked = grammar_rows.pick(logits_BV)
         for b, row in enumerate(rows):
             if row is None:
                 picked[b] = pad
                 continue
-            row.state = row.grammar.advance(row.state, picked[b])
             row.tokens.append(picked[b])
-            if row.grammar.is_final(row.state):
+            if grammar_rows.advance(b, picked[b]):
                 yield finish(b, truncated=False)
                 picked[b] = pad
                 continue
-            row.mask = row.grammar.allowed_mask(row.state)
             if len(row.tokens) > max_new_tokens:
                 yield finish(b, truncated=True)
                 picked[b] = pad
