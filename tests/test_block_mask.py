@@ -142,3 +142,14 @@ def test_flex_with_range_built_masks_equals_reference(seed):
         reference = attend(q, k, v, spec, "reference", score)
         flex = attend(q, k, v, spec, "flex", score)
         torch.testing.assert_close(flex, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_flex_may_compile_every_attention_kind(monkeypatch):
+    """Training with the compressor compiles flex_attention for 5 kinds x (train, eval) shapes;
+    dynamo's default limit of 8 graphs per function made the 9th run unfused (seen on an H100)."""
+    import genoforge.model.attention as attention
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    monkeypatch.setattr(attention, "_compiled_flex", None)
+    attention._flex_fn(torch.device("cuda"))  # torch.compile is lazy: nothing runs on a GPU here
+    assert torch._dynamo.config.recompile_limit >= 2 * 5

@@ -34,6 +34,8 @@ Backend = Literal["flex", "reference"]
 # FlexAttention's fused CUDA kernels tile queries/keys by up to 128; coarser mask blocks are fine,
 # finer ones are not supported by the kernel, so they are rounded up on CUDA.
 FLEX_MIN_CUDA_BLOCK = 128
+# Compiled FlexAttention variants allowed before dynamo gives up on compiling (see _flex_fn).
+FLEX_RECOMPILE_LIMIT = 64
 
 
 def alibi_slopes(n_heads: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -288,6 +290,12 @@ def _flex_fn(device: torch.device):
     if device.type != "cuda" or torch.compiler.is_compiling():
         return flex_attention  # eager on CPU; inside a compiled region the caller's compile fuses it
     if _compiled_flex is None:
+        # One compiled graph per attention kind, shape and grad mode: a training run with the
+        # compressor needs 5 kinds x (training, evaluation) = 10, over dynamo's default limit of 8
+        # per function, past which it silently falls back to the unfused kernel (94x slower,
+        # and it materialises the scores: seen on an H100 in tune's first evaluation).
+        config = torch._dynamo.config
+        config.recompile_limit = max(config.recompile_limit, FLEX_RECOMPILE_LIMIT)
         _compiled_flex = torch.compile(flex_attention, dynamic=False)
     return _compiled_flex
 
