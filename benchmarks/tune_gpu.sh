@@ -3,7 +3,7 @@
 #   1 GPU, then (when the machine has 2) DDP over 2 GPUs, the recipe's per-micro-batch flags on the
 #   seed preset. Needs .bench/seed (python benchmarks/tune.py prepare .bench/seed --preset seed)
 #   and, where rich is missing, its wheels in .whl. Writes logs and metrics under $OUT.
-#   Env: STEPS, ACCUM, LIMIT1, LIMIT2 (seconds), EXTRA (flags for every run).
+#   Env: STEPS, ACCUM, LIMIT1, LIMIT2 (seconds), EXTRA (flags for every run), ONE_GPU=1 (skip DDP).
 set -uo pipefail
 OUT=${OUT:-/tmp/tune-bench}
 source "$(dirname "$0")/device_env.sh"
@@ -30,7 +30,7 @@ if ! run_one one "${LIMIT1:-170}" $EXTRA; then
   fi
 fi
 RUNS=("$OUT/one")
-if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+if [ -z "${ONE_GPU:-}" ] && [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
   timeout "${LIMIT2:-170}" python3 -m torch.distributed.run --nproc_per_node 2 benchmarks/tune.py run .bench/seed \
     "$OUT/two" $FLAGS $EXTRA >"$OUT/two.log" 2>&1
   tail -n 4 "$OUT/two.log"
