@@ -2,6 +2,9 @@
 
 Run: python benchmarks/quality.py [--model RUN/best --model_label "genoforge small"] [--species fly_chr2R]
      [--workdir DIR] [--json OUT.json] [--results benchmarks/RESULTS.md]
+     python benchmarks/quality.py --prediction OUT/pred.gff3 --run_summary OUT/summary.json
+     --model_label "genoforge small (H100, 17 min)"       (score the GPU run of benchmarks/quality_gpu.sh)
+     python benchmarks/quality.py --region_only --workdir DIR     (only cut the region; quality_gpu.sh prepare)
 
 What it does, for one species of ``--data`` (default ``../shared/data``, species ``fly_chr2R``):
 
@@ -14,7 +17,10 @@ What it does, for one species of ``--data`` (default ``../shared/data``, species
      ``/usr/lib/debian-med/bin/snap``, its parameter files ``/usr/share/snap/HMM``). SNAP writes
      ZFF; :func:`zff_to_gff3` converts it (the package's ``zff2gff3.pl`` writes 8-column rows
      without phase or parents, which no GFF3 reader accepts);
-   - genoforge, only with ``--model``: ``genoforge predict MODEL REGION.fa -o OUT.gff3``.
+   - genoforge, only with ``--model``: ``genoforge predict MODEL REGION.fa -o OUT.gff3``; or, with
+     ``--prediction``, a GFF3 that ``genoforge predict`` wrote elsewhere (the GPU run of
+     ``benchmarks/quality_gpu.sh``, whose ``summary.json`` ``--run_summary`` reads for the device,
+     the training length and the predict time), scored here like the others.
 3. Scores every prediction with :func:`genoforge.evaluation.compare.evaluate`, i.e. ``genoforge eval
    REFERENCE.gff3 PRED.gff3 --genome REGION.fa`` (the genome makes CDS written with and without
    the stop codon compare equal: SNAP's and AUGUSTUS's conventions differ from the reference's).
@@ -52,6 +58,7 @@ from results_md import machine, write_section  # noqa: E402  (benchmarks/ is on 
 SNAP_BINARIES = ("/usr/lib/debian-med/bin/snap", "snap")  # Debian hides it from PATH: /usr/bin/snap is snapd's
 SNAP_HMM_DIRS = (Path("/usr/share/snap/HMM"), Path("/usr/share/snap"))
 PENDING = "pending: needs the small preset trained ~30 min on one H100 (issue 6)"
+FLY_WINDOW = 15000  # bake's window for the fly (configs/taxa.toml, invertebrates): predict's --window_size
 ZFF_CODING = {"Einit", "Exon", "Eterm", "Esngl"}  # SNAP's coding exon labels
 
 
@@ -68,6 +75,7 @@ class ToolRun:
     note: str = ""
     extra_commands: list[str] = field(default_factory=list)
     stdout_name: str | None = None  # the file the command's stdout is saved to, if it is the prediction
+    details: list[str] = field(default_factory=list)  # sentences after the command (how the model was made)
 
 
 # -- SNAP's ZFF -> GFF3 --------------------------------------------------------------------------
@@ -195,6 +203,53 @@ def run_genoforge(model: Path, region_fasta: Path, workdir: Path, predict_args: 
     return run
 
 
+def existing_prediction(prediction: Path, label: str, summary_path: Path | None) -> ToolRun:
+    """The genoforge row from a GFF3 ``genoforge predict`` wrote on another machine.
+
+    ``summary_path`` is the ``summary.json`` of ``benchmarks/quality_gpu.sh finish``: its predict time
+    becomes the row's seconds and its device, training length and throughput the section's text.
+    """
+    from genoforge import __version__
+
+    if not prediction.is_file():
+        raise SystemExit(f"--prediction {prediction}: no such file")
+    command = ["genoforge", "predict", "RUN/best", "REGION.fa", "-o", prediction.name, "--batch_size", "256",
+               "--window_size", str(FLY_WINDOW)]
+    run = ToolRun(label, f"genoforge {__version__}", command, prediction)
+    if summary_path is None:
+        run.details.append(f"scored from `{prediction}` (no --run_summary: device and training not recorded)")
+        return run
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    run.command[2] = f"RUN/{summary.get('predict_model', 'run/best').split('/')[-1]}"
+    run.seconds = summary.get("predict_wall_s")
+    run.version += f", {summary.get('preset', '?')} preset, torch {summary.get('torch', '?')}"
+    run.details.append(_training_sentence(summary))
+    return run
+
+
+def _training_sentence(summary: dict) -> str:
+    """How the scored model was trained and predicted, from quality_gpu.sh's summary.json."""
+    def num(key: str, fmt: str) -> str:
+        value = summary.get(key)
+        return "?" if value is None else format(value, fmt)
+
+    gen = summary.get("best_eval") or {}
+    gen_text = ", ".join(f"{k[4:-3]} {100 * v:.1f}%" for k, v in gen.items() if k.endswith("_f1") and v is not None)
+    return (
+        f"trained and predicted on **{summary.get('device', '?')}** by `bash benchmarks/quality_gpu.sh start "
+        f"{summary.get('gpu', 0)} {num('time_limit_min', 'g')}` then `... finish` (carrying `.bench/quality` from "
+        "`bash benchmarks/quality_gpu.sh prepare`: the four shared genomes baked with the defaults): "
+        f"`genoforge tune` of the `{summary.get('preset', '?')}` preset from random weights for "
+        f"{num('train_wall_s', '.0f')} s wall ({summary.get('steps', '?')} of {summary.get('total_steps', '?')} "
+        f"optimizer steps, {summary.get('epochs_started', '?')} epochs, stopped: {summary.get('stopped', '?')}), "
+        f"{num('tokens_per_s', ',.0f')} tokens/s, peak GPU memory {num('gpu_peak_allocated_gb', '.1f')} GB "
+        f"allocated; best validation CE {num('best_val_loss', '.4f')} at step {summary.get('best_step', '?')}"
+        + (f" (generated validation windows' F1 there: {gen_text})" if gen_text else "")
+        + f"; tune flags `{summary.get('tune_flags', '?')}`; predict took {num('predict_wall_s', '.1f')} s "
+        "(model load included)"
+    )
+
+
 # -- report --------------------------------------------------------------------------------------
 
 
@@ -260,14 +315,15 @@ def section(label: str, region: HeldOutRegion, reference: EvalResult, runs: list
         shown = shlex.join(arg.replace(str(run.output.parent) + "/", "") for arg in command)
         if run.stdout_name:
             shown += f" > {run.stdout_name}"
-        lines.append(f"- {run.tool} ({run.version}): `{shown}`" + "".join(f", then {c}" for c in run.extra_commands))
+        lines.append(f"- {run.tool} ({run.version}): `{shown}`" + "".join(f", then {c}" for c in run.extra_commands)
+                     + "".join(f"; {d}" for d in run.details))
     if any(run.note == PENDING for run in runs):
         lines += [
             "- genoforge (pending): bake the four genomes with the defaults (`genoforge bake --raw_dir "
-            "../shared/data ...`, val_fraction 0.05, seed 42), tune the small preset, then `python "
-            "benchmarks/quality.py --model RUN/best --model_label 'genoforge small' --predict_args "
-            "'--batch_size 128'`, which runs `genoforge predict RUN/best REGION.fa -o genoforge.gff3` "
-            "and fills the row.",
+            "../shared/data ...`, val_fraction 0.05, seed 42), tune the small preset, predict the region "
+            "(`benchmarks/quality_gpu.sh prepare | start | finish` does all three on a GPU), then `python "
+            "benchmarks/quality.py --prediction OUT/pred.gff3 --run_summary OUT/summary.json --model_label "
+            "'genoforge small'` scores it and fills the row.",
         ]
     lines += [
         "",
@@ -304,11 +360,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--snap_hmm", default="D.melanogaster.hmm", help="file name in /usr/share/snap/HMM, or a path")
     parser.add_argument("--model", type=Path, default=None, help="a genoforge model directory to predict with")
     parser.add_argument("--model_label", default="genoforge", help="the genoforge row's name, e.g. 'genoforge small'")
+    parser.add_argument("--prediction", type=Path, default=None,
+                        help="score this GFF3 from `genoforge predict` (e.g. the GPU run's pred.gff3) instead of --model")
+    parser.add_argument("--run_summary", type=Path, default=None,
+                        help="summary.json of benchmarks/quality_gpu.sh finish, for the section's device/training text")
     parser.add_argument("--predict_args", default="", help="extra flags for genoforge predict, e.g. '--batch_size 256'")
     parser.add_argument("--label", default="fly validation region", help="section title after 'Quality: '")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"), help="Markdown file ('' to skip)")
     parser.add_argument("--json", type=Path, default=None, help="write every score here as JSON")
+    parser.add_argument("--region_only", action="store_true",
+                        help="only cut the region FASTA + reference GFF3 into --workdir (what the GPU run carries)")
     args = parser.parse_args(argv)
+    if args.prediction is not None and args.model is not None:
+        parser.error("--prediction scores an existing GFF3 and --model runs predict: give one of them")
+    if args.run_summary is not None and args.prediction is None:
+        parser.error("--run_summary describes a --prediction; give both")
 
     regions = validation_regions(args.data, args.species, args.val_fraction, args.seed)
     if args.seqid is not None:
@@ -321,6 +387,8 @@ def main(argv: list[str] | None = None) -> None:
     region_fasta, reference = write_region(region.fasta, region.annotation, region.seqid, region.start, region.end,
                                            workdir)
     print(f"region {region.seqid}:{region.start + 1}-{region.end} -> {region_fasta}, {reference}", file=sys.stderr)
+    if args.region_only:
+        return
 
     runs: list[ToolRun] = []
     tools = [t.strip().lower() for t in args.tools.split(",") if t.strip()]
@@ -331,7 +399,9 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(run_snap(region_fasta, workdir, args.snap_hmm))
         else:
             raise SystemExit(f"--tools: unknown tool {tool!r}; use augustus and/or snap")
-    if args.model is not None:
+    if args.prediction is not None:
+        runs.insert(0, existing_prediction(args.prediction, args.model_label, args.run_summary))
+    elif args.model is not None:
         predict_args = shlex.split(args.predict_args)
         runs.insert(0, run_genoforge(args.model, region_fasta, workdir, predict_args, args.model_label))
     else:
@@ -349,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
         "region": {"species": region.species, "seqid": region.seqid, "start": region.start, "end": region.end,
                    "val_fraction": args.val_fraction, "seed": args.seed},
         "workdir": str(workdir),
+        "run_summary": json.loads(args.run_summary.read_text()) if args.run_summary is not None else None,
         "tools": {run.tool: {"version": run.version, "command": run.command, "seconds": run.seconds, "note": run.note,
                              "eval": None if run.result is None else run.result.to_dict()} for run in runs},
     }
