@@ -34,8 +34,7 @@ device), and transitions build the next state directly.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -78,14 +77,16 @@ _DIGITS_MEMO_SIZE = 1 << 16
 _MASK_CACHE_SIZE = 1 << 12  # vocabulary-sized bool arrays: ~5 KB each at 5,000 tokens
 
 
-@dataclass(frozen=True, slots=True)
-class GrammarState:
+class GrammarState(NamedTuple):
     """Where the automaton is: the line being written and the registers the checks need.
 
     ``line`` is ``gap`` between lines (``prev`` names the last complete line: ``start`` before
     ``<bos>``, ``bos`` right after it) or a line kind with ``slot`` the index of the next slot.
     ``exons`` are the current transcript's exons so far; ``hi`` the thousands digit of the
     coordinate being written; ``start`` the start value of the current line.
+
+    A named tuple, not a frozen dataclass: decoding builds one per row per step, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost ~1.9 us against ~0.3.
     """
 
     line: str = _GAP
