@@ -13,13 +13,18 @@ steps; each step still gets its own ``metrics.jsonl`` record, written at the rea
   ``mfu`` (see below; null off CUDA), memory (MB) and ``expert_load_min`` / ``max`` (tokens routed
   to an expert / the mean per expert, over every MoE layer since the last read);
 * ``eval``: ``val_loss`` (plain CE, the early-stopping criterion), ``val_loss_smoothed``,
-  ``val_tokens``, ``best``;
+  ``val_tokens``, ``best``, and with generative validation ``gen_<level>_f1``, ``gen_windows``,
+  ``gen_truncated`` (:mod:`genoforge.training.generate`);
 * ``end``: why the run stopped.
 
 MFU follows PERFORMANCE.md: model FLOPs of the real tokens / (time x GPUs x peak), counting the
 active parameters (routed experts x top_k / num_experts), 6 FLOPs per parameter per token for the
 linear layers (the output head included) and 12 x layers x width x (query, key) pairs for
 attention, with the pairs each document's masks actually allow.
+
+The live panel (``--log_memory`` on a terminal) shows the newest step and perf numbers and, when
+generative validation is on, the newest evaluation's scores (:data:`GENERATION_ROWS`), '-' until
+the first evaluation.
 """
 
 from __future__ import annotations
@@ -37,6 +42,16 @@ from genoforge.console import info
 from genoforge.training.memwatch import gpu_memory, host_rss_bytes
 
 _MB = 1024 * 1024
+
+# Live-panel rows of the newest generative validation: row name -> eval record key. Exon F1 is
+# the CDS-exon level of the scorer (genoforge.evaluation.compare.LEVELS).
+GENERATION_ROWS = {
+    "gen exon F1": "gen_cds_exon_f1",
+    "gen gene F1": "gen_gene_f1",
+    "gen windows decoded": "gen_windows",
+    "gen truncated": "gen_truncated",
+}
+NOT_YET = "-"  # a panel value before its first evaluation
 
 # bf16 dense peak per GPU (FLOP/s), the MFU denominator (vendor datasheets, as torchtitan uses).
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "B200": 2250e12}
@@ -236,14 +251,40 @@ def _fmt_tokens(value: float) -> str:
     return f"{value:.0f}"
 
 
-class TrainingLog:
-    """metrics.jsonl (always, rank 0) plus plain lines or a live panel on stderr."""
+def generation_fields(record: dict[str, Any] | None) -> dict[str, str]:
+    """Panel rows of an eval record's generative-validation scores (:data:`GENERATION_ROWS`).
 
-    def __init__(self, metrics_path: Path | None, *, live: bool, log_memory: bool, device, total_steps: int):
+    ``record`` None (no evaluation yet) shows :data:`NOT_YET` in every row; an F1 that is
+    undefined (nothing to find and nothing found, reported as None) shows ``n/a``.
+    """
+    if record is None:
+        return {row: NOT_YET for row in GENERATION_ROWS}
+    fields = {}
+    for row, key in GENERATION_ROWS.items():
+        value = record.get(key)
+        if key.endswith("_f1"):
+            fields[row] = "n/a" if value is None else f"{value:.3f}"
+        else:
+            fields[row] = NOT_YET if value is None else f"{int(value):,}"
+    return fields
+
+
+class TrainingLog:
+    """metrics.jsonl (always, rank 0) plus plain lines or a live panel on stderr.
+
+    ``generative``: generative validation is on, so the live panel carries its rows
+    (:func:`generation_fields`), updated by every ``eval`` record passed to :meth:`write`. Plain
+    lines leave them out: the eval line already reports them.
+    """
+
+    def __init__(self, metrics_path: Path | None, *, live: bool, log_memory: bool, device, total_steps: int,
+                 generative: bool = False):
         self.metrics_path = metrics_path
         self.log_memory = log_memory
         self.device = device
         self.total_steps = total_steps
+        self.generative = generative
+        self._last_generation: dict[str, Any] | None = None
         self._handle = open(metrics_path, "a") if metrics_path is not None else None
         self._live_cm = None
         self._live_update = None
@@ -262,6 +303,10 @@ class TrainingLog:
         record = {"time": round(time.time(), 3), **record}
         self._handle.write(json.dumps(record, default=_jsonable) + "\n")
         self._handle.flush()
+        if record.get("kind") == "eval" and "gen_windows" in record:
+            self._last_generation = record
+            if self._live_update is not None and self.generative:
+                self._live_update(generation_fields(record))  # now, not at the next interval
 
     def message(self, text: str) -> None:
         """A log line on stderr (rank 0; printed above the live panel when there is one)."""
@@ -314,6 +359,8 @@ class TrainingLog:
             if "expert_load_min" in perf:
                 fields["expert load min/max"] = f"{perf['expert_load_min']:.2f} / {perf['expert_load_max']:.2f}"
         if self._live_update is not None:
+            if self.generative:
+                fields.update(generation_fields(self._last_generation))
             self._live_update(fields)
         else:
             info("  ".join(f"{k} {v}" for k, v in fields.items()))
