@@ -578,7 +578,8 @@ class Trainer:
         from genoforge.console import is_interactive
 
         self.log = TrainingLog(metrics_path if env.is_main else None, live=cfg.log_memory and is_interactive(),
-                               log_memory=cfg.log_memory, device=self.device, total_steps=self.total_steps)
+                               log_memory=cfg.log_memory, device=self.device, total_steps=self.total_steps,
+                               generative=self.gen_windows is not None)
         self.acc = StepAccumulator(self.device)
         self._interval_flops = 0.0
         self._interval_tokens = 0
