@@ -221,6 +221,8 @@ def existing_prediction(prediction: Path, label: str, summary_path: Path | None)
         return run
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     run.command[2] = f"RUN/{summary.get('predict_model', 'run/best').split('/')[-1]}"
+    if summary.get("predict_flags"):
+        run.command[6:] = shlex.split(summary["predict_flags"])
     run.seconds = summary.get("predict_wall_s")
     run.version += f", {summary.get('preset', '?')} preset, torch {summary.get('torch', '?')}"
     run.details.append(_training_sentence(summary))
@@ -241,7 +243,7 @@ def _training_sentence(summary: dict) -> str:
         "`bash benchmarks/quality_gpu.sh prepare`: the four shared genomes baked with the defaults): "
         f"`genoforge tune` of the `{summary.get('preset', '?')}` preset from random weights for "
         f"{num('train_wall_s', '.0f')} s wall ({summary.get('steps', '?')} of {summary.get('total_steps', '?')} "
-        f"optimizer steps, {summary.get('epochs_started', '?')} epochs, stopped: {summary.get('stopped', '?')}), "
+        f"optimizer steps, {summary.get('epochs_started', '?')} epoch(s), stopped: {summary.get('stopped', '?')}), "
         f"{num('tokens_per_s', ',.0f')} tokens/s, peak GPU memory {num('gpu_peak_allocated_gb', '.1f')} GB "
         f"allocated; best validation CE {num('best_val_loss', '.4f')} at step {summary.get('best_step', '?')}"
         + (f" (generated validation windows' F1 there: {gen_text})" if gen_text else "")

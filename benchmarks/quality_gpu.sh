@@ -75,13 +75,14 @@ prepare() {
 #   itself the planner sizes the decoder row for the longest sample (8,750 target tokens, a fly
 #   locus with many isoforms) and pads every row to it; 5 such samples are dropped instead;
 # - --grad_accum 4: ~10 optimizer steps an epoch; --lr 3e-4 (a 36 M-parameter model; the
-#   recipe's 1e-4 is for the seed size); --epochs 1000 with --max_steps $STEPS, so the cosine
-#   schedule ends when the time does at ~260 k tokens/s (STEPS=1200; a faster card ends sooner and
-#   writes final/, a slower one is stopped by the timeout with best/ from the last evaluations);
+#   recipe's 1e-4 is for the seed size); --epochs 1000 with --max_steps $STEPS (1000): ~223 k real
+#   tokens a step, so at the ~260 k tokens/s gpu_check.sh measured for this preset the cosine
+#   schedule ends after ~14.5 min + evaluations, inside the time limit; a faster card ends sooner
+#   (final/ written), a slower one is stopped by the timeout with best/ from the last evaluations;
 # - --eval_steps 100 with --generate_samples 8 (the first validation windows: 1 chloroplast + 7
 #   fly windows of the scored region) up to 1024 new tokens (the validation targets have <= 860);
 #   --early_stopping 3 (46 validation windows make a noisy loss; the recipe's 2 would stop early).
-STEPS=${STEPS:-1200}
+STEPS=${STEPS:-1000}
 RECIPE_FLAGS="--epochs 1000 --max_steps $STEPS --lr 3e-4 --token_budget 63700 --max_batch_size 8
  --encoder_row_len 6400 --decoder_row_len 1536 --grad_accum 4 --weight_decay 0.01 --warmup_ratio 0.03
  --max_grad_norm 1.0 --label_smoothing 0.1 --early_stopping 3 --save_steps 500 --eval_steps 100
@@ -92,6 +93,7 @@ RECIPE_FLAGS="--epochs 1000 --max_steps $STEPS --lr 3e-4 --token_budget 63700 --
 train() {
   local gpu=$1 minutes=$2
   date +%s.%N >"$RUN_ROOT/train.start"
+  echo $RECIPE_FLAGS --device "$DEVICE" ${TUNE_FLAGS:-} >"$RUN_ROOT/tune.flags"  # for finish's summary
   # --foreground: the SIGINT goes to tune alone, not to its DataLoader workers (they must keep
   # feeding the step tune finishes before it saves); -k: SIGKILL if it has not exited 5 min later.
   # --preserve-status: the exit status is tune's own (130 after the SIGINT), not 124.
@@ -170,17 +172,24 @@ finish() {
     while running && [ $waited -lt 240 ]; do sleep 5; waited=$((waited + 5)); done
   fi
   running && die "training did not stop; see $RUN_ROOT/tune.log"
-  echo "tune exit status $(cat "$RUN_ROOT/tune.rc") (130: stopped by the time limit, checkpoint saved)"
+  local tune_rc
+  tune_rc=$(cat "$RUN_ROOT/tune.rc")
+  case "$tune_rc" in
+    0) echo "tune exit status 0: finished (max_steps or early stopping); final/ written" ;;
+    130) echo "tune exit status 130: stopped by the time limit (SIGINT), checkpoint saved" ;;
+    *) echo "tune exit status $tune_rc: FAILED or killed; predicting with what was exported" ;;
+  esac
   grep -v "^\s*$" "$RUN_ROOT/tune.log" | tail -n 4
   local model=$RUN/best
   [ -d "$model" ] || model=$RUN/final
   [ -d "$model" ] || die "neither $RUN/best nor $RUN/final exists: no evaluation finished"
   local region
   region=$(region_fasta)
-  local t0 t1 rc
+  local t0 t1 rc predict_flags
+  predict_flags="--batch_size ${PREDICT_BATCH:-256} --window_size $FLY_WINDOW --device $DEVICE ${PREDICT_FLAGS:-}"
   t0=$(date +%s.%N)
-  CUDA_VISIBLE_DEVICES=0 $PY -m genoforge predict "$model" "$region" -o "$OUT/pred.gff3" \
-    --batch_size "${PREDICT_BATCH:-256}" --window_size $FLY_WINDOW --device "$DEVICE" ${PREDICT_FLAGS:-} >"$OUT/predict.log" 2>&1
+  CUDA_VISIBLE_DEVICES=0 $PY -m genoforge predict "$model" "$region" -o "$OUT/pred.gff3" $predict_flags \
+    >"$OUT/predict.log" 2>&1
   rc=$?
   t1=$(date +%s.%N)
   tail -n 3 "$OUT/predict.log"
@@ -189,10 +198,10 @@ finish() {
   tail -n 400 "$RUN_ROOT/tune.log" >"$OUT/tune.log"
   local card
   card=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader -i 0 2>/dev/null || echo "cpu")
-  $PY - "$RUN_ROOT" "$OUT" "$model" "$t0" "$t1" "$rc" "$card" "$RECIPE_FLAGS ${TUNE_FLAGS:-}" <<'PY' | tee "$OUT/summary.json"
+  $PY - "$RUN_ROOT" "$OUT" "$model" "$t0" "$t1" "$rc" "$card" "$predict_flags" <<'PY' | tee "$OUT/summary.json"
 import csv, json, platform, sys
 from pathlib import Path
-root, out, model, t0, t1, predict_rc, card, flags = sys.argv[1:]
+root, out, model, t0, t1, predict_rc, card, predict_flags = sys.argv[1:]
 root, out = Path(root), Path(out)
 gpu, minutes, device, preset = (root / "start.args").read_text().split()
 records = [json.loads(line) for line in (root / "run" / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -212,7 +221,7 @@ train_start, train_end = (float((root / f"train.{w}").read_text()) for w in ("st
 pred = Path(out) / "pred.gff3"
 summary = {
     "device": card, "gpu": gpu, "preset": preset, "time_limit_min": float(minutes), "torch": torch_version,
-    "python": platform.python_version(), "tune_flags": " ".join(flags.split()),
+    "python": platform.python_version(), "tune_flags": " ".join((root / "tune.flags").read_text().split()),
     "tune_exit_status": int((root / "tune.rc").read_text()),
     "stopped": end[-1]["stopped"] if end else "interrupted (time limit)",
     "train_wall_s": round(train_end - train_start, 1),
@@ -233,7 +242,8 @@ summary = {
     "best_val_loss": best["val_loss"] if best else None, "best_step": best["step"] if best else None,
     "best_eval": {k: v for k, v in best.items() if k.startswith("gen_")} if best else None,
     "last_eval": {k: v for k, v in evals[-1].items() if k != "time"} if evals else None,
-    "predict_model": str(Path(model).relative_to(root)), "predict_exit_status": int(predict_rc),
+    "predict_model": str(Path(model).relative_to(root)), "predict_flags": " ".join(predict_flags.split()),
+    "predict_exit_status": int(predict_rc),
     "predict_wall_s": round(float(t1) - float(t0), 1),
     "predicted_genes": sum(1 for line in open(pred) if "\tgene\t" in line) if pred.exists() else None,
 }
