@@ -20,7 +20,13 @@
 #       SIGINT makes tune save a checkpoint and exit 130 (genoforge/training/loop.py); best/ is the
 #       model of the lowest validation loss among the evaluations done (--eval_steps).
 #
-#   finish                                           (device call 2, same warm machine, OUT set)
+#   wait [SECONDS]                                   (device calls in between, same warm machine)
+#       Waits up to SECONDS (540) for the training to end and prints its progress; never stops it.
+#       The lent machine is given back after a short idle time (status: idle_release_s, 30 s when
+#       this was written), so chain the calls: start, then wait, wait, ... until it says "ended",
+#       then finish, each issued as soon as the previous one returns.
+#
+#   finish                                           (last device call, same warm machine, OUT set)
 #       Waits for the training to end, runs `genoforge predict RUN/best REGION.fa -o $OUT/pred.gff3
 #       --batch_size 256` on GPU 0 and leaves 7 flat files in $OUT: metrics.jsonl, tune.log (tail),
 #       tune_config.json, memory.csv, pred.gff3, predict.log, summary.json.
@@ -253,10 +259,23 @@ PY
   [ "$rc" -eq 0 ] || die "predict failed (exit $rc): see predict.log"
 }
 
+wait_train() {
+  local limit=${1:-540} waited=0
+  [ -f "$RUN_ROOT/start.args" ] || die "no run under $RUN_ROOT: start it first (same warm machine)"
+  while running && [ $waited -lt "$limit" ]; do sleep 10; waited=$((waited + 10)); done
+  grep -v "^\s*$" "$RUN_ROOT/tune.log" | grep -E "^step |^eval |stopp|interrupted|Error" | tail -n 4
+  if running; then
+    echo "still training after $(( $(date +%s) - $(cut -d. -f1 "$RUN_ROOT/train.start") )) s: call wait (or finish) again now"
+  else
+    echo "training ended (exit status $(cat "$RUN_ROOT/tune.rc")): call finish now"
+  fi
+}
+
 case "$MODE" in
   prepare) prepare ;;
   start) shift; start "$@" ;;
+  wait) shift; wait_train "$@" ;;
   finish) finish ;;
   _train) shift; train "$@" ;;
-  *) die "usage: $0 prepare | start [GPU] [MINUTES] | finish" ;;
+  *) die "usage: $0 prepare | start [GPU] [MINUTES] | wait [SECONDS] | finish" ;;
 esac
