@@ -42,16 +42,26 @@ def predict_command(
         str, typer.Option(*flag("device"), help="auto, cpu, cuda or cuda:N (auto: CUDA when available).")
     ] = "auto",
     window_size: Annotated[
-        int, typer.Option(*flag("window_size"), help="Window length in bp (use the bake's window size).")
-    ] = 10_000,
+        int | None,
+        typer.Option(*flag("window_size"), show_default=False, help=(
+            "Window length in bp. Default: the training window tune recorded in MODEL_DIR "
+            "(training_window.json: the bake's window size); 10000 for a model without one "
+            "(e.g. from `model init`). stderr says which one applies.")),
+    ] = None,
     overlap: Annotated[
         int | None,
-        typer.Option(*flag("overlap"), help="Bases shared by neighbouring windows (default: a quarter "
-                     "of the window; at most half)."),
+        typer.Option(*flag("overlap"), show_default=False, help=(
+            "Bases shared by neighbouring windows, at most half a window. Default: the recorded "
+            "training overlap when the window is the recorded one, else a quarter of the window.")),
     ] = None,
     max_new_tokens: Annotated[
-        int, typer.Option(*flag("max_new_tokens"), help="Target tokens decoded per window at most.")
-    ] = 4096,
+        int | None,
+        typer.Option(*flag("max_new_tokens"), show_default=False, help=(
+            "Target tokens decoded per window at most (a window that reaches it loses its "
+            "unfinished last record). Default: the window size rounded up to a multiple of 1024, "
+            "at least 8192 (10 kb windows: 10240); at most 4096 for a model with no decoder window "
+            "(--decoder_window_size 0).")),
+    ] = None,
     seqids: Annotated[
         str | None,
         typer.Option(*flag("seqids"), help="Comma-separated contigs to annotate (default: all)."),

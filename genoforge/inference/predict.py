@@ -13,6 +13,15 @@ Pipeline (one module per step):
    into place only when every contig is done.
 
 Progress is reported in bases (a rich bar on a terminal, plain lines otherwise, on stderr).
+
+Defaults that depend on the model (:meth:`PredictConfig.for_model`, :func:`default_max_new_tokens`):
+
+* window size and overlap: what ``tune`` recorded in the model directory
+  (``training_window.json``, :mod:`genoforge.training.checkpoint`), so a model predicts on the
+  windows it was trained on; without a record, :data:`DEFAULT_WINDOW_SIZE` and a quarter of the
+  window. A window size given by the caller keeps a quarter of itself as the default overlap (the
+  recorded overlap belongs to the recorded window);
+* ``max_new_tokens``: from the window size (:func:`default_max_new_tokens`).
 """
 
 from __future__ import annotations
@@ -30,7 +39,6 @@ from genoforge.baking.target import WindowAnnotation
 from genoforge.errors import ConfigError, DependencyError, InputError, TokenizerError
 from genoforge.inference.decode import (
     DEFAULT_MAX_EXONS,
-    DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_MAX_RECORDS,
     GrammarCache,
     WindowPrediction,
@@ -38,8 +46,21 @@ from genoforge.inference.decode import (
 from genoforge.inference.stitch import WindowResult, stitch_contig
 from genoforge.inference.stream import decode_stream
 from genoforge.inference.windows import GenomeWindow, check_tiling, stream_windows, tile_contig
+from genoforge.training.checkpoint import TRAINING_WINDOW_FILE, TrainingWindow, read_training_window
 
-DEFAULT_WINDOW_SIZE = 10_000  # the recipe's bake --window_size
+DEFAULT_WINDOW_SIZE = 10_000  # the recipe's bake --window_size; for models that record no window
+# max_new_tokens by default: one target token per window base, rounded up to a multiple of
+# MAX_NEW_TOKENS_MULTIPLE, at least MIN_MAX_NEW_TOKENS. The densest windows of ../shared/data (a
+# fly chr2R locus with many isoforms) hold 4,970 target tokens in 5 kb, 7,670 in 10 kb, 8,750 in
+# 15 kb and 9,322 in 20 kb (bake tiling, a quarter overlap): about one token per bp at most, less
+# in longer windows. The grammar's own caps (decode.DEFAULT_MAX_RECORDS records of up to
+# DEFAULT_MAX_EXONS exons) only end a window after millions of tokens, so this cap is what bounds
+# a model that will not stop.
+MAX_NEW_TOKENS_MULTIPLE = 1024
+MIN_MAX_NEW_TOKENS = 8192
+# A model without a decoder look-back window keeps every position in its decode cache (ring
+# width = max_new_tokens + 1, read at every step); decode.greedy_decode refuses more than 4,096.
+WINDOWLESS_MAX_NEW_TOKENS = 4096
 CPU_BATCH_SIZE = 8
 CUDA_BATCH_SIZE = 128
 # On CUDA the encoder's compiled FlexAttention recompiles for every new shape: pad the encoder
@@ -48,19 +69,34 @@ CUDA_LENGTH_MULTIPLE = 512
 _HAS_BASE = re.compile(r"[ACGTUacgtu]")
 
 
+def default_max_new_tokens(window_size: int, decoder_window_size: int | None = None) -> int:
+    """The default token cap per window: ``window_size`` rounded up to a multiple of 1,024, at
+    least 8,192 (10 kb -> 10,240; 15 kb -> 15,360); at most 4,096 for a model without a decoder
+    look-back window (``decoder_window_size`` 0), whose decode cache grows with the cap.
+    Constants and their source above."""
+    tokens = max(MIN_MAX_NEW_TOKENS, -(-window_size // MAX_NEW_TOKENS_MULTIPLE) * MAX_NEW_TOKENS_MULTIPLE)
+    if decoder_window_size == 0:
+        tokens = min(tokens, WINDOWLESS_MAX_NEW_TOKENS)
+    return tokens
+
+
 @dataclass(kw_only=True)
 class PredictConfig:
     """Settings of one prediction run (the CLI flags; defaults here only).
 
-    ``overlap`` None means a quarter of the window, as bake lays training windows;
-    ``batch_size`` 0 means 8 windows on a CPU, 128 on CUDA; ``device`` ``auto`` picks CUDA when
-    available; ``dtype`` ``auto`` is bfloat16 on CUDA and float32 on a CPU.
+    ``window_size`` None means the model's recorded training window, else
+    :data:`DEFAULT_WINDOW_SIZE` (resolved by :meth:`for_model`); ``overlap`` None means the
+    recorded overlap when the window came from the record, else a quarter of the window, as bake
+    lays training windows; ``max_new_tokens`` None means :func:`default_max_new_tokens` of the
+    window (resolved by :class:`Predictor`, which knows the model); ``batch_size`` 0 means 8
+    windows on a CPU, 128 on CUDA; ``device`` ``auto`` picks CUDA when available; ``dtype``
+    ``auto`` is bfloat16 on CUDA and float32 on a CPU.
     """
 
-    window_size: int = DEFAULT_WINDOW_SIZE
+    window_size: int | None = None
     overlap: int | None = None
     batch_size: int = 0
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    max_new_tokens: int | None = None
     max_records: int = DEFAULT_MAX_RECORDS
     max_exons: int = DEFAULT_MAX_EXONS
     device: str = "auto"
@@ -68,14 +104,34 @@ class PredictConfig:
     seqids: tuple[str, ...] | None = None
 
     @property
+    def resolved_window_size(self) -> int:
+        return DEFAULT_WINDOW_SIZE if self.window_size is None else self.window_size
+
+    @property
     def resolved_overlap(self) -> int:
-        return self.window_size // 4 if self.overlap is None else self.overlap
+        return self.resolved_window_size // 4 if self.overlap is None else self.overlap
+
+    def for_model(self, record: TrainingWindow | None) -> PredictConfig:
+        """A copy with the window size and overlap settled (rules in the module docstring).
+
+        ``record``: the model directory's training window (:func:`read_training_window`), or None.
+        A recorded overlap above half the window (bake allows it, the stitcher does not) becomes
+        half the window.
+        """
+        if self.window_size is not None:
+            return self
+        if record is None:
+            return dataclasses.replace(self, window_size=DEFAULT_WINDOW_SIZE)
+        overlap = self.overlap
+        if overlap is None and record.overlap is not None:
+            overlap = min(record.overlap, record.window_size // 2)
+        return dataclasses.replace(self, window_size=record.window_size, overlap=overlap)
 
     def validate(self) -> None:
-        check_tiling(self.window_size, self.resolved_overlap)
+        check_tiling(self.resolved_window_size, self.resolved_overlap)
         if self.batch_size < 0:
             raise ConfigError(f"--batch_size must be >= 1 (or 0 for automatic), got {self.batch_size}")
-        if self.max_new_tokens < 1:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ConfigError(f"--max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype {self.dtype!r}: use auto, float32, bfloat16 or float16")
@@ -124,15 +180,39 @@ def resolve_device(name: str):
     return device
 
 
+def describe_window(config: PredictConfig, record: TrainingWindow | None, model_dir: str | Path) -> str:
+    """Where ``config``'s window came from, for a stderr line (``config`` as given, unresolved)."""
+    settled = config.for_model(record)
+    window = f"{settled.resolved_window_size:,} bp windows, overlap {settled.resolved_overlap:,} bp"
+    if config.window_size is not None:
+        return f"{window} (--window_size given)"
+    if record is None:
+        return (f"{window} (default: {Path(model_dir) / TRAINING_WINDOW_FILE} not found, so the model "
+                "records no training window; pass --window_size to match its bake)")
+    overlap = "given" if config.overlap is not None else (
+        "recorded" if record.overlap is not None else "a quarter of the window")
+    return (f"{window} (window recorded by tune in {Path(model_dir) / TRAINING_WINDOW_FILE}; "
+            f"overlap {overlap})")
+
+
 class Predictor:
     """A loaded model ready to annotate windows (shared by predict and training-time validation).
 
-    Build with :meth:`from_dir`, or wrap a model and tokenizer already in memory.
+    Build with :meth:`from_dir`, or wrap a model and tokenizer already in memory
+    (``training_window``: the model's record, if known, for the default window).
+    ``self.config`` is the resolved configuration (window size settled); ``self.max_new_tokens``
+    the token cap in force.
     """
 
-    def __init__(self, model, tokenizer, config: PredictConfig | None = None):
-        self.config = config or PredictConfig()
+    def __init__(self, model, tokenizer, config: PredictConfig | None = None,
+                 training_window: TrainingWindow | None = None):
+        self.training_window = training_window
+        self.config = (config or PredictConfig()).for_model(training_window)
         self.config.validate()
+        self.max_new_tokens = self.config.max_new_tokens
+        if self.max_new_tokens is None:
+            self.max_new_tokens = default_max_new_tokens(self.config.resolved_window_size,
+                                                         model.config.decoder_window_size)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
@@ -148,14 +228,26 @@ class Predictor:
         self.target_tokens = 0  # target tokens kept (after <bos>), all windows so far
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, config: PredictConfig | None = None) -> Predictor:
-        """Load a model directory (config.json, weights, tokenizer) onto the configured device."""
+    def from_dir(cls, model_dir: str | Path, config: PredictConfig | None = None,
+                 training_window: TrainingWindow | None = None) -> Predictor:
+        """Load a model directory (config.json, weights, tokenizer) onto the configured device.
+
+        ``training_window``: the directory's record when the caller already read it; otherwise
+        it is read here when ``config`` leaves the window size open.
+
+        Raises:
+            CheckpointError: the model directory (or its training-window record) is unreadable.
+        """
         import torch
 
         from genoforge.model.io import load_model
         from genoforge.tokenizer.core import GenoTokenizer
 
         config = config or PredictConfig()
+        record = training_window
+        if record is None and config.window_size is None:
+            record = read_training_window(model_dir)
+        config = config.for_model(record)
         config.validate()
         device = resolve_device(config.device)
         dtype_name = config.dtype
@@ -164,7 +256,7 @@ class Predictor:
         dtype = getattr(torch, dtype_name)
         model = load_model(model_dir, device=device, dtype=None if dtype == torch.float32 else dtype)
         tokenizer = GenoTokenizer.load(model_dir)
-        return cls(model, tokenizer, config)
+        return cls(model, tokenizer, config, training_window=record)
 
     def stream(
         self, windows: Iterable[GenomeWindow]
@@ -186,7 +278,7 @@ class Predictor:
 
         for window, prediction in decode_stream(
             self.model, self.tokenizer, decodable(), batch_size=self.batch_size,
-            max_new_tokens=self.config.max_new_tokens, grammars=self.grammars,
+            max_new_tokens=self.max_new_tokens, grammars=self.grammars,
             length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
         ):
             while skipped:
@@ -227,7 +319,8 @@ def predict_genome(
         model_dir: a model directory (``genoforge model init`` / ``tune`` output).
         genome: FASTA, plain, gzip or bgzip.
         output: the GFF3 path; written atomically (nothing appears there on failure).
-        config: run settings (defaults: :class:`PredictConfig`).
+        config: run settings (defaults: :class:`PredictConfig`; window settled by
+            :meth:`PredictConfig.for_model` from ``model_dir``'s record, or the predictor's).
         predictor: an already loaded model to use instead of loading ``model_dir``.
 
     Raises:
@@ -238,7 +331,17 @@ def predict_genome(
     from genoforge.baking.fasta import fasta_lengths
     from genoforge.inference.gff_writer import open_gff
 
-    config = config or (predictor.config if predictor is not None else PredictConfig())
+    record = predictor.training_window if predictor is not None else None
+    if config is None and predictor is not None:
+        config = predictor.config  # settled when the predictor was built
+        window_note = (f"{config.resolved_window_size:,} bp windows, overlap {config.resolved_overlap:,} bp "
+                       "(the predictor's settings)")
+    else:
+        config = config or PredictConfig()
+        if record is None and config.window_size is None:
+            record = read_training_window(model_dir)
+        window_note = describe_window(config, record, model_dir)
+    config = config.for_model(record)
     config.validate()
     lengths = fasta_lengths(genome)
     wanted = None
@@ -252,12 +355,14 @@ def predict_genome(
             )
         wanted = frozenset(config.seqids)
     regions = [(s, n) for s, n in lengths.items() if wanted is None or s in wanted]
-    predictor = predictor or Predictor.from_dir(model_dir, config)
-    overlap = config.resolved_overlap
+    predictor = predictor or Predictor.from_dir(model_dir, config, training_window=record)
+    console.info(f"predict: {window_note}; max_new_tokens {predictor.max_new_tokens:,}"
+                 f"{'' if config.max_new_tokens is not None else ' (default for the window)'}")
+    window_size, overlap = config.resolved_window_size, config.resolved_overlap
     result = PredictResult(output=Path(output), device=str(predictor.device), batch_size=predictor.batch_size)
     comments = [
-        f"windows: {config.window_size} bp, overlap {overlap} bp; grammar-constrained greedy decoding, "
-        f"max_new_tokens {config.max_new_tokens}; batch size {predictor.batch_size} on {predictor.device}",
+        f"windows: {window_size} bp, overlap {overlap} bp; grammar-constrained greedy decoding, "
+        f"max_new_tokens {predictor.max_new_tokens}; batch size {predictor.batch_size} on {predictor.device}",
     ]
     total = sum(n for _, n in regions)
     contigs: dict[str, _Contig] = {}  # in FASTA order; written in that order as they complete
@@ -271,7 +376,7 @@ def predict_genome(
             for window in windows:
                 if window.index == 0:
                     contigs[window.seqid] = _Contig(window.seqid, window.contig_length, window.n_windows)
-                    tiling = tile_contig(window.contig_length, config.window_size, overlap)
+                    tiling = tile_contig(window.contig_length, window_size, overlap)
                     ends = [start for start, _ in tiling[1:]] + [window.contig_length]
                     for k, ((start, _), share_end) in enumerate(zip(tiling, ends)):
                         shares[(window.seqid, k)] = share_end - start  # up to the next window's start
@@ -287,7 +392,7 @@ def predict_genome(
                 result.bases += head.length
                 del contigs[head.seqid]
 
-        windows = tracked(stream_windows(genome, lengths, config.window_size, overlap, wanted))
+        windows = tracked(stream_windows(genome, lengths, window_size, overlap, wanted))
         for window, prediction in predictor.stream(windows):
             result.windows += 1
             annotation = WindowAnnotation()
@@ -310,7 +415,7 @@ def predict_genome(
     result.target_tokens = predictor.target_tokens
     if result.truncated_windows:
         console.warn(
-            f"{result.truncated_windows} window(s) reached --max_new_tokens {config.max_new_tokens} "
+            f"{result.truncated_windows} window(s) reached --max_new_tokens {predictor.max_new_tokens} "
             f"(e.g. {', '.join(result.truncated_where)}); their unfinished last record was dropped. "
             "Raise --max_new_tokens to keep every record."
         )

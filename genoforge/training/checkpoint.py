@@ -17,6 +17,22 @@ The directory is built under a temporary name and renamed into place when comple
 SIGKILL while saving leaves no ``step-*`` directory behind. On load, a missing or unknown manifest,
 a size or checksum mismatch, or an unreadable file raises :class:`CheckpointError` naming the file
 and the fix; nothing is loaded from a damaged checkpoint.
+
+The training window (:class:`TrainingWindow`, ``training_window.json``) records the bake's window
+size and overlap of the data a model was trained on. ``tune`` writes it into every model directory
+it exports (``best/``, ``final/``) and into its step checkpoints (listed and checksummed in
+``checkpoint.json`` there; optional, so older checkpoints still verify). It is a file of its own
+beside ``config.json``, whose fields the model loader checks strictly: model directories without
+it (``model init``, older runs) load as before, and ``genoforge predict`` then falls back to its
+default window. Its schema (version :data:`TRAINING_WINDOW_VERSION`)::
+
+    format          "genoforge-training-window"
+    schema_version  1
+    window_size     the longest training window in bp: what predict uses by default
+    overlap         bp shared by neighbouring training windows of that size, or null when unknown
+    source          "manifest" (the bake's manifest.json beside the training shard) or "shards"
+                    (no matching manifest: the longest window in the shard; overlap unknown)
+    species         {name: {window_size, overlap}} per species of the shard (manifest only, else {})
 """
 
 from __future__ import annotations
@@ -41,6 +57,9 @@ OPTIMIZER_JSON = "optimizer.json"
 RNG_FILE = "rng.safetensors"
 STATE_FILE = "trainer_state.json"
 STEP_DIR = re.compile(r"^step-(\d{8})$")
+TRAINING_WINDOW_FILE = "training_window.json"
+TRAINING_WINDOW_FORMAT = "genoforge-training-window"
+TRAINING_WINDOW_VERSION = 1
 
 
 def step_dir_name(step: int) -> str:
@@ -166,6 +185,7 @@ def save_checkpoint(
     rng_state: dict[str, Any],
     trainer_state: dict[str, Any],
     keep_last: int = 0,
+    training_window: TrainingWindow | None = None,
 ) -> Path:
     """Write ``output_dir/step-NNNNNNNN/`` atomically, then prune to the newest ``keep_last``.
 
@@ -175,6 +195,7 @@ def save_checkpoint(
             (``torch.distributed.checkpoint.state_dict.get_optimizer_state_dict`` layout).
         rng_state: name -> uint8 tensor of generator states.
         trainer_state: JSON-ready loop state (must hold ``global_step``).
+        training_window: written as ``training_window.json`` when given (module docstring).
     """
     from safetensors.torch import save_file
 
@@ -187,8 +208,12 @@ def save_checkpoint(
         save_file({k: v.contiguous() for k, v in rng_state.items()}, str(tmp / RNG_FILE))
         (tmp / OPTIMIZER_JSON).write_text(json.dumps(opt_meta, indent=1, default=_json_default) + "\n")
         (tmp / STATE_FILE).write_text(json.dumps(trainer_state, indent=2, default=_json_default) + "\n")
+        names = [MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_JSON, RNG_FILE, STATE_FILE]
+        if training_window is not None:
+            write_training_window(tmp, training_window)
+            names.append(TRAINING_WINDOW_FILE)
         files = {}
-        for name in (MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_JSON, RNG_FILE, STATE_FILE):
+        for name in names:
             _fsync(tmp / name)
             files[name] = {"bytes": (tmp / name).stat().st_size, "crc32": _crc32(tmp / name)}
         manifest = {"format_version": FORMAT_VERSION, "global_step": step, "files": files, "aliases": aliases}
@@ -232,8 +257,10 @@ def verify_checkpoint(path: str | Path) -> dict:
             f"{manifest_path}: unknown checkpoint format version {version!r} (this genoforge reads "
             f"{FORMAT_VERSION}); resume with the genoforge version that wrote it"
         )
-    for name in (MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_JSON, RNG_FILE, STATE_FILE):
-        entry = manifest.get("files", {}).get(name)
+    listed = manifest.get("files", {})
+    optional = [name for name in (TRAINING_WINDOW_FILE,) if name in listed]  # checked when recorded
+    for name in (MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_JSON, RNG_FILE, STATE_FILE, *optional):
+        entry = listed.get(name)
         file = path / name
         if entry is None or not file.is_file():
             raise CheckpointError(f"{file}: missing from the checkpoint; {fix}")
@@ -294,3 +321,106 @@ def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
             f"{path}: no checkpoint there (expected a step-NNNNNNNN directory); check the --resume path"
         )
     return newest
+
+
+# ------------------------------------------------------------------------------ training window
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The bake's windows a model was trained on (schema in the module docstring)."""
+
+    window_size: int
+    overlap: int | None
+    source: str
+    species: dict[str, dict[str, int]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": TRAINING_WINDOW_FORMAT, "schema_version": TRAINING_WINDOW_VERSION,
+            "window_size": self.window_size, "overlap": self.overlap, "source": self.source,
+            "species": self.species,
+        }
+
+
+def training_window_of(train_path: str | Path, shard) -> TrainingWindow:
+    """The training window of ``shard`` (a PackedShard read from ``train_path``).
+
+    From the bake's ``manifest.json`` beside the shard when it describes this shard (its
+    ``outputs`` entry has the shard's name and sample count): the largest ``window_size`` among
+    the shard's species and the largest overlap at that size. Otherwise from the shard itself:
+    the longest ``window_end - window_start`` (a full window wherever a segment was long enough),
+    overlap unknown.
+
+    Raises:
+        CheckpointError: the shard holds no sample (no window to record).
+    """
+    from genoforge.baking.manifest import MANIFEST_FILE
+
+    train_path = Path(train_path)
+    names = set(shard.species)
+    manifest_path = train_path.parent / MANIFEST_FILE
+    manifest: dict[str, Any] = {}
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass  # no usable manifest: the shard alone says enough (check_tokenizer_match reports bad ones)
+    output = manifest.get("outputs", {}).get(train_path.name) if isinstance(manifest, dict) else None
+    species = manifest.get("species", {}) if isinstance(output, dict) else {}
+    if isinstance(output, dict) and output.get("samples") == len(shard) and isinstance(species, dict):
+        table = {
+            name: {"window_size": int(entry["window_size"]), "overlap": int(entry["overlap"])}
+            for name, entry in sorted(species.items())
+            if name in names and isinstance(entry, dict) and "window_size" in entry and "overlap" in entry
+        }
+        if table:
+            size = max(entry["window_size"] for entry in table.values())
+            overlap = max(entry["overlap"] for entry in table.values() if entry["window_size"] == size)
+            return TrainingWindow(window_size=size, overlap=overlap, source="manifest", species=table)
+    if len(shard) == 0:
+        raise CheckpointError(f"{train_path}: holds no samples, so no training window to record; bake more data")
+    lengths = shard.array("window_end") - shard.array("window_start")
+    return TrainingWindow(window_size=int(lengths.max()), overlap=None, source="shards", species={})
+
+
+def write_training_window(directory: str | Path, record: TrainingWindow) -> Path:
+    """Write ``directory/training_window.json`` atomically."""
+    path = Path(directory) / TRAINING_WINDOW_FILE
+    with atomic_write(path) as handle:
+        json.dump(record.to_json(), handle, indent=2)
+        handle.write("\n")
+    return path
+
+
+def read_training_window(model_dir: str | Path) -> TrainingWindow | None:
+    """The training window recorded in a model directory, or None where there is none.
+
+    Raises:
+        CheckpointError: the file exists but is unreadable, of another format or version, or its
+            values are not a valid window (naming the file and the fix).
+    """
+    path = Path(model_dir) / TRAINING_WINDOW_FILE
+    if not path.is_file():
+        return None
+    fix = "delete it, or pass --window_size and --overlap explicitly"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc}); {fix}") from exc
+    if not isinstance(raw, dict) or raw.get("format") != TRAINING_WINDOW_FORMAT:
+        raise CheckpointError(f"{path}: not a genoforge training-window record; {fix}")
+    version = raw.get("schema_version")
+    if version != TRAINING_WINDOW_VERSION:
+        raise CheckpointError(
+            f"{path}: schema_version {version!r} is not supported (this genoforge reads "
+            f"{TRAINING_WINDOW_VERSION}); {fix}"
+        )
+    size, overlap = raw.get("window_size"), raw.get("overlap")
+    valid_size = isinstance(size, int) and not isinstance(size, bool) and size > 0
+    valid_overlap = overlap is None or (isinstance(overlap, int) and not isinstance(overlap, bool)
+                                        and valid_size and 0 <= overlap < size)
+    if not (valid_size and valid_overlap):
+        raise CheckpointError(f"{path}: window_size {size!r} / overlap {overlap!r} is not a valid window; {fix}")
+    species = raw.get("species")
+    return TrainingWindow(window_size=size, overlap=overlap, source=str(raw.get("source", "")),
+                          species=species if isinstance(species, dict) else {})

@@ -152,6 +152,7 @@ class Trainer:
                               self.tokenizer, self.model_dir)
         if len(self.train_shard) == 0:
             raise ShardFormatError("holds no samples; bake more data", self.train_path)
+        self.training_window = ckpt.training_window_of(self.train_path, self.train_shard)  # for predict
         self._warn_inert_flags()
         self.gen_windows = None
         if cfg.generate_samples and env.is_main:
@@ -383,7 +384,7 @@ class Trainer:
             path = ckpt.save_checkpoint(
                 self.output_dir, self.global_step, model_state=model_state, optimizer_state=optim_state,
                 rng_state=self._rng_state(), trainer_state=self.trainer_state(),
-                keep_last=self.config.save_total_limit,
+                keep_last=self.config.save_total_limit, training_window=self.training_window,
             )
             self.log.message(f"saved {path.name} ({time.monotonic() - started:.1f} s)")
         par.barrier(self.env)
@@ -406,11 +407,13 @@ class Trainer:
                     write_weights(tmp / "model.safetensors", {k: v.contiguous() for k, v in state.items()})
                     write_model_config(tmp, self.model_config)
                     self.tokenizer.save(tmp)
+                    ckpt.write_training_window(tmp, self.training_window)
         elif self.env.is_main:
             from genoforge.model.io import save_model
 
             with atomic_dir(target, overwrite=True) as tmp:
                 save_model(par.unwrap(self.model), tmp, self.tokenizer)
+                ckpt.write_training_window(tmp, self.training_window)
         par.barrier(self.env)
         return target if self.env.is_main else None
 
