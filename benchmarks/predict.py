@@ -2,6 +2,7 @@
 
 Run (on an H100): python benchmarks/predict.py --presets small,seed --out predict.json
 CPU smoke test of the script: python benchmarks/predict.py --smoke
+Host side of decoding alone (no model): python benchmarks/predict.py --host_only --batch_sizes 256
 
 What is timed: :func:`genoforge.inference.predict.predict_genome` end to end on a random genome
 (FASTA reading, tokenization, encoder, constrained decoding with continuous batching, stitching,
@@ -148,6 +149,62 @@ def bench_preset(name: str, args, root: Path, tok_dir: Path) -> dict:
     return out
 
 
+def bench_host(batch_size: int, args, tok_dir: Path, steps: int = 400) -> dict:
+    """Host milliseconds per decoding step of the grammar side alone (no model): random logits
+    for ``batch_size`` rows, ``<eos>`` pushed down until a row has ``--target_tokens`` tokens,
+    rows refilled as windows end (as in continuous batching), windows of 10 kb and 7.3 kb.
+
+    ``masks`` is :meth:`GrammarRows.masks` (on a GPU mostly the index copy: the gather runs
+    there), ``grammar`` the per-row advance loop with its bookkeeping, and ``argmax`` the masked
+    argmax, device work on a GPU, reported apart. CPU time of this process (a shared machine).
+    """
+    from genoforge.inference.decode import GrammarCache, GrammarRows
+    from genoforge.tokenizer.core import GenoTokenizer
+
+    tokenizer = GenoTokenizer.load(tok_dir)
+    width, eos, bos = tokenizer.vocab_size, tokenizer.eos_id, tokenizer.bos_id
+    generator = torch.Generator().manual_seed(0)
+    pool = [torch.randn(batch_size, width, generator=generator) * 5 for _ in range(16)]
+    grammars = GrammarCache(tokenizer)
+    lengths = [10_000, 10_000, 10_000, 7_321]  # most windows share a length
+    rows = GrammarRows(batch_size, "cpu")
+    tokens: list[list[int]] = [[] for _ in range(batch_size)]
+    started = windows = 0
+
+    def start(b: int) -> None:
+        nonlocal started
+        rows.start(b, grammars(lengths[started % len(lengths)]), bos)
+        tokens[b] = [bos]
+        started += 1
+
+    for b in range(batch_size):
+        start(b)
+    spent = {"masks": 0.0, "argmax": 0.0, "grammar": 0.0}
+    for step in range(steps):
+        logits = pool[step % len(pool)].clone()
+        decoded = torch.tensor([len(t) for t in tokens])
+        logits[:, eos] = torch.where(decoded < args.target_tokens, logits[:, eos] - 1e4, logits[:, eos])
+        t0 = time.process_time()
+        mask = rows.masks(width)
+        t1 = time.process_time()
+        picked = torch.where(mask, logits, float("-inf")).argmax(dim=-1).tolist()
+        t2 = time.process_time()
+        for b in range(batch_size):
+            tokens[b].append(picked[b])
+            if rows.advance(b, picked[b]) or len(tokens[b]) > args.target_tokens + 16:
+                windows += 1
+                rows.stop(b)
+                start(b)
+        t3 = time.process_time()
+        spent["masks"] += t1 - t0
+        spent["argmax"] += t2 - t1
+        spent["grammar"] += t3 - t2
+    per_step = {f"{k}_ms": round(1000 * v / steps, 3) for k, v in spent.items()}
+    host = per_step["masks_ms"] + per_step["grammar_ms"]
+    return {"batch_size": batch_size, "steps": steps, "windows": windows, **per_step,
+            "host_ms_per_step": round(host, 3), "host_us_per_row": round(1000 * host / batch_size, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="small,seed")
@@ -160,6 +217,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="CPU, debug preset, tiny sizes")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    parser.add_argument("--host_only", action="store_true",
+                        help="time only the grammar side of decoding (no model; see bench_host)")
     args = parser.parse_args()
     if args.smoke:
         args.presets, args.batch_sizes, args.window_size, args.seconds = "debug", "4", 2_000, 2.0
@@ -180,6 +239,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="genoforge-bench-predict-") as tmp:
         root = Path(tmp)
         tok_dir = tokenizer_dir(root)
+        if args.host_only:
+            torch.set_num_threads(1)
+            from results_md import machine  # benchmarks/ is on sys.path as the script's folder
+
+            report["machine"] = machine()
+            for batch_size in args.batch_sizes:
+                report["results"].append(bench_host(batch_size, args, tok_dir))
+                print(json.dumps(report["results"][-1]), flush=True)
+            if args.out is not None:
+                args.out.write_text(json.dumps(report, indent=2) + "\n")
+            return
         for name in args.presets.split(","):
             report["results"].append(bench_preset(name, args, root, tok_dir))
     text = json.dumps(report, indent=2)
