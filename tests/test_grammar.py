@@ -218,11 +218,10 @@ def _reference_allowed(grammar: TargetGrammar, state) -> set[str]:
 
 def test_memoised_masks_equal_the_uncached_computation_over_random_states(monkeypatch) -> None:
     """The memo (keyed by allowed_key, shared by grammars of every window size) gives the masks
-    that an uncached, brute-force computation gives, also after the memos overflow and refill."""
+    that an uncached, brute-force computation gives, also after the memo overflows and refills."""
     import genoforge.baking.grammar as grammar_module
 
     monkeypatch.setattr(grammar_module, "_DIGITS_MEMO_SIZE", 64)  # overflow often
-    monkeypatch.setattr(grammar_module, "_MASK_CACHE_SIZE", 32)
     rng = random.Random(5)
     shared: dict = {}  # allowed_key -> mask, across grammars: what a decoder's mask table keeps
     checked = set()

@@ -71,10 +71,10 @@ Intervals = tuple[tuple[int, int], ...]  # inclusive (low, high) value ranges
 # What may come next: fixed tokens, or (when the second item is set) number values. Hashable, and
 # the allowed ids follow from it and the vocabulary alone: the key of every mask cache.
 AllowedKey = tuple[tuple[str, ...], Intervals | None]
-# Memo sizes. A coordinate's allowed digits depend on the line's registers (a few per transcript
-# over a genome); a cache that fills up is emptied and refilled, which only costs recomputation.
-_DIGITS_MEMO_SIZE = 1 << 16
-_MASK_CACHE_SIZE = 1 << 12  # vocabulary-sized bool arrays: ~5 KB each at 5,000 tokens
+# A coordinate's allowed digits depend on the line's registers (new ones with every transcript of
+# a genome), so that memo is bounded: when full it is emptied and refilled, which only costs
+# recomputation (~16k small tuples, a few MB, per grammar).
+_DIGITS_MEMO_SIZE = 1 << 14
 
 
 class GrammarState(NamedTuple):
@@ -151,7 +151,7 @@ class TargetGrammar:
         self.id_of: dict[str, int] = {token: int(lookup(token)) for token in dict.fromkeys(tokens)}
         self.token_of: dict[int, str] = {i: token for token, i in self.id_of.items()}
         self._number_ids = np.array([self.id_of[t] for t in inv.NUMBERS], dtype=np.int64)
-        self._mask_cache: dict[AllowedKey, np.ndarray] = {}
+        self._mask_cache: dict[tuple[str, ...], np.ndarray] = {}
         self._digits_memo: dict[tuple[bool, Intervals, int], AllowedKey] = {}
 
     # -- public API ---------------------------------------------------------------------------
@@ -188,20 +188,24 @@ class TargetGrammar:
         return self._expect(state)
 
     def mask_of_key(self, key: AllowedKey) -> np.ndarray:
-        """The read-only boolean mask (``vocab_size``) of an :meth:`allowed_key` (cached)."""
-        mask = self._mask_cache.get(key)
-        if mask is None:
-            fixed, numbers = key
-            mask = np.zeros(self.vocab_size, dtype=bool)
-            if numbers is None:
+        """The read-only boolean mask (``vocab_size``) of an :meth:`allowed_key`.
+
+        Masks of fixed-token sets (a few dozen) are cached; digit-range masks are built on each
+        call (their keys are many: a decoder keeps those it meets, see ``GrammarRows``).
+        """
+        fixed, numbers = key
+        if numbers is None:
+            mask = self._mask_cache.get(fixed)
+            if mask is None:
+                mask = np.zeros(self.vocab_size, dtype=bool)
                 mask[[self.id_of[t] for t in fixed]] = True
-            else:
-                for low, high in numbers:
-                    mask[self._number_ids[low : high + 1]] = True
-            mask.flags.writeable = False
-            if len(self._mask_cache) >= _MASK_CACHE_SIZE:
-                self._mask_cache.clear()
-            self._mask_cache[key] = mask
+                mask.flags.writeable = False
+                self._mask_cache[fixed] = mask
+            return mask
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        for low, high in numbers:
+            mask[self._number_ids[low : high + 1]] = True
+        mask.flags.writeable = False
         return mask
 
     def advance(self, state: GrammarState, token_id: int) -> GrammarState:
