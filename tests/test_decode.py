@@ -381,3 +381,20 @@ def test_greedy_decode_gives_the_tokens_of_the_per_row_mask_loop(models) -> None
             assert out.truncated[b] == (not finished)
             assert out.token_ids[b] == (tokens[b] if finished else cut_unfinished_record(tokens[b], starts, eos))
         assert sum(len(t) for t in tokens) > 10 * len(lengths)
+
+
+def test_grammar_rows_refuse_grammars_of_another_vocabulary() -> None:
+    from genoforge.baking.grammar import TargetGrammar
+    from genoforge.errors import ConfigError
+    from genoforge.inference.decode import GrammarRows
+    from genoforge.tokenizer import inventory as inv
+
+    vocab = {token: i for i, token in enumerate(inv.builtin_tokens())}
+    shifted = {token: i + 1 for token, i in vocab.items()}
+    rows = GrammarRows(2, "cpu")
+    rows.start(0, TargetGrammar(vocab, window_size=100), vocab[inv.BOS])
+    rows.start(1, TargetGrammar(dict(vocab), window_size=50), vocab[inv.BOS])  # equal mapping: fine
+    with pytest.raises(ConfigError, match="share one vocabulary"):
+        rows.start(1, TargetGrammar(shifted, window_size=100), shifted[inv.BOS])
+    with pytest.raises(ConfigError, match="capacity"):
+        GrammarRows(8, "cpu", capacity=8)

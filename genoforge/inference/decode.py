@@ -166,6 +166,7 @@ class GrammarRows:
         self._keys: list[AllowedKey | None] = [None] * rows
         self._mask_row = [0] * rows  # each row's row of the table
         self._vocab: dict[str, int] | None = None
+        self._last_grammar: TargetGrammar | None = None
         self._row_of_key: dict[AllowedKey, int] = {}
         self._pending: list[tuple[AllowedKey, TargetGrammar]] = []  # added since the last upload
         self._table: Tensor | None = None  # [>= len(_row_of_key) + 1, V] bool
@@ -179,8 +180,9 @@ class GrammarRows:
         """
         if self._vocab is None:
             self._vocab = grammar.id_of
-        elif grammar.id_of is not self._vocab and grammar.id_of != self._vocab:
+        elif grammar is not self._last_grammar and grammar.id_of != self._vocab:
             raise ConfigError("the grammars of one decoding batch must share one vocabulary")
+        self._last_grammar = grammar  # most windows share one grammar: compare vocabularies once
         self.grammars[b] = grammar
         state = grammar.advance(grammar.start_state(), bos_id)
         self._enter(b, grammar, state, grammar.allowed_key(state))
