@@ -224,11 +224,14 @@ class Trainer:
             rows = [r for p in (*self.plans.values(), self.val_plan) for mb in p.micro_batches for r in mb]
             self.fixed_docs_per_row = max((len(r) for r in rows), default=1)
 
-        # Wrapping order: activation checkpointing -> compile -> DDP/FSDP -> optimizer.
-        if cfg.gradient_checkpointing:
-            par.apply_activation_checkpointing(model)
+        # Wrapping order: compile -> activation checkpointing -> DDP/FSDP -> optimizer. Each block
+        # is compiled first and the checkpoint wraps the compiled block: compiling a checkpointed
+        # block traces flex_attention inside the checkpoint's higher-order op, which torch 2.11
+        # cannot do (pytorch/pytorch#167116; the seed preset failed so on an H100).
         if cfg.compile:
             par.compile_blocks(model)
+        if cfg.gradient_checkpointing:
+            par.apply_activation_checkpointing(model)
         self.model = par.wrap_model(model, env, cfg.strategy)
         self.fsdp = env.distributed and cfg.strategy == "fsdp"
         self.optimizer = build_optimizer(
