@@ -56,3 +56,7 @@ class CheckpointError(GenoforgeError):
 
 class DependencyError(GenoforgeError):
     """An optional dependency or device is not available."""
+
+
+class DeviceMemoryError(GenoforgeError):
+    """The accelerator ran out of memory; the message says which knobs lower the need."""

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from genoforge.console import info, warn
-from genoforge.errors import CheckpointError, ConfigError, ShardFormatError
+from genoforge.errors import CheckpointError, ConfigError, DeviceMemoryError, ShardFormatError
 from genoforge.training import checkpoint as ckpt
 from genoforge.training import parallelize as par
 from genoforge.training.config import TuneConfig
@@ -562,6 +562,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ run
     def run(self) -> TuneResult:
+        import torch
+
         from genoforge.config import config_to_dict, write_resolved_config
         from genoforge.training.memwatch import MemWatch
         from genoforge.training.telemetry import StepAccumulator, TrainingLog, truncate_metrics
@@ -600,7 +602,11 @@ class Trainer:
                     )
                     memwatch.step = self.global_step
                 self._log_start()
-                stopped = self._train(memwatch)
+                try:
+                    stopped = self._train(memwatch)
+                except torch.OutOfMemoryError as exc:
+                    self._flush_metrics()
+                    raise self._out_of_memory(exc) from exc
                 self._flush_metrics()
                 if stopped != "interrupted":
                     if self.last_eval_step != self.global_step:
@@ -709,6 +715,28 @@ class Trainer:
                     break
             del loader_iter, loader
         return "max_steps" if cfg.max_steps and self.global_step >= cfg.max_steps else "completed"
+
+    def _out_of_memory(self, exc: BaseException) -> DeviceMemoryError:
+        """The one-line error for an out-of-memory failure: where, how much, and what to change."""
+        import torch
+
+        shape = self.shape
+        where = f"step {self.global_step + 1}"
+        usage = ""
+        if self.is_cuda:
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**30
+            total = torch.cuda.get_device_properties(self.device).total_memory / 2**30
+            usage = f", peak {peak:.1f} of {total:.1f} GiB"
+        saved = ckpt.latest_checkpoint(self.output_dir)
+        resume = f"; the last checkpoint ({saved}) resumes with --resume auto" if saved else ""
+        checkpointing = "" if self.config.gradient_checkpointing else "add --gradient_checkpointing, "
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        return DeviceMemoryError(
+            f"out of device memory at {where} (micro-batch of {shape.rows_per_batch} rows x "
+            f"{shape.encoder_row_len} encoder + {shape.decoder_row_len} decoder positions{usage}): "
+            f"{checkpointing}lower --token_budget / --max_batch_size, or shard the model over several GPUs "
+            f"with torchrun ... --strategy fsdp{resume} [{first}]"
+        )
 
     def _interrupt(self) -> str:
         self._flush_metrics()
