@@ -12,7 +12,10 @@ Sections (``--sections``, default all):
 * ``model``: the seed-size model (DNABERT-2 vocabulary + inventory = 5154 tokens), bf16 autocast,
   each layer torch.compile'd, fused AdamW: forward+backward time, full step time, tokens/s, MFU
   (PERFORMANCE.md: active parameters, attention counted separately, 989 TFLOP/s peak) and the
-  peak memory of a steady-state training step (optimizer state allocated).
+  peak memory of a steady-state training step (optimizer state allocated). Each timed step is
+  synchronised, so a step's host work before its first kernel (mask building) is exposed; the
+  ``fwd_bwd_accum`` figures time 4 micro-batches' fwd+bwd back to back instead (gradient
+  accumulation, as tune runs them), where that host work overlaps the GPU's queue.
 
 Times are medians over CUDA-event-timed iterations after warm-up (compile) iterations.
 """
@@ -244,6 +247,9 @@ def make_batch(config: ModelConfig, rows: int, enc_docs: list[int], dec_docs: li
     return batch
 
 
+ACCUM_MICRO_BATCHES = 4  # micro-batches per timed accumulation run
+
+
 def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_doc_tokens: int, n_docs: int,
                 steps: int, compile_model: bool, profile: bool = False) -> dict:
     config = dataclasses.replace(preset("debug" if smoke else "seed"), vocab_size=SEED_VOCAB)
@@ -291,6 +297,27 @@ def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_do
         elif step >= 2:
             fwd_bwd.append((t1 - t0) * 1e3)
             full.append((time.perf_counter() - t0) * 1e3)
+    # Gradient accumulation's steady state: micro-batches' fwd+bwd back to back, no sync or optimizer
+    # step between them (the recipe accumulates 64 per step), so a micro-batch's host work (mask
+    # building, launches) overlaps the GPU work still queued from the one before.
+    accum_ms = []
+    for _ in range(steps if device == "cuda" else 1):
+        if device == "cuda":
+            torch.cuda.synchronize()
+            a0, a1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a0.record()
+        t0 = time.perf_counter()
+        for micro in range(ACCUM_MICRO_BATCHES):
+            with autocast:
+                out = model(batches[micro % 2], label_smoothing=0.1, return_logits=False)
+            out.loss.backward()
+        if device == "cuda":
+            a1.record()
+            a1.synchronize()
+            accum_ms.append(a0.elapsed_time(a1) / ACCUM_MICRO_BATCHES)
+        else:
+            accum_ms.append((time.perf_counter() - t0) * 1e3 / ACCUM_MICRO_BATCHES)
+        optimizer.zero_grad(set_to_none=True)
     mask_ms = []
     for batch in batches * 2:  # mask building alone (once per batch, inside every forward above)
         if device == "cuda":
@@ -318,6 +345,8 @@ def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_do
         "rows": rows, "encoder_tokens": enc_tokens, "decoder_tokens": dec_tokens,
         "latents": rows * n_docs * config.num_latents, "documents_per_row": n_docs,
         "fwd_bwd_ms": round(fb, 2), "step_ms": round(st, 2), "mask_build_ms": round(statistics.median(mask_ms), 2),
+        "fwd_bwd_accum_ms": round(statistics.median(accum_ms), 2),
+        "mfu_fwd_bwd_accum": round(flops["total"] / (statistics.median(accum_ms) * 1e-3) / PEAK_BF16_FLOPS, 4),
         "encoder_tokens_per_s": round(enc_tokens / (fb * 1e-3)),
         "decoder_tokens_per_s": round(dec_tokens / (fb * 1e-3)),
         "tflop_per_step": round(flops["total"] / 1e12, 2),
@@ -411,6 +440,7 @@ def main() -> None:
         m = results["model"]
         print(f"\nseed model: {m['encoder_tokens']} enc + {m['decoder_tokens']} dec tokens, fwd+bwd {m['fwd_bwd_ms']} ms, "
               f"step {m['step_ms']} ms, MFU {m['mfu_fwd_bwd']:.1%} (fwd+bwd) / {m['mfu_step']:.1%} (step), "
+              f"fwd+bwd in accumulation {m['fwd_bwd_accum_ms']} ms ({m['mfu_fwd_bwd_accum']:.1%} MFU), "
               f"peak {m.get('peak_memory_gb')} GB")
 
 
