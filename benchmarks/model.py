@@ -402,12 +402,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--no_compile", action="store_true")
     parser.add_argument("--profile", action="store_true", help="Print the top CUDA kernels of one model step.")
+    parser.add_argument("--flex_mode", default=None,
+                        help="torch.compile mode for FlexAttention, e.g. max-autotune-no-cudagraphs (autotunes "
+                             "the kernels' tile sizes; longer warm-up). Default: the library's (plain compile).")
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.smoke:
         args.rows, args.docs, args.enc_doc_tokens, args.dec_doc_tokens, args.steps = 2, 2, 40, 16, 2
     torch._dynamo.config.cache_size_limit = 64  # never fall back to eager silently
+    if args.flex_mode and device == "cuda":
+        import genoforge.model.attention as attention
+        from torch.nn.attention.flex_attention import flex_attention
+
+        attention._flex_fn(torch.device("cuda"))  # the library's setup (recompile limit) first
+        attention._compiled_flex = torch.compile(flex_attention, dynamic=False, mode=args.flex_mode)
     torch.set_float32_matmul_precision("high")  # the fp32 router matmuls may use TF32
     results: dict = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
