@@ -220,12 +220,12 @@ def training_flops(config: ModelConfig, rows: int, enc_docs: list[int], dec_docs
     return flops
 
 
-def compile_layers(model) -> None:
+def compile_layers(model, mode: str | None = None) -> None:
     blocks = list(model.encoder.layers) + list(model.decoder.layers)
     if model.compressor is not None:
         blocks += [model.compressor.read, *model.compressor.layers]
     for block in blocks:
-        block.compile(dynamic=False)
+        block.compile(dynamic=False, mode=mode)
 
 
 def make_batch(config: ModelConfig, rows: int, enc_docs: list[int], dec_docs: list[int], device: str, seed: int):
@@ -251,7 +251,7 @@ ACCUM_MICRO_BATCHES = 4  # micro-batches per timed accumulation run
 
 
 def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_doc_tokens: int, n_docs: int,
-                steps: int, compile_model: bool, profile: bool = False) -> dict:
+                steps: int, compile_model: bool, profile: bool = False, compile_mode: str | None = None) -> dict:
     config = dataclasses.replace(preset("debug" if smoke else "seed"), vocab_size=SEED_VOCAB)
     enc_docs, dec_docs = [enc_doc_tokens] * n_docs, [dec_doc_tokens] * n_docs
     torch.manual_seed(0)
@@ -260,7 +260,7 @@ def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_do
     model.bp_digit_token_ids.copy_(torch.arange(4096, 5096) % SEED_VOCAB)
     model.train()
     if compile_model:
-        compile_layers(model)
+        compile_layers(model, compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=device == "cuda")
     batches = [make_batch(config, rows, enc_docs, dec_docs, device, seed) for seed in range(2)]
     flops = training_flops(config, rows, enc_docs, dec_docs)
@@ -369,7 +369,7 @@ def run_model(device: str, args) -> dict:
     def once(rows: int) -> dict:
         return bench_model(device, args.smoke, rows, args.enc_doc_tokens, args.dec_doc_tokens, args.docs,
                            args.steps, compile_model=device == "cuda" and not args.no_compile,
-                           profile=args.profile)
+                           profile=args.profile, compile_mode=args.flex_mode)
 
     try:
         result = once(args.rows)
@@ -403,8 +403,8 @@ def main() -> None:
     parser.add_argument("--no_compile", action="store_true")
     parser.add_argument("--profile", action="store_true", help="Print the top CUDA kernels of one model step.")
     parser.add_argument("--flex_mode", default=None,
-                        help="torch.compile mode for FlexAttention, e.g. max-autotune-no-cudagraphs (autotunes "
-                             "the kernels' tile sizes; longer warm-up). Default: the library's (plain compile).")
+                        help="torch.compile mode for FlexAttention and the model's compiled layers, e.g. "
+                             "max-autotune-no-cudagraphs (autotunes tile sizes; longer warm-up). Default: plain.")
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
