@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from test_tune_fixtures import read_metrics, run_tune, tune_workspace  # noqa: F401 - fixture
 
 from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
 from genoforge.tokenizer import inventory as inv
-from genoforge.training.generate import score_windows, window_transcripts
+from genoforge.training.generate import ValidationWindows, score_decoded, score_windows, window_transcripts
 
 GEN_KEYS = ("gen_cds_nucleotide_f1", "gen_cds_exon_f1", "gen_transcript_f1", "gen_gene_f1")
 
@@ -75,3 +76,46 @@ def test_tune_writes_generative_scores(tune_workspace, tmp_path):
             assert 0.0 <= record[key] <= 1.0, (key, record[key])
     assert "decoded 2 windows" in result.stderr
     assert all(r["kind"] != "eval" or "gen_windows" in r for r in read_metrics(out))
+
+
+def test_ddp_ranks_share_the_decoding_and_pool_the_same_scores(tune_workspace, tmp_path):
+    """Under DDP each rank decodes every world_size-th window; the gathered scores equal one process's."""
+    import os
+    import subprocess
+    import sys
+
+    from test_tune_fixtures import REPO_ROOT, train_losses, tune_args, tune_env
+
+    from genoforge.tokenizer.core import GenoTokenizer
+
+    tokenizer = GenoTokenizer.load(tune_workspace.model_dir)
+    ws = dataclasses.replace(tune_workspace,
+                             validation=_parseable_validation(tmp_path / "validation.packed", tokenizer, 5))
+    flags = ("--max_steps", "1", "--save_steps", "0", "--generate_samples", "3",
+             "--generate_max_new_tokens", "48")
+    one = run_tune(ws, tmp_path / "one", "--grad_accum", "2", *flags)
+    assert one.returncode == 0, one.stderr
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(29700 + os.getpid() % 1000), "-m", "genoforge",
+               *tune_args(ws, tmp_path / "two", "--grad_accum", "1", *flags)]
+    two = subprocess.run(command, capture_output=True, text=True, env=tune_env(), cwd=REPO_ROOT, timeout=180)
+    assert two.returncode == 0, two.stderr[-4000:]
+    assert train_losses(tmp_path / "two")[1] == pytest.approx(train_losses(tmp_path / "one")[1], rel=1e-4)
+    gen = [{k: v for k, v in read_metrics(tmp_path / run, "eval")[-1].items() if k.startswith("gen_")}
+           for run in ("one", "two")]
+    assert gen[0]["gen_windows"] == 3 and set(gen[0]) == {*GEN_KEYS, "gen_windows", "gen_truncated"}
+    assert gen[1] == gen[0]
+
+
+def test_scores_pool_decoded_windows_from_any_rank_in_any_order():
+    windows = ValidationWindows(input_ids=[[5]] * 3, window_lengths=[100] * 3,
+                                references=[REFERENCE, WindowAnnotation(), REFERENCE])
+    rank0 = [(0, REFERENCE, False), (2, WindowAnnotation(), True)]  # rank 0 of 2: windows 0 and 2
+    rank1 = [(1, WindowAnnotation(), False)]
+    pooled = score_decoded(windows, rank1 + rank0)
+    expected = score_windows(windows.references, [REFERENCE, WindowAnnotation(), WindowAnnotation()])
+    assert pooled == {**expected, "gen_windows": 3, "gen_truncated": 1}
+    with pytest.raises(ValueError):  # a window decoded twice (two ranks took the same share)
+        score_decoded(windows, rank0 + rank0 + rank1)
+    with pytest.raises(ValueError):  # a window nobody decoded
+        score_decoded(windows, rank0)

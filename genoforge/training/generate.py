@@ -1,8 +1,9 @@
 """Generative validation: decode validation windows during training and score them.
 
 Loss says how well the model predicts the reference token by token; generative validation says
-what it writes on its own. At each evaluation (``--generate_samples N``), rank 0 decodes the
-first N windows of the validation shard (deterministic: the same windows every time) with the
+what it writes on its own. At each evaluation (``--generate_samples N``), the processes decode the
+first N windows of the validation shard (deterministic: the same windows every time; under DDP
+each rank decodes every world_size-th window and the predictions are gathered) with the
 inference decoder (:func:`genoforge.inference.decode.decode_windows`: greedy, grammar-
 constrained) and scores them against the windows' own targets with the ``genoforge eval`` scorer
 (:func:`genoforge.evaluation.compare.compare_transcripts`).
@@ -95,18 +96,17 @@ def load_validation_windows(shard, tokenizer, n: int) -> ValidationWindows:
     return windows
 
 
-def generative_validation(model, tokenizer, windows: ValidationWindows, *, max_new_tokens: int,
-                          batch_size: int = 8, autocast=nullcontext) -> dict[str, Any]:
-    """Decode ``windows`` with ``model`` (batches of ``batch_size``, no grad) and score them.
+DecodedWindow = tuple[int, WindowAnnotation, bool]  # (window index, prediction, truncated)
+
+
+def decode_validation_windows(model, tokenizer, windows: ValidationWindows, indices: Sequence[int], *,
+                              max_new_tokens: int, batch_size: int = 8,
+                              autocast=nullcontext) -> list[DecodedWindow]:
+    """Decode the windows at ``indices`` with ``model`` (batches of ``batch_size``, no grad).
 
     ``autocast`` makes the context the forward passes run in (training's bf16 autocast on CUDA).
-
     Leaves the model in the mode it found it in. Greedy decoding draws no random numbers, so the
     training RNG stream is untouched.
-
-    Returns:
-        ``gen_<level>_f1`` per level, ``gen_windows`` (windows scored) and ``gen_truncated``
-        (windows cut by ``max_new_tokens``).
     """
     import torch
 
@@ -114,18 +114,45 @@ def generative_validation(model, tokenizer, windows: ValidationWindows, *, max_n
 
     was_training = model.training
     model.eval()
-    predictions: list[WindowAnnotation] = []
-    truncated = 0
+    decoded: list[DecodedWindow] = []
     grammars = GrammarCache(tokenizer)
+    indices = list(indices)
     try:
         with torch.no_grad(), autocast():
-            for start in range(0, len(windows.input_ids), batch_size):
-                out = decode_windows(model, tokenizer, windows.input_ids[start : start + batch_size],
-                                     windows.window_lengths[start : start + batch_size],
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                out = decode_windows(model, tokenizer, [windows.input_ids[i] for i in chunk],
+                                     [windows.window_lengths[i] for i in chunk],
                                      grammars=grammars, max_new_tokens=max_new_tokens)
-                predictions += [p.annotation for p in out]
-                truncated += sum(p.truncated for p in out)
+                decoded += [(i, p.annotation, bool(p.truncated)) for i, p in zip(chunk, out, strict=True)]
     finally:
         model.train(was_training)
+    return decoded
+
+
+def score_decoded(windows: ValidationWindows, decoded: Sequence[DecodedWindow]) -> dict[str, Any]:
+    """``gen_<level>_f1`` per level, ``gen_windows`` and ``gen_truncated`` of every window decoded.
+
+    ``decoded`` may come from several processes in any order; each window must appear once.
+    """
+    by_index = dict((i, (annotation, truncated)) for i, annotation, truncated in decoded)
+    if len(by_index) != len(decoded) or sorted(by_index) != list(range(len(windows.references))):
+        raise ValueError("every validation window must be decoded exactly once")
+    order = sorted(by_index)
+    predictions = [by_index[i][0] for i in order]
     return {**score_windows(windows.references, predictions), "gen_windows": len(predictions),
-            "gen_truncated": truncated}
+            "gen_truncated": sum(by_index[i][1] for i in order)}
+
+
+def generative_validation(model, tokenizer, windows: ValidationWindows, *, max_new_tokens: int,
+                          batch_size: int = 8, autocast=nullcontext) -> dict[str, Any]:
+    """Decode every window of ``windows`` with ``model`` in this process and score them.
+
+    Returns:
+        ``gen_<level>_f1`` per level, ``gen_windows`` (windows scored) and ``gen_truncated``
+        (windows cut by ``max_new_tokens``).
+    """
+    decoded = decode_validation_windows(model, tokenizer, windows, range(len(windows.input_ids)),
+                                        max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                        autocast=autocast)
+    return score_decoded(windows, decoded)

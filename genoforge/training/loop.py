@@ -155,15 +155,17 @@ class Trainer:
         self.training_window = ckpt.training_window_of(self.train_path, self.train_shard)  # for predict
         self._warn_inert_flags()
         self.gen_windows = None
-        if cfg.generate_samples and env.is_main:
+        if cfg.generate_samples:
             if env.distributed and cfg.strategy == "fsdp":
-                # Rank 0 alone cannot run FSDP-sharded layers (each forward all-gathers over ranks).
-                warn("--generate_samples is not supported with --strategy fsdp; generative validation is off")
-            else:
+                # Ranks decode different windows for different numbers of steps, but every forward of
+                # FSDP-sharded layers all-gathers over all ranks: they would wait on each other.
+                if env.is_main:
+                    warn("--generate_samples is not supported with --strategy fsdp; generative validation is off")
+            else:  # every rank loads them: under DDP each decodes its share (see _generate)
                 from genoforge.training.generate import load_validation_windows
 
                 self.gen_windows = load_validation_windows(self.val_shard, self.tokenizer, cfg.generate_samples)
-                if self.gen_windows.skipped:
+                if self.gen_windows.skipped and env.is_main:
                     warn(f"{self.val_path}: {self.gen_windows.skipped} of the first {cfg.generate_samples} "
                          "validation targets do not parse and are left out of generative validation; "
                          "re-bake the validation shard")
@@ -523,16 +525,24 @@ class Trainer:
         return result
 
     def _generate(self) -> dict[str, Any]:
-        """Generative validation on rank 0 (``genoforge.training.generate``); RNG state kept."""
-        from genoforge.training.generate import generative_validation
+        """Generative validation (``genoforge.training.generate``); RNG state kept.
 
+        Each rank decodes every world_size-th window with its own (unwrapped, so collective-free)
+        copy of the model; the predictions are gathered and every rank scores all of them.
+        """
+        from genoforge.training.generate import decode_validation_windows, score_decoded
+
+        env = self.env
         rng = self._rng_state()  # greedy decoding draws none; kept anyway so resume stays exact
         try:
-            return generative_validation(par.unwrap(self.model), self.tokenizer, self.gen_windows,
-                                         max_new_tokens=self.config.generate_max_new_tokens,
-                                         batch_size=self.shape.rows_per_batch, autocast=self.autocast)
+            mine = decode_validation_windows(
+                par.unwrap(self.model), self.tokenizer, self.gen_windows,
+                range(env.rank, len(self.gen_windows.input_ids), env.world_size),
+                max_new_tokens=self.config.generate_max_new_tokens,
+                batch_size=self.shape.rows_per_batch, autocast=self.autocast)
         finally:
             self._restore_rng(rng)
+        return score_decoded(self.gen_windows, par.all_gather_objects(mine, env))
 
     def _after_eval(self, result: dict[str, float], epoch: int) -> bool:
         """Record an evaluation; export best/; True when early stopping says stop."""

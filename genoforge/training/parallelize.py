@@ -150,6 +150,17 @@ def all_reduce_sum(tensor, env: DistEnv):
     return tensor
 
 
+def all_gather_objects(items: list, env: DistEnv) -> list:
+    """Every rank's ``items`` (picklable), concatenated in rank order; ``items`` alone when not distributed."""
+    if not env.distributed:
+        return list(items)
+    import torch.distributed as dist
+
+    gathered: list = [None] * env.world_size
+    dist.all_gather_object(gathered, list(items))
+    return [item for part in gathered for item in part]
+
+
 def any_rank(flag: bool, env: DistEnv) -> bool:
     """True when ``flag`` is set on any rank (one tiny all-reduce; a host sync)."""
     if not env.distributed:
