@@ -3,6 +3,8 @@
 Run (on an H100): python benchmarks/predict.py --presets small,seed --out predict.json
 CPU smoke test of the script: python benchmarks/predict.py --smoke
 Host side of decoding alone (no model): python benchmarks/predict.py --host_only --batch_sizes 256
+Decoder step from a CUDA graph (experimental; compare with the same command without the flag):
+python3 benchmarks/predict.py --presets small,seed --batch_sizes 256 --seconds 25 --cuda_graphs
 
 What is timed: :func:`genoforge.inference.predict.predict_genome` end to end on a random genome
 (FASTA reading, tokenization, encoder, constrained decoding with continuous batching, stitching,
@@ -66,7 +68,11 @@ def write_genome(path: Path, contigs: int, contig_length: int, seed: int) -> Pat
 
 
 def fixed_length_step(target_tokens: int, eos_id: int):
-    """row_step with <eos> pushed down until a row has decoded ``target_tokens`` tokens."""
+    """row_step with <eos> pushed down until a row has decoded ``target_tokens`` tokens.
+
+    Device work only (no host sync), so with ``--cuda_graphs`` it is captured with the step:
+    GraphedRowStep captures this module's ``row_step`` as bound when it builds its graph.
+    """
     original = stream_module.row_step
 
     def step(model, token_ids, cache, active):
@@ -94,7 +100,7 @@ def bench_preset(name: str, args, root: Path, tok_dir: Path) -> dict:
     if device.type == "cuda":
         model = model.to(torch.bfloat16)
     model.eval()
-    out = {"preset": name, "device": str(device), "runs": []}
+    out = {"preset": name, "device": str(device), "cuda_graphs": args.cuda_graphs, "runs": []}
     if device.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(device)
     for batch_size in args.batch_sizes:
@@ -102,7 +108,7 @@ def bench_preset(name: str, args, root: Path, tok_dir: Path) -> dict:
         try:
             predict_config = PredictConfig(window_size=args.window_size, overlap=args.window_size // 4,
                                            batch_size=batch_size, max_new_tokens=args.target_tokens + 16,
-                                           device=str(device))
+                                           device=str(device), cuda_graphs=args.cuda_graphs)
             predictor = Predictor(model, tokenizer, predict_config)
             stream_module.row_step = fixed_length_step(args.target_tokens, tokenizer.eos_id)
             stride = args.window_size - args.window_size // 4
@@ -219,6 +225,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     parser.add_argument("--host_only", action="store_true",
                         help="time only the grammar side of decoding (no model; see bench_host)")
+    parser.add_argument("--cuda_graphs", action="store_true",
+                        help="replay the decoder step from a CUDA graph (PredictConfig.cuda_graphs)")
     args = parser.parse_args()
     if args.smoke:
         args.presets, args.batch_sizes, args.window_size, args.seconds = "debug", "4", 2_000, 2.0
@@ -234,6 +242,7 @@ def main() -> None:
         "python": platform.python_version(),
         "target_tokens": args.target_tokens,
         "window_size": args.window_size,
+        "cuda_graphs": args.cuda_graphs,
         "results": [],
     }
     with tempfile.TemporaryDirectory(prefix="genoforge-bench-predict-") as tmp:
@@ -255,6 +264,8 @@ def main() -> None:
     text = json.dumps(report, indent=2)
     if args.out is not None:
         args.out.write_text(text + "\n")
+    if args.cuda_graphs:
+        print("\ndecoder step from a CUDA graph (--cuda_graphs)")
     print("\n| preset | device | batch | bp/s | windows/s | target tokens/s | seconds | peak GiB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for result in report["results"]:

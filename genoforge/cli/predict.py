@@ -66,6 +66,12 @@ def predict_command(
         str | None,
         typer.Option(*flag("seqids"), help="Comma-separated contigs to annotate (default: all)."),
     ] = None,
+    cuda_graphs: Annotated[
+        bool,
+        typer.Option(*flag("cuda_graphs"), help=(
+            "Experimental, CUDA only: replay the batched decoder step from a captured CUDA graph "
+            "(fewer kernel launches per step). Refused on a CPU; off by default.")),
+    ] = False,
 ) -> None:
     """Annotate a genome: FASTA in, GFF3 gene models out."""
     from genoforge.inference.predict import PredictConfig, predict_genome
@@ -82,6 +88,7 @@ def predict_command(
         max_new_tokens=max_new_tokens,
         device=device,
         seqids=names,
+        cuda_graphs=cuda_graphs,
     )
     result = predict_genome(model_dir, genome, output, config)
     typer.echo(

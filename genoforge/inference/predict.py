@@ -90,7 +90,9 @@ class PredictConfig:
     lays training windows; ``max_new_tokens`` None means :func:`default_max_new_tokens` of the
     window (resolved by :class:`Predictor`, which knows the model); ``batch_size`` 0 means 8
     windows on a CPU, 128 on CUDA; ``device`` ``auto`` picks CUDA when available; ``dtype``
-    ``auto`` is bfloat16 on CUDA and float32 on a CPU.
+    ``auto`` is bfloat16 on CUDA and float32 on a CPU. ``cuda_graphs`` (experimental, CUDA only)
+    replays the batched decoder step from a captured CUDA graph
+    (:class:`genoforge.inference.stream.GraphedRowStep`); off by default.
     """
 
     window_size: int | None = None
@@ -102,6 +104,7 @@ class PredictConfig:
     device: str = "auto"
     dtype: str = "auto"
     seqids: tuple[str, ...] | None = None
+    cuda_graphs: bool = False
 
     @property
     def resolved_window_size(self) -> int:
@@ -180,6 +183,19 @@ def resolve_device(name: str):
     return device
 
 
+def check_cuda_graphs(config: PredictConfig, device) -> None:
+    """Refuse ``cuda_graphs`` off CUDA (a torch device ``device``).
+
+    Raises:
+        ConfigError: ``config.cuda_graphs`` is on and ``device`` is not a CUDA device.
+    """
+    if config.cuda_graphs and device.type != "cuda":
+        raise ConfigError(
+            f"--cuda_graphs captures the decoder step as a CUDA graph, but the model runs on {device} "
+            f"(--device {config.device}); drop --cuda_graphs, or pass --device cuda on a machine with a GPU"
+        )
+
+
 def describe_window(config: PredictConfig, record: TrainingWindow | None, model_dir: str | Path) -> str:
     """Where ``config``'s window came from, for a stderr line (``config`` as given, unresolved)."""
     settled = config.for_model(record)
@@ -225,6 +241,13 @@ class Predictor:
         cuda = self.device.type == "cuda"
         self.batch_size = self.config.batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE)
         self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
+        self.step = None  # decode_stream's default row_step, unless CUDA graphs are asked for
+        if self.config.cuda_graphs:
+            from genoforge.inference.stream import GraphedRowStep, check_capturable
+
+            check_cuda_graphs(self.config, self.device)
+            check_capturable(self.model)
+            self.step = GraphedRowStep()
         self.target_tokens = 0  # target tokens kept (after <bos>), all windows so far
 
     @classmethod
@@ -250,6 +273,7 @@ class Predictor:
         config = config.for_model(record)
         config.validate()
         device = resolve_device(config.device)
+        check_cuda_graphs(config, device)  # before loading the weights
         dtype_name = config.dtype
         if dtype_name == "auto":
             dtype_name = "bfloat16" if device.type == "cuda" else "float32"
@@ -276,17 +300,22 @@ class Predictor:
                 else:  # kept without its bases: a long N run must not pile up sequence
                     skipped.append(dataclasses.replace(window, sequence=""))
 
-        for window, prediction in decode_stream(
-            self.model, self.tokenizer, decodable(), batch_size=self.batch_size,
-            max_new_tokens=self.max_new_tokens, grammars=self.grammars,
-            length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
-        ):
+        try:
+            for window, prediction in decode_stream(
+                self.model, self.tokenizer, decodable(), batch_size=self.batch_size,
+                max_new_tokens=self.max_new_tokens, grammars=self.grammars,
+                length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
+                step=self.step,
+            ):
+                while skipped:
+                    yield skipped.popleft(), None
+                self.target_tokens += len(prediction.token_ids) - 1
+                yield window, prediction
             while skipped:
                 yield skipped.popleft(), None
-            self.target_tokens += len(prediction.token_ids) - 1
-            yield window, prediction
-        while skipped:
-            yield skipped.popleft(), None
+        finally:
+            if self.step is not None:
+                self.step.release()  # the graph's buffers hold this stream's decode cache
 
     def annotate(self, windows: Sequence[GenomeWindow]) -> list[WindowAnnotation]:
         """The decoded annotation of each window, in input order (empty for all-N windows)."""

@@ -161,3 +161,52 @@ def test_small_model_compiled_and_checkpointed_trains():
         grads[wrapped] = torch.cat([p.grad.flatten().float() for p in model.parameters() if p.grad is not None])
     assert grads[True].numel() == grads[False].numel()
     assert rel_err(grads[True], grads[False]) < 5e-2
+
+
+def test_cuda_graph_decoding_writes_the_eager_tokens(tmp_path):
+    """`predict --cuda_graphs`'s decoder step (GraphedRowStep: warm-up, capture, replay) writes
+    exactly the tokens of the eager row_step: small preset, random weights, bf16, 7 windows on 3
+    rows (refilled mid-stream). <eos> is held back for 40 steps (device work, captured with the
+    step, as benchmarks/predict.py does) so most tokens come from replays."""
+    import random
+    import shutil
+
+    from genoforge.inference.stream import GraphedRowStep, decode_stream, row_step
+    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
+    from genoforge.tokenizer.edit import ensure_builtin_tokens
+
+    shutil.copyfile(dnabert2_tokenizer_path(), tmp_path / "tokenizer.json")
+    ensure_builtin_tokens(tmp_path)
+    tokenizer = GenoTokenizer.load(tmp_path)
+    config = dataclasses.replace(preset("small"), vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id,
+                                 decoder_dropout=0.0, encoder_dropout=0.0)
+    torch.manual_seed(0)
+    digits = torch.tensor([tokenizer.token_to_id(str(i)) for i in range(1000)])
+    model = GenoforgeModel(config, digits).to(DEV)
+    model.init_weights()
+    model = model.to(torch.bfloat16).eval()
+    eos = tokenizer.eos_id
+
+    def held_back(model, token_ids, cache, active):
+        logits = row_step(model, token_ids, cache, active)
+        early = cache.position_B < 40
+        logits[:, eos] = torch.where(early, logits[:, eos] - 1e4, logits[:, eos])
+        return logits
+
+    rng = random.Random(0)
+    lengths = [3_000, 1_200, 2_500, 800, 3_000, 2_000, 1_500]
+    items = [(k, tokenizer.encode_dna("".join(rng.choice("ACGT") for _ in range(n))), n)
+             for k, n in enumerate(lengths)]
+    eager = dict(decode_stream(model, tokenizer, items, batch_size=3, max_new_tokens=64, step=held_back))
+    graphed = GraphedRowStep(body=held_back)
+    steps = 0
+
+    def counted(*args):
+        nonlocal steps
+        steps += 1
+        return graphed(*args)
+
+    replayed = dict(decode_stream(model, tokenizer, items, batch_size=3, max_new_tokens=64, step=counted))
+    assert graphed.captures == 1  # a compressor: fixed memory width, one capture for the stream
+    assert steps > 80  # 3 rows, 7 windows of >= 41 steps each: at least 3 rounds
+    assert [replayed[k].token_ids for k in range(7)] == [eager[k].token_ids for k in range(7)]
