@@ -237,12 +237,20 @@ def aligned_model(tokenizer):
                        decoder_kv_heads=2)
 
 
-def test_the_captured_step_calls_no_op_that_syncs_with_the_host(tokenizer) -> None:
+@pytest.mark.parametrize("math_sdpa", [False, True])
+def test_the_captured_step_calls_no_op_that_syncs_with_the_host(tokenizer, math_sdpa) -> None:
+    """``math_sdpa``: SDPA forced onto its math path (bmm, softmax, GQA by expand), the one CUDA
+    falls back to for a boolean mask with GQA; the default path on a CPU is one fused kernel."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     model = aligned_model(tokenizer)
     model.set_moe_impl("grouped")
-    ops = audited_step_ops(model, tokenizer)
-    assert {"_grouped_mm", "argsort", "index_add", "scaled_dot_product_attention"} & ops  # it ran
-    assert "_grouped_mm" in ops
+    with sdpa_kernel(SDPBackend.MATH) if math_sdpa else nullcontext():
+        ops = audited_step_ops(model, tokenizer)
+    assert "_grouped_mm" in ops and "index_add" in ops  # the grouped MoE ran inside the step
+    assert ("bmm" in ops) == math_sdpa
     assert not ops & {*SYNC_OPS, "repeat_interleave(tensor repeats)"}, sorted(ops)
     check_capturable(model)  # accepted
 
