@@ -251,7 +251,8 @@ ACCUM_MICRO_BATCHES = 4  # micro-batches per timed accumulation run
 
 
 def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_doc_tokens: int, n_docs: int,
-                steps: int, compile_model: bool, profile: bool = False, compile_mode: str | None = None) -> dict:
+                steps: int, compile_model: bool, profile: bool = False, compile_mode: str | None = None,
+                expert_copies: bool = False) -> dict:
     config = dataclasses.replace(preset("debug" if smoke else "seed"), vocab_size=SEED_VOCAB)
     enc_docs, dec_docs = [enc_doc_tokens] * n_docs, [dec_doc_tokens] * n_docs
     torch.manual_seed(0)
@@ -259,6 +260,7 @@ def bench_model(device: str, smoke: bool, rows: int, enc_doc_tokens: int, dec_do
     model.init_weights()
     model.bp_digit_token_ids.copy_(torch.arange(4096, 5096) % SEED_VOCAB)
     model.train()
+    model.enable_bf16_expert_copies(expert_copies)
     if compile_model:
         compile_layers(model, compile_mode)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=device == "cuda")
@@ -369,7 +371,8 @@ def run_model(device: str, args) -> dict:
     def once(rows: int) -> dict:
         return bench_model(device, args.smoke, rows, args.enc_doc_tokens, args.dec_doc_tokens, args.docs,
                            args.steps, compile_model=device == "cuda" and not args.no_compile,
-                           profile=args.profile, compile_mode=args.flex_mode)
+                           profile=args.profile, compile_mode=args.flex_mode,
+                           expert_copies=args.bf16_expert_copies)
 
     try:
         result = once(args.rows)
@@ -402,6 +405,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--no_compile", action="store_true")
     parser.add_argument("--profile", action="store_true", help="Print the top CUDA kernels of one model step.")
+    parser.add_argument("--bf16_expert_copies", action="store_true",
+                        help="Read persistent bf16 copies of the expert weights (GenoforgeModel."
+                             "enable_bf16_expert_copies) instead of casting them every forward.")
     parser.add_argument("--flex_mode", default=None,
                         help="torch.compile mode for FlexAttention and the model's compiled layers, e.g. "
                              "max-autotune-no-cudagraphs (autotunes tile sizes; longer warm-up). Default: plain.")

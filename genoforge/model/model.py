@@ -127,6 +127,18 @@ class GenoforgeModel(nn.Module):
             return self.attention_backend  # type: ignore[return-value]
         return "flex" if device.type == "cuda" else "reference"
 
+    def enable_bf16_expert_copies(self, enabled: bool = True) -> None:
+        """Training forwards read bf16 copies of the expert weights, re-cast only when they change.
+
+        Opt-in (``genoforge.model.moe`` docstring): saves the per-micro-batch fp32 -> bf16 cast of
+        the experts on CUDA. The copies are refreshed at the start of every training-mode
+        :meth:`forward`, outside the compiled layers.
+        """
+        self._bf16_expert_copies = enabled
+        for module in self.modules():
+            if isinstance(module, MoEFeedForward):
+                module.enable_bf16_copies(enabled)
+
     def set_moe_impl(self, impl: MoeImpl) -> None:
         """Force the MoE path of every layer: "grouped", "loop" or "auto"."""
         for module in self.modules():
@@ -246,6 +258,10 @@ class GenoforgeModel(nn.Module):
     def forward(self, batch: Any, label_smoothing: float = 0.0, return_logits: bool = True) -> ModelOutput:
         """Loss and logits of a packed batch (see the module docstring for the fields)."""
         config = self.config
+        if self.training and getattr(self, "_bf16_expert_copies", False):
+            for module in self.modules():  # before the (compiled) layers read them
+                if isinstance(module, MoEFeedForward):
+                    module.refresh_bf16_copies()
         masks = self.build_masks(batch)
         memory = self.encode(batch, masks)
         decoder_ids = _get(batch, "decoder_ids")
