@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import math
 import platform
 import statistics
 import sys

@@ -49,7 +49,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genoforge.baking import hints as hints_module
 from genoforge.baking.manifest import MANIFEST_FILE, SpeciesReport, SplitCounts, build_manifest, write_manifest
@@ -57,6 +57,9 @@ from genoforge.baking.split import SPLITS, split_chromosome
 from genoforge.baking.taxa import MAX_WINDOW_SIZE, load_taxa
 from genoforge.baking.windows import is_mostly_n, keep_intergenic, overlap_of, tile
 from genoforge.errors import ConfigError, GenoforgeError, InputError, TokenizerError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna")
 GFF_SUFFIXES = (".gff3", ".gff")

@@ -25,7 +25,6 @@ zeros.
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor, nn
