@@ -108,6 +108,10 @@ def test_short_contig_n_contig_both_strands_and_contig_end_cuts(tmp_path: Path) 
     assert {r[0] for r in rows} == {escape_seqid("ctg;short=1")} == {"ctg%3Bshort%3D1"}
     partial = sorted(r[8].split("partial=")[1] for r in rows if "partial=" in r[8])
     assert partial == ["left", "left", "right"]
+    # NCBI's convention beside it, on the transcripts: which coordinate is not a real end.
+    ranges = sorted(a for r in rows if r[2] == "mRNA" for a in r[8].split(";")
+                    if a.startswith(("start_range=", "end_range=")))
+    assert ranges == ["end_range=480,.", "start_range=.,1"]
     back = load_annotation(path, {"ctg;short=1": 480, "chrN": 5_000})
     assert [t.cds_phase for t in back.transcripts["ctg;short=1"] if t.cds] == [2, 1]
     assert "chrN" not in back.transcripts

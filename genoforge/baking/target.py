@@ -534,7 +534,14 @@ def transcript_gff3_rows(
 
     extra = f";biotype={t.biotype}"
     if t.partial != inv.PARTIAL_NONE:
-        extra += f";partial={_PARTIAL_ATTRIBUTE[t.partial]}"
+        side = _PARTIAL_ATTRIBUTE[t.partial]
+        # NCBI's convention for incomplete ends (genome browsers and submission tools read it):
+        # start_range=.,<start> when the lower end is cut, end_range=<end>,. when the upper one is.
+        if side in ("left", "both"):
+            extra += f";start_range=.,{offset + t.start + 1}"
+        if side in ("right", "both"):
+            extra += f";end_range={offset + t.end},."
+        extra += f";partial={side}"
     ttype = _TRANSCRIPT_ROW_TYPE.get(t.biotype, t.biotype)
     rows = [row(ttype, t.start, t.end, ".", f"ID={transcript_id};Parent={gene_id}{extra}")]
     child = f"Parent={transcript_id}"

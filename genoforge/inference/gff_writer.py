@@ -20,7 +20,8 @@ Rows (9 tab-separated columns, 1-based closed coordinates, source ``genoforge``,
   ``three_prime_UTR`` rows; rows written by
   :func:`genoforge.baking.target.transcript_gff3_rows`, the same code that writes training
   targets back to GFF3. A transcript cut by a contig end (or left unjoined) carries
-  ``partial=left|right|both``;
+  ``partial=left|right|both`` and NCBI's ``start_range=.,<start>`` / ``end_range=<end>,.`` for
+  the cut end(s);
 - stand-alone features (``origin_of_replication``, ``mobile_genetic_element``) as single rows,
   ``ID=<seqid>.f<n>``.
 
