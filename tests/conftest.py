@@ -32,6 +32,19 @@ def dnabert2_tokenizer_json() -> Path:
     return DNABERT2_TOKENIZER_JSON
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test, restored after: deterministic, and on a shared
+    2-core machine torch's thread pool can run 50x slower. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def baking_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tokenizer folder bake can use: the bundled DNABERT-2 BPE plus the built-in inventory

@@ -22,19 +22,14 @@ from genoforge.inference.decode import GrammarCache, decode_windows, encoder_bat
 from genoforge.inference.stream import decode_stream
 
 
-def build_debug_model_dir(directory: Path, seed: int = 0) -> Path:
-    """A debug-preset model directory with random weights (model init's layout)."""
+def build_debug_model(tokenizer, seed: int = 0, **changes):
+    """A random debug-preset model (``changes`` override the preset) that writes targets of
+    different lengths for different windows."""
     from genoforge.model.config import preset
-    from genoforge.model.io import save_model
     from genoforge.model.model import GenoforgeModel
-    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
-    from genoforge.tokenizer.edit import ensure_builtin_tokens
 
-    directory.mkdir(parents=True)
-    shutil.copyfile(dnabert2_tokenizer_path(), directory / "tokenizer.json")
-    ensure_builtin_tokens(directory)
-    tokenizer = GenoTokenizer.load(directory)
-    config = dataclasses.replace(preset("debug"), vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
+    config = dataclasses.replace(preset("debug"), vocab_size=tokenizer.vocab_size,
+                                 pad_token_id=tokenizer.pad_id, **changes)
     digits = torch.tensor([tokenizer.token_to_id(str(i)) for i in range(1000)])
     torch.manual_seed(seed)
     model = GenoforgeModel(config, digits)
@@ -47,22 +42,31 @@ def build_debug_model_dir(directory: Path, seed: int = 0) -> Path:
     with torch.no_grad():
         table = model.decoder.lm_head.weight
         table[tokenizer.eos_id] -= table[tokenizer.bos_id]
-        model.compressor.read.attn.o_proj.weight.mul_(30.0)
+        if model.compressor is not None:
+            model.compressor.read.attn.o_proj.weight.mul_(30.0)
         for layer in model.decoder.layers:
             layer.cross_attn.q_proj.weight.mul_(4.0)
             layer.cross_attn.k_proj.weight.mul_(4.0)
             layer.cross_attn.o_proj.weight.mul_(30.0)
+    return model
+
+
+def build_debug_model_dir(directory: Path, seed: int = 0) -> Path:
+    """A debug-preset model directory with random weights (model init's layout)."""
+    from genoforge.model.io import save_model
+    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
+    from genoforge.tokenizer.edit import ensure_builtin_tokens
+
+    directory.mkdir(parents=True)
+    shutil.copyfile(dnabert2_tokenizer_path(), directory / "tokenizer.json")
+    ensure_builtin_tokens(directory)
+    tokenizer = GenoTokenizer.load(directory)
+    model = build_debug_model(tokenizer, seed)
     save_model(model, directory, tokenizer)
     return directory
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One thread: on a shared 2-core machine torch's thread pool can run 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -36,17 +36,6 @@ STEPS = 10
 RTOL = 1e-3  # see the module docstring
 
 
-@pytest.fixture
-def one_torch_thread():
-    """One intra-op thread for the test (deterministic, kind to a shared machine); restored after."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _train_losses(metrics_path: Path) -> dict[int, float]:
     records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     return {r["step"]: r["loss"] for r in records if r["kind"] == "train"}

@@ -30,12 +30,7 @@ WINDOW, OVERLAP = 600, 150
 SMALL_RUN = ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "60", "--batch_size", "3"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_dna(rng: random.Random, n: int, alphabet: str = "ACGT") -> str:

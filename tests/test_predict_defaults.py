@@ -34,12 +34,7 @@ from genoforge.training.checkpoint import TrainingWindow
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_shard(path: Path, windows: list[tuple[str, int, int]]) -> Path:

@@ -16,14 +16,13 @@ for the grouped MoE path.
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from test_decode import build_debug_model
 from typer.testing import CliRunner
 
 from genoforge.cli.app import app
@@ -42,49 +41,19 @@ from genoforge.inference.stream import (
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One thread: on a shared 2-core machine torch's thread pool can run 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
-    from genoforge.tokenizer.edit import ensure_builtin_tokens
+def tokenizer(baking_tokenizer_dir):
+    from genoforge.tokenizer.core import GenoTokenizer
 
-    directory = tmp_path_factory.mktemp("graphs_tokenizer")
-    shutil.copyfile(dnabert2_tokenizer_path(), directory / "tokenizer.json")
-    ensure_builtin_tokens(directory)
-    return GenoTokenizer.load(directory)
+    return GenoTokenizer.load(baking_tokenizer_dir)
 
 
 def build_model(tokenizer, seed: int = 0, **changes):
-    """A random debug-preset model (``changes`` override the preset) writing targets of varied length."""
-    from genoforge.model.config import preset
-    from genoforge.model.model import GenoforgeModel
-
-    config = dataclasses.replace(preset("debug"), vocab_size=tokenizer.vocab_size,
-                                 pad_token_id=tokenizer.pad_id, **changes)
-    digits = torch.tensor([tokenizer.token_to_id(str(i)) for i in range(1000)])
-    torch.manual_seed(seed)
-    model = GenoforgeModel(config, digits)
-    model.init_weights()
-    # As in test_decode.build_debug_model_dir: <eos> away from <bos>, a strong cross-attention,
-    # so different windows decode to different lengths and rows are refilled at different steps.
-    with torch.no_grad():
-        table = model.decoder.lm_head.weight
-        table[tokenizer.eos_id] -= table[tokenizer.bos_id]
-        if model.compressor is not None:
-            model.compressor.read.attn.o_proj.weight.mul_(30.0)
-        for layer in model.decoder.layers:
-            layer.cross_attn.q_proj.weight.mul_(4.0)
-            layer.cross_attn.k_proj.weight.mul_(4.0)
-            layer.cross_attn.o_proj.weight.mul_(30.0)
-    return model.eval()
+    """test_decode's random debug model (targets of varied length), in eval mode."""
+    return build_debug_model(tokenizer, seed, **changes).eval()
 
 
 def windows(tokenizer, lengths, seed: int = 11):

@@ -120,6 +120,7 @@ class GenoforgeModel(nn.Module):
             bp_digit_token_ids = torch.zeros(BP_DIGIT_BASE, dtype=torch.long)
         self.register_buffer("bp_digit_token_ids", bp_digit_token_ids.clone().long())
         self.attention_backend: str = "auto"
+        self._bf16_expert_layers: tuple[MoEFeedForward, ...] = ()  # see enable_bf16_expert_copies
 
     # ----------------------------------------------------------------------------------- setup
     def backend_for(self, device: torch.device) -> Backend:
@@ -134,10 +135,10 @@ class GenoforgeModel(nn.Module):
         the experts on CUDA. The copies are refreshed at the start of every training-mode
         :meth:`forward`, outside the compiled layers.
         """
-        self._bf16_expert_copies = enabled
-        for module in self.modules():
-            if isinstance(module, MoEFeedForward):
-                module.enable_bf16_copies(enabled)
+        experts = [module for module in self.modules() if isinstance(module, MoEFeedForward)]
+        for module in experts:
+            module.enable_bf16_copies(enabled)
+        self._bf16_expert_layers = tuple(experts) if enabled else ()
 
     def set_moe_impl(self, impl: MoeImpl) -> None:
         """Force the MoE path of every layer: "grouped", "loop" or "auto"."""
@@ -258,10 +259,9 @@ class GenoforgeModel(nn.Module):
     def forward(self, batch: Any, label_smoothing: float = 0.0, return_logits: bool = True) -> ModelOutput:
         """Loss and logits of a packed batch (see the module docstring for the fields)."""
         config = self.config
-        if self.training and getattr(self, "_bf16_expert_copies", False):
-            for module in self.modules():  # before the (compiled) layers read them
-                if isinstance(module, MoEFeedForward):
-                    module.refresh_bf16_copies()
+        if self.training:
+            for module in self._bf16_expert_layers:  # before the (compiled) layers read them
+                module.refresh_bf16_copies()
         masks = self.build_masks(batch)
         memory = self.encode(batch, masks)
         decoder_ids = _get(batch, "decoder_ids")

@@ -135,7 +135,7 @@ def score_decoded(windows: ValidationWindows, decoded: Sequence[DecodedWindow]) 
 
     ``decoded`` may come from several processes in any order; each window must appear once.
     """
-    by_index = dict((i, (annotation, truncated)) for i, annotation, truncated in decoded)
+    by_index = {i: (annotation, truncated) for i, annotation, truncated in decoded}
     if len(by_index) != len(decoded) or sorted(by_index) != list(range(len(windows.references))):
         raise ValueError("every validation window must be decoded exactly once")
     order = sorted(by_index)
