@@ -3,7 +3,8 @@
 #   1 GPU, then (when the machine has 2) DDP over 2 GPUs, the recipe's per-micro-batch flags on the
 #   seed preset. Needs .bench/seed (python benchmarks/tune.py prepare .bench/seed --preset seed)
 #   and, where rich is missing, its wheels in .whl. Writes logs and metrics under $OUT.
-#   Env: STEPS, ACCUM, LIMIT1, LIMIT2 (seconds), EXTRA (flags for every run), ONE_GPU=1 (skip DDP).
+#   Env: STEPS, ACCUM, LIMIT1, LIMIT2 (seconds), EXTRA (flags for every run), ONE_GPU=1 (skip DDP),
+#   GPU (the card of the one-GPU run, 0; another card leaves GPU 0 to other benchmarks).
 set -uo pipefail
 OUT=${OUT:-/tmp/tune-bench}
 source "$(dirname "$0")/device_env.sh"
@@ -14,7 +15,7 @@ FLAGS="--epochs 4 --lr 1e-4 --token_budget 63700 --max_batch_size 8 --grad_accum
  --empty_cache_steps 100 --memwatch --max_steps $STEPS --log_steps 1 --eval_max_batches 1"
 run_one() {  # $1: run name, $2: seconds, rest: extra flags
   local name=$1 limit=$2; shift 2
-  CUDA_VISIBLE_DEVICES=0 timeout "$limit" python3 benchmarks/tune.py run .bench/seed "$OUT/$name" $FLAGS "$@" \
+  CUDA_VISIBLE_DEVICES=${GPU:-0} timeout "$limit" python3 benchmarks/tune.py run .bench/seed "$OUT/$name" $FLAGS "$@" \
     >"$OUT/$name.log" 2>&1
   local rc=$?
   tail -n 4 "$OUT/$name.log"
