@@ -66,24 +66,43 @@ class LatentCompressor(nn.Module):
         self.norm = RMSNorm(config.decoder_dim, config.norm_eps)
 
     def chunk_means(self, memory_BSD: Tensor, memory_doc_BS: Tensor, n_slots: int) -> Tensor:
-        """[B, M, D]: slot d*L + i holds the mean of document d's i-th chunk (module docstring)."""
+        """[B, M, D]: slot d*L + i holds the mean of document d's i-th chunk (module docstring).
+
+        Deterministic on every device: a float scatter-add would sum each chunk with atomics in
+        whatever order the GPU's threads arrive (bf16 under autocast), so the same window could
+        give different memory, and different predicted genes, from one run to the next. Instead
+        the tokens are stably sorted by slot (a no-op for packed rows, whose slots already
+        ascend), summed as fp32 prefix sums, and each chunk is the difference of the prefix sums
+        at its ends: the same additions in the same order every time.
+        """
         batch, length, dim = memory_BSD.shape
         n_latents = self.num_latents
         doc = memory_doc_BS.long()
         kept = (doc >= 0) & (doc < n_slots // n_latents)
         doc_index = torch.where(kept, doc, 0)
-        # Tokens per document, to cut each into L equal chunks.
-        ones = kept.to(memory_BSD.dtype)
-        per_doc = torch.zeros(batch, n_slots // n_latents, dtype=memory_BSD.dtype, device=memory_BSD.device)
+        # Tokens per document (a count of ones: exact in any order), to cut each into L chunks.
+        ones = kept.to(torch.float32)
+        per_doc = torch.zeros(batch, n_slots // n_latents, dtype=torch.float32, device=memory_BSD.device)
         per_doc = per_doc.scatter_add(1, doc_index, ones)
         doc_length = per_doc.gather(1, doc_index).clamp(min=1)
-        chunk = (document_positions(doc).to(memory_BSD.dtype) * n_latents / doc_length).floor().long()
-        slot = torch.where(kept, doc_index * n_latents + chunk.clamp(max=n_latents - 1), n_slots)
-        sums = torch.zeros(batch, n_slots + 1, dim, dtype=memory_BSD.dtype, device=memory_BSD.device)
-        sums = sums.scatter_add(1, slot.unsqueeze(-1).expand(-1, -1, dim), memory_BSD)
-        counts = torch.zeros(batch, n_slots + 1, dtype=memory_BSD.dtype, device=memory_BSD.device)
-        counts = counts.scatter_add(1, slot, ones)
-        return sums[:, :n_slots] / counts[:, :n_slots].clamp(min=1).unsqueeze(-1)
+        chunk = (document_positions(doc).to(torch.float32) * n_latents / doc_length).floor().long()
+        slot_BS = torch.where(kept, doc_index * n_latents + chunk.clamp(max=n_latents - 1), n_slots)
+        order_BS = torch.argsort(slot_BS, dim=1, stable=True)
+        sorted_slot_BS = slot_BS.gather(1, order_BS)
+        accumulate = torch.promote_types(memory_BSD.dtype, torch.float32)
+        sorted_BSD = memory_BSD.gather(1, order_BS.unsqueeze(-1).expand(-1, -1, dim)).to(accumulate)
+        prefix_BSD = torch.cat([sorted_BSD.new_zeros(batch, 1, dim), sorted_BSD.cumsum(dim=1)], dim=1)
+        # Slot s holds the sorted tokens [start_s, end_s): end_s = tokens with a slot <= s.
+        slots_BM = torch.arange(n_slots, device=memory_BSD.device).expand(batch, -1).contiguous()
+        end_BM = torch.searchsorted(sorted_slot_BS, slots_BM, right=True)
+        start_BM = torch.searchsorted(sorted_slot_BS, slots_BM, right=False)
+
+        def prefix_at(index_BM: Tensor) -> Tensor:
+            return prefix_BSD.gather(1, index_BM.unsqueeze(-1).expand(-1, -1, dim))
+
+        sums_BMD = prefix_at(end_BM) - prefix_at(start_BM)
+        counts_BM = (end_BM - start_BM).clamp(min=1).to(accumulate)
+        return (sums_BMD / counts_BM.unsqueeze(-1)).to(memory_BSD.dtype)
 
     def forward(
         self,
