@@ -273,11 +273,52 @@ def test_cli_refuses_cuda_graphs_on_cpu_in_one_line(model_dir, tmp_path, spellin
     assert not out.exists() and list(tmp_path.iterdir()) == [genome]
 
 
-def test_cli_help_marks_cuda_graphs_experimental_and_cuda_only() -> None:
+def test_cli_help_documents_cuda_graphs_on_by_default_and_the_off_switch() -> None:
     result = CliRunner().invoke(app, ["predict", "-h"], env=WIDE)
     assert result.exit_code == 0
-    assert "--cuda_graphs" in result.output and "--cuda-graphs" in result.output
-    assert "Experimental, CUDA only" in result.output
+    for spelling in ("--cuda_graphs", "--cuda-graphs", "--no_cuda_graphs", "--no-cuda-graphs"):
+        assert spelling in result.output
+    assert "Default: on with CUDA" in " ".join(result.output.split())
+
+
+def test_cuda_graphs_default_follows_the_device_and_the_experts(tokenizer) -> None:
+    """None (the default): on for CUDA with grouped experts, else eager; True insists; False never.
+
+    Only the decision is tested here (a torch.device("cuda") object allocates nothing); the
+    capture itself is tests/gpu's.
+    """
+    from genoforge.inference.predict import use_cuda_graphs
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    grouped, loop = aligned_model(tokenizer), aligned_model(tokenizer)
+    loop.set_moe_impl("loop")
+    auto, on, off = PredictConfig(), PredictConfig(cuda_graphs=True), PredictConfig(cuda_graphs=False)
+    assert use_cuda_graphs(auto, cuda, grouped) is True
+    assert use_cuda_graphs(auto, cuda, loop) is False  # eager, no error
+    assert use_cuda_graphs(auto, cpu, grouped) is False
+    assert use_cuda_graphs(off, cuda, grouped) is False
+    assert use_cuda_graphs(on, cuda, grouped) is True
+    with pytest.raises(ConfigError, match="per-expert loop"):
+        use_cuda_graphs(on, cuda, loop)
+    with pytest.raises(ConfigError, match="runs on cpu"):
+        use_cuda_graphs(on, cpu, grouped)
+
+
+class FailingCapture(GraphedRowStep):
+    """An emulated GraphedRowStep whose capture fails, as a real one returns after a RuntimeError."""
+
+    def _capture(self, static):
+        return None if self.fallback else super()._capture(static)
+
+
+def test_a_failed_capture_falls_back_to_eager_steps_with_the_same_tokens(tokenizer) -> None:
+    model = aligned_model(tokenizer)
+    items = windows(tokenizer, [640, 33, 1_000, 250], seed=5)
+    eager = dict(decode_stream(model, tokenizer, items, batch_size=2, max_new_tokens=20))
+    failing = FailingCapture(emulate=True, warmup_steps=2, fallback=True)
+    fallen = dict(decode_stream(model, tokenizer, items, batch_size=2, max_new_tokens=20, step=failing))
+    assert failing.failed and failing.captures == 0 and failing.static is None
+    assert [fallen[k].token_ids for k in range(4)] == [eager[k].token_ids for k in range(4)]
 
 
 def test_static_step_holds_no_graph_until_captured(tokenizer) -> None:

@@ -7,7 +7,7 @@ summary on stdout (the GFF3 goes to the ``-o`` file; progress goes to stderr).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -67,11 +67,13 @@ def predict_command(
         typer.Option(*flag("seqids"), help="Comma-separated contigs to annotate (default: all)."),
     ] = None,
     cuda_graphs: Annotated[
-        bool,
-        typer.Option(*flag("cuda_graphs"), help=(
-            "Experimental, CUDA only: replay the batched decoder step from a captured CUDA graph "
-            "(fewer kernel launches per step). Refused on a CPU; off by default.")),
-    ] = False,
+        Optional[bool],
+        typer.Option("--cuda_graphs/--no_cuda_graphs", "--cuda-graphs/--no-cuda-graphs", help=(
+            "Replay the batched decoder step from a captured CUDA graph: one launch instead of "
+            "~1,600 per step, ~4x the bp/s on an H100. Default: on with CUDA when the model "
+            "allows it (grouped-GEMM experts), else eager decoding; --no_cuda_graphs decodes "
+            "eagerly; --cuda_graphs requires it (refused on a CPU).")),
+    ] = None,
 ) -> None:
     """Annotate a genome: FASTA in, GFF3 gene models out."""
     from genoforge.inference.predict import PredictConfig, predict_genome

@@ -90,9 +90,11 @@ class PredictConfig:
     lays training windows; ``max_new_tokens`` None means :func:`default_max_new_tokens` of the
     window (resolved by :class:`Predictor`, which knows the model); ``batch_size`` 0 means 8
     windows on a CPU, 128 on CUDA; ``device`` ``auto`` picks CUDA when available; ``dtype``
-    ``auto`` is bfloat16 on CUDA and float32 on a CPU. ``cuda_graphs`` (experimental, CUDA only)
-    replays the batched decoder step from a captured CUDA graph
-    (:class:`genoforge.inference.stream.GraphedRowStep`); off by default.
+    ``auto`` is bfloat16 on CUDA and float32 on a CPU. ``cuda_graphs`` replays the batched decoder
+    step from a captured CUDA graph (:class:`genoforge.inference.stream.GraphedRowStep`, ~4x the
+    bp/s on an H100): None (the default) uses them on CUDA when the model's experts allow it and
+    decodes eagerly otherwise (or if a capture fails, with a warning); True requires them (an
+    error on a CPU or for per-expert-loop MoE); False never uses them.
     """
 
     window_size: int | None = None
@@ -104,7 +106,7 @@ class PredictConfig:
     device: str = "auto"
     dtype: str = "auto"
     seqids: tuple[str, ...] | None = None
-    cuda_graphs: bool = False
+    cuda_graphs: bool | None = None
 
     @property
     def resolved_window_size(self) -> int:
@@ -184,16 +186,39 @@ def resolve_device(name: str):
 
 
 def check_cuda_graphs(config: PredictConfig, device) -> None:
-    """Refuse ``cuda_graphs`` off CUDA (a torch device ``device``).
+    """Refuse ``cuda_graphs`` asked for (True) off CUDA (a torch device ``device``).
 
     Raises:
-        ConfigError: ``config.cuda_graphs`` is on and ``device`` is not a CUDA device.
+        ConfigError: ``config.cuda_graphs`` is True and ``device`` is not a CUDA device.
     """
-    if config.cuda_graphs and device.type != "cuda":
+    if config.cuda_graphs is True and device.type != "cuda":
         raise ConfigError(
             f"--cuda_graphs captures the decoder step as a CUDA graph, but the model runs on {device} "
             f"(--device {config.device}); drop --cuda_graphs, or pass --device cuda on a machine with a GPU"
         )
+
+
+def use_cuda_graphs(config: PredictConfig, device, model) -> bool:
+    """Whether the decoder step is replayed from a CUDA graph (see :class:`PredictConfig`).
+
+    Raises:
+        ConfigError: ``config.cuda_graphs`` is True but ``device`` is not CUDA, or the model's
+            experts run the per-expert loop (which syncs with the host and cannot be captured).
+    """
+    from genoforge.inference.stream import check_capturable
+
+    if config.cuda_graphs is False:
+        return False
+    check_cuda_graphs(config, device)
+    if device.type != "cuda":
+        return False
+    try:
+        check_capturable(model)
+    except ConfigError:
+        if config.cuda_graphs:
+            raise
+        return False
+    return True
 
 
 def describe_window(config: PredictConfig, record: TrainingWindow | None, model_dir: str | Path) -> str:
@@ -241,13 +266,11 @@ class Predictor:
         cuda = self.device.type == "cuda"
         self.batch_size = self.config.batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE)
         self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
-        self.step = None  # decode_stream's default row_step, unless CUDA graphs are asked for
-        if self.config.cuda_graphs:
-            from genoforge.inference.stream import GraphedRowStep, check_capturable
+        self.step = None  # decode_stream's default row_step, unless CUDA graphs are used
+        if use_cuda_graphs(self.config, self.device, self.model):
+            from genoforge.inference.stream import GraphedRowStep
 
-            check_cuda_graphs(self.config, self.device)
-            check_capturable(self.model)
-            self.step = GraphedRowStep()
+            self.step = GraphedRowStep(fallback=self.config.cuda_graphs is None)
         self.target_tokens = 0  # target tokens kept (after <bos>), all windows so far
 
     @classmethod

@@ -19,10 +19,11 @@ the model's lockstep step and as the uncached full forward.
 
 Grammar, token cap and truncation are exactly those of :mod:`genoforge.inference.decode`.
 
-CUDA graphs (experimental, opt-in: ``PredictConfig.cuda_graphs``, ``predict --cuda_graphs``).
-At batch 256 :func:`row_step` is launch-bound (benchmarks/RESULTS.md, "## Predict": the seed model
-issues 1,629 kernels for 8.3 ms of GPU time in a 31.8 ms step). :class:`GraphedRowStep` runs the
-same function over static buffers and replays it from one captured graph:
+CUDA graphs (``PredictConfig.cuda_graphs``; on by default on CUDA, ``predict --no_cuda_graphs``
+turns them off). At batch 256 :func:`row_step` is launch-bound (benchmarks/RESULTS.md, "## Predict":
+the seed model issues 1,629 kernels for 8.3 ms of GPU time in a 31.8 ms step; replayed from a
+graph, predict runs 4x faster). :class:`GraphedRowStep` runs the same function over static
+buffers and replays it from one captured graph:
 
 * inputs: the step's token ids [B] and active mask [B] are copied into fixed buffers; the logits
   are written into a fixed [B, V] buffer by the graph and cloned out for the caller;
@@ -252,21 +253,28 @@ class GraphedRowStep:
             and control flow (CPU tests of everything but the graph itself).
         body: the step function to capture; default this module's ``row_step`` as bound when
             the graph is built (benchmarks/predict.py wraps it to fix target lengths).
+        fallback: when a capture fails, warn once on stderr and run every later step eagerly
+            (the default-on mode of predict) instead of raising ConfigError (``--cuda_graphs``
+            asked for explicitly).
 
     ``captures`` counts captures (or emulated ones); :meth:`release` drops the graph and its
     buffers (call it when the stream is done: they keep the cache alive).
     """
 
     def __init__(self, *, warmup_steps: int = GRAPH_WARMUP_STEPS, emulate: bool = False,
-                 body: StepFn | None = None):
+                 body: StepFn | None = None, fallback: bool = False):
         self.warmup_steps = warmup_steps
         self.emulate = emulate
         self.body = body
+        self.fallback = fallback
+        self.failed = False  # a capture failed under ``fallback``: every step runs eagerly
         self.captures = 0
         self.static: StaticRowStep | None = None
         self._side_stream = None
 
     def __call__(self, model, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
+        if self.failed:
+            return (self.body or row_step)(model, token_ids_B, cache, active_B)
         static = self.static
         if static is None or static.cache is not cache or static.layout != cache_layout(model, cache):
             static = self._rebuild(model, cache)
@@ -278,6 +286,10 @@ class GraphedRowStep:
         else:
             if static.replay is None:
                 static.replay = self._capture(static)
+                if static.replay is None:  # failed, fallback: this step and the rest eagerly
+                    self.release()
+                    self.failed = True
+                    return (self.body or row_step)(model, token_ids_B, cache, active_B)
                 self.captures += 1
             static.replay()
         return static.logits_BV.clone()
@@ -314,7 +326,12 @@ class GraphedRowStep:
             static.run()
         main.wait_stream(side)
 
-    def _capture(self, static: StaticRowStep) -> Callable[[], None]:
+    def _capture(self, static: StaticRowStep) -> Callable[[], None] | None:
+        """The replay of a fresh capture; None when it failed and ``fallback`` is on.
+
+        A capture records kernels without running them, so a failed one leaves the cache as it
+        was before the step and the step can run eagerly instead.
+        """
         if self.emulate:
             return static.run
         from genoforge.errors import ConfigError
@@ -325,8 +342,15 @@ class GraphedRowStep:
                 static.run()
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if self.fallback:
+                import sys
+
+                print(f"warning: capturing the decoder step as a CUDA graph failed ({first}); "
+                      "decoding eagerly (slower). Pass --no_cuda_graphs to skip the attempt, and "
+                      "please report this", file=sys.stderr)
+                return None
             raise ConfigError(f"--cuda_graphs: capturing the decoder step failed ({first}); "
-                              "run without --cuda_graphs and report this") from exc
+                              "run with --no_cuda_graphs and report this") from exc
         return graph.replay
 
 
