@@ -121,16 +121,13 @@ def test_model_level_switch_reaches_every_expert_layer(preset_name):
     assert not any(m._use_bf16_copies for m in moes)
 
 
-@pytest.mark.slow
-def test_compiled_small_model_trains_the_same_with_copies():
-    """torch.compile'd decoder layers (as tune --compile and the GPU benchmark run them) read the
-    copies without graph breaks, and the losses over optimizer steps equal the casting path's."""
+def train_losses(copies: bool, compile_layers: bool, checkpoint: bool) -> list[float]:
+    """Losses of the small model over 2 optimizer steps of 2 micro-batches, bf16 grouped experts."""
     import dataclasses
-
-    from torch._dynamo.utils import counters
 
     from genoforge.model.config import preset
     from genoforge.model.model import GenoforgeModel
+    from genoforge.training.parallelize import apply_activation_checkpointing
 
     def docs(lengths, total):
         doc = torch.full((total,), -1, dtype=torch.long)
@@ -148,28 +145,48 @@ def test_compiled_small_model_trains_the_same_with_copies():
                  input_bp=(torch.arange(128) * 5).int().expand(2, -1).contiguous(),
                  decoder_ids=torch.randint(0, 1200, dec.shape, generator=gen), decoder_doc=dec,
                  labels=torch.randint(0, 1200, dec.shape, generator=gen), docs_per_row=2)
-    counters.clear()
-    losses = {}
-    for copies in (False, True):
-        torch.manual_seed(0)
-        model = GenoforgeModel(config, torch.arange(100, 1100))
-        model.init_weights()
-        model.train()
-        for module in model.modules():
-            if isinstance(module, MoEFeedForward):
-                module.force_bf16 = True
-        model.enable_bf16_expert_copies(copies)
+    torch.manual_seed(0)
+    model = GenoforgeModel(config, torch.arange(100, 1100))
+    model.init_weights()
+    model.train()
+    for module in model.modules():
+        if isinstance(module, MoEFeedForward):
+            module.force_bf16 = True
+    model.enable_bf16_expert_copies(copies)
+    if compile_layers:  # tune's order: compile each block, then checkpoint it
         for layer in model.decoder.layers:
             layer.compile()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        losses[copies] = []
-        for _step in range(2):
-            for _micro in range(2):
-                out = model(batch)
-                out.loss.backward()
-                losses[copies].append(out.loss.item())
-            optimizer.step()
-            optimizer.zero_grad()
+    if checkpoint:
+        apply_activation_checkpointing(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _step in range(2):
+        for _micro in range(2):
+            out = model(batch)
+            out.loss.backward()
+            losses.append(out.loss.item())
+        optimizer.step()
+        optimizer.zero_grad()
+    return losses
+
+
+def test_checkpointed_small_model_trains_the_same_with_copies():
+    """tune on CUDA enables the copies by default, also under --gradient_checkpointing: the
+    backward's recomputation reads the same copies, and the losses equal the casting path's."""
+    with_copies = train_losses(copies=True, compile_layers=False, checkpoint=True)
+    assert with_copies == train_losses(copies=False, compile_layers=False, checkpoint=True)
+    assert with_copies == train_losses(copies=True, compile_layers=False, checkpoint=False)
+    assert with_copies[2] < with_copies[0]  # the weights (and so the copies) did change
+
+
+@pytest.mark.slow
+def test_compiled_small_model_trains_the_same_with_copies():
+    """torch.compile'd decoder layers (as tune --compile and the GPU benchmark run them) read the
+    copies without graph breaks, and the losses over optimizer steps equal the casting path's."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    losses = {copies: train_losses(copies, compile_layers=True, checkpoint=False) for copies in (False, True)}
     assert not counters["graph_break"]
     assert losses[True] == losses[False]
     assert losses[True][2] < losses[True][0]  # the weights (and so the copies) did change
