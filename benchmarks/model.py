@@ -404,9 +404,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--no_compile", action="store_true")
     parser.add_argument("--profile", action="store_true", help="Print the top CUDA kernels of one model step.")
-    parser.add_argument("--bf16_expert_copies", action="store_true",
+    parser.add_argument("--bf16_expert_copies", action=argparse.BooleanOptionalAction, default=True,
                         help="Read persistent bf16 copies of the expert weights (GenoforgeModel."
-                             "enable_bf16_expert_copies) instead of casting them every forward.")
+                             "enable_bf16_expert_copies, as tune does on CUDA) instead of casting "
+                             "them every forward; --no-bf16_expert_copies casts.")
     parser.add_argument("--flex_mode", default=None,
                         help="torch.compile mode for FlexAttention and the model's compiled layers, e.g. "
                              "max-autotune-no-cudagraphs (autotunes tile sizes; longer warm-up). Default: plain.")
