@@ -408,6 +408,9 @@ def main() -> None:
                         help="Read persistent bf16 copies of the expert weights (GenoforgeModel."
                              "enable_bf16_expert_copies, as tune does on CUDA) instead of casting "
                              "them every forward; --no-bf16_expert_copies casts.")
+    parser.add_argument("--encoder_bwd_tiles", action="store_true",
+                        help="Give the encoder's FlexAttention the backward tiles benchmarks/"
+                             "flex_options.py found fastest (attention.ENCODER_BWD_TILES).")
     parser.add_argument("--flex_mode", default=None,
                         help="torch.compile mode for FlexAttention and the model's compiled layers, e.g. "
                              "max-autotune-no-cudagraphs (autotunes tile sizes; longer warm-up). Default: plain.")
@@ -417,8 +420,11 @@ def main() -> None:
     if args.smoke:
         args.rows, args.docs, args.enc_doc_tokens, args.dec_doc_tokens, args.steps = 2, 2, 40, 16, 2
     torch._dynamo.config.cache_size_limit = 64  # never fall back to eager silently
+    import genoforge.model.attention as attention
+
+    if args.encoder_bwd_tiles:
+        attention.ENCODER_KERNEL_OPTIONS = dict(attention.ENCODER_BWD_TILES)
     if args.flex_mode and device == "cuda":
-        import genoforge.model.attention as attention
         from torch.nn.attention.flex_attention import flex_attention
 
         attention._flex_fn(torch.device("cuda"))  # the library's setup (recompile limit) first

@@ -3,8 +3,9 @@
 Run (on an H100): python benchmarks/predict.py --presets small,seed --out predict.json
 CPU smoke test of the script: python benchmarks/predict.py --smoke
 Host side of decoding alone (no model): python benchmarks/predict.py --host_only --batch_sizes 256
-Decoder step from a CUDA graph (experimental; compare with the same command without the flag):
-python3 benchmarks/predict.py --presets small,seed --batch_sizes 256 --seconds 25 --cuda_graphs
+The decoder step is replayed from a CUDA graph on CUDA by default, as in `genoforge predict`;
+compare with the eager step on the same machine:
+python3 benchmarks/predict.py --presets small,seed --batch_sizes 256 --seconds 25 --no-cuda_graphs
 
 What is timed: :func:`genoforge.inference.predict.predict_genome` end to end on a random genome
 (FASTA reading, tokenization, encoder, constrained decoding with continuous batching, stitching,
@@ -225,8 +226,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     parser.add_argument("--host_only", action="store_true",
                         help="time only the grammar side of decoding (no model; see bench_host)")
-    parser.add_argument("--cuda_graphs", action="store_true",
-                        help="replay the decoder step from a CUDA graph (PredictConfig.cuda_graphs)")
+    parser.add_argument("--cuda_graphs", action=argparse.BooleanOptionalAction, default=None,
+                        help="replay the decoder step from a CUDA graph (PredictConfig.cuda_graphs); "
+                             "default: as predict (on for CUDA when the model allows it)")
     args = parser.parse_args()
     if args.smoke:
         args.presets, args.batch_sizes, args.window_size, args.seconds = "debug", "4", 2_000, 2.0
@@ -264,8 +266,8 @@ def main() -> None:
     text = json.dumps(report, indent=2)
     if args.out is not None:
         args.out.write_text(text + "\n")
-    if args.cuda_graphs:
-        print("\ndecoder step from a CUDA graph (--cuda_graphs)")
+    if args.cuda_graphs is not False and args.device != "cpu":
+        print("\ndecoder step from a CUDA graph (unless the model's experts cannot be captured)")
     print("\n| preset | device | batch | bp/s | windows/s | target tokens/s | seconds | peak GiB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for result in report["results"]:

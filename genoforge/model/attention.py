@@ -300,6 +300,16 @@ def _flex_fn(device: torch.device):
     return _compiled_flex
 
 
+# FlexAttention ``kernel_options`` of the encoder's self-attention (the only ALiBi attention) on
+# CUDA; None keeps torch's tile choice. benchmarks/flex_options.py measured backward tiles
+# (BLOCK_M1/N1/M2/N2 64/128/128/64, 8 warps, 3 stages) 8% faster than the default on an H100 for
+# the seed micro-batch's encoder (benchmarks/RESULTS.md, "Model"); `benchmarks/model.py
+# --encoder_bwd_tiles` sets them until a whole-model measurement decides the default.
+ENCODER_KERNEL_OPTIONS: dict | None = None
+ENCODER_BWD_TILES: dict = {"BLOCK_M1": 64, "BLOCK_N1": 128, "BLOCK_M2": 128, "BLOCK_N2": 64,
+                           "num_warps": 8, "num_stages": 3}
+
+
 def attend(
     q_BHQd: Tensor,
     k_BGKd: Tensor,
@@ -320,6 +330,7 @@ def attend(
                 q_BHQd, k_BGKd, v_BGKd,
                 score_mod=alibi.score_fn() if alibi is not None else None,
                 block_mask=spec.block_mask(), enable_gqa=gqa,
+                kernel_options=ENCODER_KERNEL_OPTIONS if alibi is not None else None,
             )
         with warnings.catch_warnings():
             # Eager (CPU) flex warns that it is unfused; that is the point of the CPU check.
