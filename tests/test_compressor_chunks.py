@@ -66,3 +66,18 @@ def test_chunk_means_of_bf16_memory_are_the_rounded_exact_means():
     assert got.dtype == torch.bfloat16
     # fp32 sums then one rounding: within one bf16 step (2^-8 relative) of the exact mean.
     assert ((got.double() - want).abs() <= want.abs() * 2.0**-8 + 1e-6).all()
+
+
+def test_chunk_means_gradient_is_exact():
+    """The hand-written backward (each token gets its slot's gradient over the slot's count, a
+    gather, no atomics) against autograd's numerical gradient, float64, padding and empty slots."""
+    torch.manual_seed(2)
+    latents, n_docs = 3, 3
+    doc = torch.tensor([[1] * 5 + [-1] * 2 + [0] * 7 + [2] * 2, [0] * 10 + [1] * 4 + [-1] * 2])
+    memory = torch.randn(2, doc.shape[1], 4, dtype=torch.float64, requires_grad=True)
+    module = compressor(latents)
+    assert torch.autograd.gradcheck(lambda m: module.chunk_means(m, doc, n_docs * latents), (memory,))
+    # Padding and tokens of documents beyond the row's slots get no gradient.
+    module.chunk_means(memory, doc, 2 * latents).sum().backward()
+    assert (memory.grad[0, 5:7] == 0).all() and (memory.grad[0, 14:] == 0).all()
+    assert (memory.grad[0, :5] != 0).all()

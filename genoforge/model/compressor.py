@@ -54,6 +54,50 @@ class CompressorBlock(nn.Module):
         return x_BMD + self.dropout(self.ffn(self.ffn_norm(x_BMD)))
 
 
+class _SlotMeans(torch.autograd.Function):
+    """Mean of the tokens of each slot: [B, S, D] tokens, [B, S] slots in [0, M] -> [B, M, D].
+
+    Slot M collects what belongs nowhere and is dropped; an empty slot gives zeros.
+
+    Forward: the tokens stably sorted by slot (a no-op for packed rows, whose slots already
+    ascend) are summed as prefix sums in fp32 (fp64 for fp64 input), and a slot's sum is the
+    difference of the prefix sums at its ends: the same additions in the same order every time.
+    Backward: each token receives its slot's gradient divided by the slot's count, a gather
+    (no scatter-add, so no atomics either).
+    """
+
+    @staticmethod
+    def forward(ctx, memory_BSD: Tensor, slot_BS: Tensor, n_slots: int) -> Tensor:
+        batch, _, dim = memory_BSD.shape
+        accumulate = torch.promote_types(memory_BSD.dtype, torch.float32)
+        order_BS = torch.argsort(slot_BS, dim=1, stable=True)
+        sorted_slot_BS = slot_BS.gather(1, order_BS)
+        sorted_BSD = memory_BSD.gather(1, order_BS.unsqueeze(-1).expand(-1, -1, dim)).to(accumulate)
+        prefix_BSD = torch.cat([sorted_BSD.new_zeros(batch, 1, dim), sorted_BSD.cumsum(dim=1)], dim=1)
+        # Slot s holds the sorted tokens [start_s, end_s): end_s = tokens with a slot <= s.
+        slots_BM = torch.arange(n_slots, device=slot_BS.device).expand(batch, -1).contiguous()
+        end_BM = torch.searchsorted(sorted_slot_BS, slots_BM, right=True)
+        start_BM = torch.searchsorted(sorted_slot_BS, slots_BM, right=False)
+
+        def prefix_at(index_BM: Tensor) -> Tensor:
+            return prefix_BSD.gather(1, index_BM.unsqueeze(-1).expand(-1, -1, dim))
+
+        counts_BM = (end_BM - start_BM).clamp(min=1).to(accumulate)
+        ctx.save_for_backward(slot_BS, counts_BM)
+        ctx.memory_dtype = memory_BSD.dtype
+        return ((prefix_at(end_BM) - prefix_at(start_BM)) / counts_BM.unsqueeze(-1)).to(memory_BSD.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_BMD: Tensor) -> tuple[Tensor | None, None, None]:
+        slot_BS, counts_BM = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        per_token = grad_BMD.to(counts_BM.dtype) / counts_BM.unsqueeze(-1)
+        per_token = torch.cat([per_token, per_token.new_zeros(per_token.shape[0], 1, per_token.shape[2])], dim=1)
+        grad_BSD = per_token.gather(1, slot_BS.unsqueeze(-1).expand(-1, -1, per_token.shape[2]))
+        return grad_BSD.to(ctx.memory_dtype), None, None
+
+
 class LatentCompressor(nn.Module):
     """Memory [B, S, D] of packed documents -> latents [B, M, D], L per document."""
 
@@ -68,41 +112,24 @@ class LatentCompressor(nn.Module):
     def chunk_means(self, memory_BSD: Tensor, memory_doc_BS: Tensor, n_slots: int) -> Tensor:
         """[B, M, D]: slot d*L + i holds the mean of document d's i-th chunk (module docstring).
 
-        Deterministic on every device: a float scatter-add would sum each chunk with atomics in
-        whatever order the GPU's threads arrive (bf16 under autocast), so the same window could
-        give different memory, and different predicted genes, from one run to the next. Instead
-        the tokens are stably sorted by slot (a no-op for packed rows, whose slots already
-        ascend), summed as fp32 prefix sums, and each chunk is the difference of the prefix sums
-        at its ends: the same additions in the same order every time.
+        Deterministic on every device, forward and backward (:class:`_SlotMeans`): a float
+        scatter-add would sum each chunk with atomics in whatever order the GPU's threads arrive
+        (bf16 under autocast), so the same window could give different memory, and different
+        predicted genes, from one run to the next (seen on an H100: 190 and 184 genes).
         """
-        batch, length, dim = memory_BSD.shape
         n_latents = self.num_latents
         doc = memory_doc_BS.long()
         kept = (doc >= 0) & (doc < n_slots // n_latents)
         doc_index = torch.where(kept, doc, 0)
-        # Tokens per document (a count of ones: exact in any order), to cut each into L chunks.
+        # Tokens per document (a count of ones: exact in any order), to cut each into L chunks;
+        # fp32 positions (bf16 ones are inexact past 256).
         ones = kept.to(torch.float32)
-        per_doc = torch.zeros(batch, n_slots // n_latents, dtype=torch.float32, device=memory_BSD.device)
+        per_doc = torch.zeros(doc.shape[0], n_slots // n_latents, dtype=torch.float32, device=doc.device)
         per_doc = per_doc.scatter_add(1, doc_index, ones)
         doc_length = per_doc.gather(1, doc_index).clamp(min=1)
         chunk = (document_positions(doc).to(torch.float32) * n_latents / doc_length).floor().long()
         slot_BS = torch.where(kept, doc_index * n_latents + chunk.clamp(max=n_latents - 1), n_slots)
-        order_BS = torch.argsort(slot_BS, dim=1, stable=True)
-        sorted_slot_BS = slot_BS.gather(1, order_BS)
-        accumulate = torch.promote_types(memory_BSD.dtype, torch.float32)
-        sorted_BSD = memory_BSD.gather(1, order_BS.unsqueeze(-1).expand(-1, -1, dim)).to(accumulate)
-        prefix_BSD = torch.cat([sorted_BSD.new_zeros(batch, 1, dim), sorted_BSD.cumsum(dim=1)], dim=1)
-        # Slot s holds the sorted tokens [start_s, end_s): end_s = tokens with a slot <= s.
-        slots_BM = torch.arange(n_slots, device=memory_BSD.device).expand(batch, -1).contiguous()
-        end_BM = torch.searchsorted(sorted_slot_BS, slots_BM, right=True)
-        start_BM = torch.searchsorted(sorted_slot_BS, slots_BM, right=False)
-
-        def prefix_at(index_BM: Tensor) -> Tensor:
-            return prefix_BSD.gather(1, index_BM.unsqueeze(-1).expand(-1, -1, dim))
-
-        sums_BMD = prefix_at(end_BM) - prefix_at(start_BM)
-        counts_BM = (end_BM - start_BM).clamp(min=1).to(accumulate)
-        return (sums_BMD / counts_BM.unsqueeze(-1)).to(memory_BSD.dtype)
+        return _SlotMeans.apply(memory_BSD, slot_BS, n_slots)
 
     def forward(
         self,
