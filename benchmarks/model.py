@@ -411,6 +411,9 @@ def main() -> None:
     parser.add_argument("--encoder_bwd_tiles", action="store_true",
                         help="Give the encoder's FlexAttention the backward tiles benchmarks/"
                              "flex_options.py found fastest (attention.ENCODER_BWD_TILES).")
+    parser.add_argument("--compiled_masks", action="store_true",
+                        help="Build the block masks with the compiled block_lists "
+                             "(attention.COMPILE_BLOCK_MASKS) instead of eagerly.")
     parser.add_argument("--flex_mode", default=None,
                         help="torch.compile mode for FlexAttention and the model's compiled layers, e.g. "
                              "max-autotune-no-cudagraphs (autotunes tile sizes; longer warm-up). Default: plain.")
@@ -424,6 +427,7 @@ def main() -> None:
 
     if args.encoder_bwd_tiles:
         attention.ENCODER_KERNEL_OPTIONS = dict(attention.ENCODER_BWD_TILES)
+    attention.COMPILE_BLOCK_MASKS = args.compiled_masks
     if args.flex_mode and device == "cuda":
         from torch.nn.attention.flex_attention import flex_attention
 

@@ -153,3 +153,18 @@ def test_compiled_flex_may_compile_every_attention_kind(monkeypatch):
     monkeypatch.setattr(attention, "_compiled_flex", None)
     attention._flex_fn(torch.device("cuda"))  # torch.compile is lazy: nothing runs on a GPU here
     assert torch._dynamo.config.recompile_limit >= 2 * 5
+
+
+@pytest.mark.slow
+def test_compiled_block_lists_equal_the_eager_ones():
+    """`block_lists` compiled (as `attention.COMPILE_BLOCK_MASKS` does on CUDA, fullgraph, static
+    shapes) gives the eager lists exactly, for every mask kind; here compiled for the CPU."""
+    from genoforge.model.attention import block_lists
+
+    compiled = torch.compile(block_lists, dynamic=False, fullgraph=True)
+    for spec in make_specs(0)[::2]:
+        args = (spec.q_doc, spec.kv_doc, spec.flex_block_size(), spec.causal, spec.lookback, spec.radius)
+        eager, fused = block_lists(*args), compiled(*args)
+        assert len(eager) == len(fused) == 8
+        for want, got in zip(eager, fused, strict=True):
+            assert got.dtype == want.dtype and torch.equal(got, want)

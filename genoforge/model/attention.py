@@ -141,14 +141,10 @@ class MaskSpec:
             from torch.nn.attention.flex_attention import BlockMask
 
             _, n_q, n_kv = self.shape
-            partial_BQK, full_BQK = self.block_classes()
-            kv_num, kv_idx = _blocks_to_indices(partial_BQK)
-            full_kv_num, full_kv_idx = _blocks_to_indices(full_BQK)
-            # The key-side lists (for the backward pass) straight from the transposed classes:
-            # BlockMask.from_kv_blocks would rebuild them through a vmapped dense scatter.
-            q_num, q_idx = _blocks_to_indices(partial_BQK.transpose(1, 2))
-            full_q_num, full_q_idx = _blocks_to_indices(full_BQK.transpose(1, 2))
             block = self.flex_block_size()
+            build = _block_lists_fn(self.q_doc.device)
+            kv_num, kv_idx, full_kv_num, full_kv_idx, q_num, q_idx, full_q_num, full_q_idx = build(
+                self.q_doc, self.kv_doc, block, self.causal, self.lookback, self.radius)
             self._block_mask = BlockMask(
                 seq_lengths=(n_q, n_kv), kv_num_blocks=kv_num, kv_indices=kv_idx,
                 full_kv_num_blocks=full_kv_num, full_kv_indices=full_kv_idx,
@@ -169,34 +165,8 @@ class MaskSpec:
         position pair can match. (Document ids are contiguous runs in a packed row, so for real
         rows the classes equal ``create_block_mask``'s; tests compare them.)
         """
-        block = self.flex_block_size()
-        q_lo, q_hi, q_whole = _block_doc_ranges(self.q_doc, block)
-        k_lo, k_hi, k_whole = _block_doc_ranges(self.kv_doc, block)
-        q_lo, q_hi, q_whole = q_lo[:, :, None], q_hi[:, :, None], q_whole[:, :, None]
-        k_lo, k_hi, k_whole = k_lo[:, None, :], k_hi[:, None, :], k_whole[:, None, :]
-        # Empty blocks (only padding) have lo > hi, so they overlap nothing.
-        doc_any = (q_lo <= k_hi) & (k_lo <= q_hi) & (q_lo <= q_hi) & (k_lo <= k_hi)
-        doc_all = q_whole & k_whole & (q_lo == q_hi) & (k_lo == k_hi) & (q_lo == k_lo)
-
-        device = self.q_doc.device
-        q_first = (torch.arange(q_lo.shape[1], device=device) * block)[None, :, None]
-        k_first = (torch.arange(k_lo.shape[2], device=device) * block)[None, None, :]
-        q_last, k_last = q_first + block - 1, k_first + block - 1
-        pos_any = torch.ones_like(doc_any)
-        pos_all = torch.ones_like(doc_all)
-        if self.causal:  # j <= i
-            pos_any = pos_any & (k_first <= q_last)
-            pos_all = pos_all & (k_last <= q_first)
-            if self.lookback > 0:  # i - j < lookback
-                pos_any = pos_any & (q_first - k_last < self.lookback)
-                pos_all = pos_all & (q_last - k_first < self.lookback)
-        if self.radius is not None:  # |i - j| <= radius
-            nearest = torch.clamp(torch.maximum(k_first - q_last, q_first - k_last), min=0)
-            farthest = torch.maximum(q_last - k_first, k_last - q_first)
-            pos_any = pos_any & (nearest <= self.radius)
-            pos_all = pos_all & (farthest <= self.radius)
-        full = doc_all & pos_all
-        return doc_any & pos_any & ~full, full
+        return classify_blocks(self.q_doc, self.kv_doc, self.flex_block_size(), self.causal, self.lookback,
+                               self.radius)
 
     def bool_mask(self) -> Tensor:
         """[B, Q, K] boolean mask, materialised (reference path)."""
@@ -208,6 +178,71 @@ class MaskSpec:
             k = torch.arange(n_kv, device=device)[None, None, :]
             self._bool_mask = self.mask_fn()(b, None, q, k)  # type: ignore[arg-type]
         return self._bool_mask
+
+
+def classify_blocks(q_doc: Tensor, kv_doc: Tensor, block: int, causal: bool, lookback: int,
+                    radius: int | None) -> tuple[Tensor, Tensor]:
+    """``(partial, full)`` [B, Qb, Kb] block classes of a mask (:meth:`MaskSpec.block_classes`)."""
+    q_lo, q_hi, q_whole = _block_doc_ranges(q_doc, block)
+    k_lo, k_hi, k_whole = _block_doc_ranges(kv_doc, block)
+    q_lo, q_hi, q_whole = q_lo[:, :, None], q_hi[:, :, None], q_whole[:, :, None]
+    k_lo, k_hi, k_whole = k_lo[:, None, :], k_hi[:, None, :], k_whole[:, None, :]
+    # Empty blocks (only padding) have lo > hi, so they overlap nothing.
+    doc_any = (q_lo <= k_hi) & (k_lo <= q_hi) & (q_lo <= q_hi) & (k_lo <= k_hi)
+    doc_all = q_whole & k_whole & (q_lo == q_hi) & (k_lo == k_hi) & (q_lo == k_lo)
+
+    device = q_doc.device
+    q_first = (torch.arange(q_lo.shape[1], device=device) * block)[None, :, None]
+    k_first = (torch.arange(k_lo.shape[2], device=device) * block)[None, None, :]
+    q_last, k_last = q_first + block - 1, k_first + block - 1
+    pos_any = torch.ones_like(doc_any)
+    pos_all = torch.ones_like(doc_all)
+    if causal:  # j <= i
+        pos_any = pos_any & (k_first <= q_last)
+        pos_all = pos_all & (k_last <= q_first)
+        if lookback > 0:  # i - j < lookback
+            pos_any = pos_any & (q_first - k_last < lookback)
+            pos_all = pos_all & (q_last - k_first < lookback)
+    if radius is not None:  # |i - j| <= radius
+        nearest = torch.clamp(torch.maximum(k_first - q_last, q_first - k_last), min=0)
+        farthest = torch.maximum(q_last - k_first, k_last - q_first)
+        pos_any = pos_any & (nearest <= radius)
+        pos_all = pos_all & (farthest <= radius)
+    full = doc_all & pos_all
+    return doc_any & pos_any & ~full, full
+
+
+def block_lists(q_doc: Tensor, kv_doc: Tensor, block: int, causal: bool, lookback: int,
+                radius: int | None) -> tuple[Tensor, ...]:
+    """FlexAttention's eight block lists of a mask, from :func:`classify_blocks`.
+
+    ``(kv_num, kv_idx, full_kv_num, full_kv_idx, q_num, q_idx, full_q_num, full_q_idx)``; the
+    key-side lists (for the backward pass) come straight from the transposed classes:
+    BlockMask.from_kv_blocks would rebuild them through a vmapped dense scatter.
+    """
+    partial_BQK, full_BQK = classify_blocks(q_doc, kv_doc, block, causal, lookback, radius)
+    return (*_blocks_to_indices(partial_BQK), *_blocks_to_indices(full_BQK),
+            *_blocks_to_indices(partial_BQK.transpose(1, 2)), *_blocks_to_indices(full_BQK.transpose(1, 2)))
+
+
+# Building a batch's five block masks eagerly is ~300 small kernels and 5-9 ms of host time on an
+# H100 host (benchmarks/RESULTS.md, "Model"), during which the GPU waits at the start of each
+# micro-batch. Compiled, :func:`block_lists` is a handful of fused kernels per mask kind. Opt-in
+# until measured on a GPU (`benchmarks/model.py --compiled_masks`); CUDA only.
+COMPILE_BLOCK_MASKS = False
+_compiled_block_lists = None
+
+
+def _block_lists_fn(device: torch.device):
+    """:func:`block_lists`, compiled on CUDA when :data:`COMPILE_BLOCK_MASKS` is on."""
+    global _compiled_block_lists
+    if device.type != "cuda" or not COMPILE_BLOCK_MASKS or torch.compiler.is_compiling():
+        return block_lists
+    if _compiled_block_lists is None:
+        config = torch._dynamo.config  # one graph per mask kind and shape (see _flex_fn)
+        config.recompile_limit = max(config.recompile_limit, FLEX_RECOMPILE_LIMIT)
+        _compiled_block_lists = torch.compile(block_lists, dynamic=False, fullgraph=True)
+    return _compiled_block_lists
 
 
 def _block_doc_ranges(doc_BL: Tensor, block: int) -> tuple[Tensor, Tensor, Tensor]:
