@@ -2,7 +2,9 @@
 
 FlexAttention (compiled, block-sparse, bf16, fwd and bwd) vs the explicit-mask reference on fp32
 copies, for each mask kind; MoE grouped GEMM vs the per-expert loop (bf16 autocast, fwd and bwd);
-the whole small model with flex vs reference attention (fp32, forward). Skipped without CUDA.
+the whole small model with flex vs reference attention (fp32, forward); compiled + checkpointed
+training against eager; CUDA-graph decoding against eager decoding; bitwise run-to-run equal
+encoding. Skipped without CUDA.
 """
 
 from __future__ import annotations
