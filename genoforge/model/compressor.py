@@ -27,6 +27,7 @@ from __future__ import annotations
 
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genoforge.model.attention import Backend, GQAttention, MaskSpec, RMSNorm, SwiGLU, document_positions
@@ -74,10 +75,11 @@ class _SlotMeans(torch.autograd.Function):
         sorted_slot_BS = slot_BS.gather(1, order_BS)
         sorted_BSD = memory_BSD.gather(1, order_BS.unsqueeze(-1).expand(-1, -1, dim)).to(accumulate)
         prefix_BSD = torch.cat([sorted_BSD.new_zeros(batch, 1, dim), sorted_BSD.cumsum(dim=1)], dim=1)
-        # Slot s holds the sorted tokens [start_s, end_s): end_s = tokens with a slot <= s.
+        # Slot s holds the sorted tokens [start_s, end_s): end_s = tokens with a slot <= s, and
+        # start_s = end_(s-1) (slots are >= 0, so slot 0 starts at 0).
         slots_BM = torch.arange(n_slots, device=slot_BS.device).expand(batch, -1).contiguous()
         end_BM = torch.searchsorted(sorted_slot_BS, slots_BM, right=True)
-        start_BM = torch.searchsorted(sorted_slot_BS, slots_BM, right=False)
+        start_BM = F.pad(end_BM[:, :-1], (1, 0))
 
         def prefix_at(index_BM: Tensor) -> Tensor:
             return prefix_BSD.gather(1, index_BM.unsqueeze(-1).expand(-1, -1, dim))
