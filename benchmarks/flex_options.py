@@ -4,7 +4,9 @@ Why: the encoder's FlexAttention is the largest single item of a seed training s
 (39.6 ms of ~185, its backward 24.9 ms; benchmarks/RESULTS.md, "Model"), and the model passes
 no ``kernel_options``. This times the encoder's own call (12 heads of 64, ALiBi score_mod,
 document mask, the model's BlockMask) over 2 rows x 8 documents x 2,048 tokens, once per option
-set, each compiled on its own; a set the kernel rejects is reported, not fatal.
+set, each compiled on its own; a set the kernel rejects is reported, not fatal. Each figure is
+the median of ``--iters`` timed calls (benchmarks/model.py's ``timed``); the figures of
+2026-11-28 in RESULTS.md are the mean of 10 back-to-back calls, the script's method then.
 
 Run (H100): python benchmarks/flex_options.py --out flex_options.json
 CPU check of the script (forward only, options ignored): python benchmarks/flex_options.py --smoke
@@ -23,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genoforge.model.attention import AlibiScore, alibi_slopes, encoder_self_mask  # noqa: E402
+from model import PEAK_BF16_FLOPS, doc_layout, timed  # noqa: E402  (benchmarks/model.py; this folder is on sys.path)
 
 # Each entry: a label and the kernel_options passed to flex_attention.
 OPTION_SETS: list[tuple[str, dict]] = [
@@ -37,10 +40,6 @@ OPTION_SETS: list[tuple[str, dict]] = [
 ]
 
 
-def doc_rows(rows: int, docs: int, doc_len: int, device: str) -> torch.Tensor:
-    return torch.arange(docs, device=device).repeat_interleave(doc_len).int().expand(rows, -1).contiguous()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
@@ -52,7 +51,7 @@ def main() -> None:
     from torch.nn.attention.flex_attention import flex_attention
 
     torch._dynamo.config.recompile_limit = 64
-    doc = doc_rows(rows, docs, doc_len, device)
+    doc = doc_layout([doc_len] * docs, docs * doc_len, device).expand(rows, -1).contiguous()
     spec = encoder_self_mask(doc, 34560, 128)
     block_mask = spec.block_mask() if device == "cuda" else None
     alibi = AlibiScore(alibi_slopes(heads).to(device))
@@ -84,18 +83,9 @@ def main() -> None:
                 step()
                 torch.cuda.synchronize()
                 entry["compile_s"] = round(time.perf_counter() - began, 1)
-                for _ in range(2):
-                    step()
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                torch.cuda.synchronize()
-                start.record()
-                for _ in range(args.iters):
-                    step()
-                end.record()
-                end.synchronize()
-                ms = start.elapsed_time(end) / args.iters
+                ms = timed(step, warmup=2, iters=args.iters, device=device)
                 entry["ms"] = round(ms, 3)
-                entry["mfu"] = round(flops / (ms * 1e-3) / 989e12, 4)
+                entry["mfu"] = round(flops / (ms * 1e-3) / PEAK_BF16_FLOPS, 4)
         except Exception as exc:  # a rejected option set is a result too
             entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
         q.grad = k.grad = v.grad = None

@@ -236,7 +236,8 @@ class Trainer:
             # bf16 expert copies re-cast once per optimizer step instead of every micro-batch:
             # seed fwd+bwd 190.9 -> 184.5 ms on an H100 (benchmarks/RESULTS.md, "Model"); the
             # gradients still reach the fp32 weights, bitwise as before (tests/test_moe_bf16_copies).
-            # Not under FSDP2: its sharded DTensor weights keep the casting path.
+            # Not under FSDP2: it swaps the experts' weights between sharded and unsharded tensors
+            # around every layer's forward, which the copies' version-counter refresh does not track.
             model.enable_bf16_expert_copies()
         if cfg.gradient_checkpointing:
             par.apply_activation_checkpointing(model)
