@@ -408,12 +408,13 @@ def main() -> None:
                         help="Read persistent bf16 copies of the expert weights (GenoforgeModel."
                              "enable_bf16_expert_copies, as tune does on CUDA) instead of casting "
                              "them every forward; --no-bf16_expert_copies casts.")
-    parser.add_argument("--encoder_bwd_tiles", action="store_true",
-                        help="Give the encoder's FlexAttention the backward tiles benchmarks/"
-                             "flex_options.py found fastest (attention.ENCODER_BWD_TILES).")
-    parser.add_argument("--compiled_masks", action="store_true",
-                        help="Build the block masks with the compiled block_lists "
-                             "(attention.COMPILE_BLOCK_MASKS) instead of eagerly.")
+    parser.add_argument("--encoder_kernel_options", default="auto",
+                        help="FlexAttention kernel options of the encoder's self-attention "
+                             "(attention.ENCODER_KERNEL_OPTIONS): auto (the package default: "
+                             "ENCODER_TILES_SM90 on Hopper), none (torch's choice) or a JSON object.")
+    parser.add_argument("--eager_masks", action="store_true",
+                        help="Build the block masks eagerly (attention.GRAPH_BLOCK_MASKS off) instead "
+                             "of replaying their CUDA graphs.")
     parser.add_argument("--flex_mode", default=None,
                         help="torch.compile mode for FlexAttention and the model's compiled layers, e.g. "
                              "max-autotune-no-cudagraphs (autotunes tile sizes; longer warm-up). Default: plain.")
@@ -425,9 +426,11 @@ def main() -> None:
     torch._dynamo.config.cache_size_limit = 64  # never fall back to eager silently
     import genoforge.model.attention as attention
 
-    if args.encoder_bwd_tiles:
-        attention.ENCODER_KERNEL_OPTIONS = dict(attention.ENCODER_BWD_TILES)
-    attention.COMPILE_BLOCK_MASKS = args.compiled_masks
+    if args.encoder_kernel_options == "none":
+        attention.ENCODER_KERNEL_OPTIONS = None
+    elif args.encoder_kernel_options != "auto":
+        attention.ENCODER_KERNEL_OPTIONS = json.loads(args.encoder_kernel_options)
+    attention.GRAPH_BLOCK_MASKS = not args.eager_masks
     if args.flex_mode and device == "cuda":
         from torch.nn.attention.flex_attention import flex_attention
 
@@ -439,8 +442,10 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "command": " ".join(sys.argv),
+        "encoder_kernel_options": attention.encoder_kernel_options(torch.device(device)),
     }
-    print(f"{results['device']}  torch {results['torch']}", flush=True)
+    print(f"{results['device']}  torch {results['torch']}  encoder kernel options "
+          f"{results['encoder_kernel_options']}", flush=True)
     sections = args.sections.split(",")
     for name, fn in (
         ("moe", lambda: bench_moe(device, args.smoke)),

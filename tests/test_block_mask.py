@@ -155,16 +155,22 @@ def test_compiled_flex_may_compile_every_attention_kind(monkeypatch):
     assert torch._dynamo.config.recompile_limit >= 2 * 5
 
 
-@pytest.mark.slow
-def test_compiled_block_lists_equal_the_eager_ones():
-    """`block_lists` compiled (as `attention.COMPILE_BLOCK_MASKS` does on CUDA, fullgraph, static
-    shapes) gives the eager lists exactly, for every mask kind; here compiled for the CPU."""
-    from genoforge.model.attention import block_lists
+def test_encoder_tiles_apply_on_hopper_only(monkeypatch):
+    """The measured encoder tiles go to compute capability 9.x GPUs; others keep torch's choice."""
+    from genoforge.model import attention
 
-    compiled = torch.compile(block_lists, dynamic=False, fullgraph=True)
-    for spec in make_specs(0)[::2]:
-        args = (spec.q_doc, spec.kv_doc, spec.flex_block_size(), spec.causal, spec.lookback, spec.radius)
-        eager, fused = block_lists(*args), compiled(*args)
-        assert len(eager) == len(fused) == 8
-        for want, got in zip(eager, fused, strict=True):
-            assert got.dtype == want.dtype and torch.equal(got, want)
+    capability = {0: (9, 0), 1: (8, 0)}
+    monkeypatch.setattr(attention, "_capability_major", {})
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: capability[index])
+    assert attention.encoder_kernel_options(torch.device("cpu")) is None
+    assert attention.encoder_kernel_options(torch.device("cuda", 0)) == attention.ENCODER_TILES_SM90
+    assert attention.encoder_kernel_options(torch.device("cuda", 1)) is None
+    monkeypatch.setattr(attention, "ENCODER_KERNEL_OPTIONS", None)
+    assert attention.encoder_kernel_options(torch.device("cuda", 0)) is None
+    monkeypatch.setattr(attention, "ENCODER_KERNEL_OPTIONS", {"BLOCK_M1": 32})
+    assert attention.encoder_kernel_options(torch.device("cuda", 1)) == {"BLOCK_M1": 32}
+    # The encoder's mask carries them; the decoder's and the cross masks never do.
+    doc = torch.zeros(1, 8, dtype=torch.long)
+    assert attention.encoder_self_mask(doc, 0, 4).kernel_options is None  # a CPU batch
+    assert attention.decoder_self_mask(doc, 4, 4).kernel_options is None
+    assert attention.cross_mask(doc, doc, 4).kernel_options is None

@@ -228,6 +228,28 @@ def test_moe_grouped_equals_loop(dtype, tol):
     assert torch.equal(st_g.tokens_per_expert, st_l.tokens_per_expert)
 
 
+@pytest.mark.parametrize("group", [1, 3])
+def test_gathered_rows_get_the_gradient_plain_indexing_gives(group):
+    """The MoE dispatch/combine gather's own backward (a gather, no index_put) is exact."""
+    from genoforge.model.moe import _GatherRows
+
+    torch.manual_seed(0)
+    n_rows, dim = 7, 5
+    flat = torch.randint(0, 4, (n_rows * group,))  # expert of each of a row's `group` copies
+    order = flat.argsort(stable=True)
+    index = order // group
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel())
+    x = torch.randn(n_rows, dim, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(n_rows * group, dim, dtype=torch.float64)
+    (_GatherRows.apply(x, index, inverse, group) * weight).sum().backward()
+    ours = x.grad.clone()
+    x.grad = None
+    (x[index] * weight).sum().backward()
+    torch.testing.assert_close(ours, x.grad, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda t: _GatherRows.apply(t, index, inverse, group), (x.detach().requires_grad_(),))
+
+
 def test_moe_auto_path_falls_back_to_loop_for_unaligned_widths():
     assert MoEFeedForward(dim=48, ff_dim=31, num_experts=4, top_k=2).resolve_impl(torch.zeros(1, 48)) == "loop"
     assert MoEFeedForward(dim=48, ff_dim=32, num_experts=4, top_k=2).resolve_impl(torch.zeros(1, 48)) == "grouped"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -71,6 +72,7 @@ class MaskSpec:
         lookback: causal window W: ``i - W < j <= i``; 0 = whole document.
         radius: bidirectional window: ``|i - j| <= radius``; None = whole document.
         block_size: FlexAttention mask block (tokens, queries and keys alike).
+        kernel_options: FlexAttention kernel options on CUDA (tile sizes; None: torch's choice).
     """
 
     q_doc: Tensor
@@ -79,6 +81,7 @@ class MaskSpec:
     lookback: int = 0
     radius: int | None = None
     block_size: int = 128
+    kernel_options: dict | None = None
     _block_mask: object = field(default=None, repr=False)
     _bool_mask: Tensor | None = field(default=None, repr=False)
 
@@ -142,8 +145,7 @@ class MaskSpec:
 
             _, n_q, n_kv = self.shape
             block = self.flex_block_size()
-            build = _block_lists_fn(self.q_doc.device)
-            kv_num, kv_idx, full_kv_num, full_kv_idx, q_num, q_idx, full_q_num, full_q_idx = build(
+            kv_num, kv_idx, full_kv_num, full_kv_idx, q_num, q_idx, full_q_num, full_q_idx = build_block_lists(
                 self.q_doc, self.kv_doc, block, self.causal, self.lookback, self.radius)
             self._block_mask = BlockMask(
                 seq_lengths=(n_q, n_kv), kv_num_blocks=kv_num, kv_indices=kv_idx,
@@ -225,24 +227,77 @@ def block_lists(q_doc: Tensor, kv_doc: Tensor, block: int, causal: bool, lookbac
             *_blocks_to_indices(partial_BQK.transpose(1, 2)), *_blocks_to_indices(full_BQK.transpose(1, 2)))
 
 
-# Building a batch's five block masks eagerly is ~300 small kernels and 5-9 ms of host time on an
+# Building a batch's five block masks eagerly is ~400 small kernels and 5-9 ms of host time on an
 # H100 host (benchmarks/RESULTS.md, "Model"), during which the GPU waits at the start of each
-# micro-batch. Compiled, :func:`block_lists` is a handful of fused kernels per mask kind. Opt-in
-# until measured on a GPU (`benchmarks/model.py --compiled_masks`); CUDA only.
-COMPILE_BLOCK_MASKS = False
-_compiled_block_lists = None
+# micro-batch. On CUDA each mask kind and shape is therefore captured once as a CUDA graph
+# (:class:`_GraphedBlockLists`) and replayed: a copy in, one replay, one copy out. Compiling
+# block_lists instead (torch.compile, fullgraph) did not finish a first model step within 140 s
+# on torch 2.11. False: always eager.
+GRAPH_BLOCK_MASKS = True
+_GRAPHED_LISTS_KEPT = 32  # captured graphs kept (mask kinds x row shapes); the oldest go first
+# None: seen once; False: capture failed, stays eager.
+_graphed_lists: OrderedDict[tuple, _GraphedBlockLists | bool | None] = OrderedDict()
 
 
-def _block_lists_fn(device: torch.device):
-    """:func:`block_lists`, compiled on CUDA when :data:`COMPILE_BLOCK_MASKS` is on."""
-    global _compiled_block_lists
-    if device.type != "cuda" or not COMPILE_BLOCK_MASKS or torch.compiler.is_compiling():
-        return block_lists
-    if _compiled_block_lists is None:
-        config = torch._dynamo.config  # one graph per mask kind and shape (see _flex_fn)
-        config.recompile_limit = max(config.recompile_limit, FLEX_RECOMPILE_LIMIT)
-        _compiled_block_lists = torch.compile(block_lists, dynamic=False, fullgraph=True)
-    return _compiled_block_lists
+class _GraphedBlockLists:
+    """:func:`block_lists` for one mask kind, shape and device, captured as a CUDA graph.
+
+    The graph reads its own copies of the document ids and writes the eight lists into one flat
+    int32 buffer; each call copies the ids in, replays, and returns views of a fresh copy of that
+    buffer, so a mask kept from an earlier batch is never overwritten by a later one.
+    """
+
+    def __init__(self, q_doc: Tensor, kv_doc: Tensor, params: tuple):
+        self.q_doc, self.kv_doc = q_doc.clone(), kv_doc.clone()
+        side = torch.cuda.Stream(q_doc.device)
+        side.wait_stream(torch.cuda.current_stream(q_doc.device))
+        with torch.cuda.stream(side):  # warm-up (workspace allocations) outside the capture
+            block_lists(self.q_doc, self.kv_doc, *params)
+        torch.cuda.current_stream(q_doc.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # other threads may run
+            lists = block_lists(self.q_doc, self.kv_doc, *params)
+            self.flat = torch.cat([t.reshape(-1) for t in lists])
+        self.shapes = [t.shape for t in lists]
+        self.sizes = [t.numel() for t in lists]
+
+    def __call__(self, q_doc: Tensor, kv_doc: Tensor) -> tuple[Tensor, ...]:
+        self.q_doc.copy_(q_doc)
+        self.kv_doc.copy_(kv_doc)
+        self.graph.replay()
+        parts = self.flat.clone().split(self.sizes)
+        return tuple(part.view(shape) for part, shape in zip(parts, self.shapes, strict=True))
+
+
+def build_block_lists(q_doc: Tensor, kv_doc: Tensor, block: int, causal: bool, lookback: int,
+                      radius: int | None) -> tuple[Tensor, ...]:
+    """:func:`block_lists`, replayed from a CUDA graph on CUDA (:data:`GRAPH_BLOCK_MASKS`).
+
+    Eager off CUDA, inside torch.compile, while another graph is being captured, and the first
+    time a key (device, shapes, dtypes, mask parameters) is seen: the second time captures.
+    """
+    params = (block, causal, lookback, radius)
+    if (q_doc.device.type != "cuda" or not GRAPH_BLOCK_MASKS or torch.compiler.is_compiling()
+            or torch.cuda.is_current_stream_capturing()):
+        return block_lists(q_doc, kv_doc, *params)
+    key = (q_doc.device, q_doc.shape, q_doc.dtype, kv_doc.shape, kv_doc.dtype, *params)
+    if key not in _graphed_lists:  # first sight: eager (one-off shapes are never captured)
+        _graphed_lists[key] = None
+        while len(_graphed_lists) > _GRAPHED_LISTS_KEPT:
+            _graphed_lists.popitem(last=False)
+        return block_lists(q_doc, kv_doc, *params)
+    _graphed_lists.move_to_end(key)
+    graphed = _graphed_lists[key]
+    if graphed is None:  # second sight: capture
+        try:
+            graphed = _graphed_lists[key] = _GraphedBlockLists(q_doc, kv_doc, params)
+        except RuntimeError as exc:  # this kind stays eager; the masks are the same
+            graphed = _graphed_lists[key] = False
+            warnings.warn(f"block masks stay eager: CUDA graph capture failed ({str(exc).splitlines()[0]})",
+                          stacklevel=2)
+    if graphed is False:
+        return block_lists(q_doc, kv_doc, *params)
+    return graphed(q_doc, kv_doc)
 
 
 def _block_doc_ranges(doc_BL: Tensor, block: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -280,7 +335,7 @@ def _pad_to_blocks(doc_BL: Tensor, block: int) -> Tensor:
 def encoder_self_mask(doc: Tensor, window_size: int, block_size: int) -> MaskSpec:
     """Bidirectional, same document, at most ``window_size`` tokens seen (0 = whole document)."""
     radius = (window_size - 1) // 2 if window_size > 0 else None
-    return MaskSpec(doc, doc, radius=radius, block_size=block_size)
+    return MaskSpec(doc, doc, radius=radius, block_size=block_size, kernel_options=encoder_kernel_options(doc.device))
 
 
 def decoder_self_mask(doc: Tensor, window_size: int, block_size: int) -> MaskSpec:
@@ -336,13 +391,30 @@ def _flex_fn(device: torch.device):
 
 
 # FlexAttention ``kernel_options`` of the encoder's self-attention (the only ALiBi attention) on
-# CUDA; None keeps torch's tile choice. benchmarks/flex_options.py measured backward tiles
-# (BLOCK_M1/N1/M2/N2 64/128/128/64, 8 warps, 3 stages) 8% faster than the default on an H100 for
-# the seed micro-batch's encoder (benchmarks/RESULTS.md, "Model"); `benchmarks/model.py
-# --encoder_bwd_tiles` sets them until a whole-model measurement decides the default.
-ENCODER_KERNEL_OPTIONS: dict | None = None
-ENCODER_BWD_TILES: dict = {"BLOCK_M1": 64, "BLOCK_N1": 128, "BLOCK_M2": 128, "BLOCK_N2": 64,
-                           "num_warps": 8, "num_stages": 3}
+# CUDA. benchmarks/flex_options.py found these backward tiles 8% faster than torch's choice on
+# the seed micro-batch's encoder alone (H100); in the whole seed model they took fwd+bwd from
+# 181.9-184.2 ms to 175.8-178.6 ms on one H100 (benchmarks/RESULTS.md, "Model"). Without a
+# prefix, num_warps and num_stages also apply to the forward kernel: that is the measured set.
+# Measured on Hopper only, so other GPUs keep torch's choice (smaller shared memories may not fit).
+ENCODER_TILES_SM90: dict = {"BLOCK_M1": 64, "BLOCK_N1": 128, "BLOCK_M2": 128, "BLOCK_N2": 64,
+                            "num_warps": 8, "num_stages": 3}
+# "auto": ENCODER_TILES_SM90 on compute capability 9.x GPUs, torch's choice elsewhere; None:
+# torch's choice everywhere; a dict: these options on every CUDA GPU (benchmarks/model.py
+# --encoder_kernel_options sets it).
+ENCODER_KERNEL_OPTIONS: dict | str | None = "auto"
+_capability_major: dict[int, int] = {}
+
+
+def encoder_kernel_options(device: torch.device) -> dict | None:
+    """The FlexAttention kernel options of the encoder's self-attention on ``device``."""
+    if device.type != "cuda":
+        return None
+    if ENCODER_KERNEL_OPTIONS != "auto":
+        return ENCODER_KERNEL_OPTIONS  # type: ignore[return-value]
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _capability_major:
+        _capability_major[index] = torch.cuda.get_device_capability(index)[0]
+    return dict(ENCODER_TILES_SM90) if _capability_major[index] == 9 else None
 
 
 def attend(
@@ -365,7 +437,7 @@ def attend(
                 q_BHQd, k_BGKd, v_BGKd,
                 score_mod=alibi.score_fn() if alibi is not None else None,
                 block_mask=spec.block_mask(), enable_gqa=gqa,
-                kernel_options=ENCODER_KERNEL_OPTIONS if alibi is not None else None,
+                kernel_options=spec.kernel_options,
             )
         with warnings.catch_warnings():
             # Eager (CPU) flex warns that it is unfused; that is the point of the CPU check.

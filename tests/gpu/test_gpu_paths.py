@@ -75,6 +75,31 @@ def test_flex_matches_reference_attention_fwd_bwd(kind):
         assert rel_err(fast, slow) < 2e-2
 
 
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
+def test_graphed_block_lists_equal_the_eager_ones(kind):
+    """Mask building replayed from a CUDA graph gives the eager lists, batch after batch, and a
+    mask kept from an earlier batch is not overwritten by the next replay."""
+    from genoforge.model.attention import block_lists, build_block_lists
+
+    layouts = [[700, 900, 400], [1500, 300], [128, 1000, 512, 200], [2048]]
+    made = []
+    for i, lengths in enumerate(layouts):  # first eager, second captures, then replays
+        enc_doc = torch.stack([docs(lengths, 2048), docs(layouts[(i + 1) % 4], 2048)]).to(DEV)
+        if kind == "encoder":
+            spec = encoder_self_mask(enc_doc, 1025, 256)
+        elif kind == "decoder":
+            spec = decoder_self_mask(enc_doc, 300, 16)
+        else:
+            latent_doc = torch.stack([docs([64] * len(lengths), 256), docs([64, 64], 256)]).to(DEV)
+            spec = cross_mask(latent_doc, enc_doc, 128)
+        args = (spec.flex_block_size(), spec.causal, spec.lookback, spec.radius)
+        made.append((build_block_lists(spec.q_doc, spec.kv_doc, *args),
+                     block_lists(spec.q_doc, spec.kv_doc, *args)))
+    for got_lists, want_lists in made:  # checked after every replay has run
+        for got, want in zip(got_lists, want_lists, strict=True):
+            assert got.dtype == want.dtype and torch.equal(got, want)
+
+
 def test_moe_grouped_matches_loop_fwd_bwd():
     torch.manual_seed(0)
     moe = MoEFeedForward(dim=768, ff_dim=3072, num_experts=32, top_k=2).to(DEV)
