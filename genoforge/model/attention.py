@@ -248,24 +248,27 @@ class _GraphedBlockLists:
     """
 
     def __init__(self, q_doc: Tensor, kv_doc: Tensor, params: tuple):
-        self.q_doc, self.kv_doc = q_doc.clone(), kv_doc.clone()
-        side = torch.cuda.Stream(q_doc.device)
-        side.wait_stream(torch.cuda.current_stream(q_doc.device))
-        with torch.cuda.stream(side):  # warm-up (workspace allocations) outside the capture
-            block_lists(self.q_doc, self.kv_doc, *params)
-        torch.cuda.current_stream(q_doc.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # other threads may run
-            lists = block_lists(self.q_doc, self.kv_doc, *params)
-            self.flat = torch.cat([t.reshape(-1) for t in lists])
+        self.device = q_doc.device
+        with torch.cuda.device(self.device):  # the ids' GPU, whichever is current
+            self.q_doc, self.kv_doc = q_doc.clone(), kv_doc.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up (workspace allocations) outside the capture
+                block_lists(self.q_doc, self.kv_doc, *params)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # other threads may run
+                lists = block_lists(self.q_doc, self.kv_doc, *params)
+                self.flat = torch.cat([t.reshape(-1) for t in lists])
         self.shapes = [t.shape for t in lists]
         self.sizes = [t.numel() for t in lists]
 
     def __call__(self, q_doc: Tensor, kv_doc: Tensor) -> tuple[Tensor, ...]:
-        self.q_doc.copy_(q_doc)
-        self.kv_doc.copy_(kv_doc)
-        self.graph.replay()
-        parts = self.flat.clone().split(self.sizes)
+        with torch.cuda.device(self.device):
+            self.q_doc.copy_(q_doc)
+            self.kv_doc.copy_(kv_doc)
+            self.graph.replay()
+            parts = self.flat.clone().split(self.sizes)
         return tuple(part.view(shape) for part, shape in zip(parts, self.shapes, strict=True))
 
 
