@@ -7,8 +7,12 @@ Add your own fixtures below; keep each one small and documented.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -58,6 +62,18 @@ def baking_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(dnabert2_tokenizer_path(), directory / "tokenizer.json")
     ensure_builtin_tokens(directory)
     return directory
+
+
+def document_ids(lengths: list[int], total: int) -> torch.Tensor:
+    """One packed row's document ids: documents 0, 1, ... of ``lengths`` tokens, then -1 padding."""
+    import torch  # here: conftest stays importable without loading torch
+
+    doc = torch.full((total,), -1, dtype=torch.long)
+    start = 0
+    for index, length in enumerate(lengths):
+        doc[start : start + length] = index
+        start += length
+    return doc
 
 
 def write_tiny_species(folder: Path, *, seed: int = 7, bad_line: str | None = None) -> Path:

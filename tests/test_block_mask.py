@@ -160,8 +160,7 @@ def test_encoder_tiles_apply_on_hopper_only(monkeypatch):
     from genoforge.model import attention
 
     capability = {0: (9, 0), 1: (8, 0)}
-    monkeypatch.setattr(attention, "_capability_major", {})
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: capability[index])
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability[device.index])
     assert attention.encoder_kernel_options(torch.device("cpu")) is None
     assert attention.encoder_kernel_options(torch.device("cuda", 0)) == attention.ENCODER_TILES_SM90
     assert attention.encoder_kernel_options(torch.device("cuda", 1)) is None

@@ -125,17 +125,11 @@ def train_losses(copies: bool, compile_layers: bool, checkpoint: bool) -> list[f
     """Losses of the small model over 2 optimizer steps of 2 micro-batches, bf16 grouped experts."""
     import dataclasses
 
+    from conftest import document_ids as docs
+
     from genoforge.model.config import preset
     from genoforge.model.model import GenoforgeModel
     from genoforge.training.parallelize import apply_activation_checkpointing
-
-    def docs(lengths, total):
-        doc = torch.full((total,), -1, dtype=torch.long)
-        start = 0
-        for i, n in enumerate(lengths):
-            doc[start : start + n] = i
-            start += n
-        return doc
 
     config = dataclasses.replace(preset("small"), vocab_size=1200, decoder_dropout=0.0, encoder_dropout=0.0)
     enc = torch.stack([docs([60, 40], 128), docs([90], 128)]).int()

@@ -4,9 +4,10 @@ Shape legend: B batch rows, H query heads, G key/value heads (GQA groups), Q que
 K key tokens, d head dim, D model dim.
 
 One mask predicate per attention kind is written once (:class:`MaskSpec`) and used by both
-backends: FlexAttention applies it inside blocks it classifies from the document ranges, the reference path
-materialises it as a boolean [B, Q, K] tensor and runs ``scaled_dot_product_attention`` with an
-additive float mask. Both therefore compute the same function; tests compare them.
+backends: FlexAttention applies it inside the blocks it classifies from the document ranges, the
+reference path materialises it as a boolean [B, Q, K] tensor and runs
+``scaled_dot_product_attention`` with an additive float mask. Both therefore compute the same
+function; tests compare them.
 
 Masks (``doc`` = document index within the packed row, -1 = padding):
 
@@ -405,7 +406,6 @@ ENCODER_TILES_SM90: dict = {"BLOCK_M1": 64, "BLOCK_N1": 128, "BLOCK_M2": 128, "B
 # torch's choice everywhere; a dict: these options on every CUDA GPU (benchmarks/model.py
 # --encoder_kernel_options sets it).
 ENCODER_KERNEL_OPTIONS: dict | str | None = "auto"
-_capability_major: dict[int, int] = {}
 
 
 def encoder_kernel_options(device: torch.device) -> dict | None:
@@ -414,10 +414,8 @@ def encoder_kernel_options(device: torch.device) -> dict | None:
         return None
     if ENCODER_KERNEL_OPTIONS != "auto":
         return ENCODER_KERNEL_OPTIONS  # type: ignore[return-value]
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _capability_major:
-        _capability_major[index] = torch.cuda.get_device_capability(index)[0]
-    return dict(ENCODER_TILES_SM90) if _capability_major[index] == 9 else None
+    # torch keeps each GPU's properties once read: no cache needed here.
+    return dict(ENCODER_TILES_SM90) if torch.cuda.get_device_capability(device)[0] == 9 else None
 
 
 def attend(

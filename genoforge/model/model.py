@@ -132,8 +132,8 @@ class GenoforgeModel(nn.Module):
         """Training forwards read bf16 copies of the expert weights, re-cast only when they change.
 
         Off unless enabled (tune enables it on CUDA; ``genoforge.model.moe`` docstring): saves
-        the per-micro-batch fp32 -> bf16 cast of the experts on CUDA. The copies are refreshed at the start of every training-mode
-        :meth:`forward`, outside the compiled layers.
+        the per-micro-batch fp32 -> bf16 cast of the experts on CUDA. The copies are refreshed at
+        the start of every training-mode :meth:`forward`, outside the compiled layers.
         """
         experts = [module for module in self.modules() if isinstance(module, MoEFeedForward)]
         for module in experts:

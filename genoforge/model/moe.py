@@ -28,8 +28,8 @@ the down projection uses the transpose, so all three read as "D x F per expert")
 
 bf16 copies (:meth:`MoEFeedForward.enable_bf16_copies`; tune turns them on for CUDA training
 except under FSDP): the grouped path casts the fp32 expert weights to bf16 on every forward
-(2.7 B parameters in the seed preset: ~5.5 ms a micro-batch on an H100). With copies enabled, training-mode forwards read persistent bf16 copies
-instead, refreshed in place only when a weight has changed (its version counter moved, e.g.
+(2.7 B parameters in the seed preset: ~5.5 ms a micro-batch on an H100). With copies enabled,
+training-mode forwards read persistent bf16 copies instead, refreshed in place only when a weight has changed (its version counter moved, e.g.
 after an optimizer step), so micro-batches accumulated into one optimizer step cast once. The
 gradient still reaches the fp32 weight (in fp32), so training is unchanged.
 """

@@ -24,9 +24,9 @@ Units, precisely (the same text is the flags' help):
   each epoch when ``eval_steps`` is 0) without a new lowest validation loss (plain cross-entropy).
   0 turns it off.
 * ``generate_samples`` windows (the first ones of the validation shard, the same every time) are
-  decoded greedily at each evaluation, by rank 0 only, each up to ``generate_max_new_tokens``
-  target tokens, and scored like ``genoforge eval`` (``gen_*_f1`` in metrics.jsonl; see
-  ``genoforge.training.generate``). 0 turns it off.
+  decoded greedily at each evaluation (each rank its share under DDP; off under FSDP), each up
+  to ``generate_max_new_tokens`` target tokens, and scored like ``genoforge eval``
+  (``gen_*_f1`` in metrics.jsonl; see ``genoforge.training.generate``). 0 turns it off.
 """
 
 from __future__ import annotations

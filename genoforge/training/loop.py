@@ -13,9 +13,10 @@ processes with ``grad_accum = A`` optimise the same function.
 
 Evaluation (every ``eval_steps`` steps, or per epoch) reports plain and label-smoothed CE of the
 validation shard; the plain CE is the validation loss that picks ``best/`` and drives early
-stopping. With ``--generate_samples N`` rank 0 also decodes the first N validation windows and
-adds their exon/gene F1 (``gen_*``, :mod:`genoforge.training.generate`) to the eval record. Checkpoints, the signal handling and the run directory layout are described in
-``genoforge.training.checkpoint`` and the CLI help.
+stopping. With ``--generate_samples N`` the first N validation windows are also decoded (each
+rank its share under DDP) and their exon/gene F1 (``gen_*``, :mod:`genoforge.training.generate`)
+added to the eval record. Checkpoints, the signal handling and the run directory layout are
+described in ``genoforge.training.checkpoint`` and the CLI help.
 """
 
 from __future__ import annotations

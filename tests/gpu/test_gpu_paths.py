@@ -13,6 +13,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import document_ids as docs
 
 from genoforge.model.attention import (
     AlibiScore,
@@ -36,15 +37,6 @@ DEV = "cuda"
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm().clamp(min=1e-12)).item()
-
-
-def docs(lengths, total):
-    doc = torch.full((total,), -1, dtype=torch.long)
-    start = 0
-    for d, n in enumerate(lengths):
-        doc[start : start + n] = d
-        start += n
-    return doc
 
 
 @pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
