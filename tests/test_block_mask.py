@@ -149,10 +149,12 @@ def test_compiled_flex_may_compile_every_attention_kind(monkeypatch):
     dynamo's default limit of 8 graphs per function made the 9th run unfused (seen on an H100)."""
     import genoforge.model.attention as attention
 
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
     monkeypatch.setattr(attention, "_compiled_flex", None)
-    attention._flex_fn(torch.device("cuda"))  # torch.compile is lazy: nothing runs on a GPU here
-    assert torch._dynamo.config.recompile_limit >= 2 * 5
+    # dynamo's own patch restores the limit on exit (what _flex_fn raised it to included);
+    # monkeypatch's undo of a config-module attribute deletes the setting under pytest 9.
+    with torch._dynamo.config.patch(recompile_limit=8):
+        attention._flex_fn(torch.device("cuda"))  # torch.compile is lazy: nothing runs on a GPU here
+        assert torch._dynamo.config.recompile_limit >= 2 * 5
 
 
 def test_encoder_tiles_apply_on_hopper_only(monkeypatch):
