@@ -267,6 +267,7 @@ class TrainingSet:
     fasta: Path  # the genome, held-out regions replaced by N
     gtf: Path  # training genes for gff2gbSmallDNA.pl
     zff: Path  # the same genes for fathom
+    snap_fasta: Path  # the records of train.fa that hold training genes, in the ZFF's order (fathom pairs them)
     genes: int
     candidates: int  # protein-coding genes outside the regions before the ORF/overlap filters and subsampling
     note: str = ""
@@ -277,13 +278,14 @@ def prepare_training(region_set: RegionSet, out_dir: Path, max_genes: int = MAX_
     """The training genome and genes of a species (module docstring, step 2); cached in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     first = region_set.regions[0]
-    paths = TrainingSet(out_dir / "train.fa", out_dir / "train.gtf", out_dir / "train.zff", 0, 0)
+    paths = TrainingSet(out_dir / "train.fa", out_dir / "train.gtf", out_dir / "train.zff", out_dir / "train.snap.fa",
+                        0, 0)
     meta = out_dir / "training.json"
     key = cache_key({"regions": [(r.seqid, r.start, r.end) for r in region_set.regions],
                      "fasta": sha256(first.fasta), "annotation": sha256(first.annotation),
-                     "max_genes": max_genes, "seed": seed})
+                     "max_genes": max_genes, "seed": seed, "layout": 2})
     cached = load_cached(meta, key)
-    if cached and all(p.is_file() for p in (paths.fasta, paths.gtf, paths.zff)):
+    if cached and all(p.is_file() for p in (paths.fasta, paths.gtf, paths.zff, paths.snap_fasta)):
         return dataclasses.replace(paths, genes=cached["genes"], candidates=cached["candidates"],
                                    note=cached.get("note", ""))
 
@@ -339,14 +341,16 @@ def prepare_training(region_set: RegionSet, out_dir: Path, max_genes: int = MAX_
     if len(chosen) > max_genes:
         chosen = random.Random(seed).sample(chosen, max_genes)
         note += f", {max_genes} sampled (seed {seed})"
-    chosen.sort(key=lambda t: (t.seqid, t.cds[0]))
+    record_order = {seqid: index for index, seqid in enumerate(genome)}
+    chosen.sort(key=lambda t: (record_order[t.seqid], t.cds[0]))
+    gene_seqids = sorted({t.seqid for t in chosen}, key=record_order.__getitem__)
     with atomic_write(paths.gtf) as handle:
         for t in chosen:
             attrs = f'gene_id "{_safe(t.gene_id)}"; transcript_id "{_safe(t.transcript_id)}";'
             for start, end in t.cds_pieces():
                 handle.write(f"{t.seqid}\tgenoforge\tCDS\t{start + 1}\t{end}\t.\t{t.strand}\t.\t{attrs}\n")
     with atomic_write(paths.zff) as handle:
-        for seqid in sorted({t.seqid for t in chosen}):
+        for seqid in gene_seqids:
             handle.write(f">{seqid}\n")
             for t in (t for t in chosen if t.seqid == seqid):
                 pieces = t.cds_pieces() if t.strand == "+" else list(reversed(t.cds_pieces()))
@@ -357,6 +361,11 @@ def prepare_training(region_set: RegionSet, out_dir: Path, max_genes: int = MAX_
                         label = "Einit" if index == 0 else "Eterm" if index == len(pieces) - 1 else "Exon"
                     begin, finish = (start + 1, end) if t.strand == "+" else (end, start + 1)
                     handle.write(f"{label}\t{begin}\t{finish}\t{_safe(t.transcript_id)}\n")
+    with atomic_write(paths.snap_fasta) as handle:
+        for seqid in gene_seqids:
+            handle.write(f">{seqid}\n")
+            for offset in range(0, len(genome[seqid]), 80):
+                handle.write(genome[seqid][offset : offset + 80] + "\n")
     save_meta(meta, {"key": key, "genes": len(chosen), "candidates": candidates, "note": note})
     return dataclasses.replace(paths, genes=len(chosen), candidates=candidates, note=note)
 
@@ -509,7 +518,8 @@ def run_peer(peer: str, region_set: RegionSet, training: TrainingSet | None, spe
     inputs = {"region": sha256(region_set.fasta)}
     if peer.endswith("_trained"):
         assert training is not None
-        inputs.update(train_fa=sha256(training.fasta), gtf=sha256(training.gtf), zff=sha256(training.zff))
+        inputs.update(train_fa=sha256(training.fasta), gtf=sha256(training.gtf), zff=sha256(training.zff),
+                      snap_fa=sha256(training.snap_fasta))
     key = cache_key({"peer": peer, "inputs": inputs, "config": dataclasses.asdict(config)})
     cached = load_cached(meta, key)
     output = out_dir / "pred.gff3"
@@ -596,7 +606,7 @@ def train_snap(name: str, training: TrainingSet, out_dir: Path, log: Path, rel) 
     params = work / "params"
     params.mkdir(parents=True)
     seconds = 0.0
-    zff, fa = str(training.zff.resolve()), str(training.fasta.resolve())
+    zff, fa = str(training.zff.resolve()), str(training.snap_fasta.resolve())
     steps = [
         (["fathom", zff, fa, "-gene-stats"], work, work / "gene-stats.txt"),
         (["fathom", zff, fa, "-validate"], work, work / "validate.txt"),
