@@ -164,10 +164,12 @@ def test_overlapping_exons_and_uncovered_exons_are_skipped(tmp_path: Path) -> No
     assert t3.exons == ((0, 300),) and t3.cds is None
 
 
-def test_parts_on_another_seqid_are_an_error(tmp_path: Path) -> None:
+def test_parts_on_another_seqid_skip_the_model_or_are_an_error_under_strict(tmp_path: Path) -> None:
     path = _write(tmp_path, "c src mRNA 1 300 . + . ID=t", "d src exon 1 100 . + . Parent=t")
-    with pytest.raises(GffFormatError, match=r"x.gff3:3: exon is on seqid d"):
-        load_annotation(path)
+    annotation = load_annotation(path)
+    assert annotation.skipped == {"parts on another seqid": 1} and annotation.n_transcripts == 0
+    with pytest.raises(GffFormatError, match=r"x.gff3:3: exon is on seqid d.*--strict"):
+        load_annotation(path, strict=True)
 
 
 def test_sequence_end_is_checked(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Errors must name the file and the line (``path:line:``) and say how to fix the input; the two
 files that are not errors (CRLF endings, a seqid missing from the FASTA) are accepted with a
-defined result.
+defined result. A broken gene model (orphan Parent, duplicate ID, CDS outside its exon) is skipped
+and counted at its first line by default, and is that same one-line error under ``strict``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from genoforge.baking.fasta import fasta_lengths, read_fasta
-from genoforge.baking.genes import SKIP_MISSING_SEQID, load_annotation
+from genoforge.baking.genes import (
+    SKIP_CDS_OUTSIDE_EXON,
+    SKIP_DUPLICATE_ID,
+    SKIP_MISSING_SEQID,
+    SKIP_ORPHAN,
+    load_annotation,
+)
 from genoforge.baking.gff3 import parse_gff3
 from genoforge.errors import FastaFormatError, GffFormatError
 
@@ -22,7 +29,7 @@ MALFORMED = Path(__file__).parent / "data" / "malformed"
 def _gff_error(name: str) -> GffFormatError:
     path = MALFORMED / name
     with pytest.raises(GffFormatError) as info:
-        load_annotation(path)
+        load_annotation(path, strict=True)
     return info.value
 
 
@@ -44,6 +51,23 @@ def test_gff3_defect_names_file_line_and_problem(name: str, line: int, phrase: s
     assert phrase in message
     assert ";" in message  # what was found; then how to fix it
     assert error.line == line
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "line", "kept"),
+    [
+        ("cds_outside_exon.gff3", SKIP_CDS_OUTSIDE_EXON, 7, 0),
+        ("orphan_parent.gff3", SKIP_ORPHAN, 5, 0),
+        ("duplicate_id.gff3", SKIP_DUPLICATE_ID, 5, 0),
+    ],
+)
+def test_broken_models_are_skipped_and_located_without_strict(
+    name: str, reason: str, line: int, kept: int
+) -> None:
+    annotation = load_annotation(MALFORMED / name)
+    assert annotation.skipped[reason] >= 1
+    assert annotation.skip_location(reason) == f"{MALFORMED / name}:{line}"
+    assert annotation.n_transcripts == kept
 
 
 def test_truncated_gzip_is_a_format_error_naming_file_and_line() -> None:

@@ -16,10 +16,14 @@ Accepted format (plain, gzip or bgzip; compression detected by magic bytes):
   (nothing after it is read). Blank lines are skipped. CRLF line endings are accepted (``\\r`` is
   stripped), so a CRLF file parses exactly like its LF twin.
 
+The text is UTF-8 (a leading byte-order mark is dropped).
+
 Errors (:class:`~genoforge.errors.GffFormatError`, ``file:line: what; fix``): wrong column count,
 non-integer or non-positive coordinates, end before start, unknown strand, bad phase, CDS without
 phase, bad score, malformed attribute, a ``>`` line without a ``##FASTA`` directive, a truncated
-compressed stream, and an empty file (no feature line at all).
+compressed stream, an empty file (no feature line at all), and a file that is not UTF-8 text
+(binary data, a NUL byte, UTF-16 or another encoding: the first offending line is named). A file
+that cannot be opened is an :class:`~genoforge.errors.InputError`.
 
 Relations between rows (IDs, Parent, gene models) are checked by :mod:`genoforge.baking.genes`.
 """
@@ -73,10 +77,23 @@ def parse_gff3(path: str | Path) -> Iterator[Feature]:
     """
     n_features = 0
     line_no = 0
-    with open_text(path) as handle:
+    try:
+        handle = open_text(path)
+    except PermissionError as exc:
+        raise InputError(f"cannot be read ({exc.strerror}); check its permissions", path) from None
+    with handle:
         try:
             for line_no, raw in enumerate(handle, start=1):
                 line = raw.rstrip("\r\n")
+                if line_no == 1:
+                    line = line.removeprefix("\ufeff")  # a UTF-8 byte-order mark
+                if "\x00" in line:
+                    raise GffFormatError(
+                        "NUL byte: this is binary data, not GFF3 text; check the path (a BAM, "
+                        "an index, a compressed file of another kind?)",
+                        path,
+                        line_no,
+                    )
                 if not line.strip():
                     continue
                 if line[0] == "#":
@@ -94,6 +111,9 @@ def parse_gff3(path: str | Path) -> Iterator[Feature]:
                 n_features += 1
         except GffFormatError:
             raise
+        except UnicodeDecodeError:
+            # The text layer decodes ahead in blocks: find the offending line in the bytes.
+            raise _not_utf8(path) from None
         except InputError as exc:
             raise GffFormatError(
                 f"compressed stream is truncated or corrupt after line {line_no}; "
@@ -107,6 +127,35 @@ def parse_gff3(path: str | Path) -> Iterator[Feature]:
             path,
             max(line_no, 1),
         )
+
+
+def _not_utf8(path: str | Path) -> GffFormatError:
+    """The error for a file that does not decode as UTF-8, naming its first bad line."""
+    import gzip
+
+    from genoforge.io import is_gzip
+
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as handle:  # type: ignore[operator]
+        head = handle.read(4)
+        handle.seek(0)
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return GffFormatError(
+                "UTF-16 text; GFF3 is read as UTF-8: convert it (iconv -f UTF-16 -t UTF-8)", path, 1
+            )
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                byte = raw[exc.start]
+                return GffFormatError(
+                    f"not UTF-8 text (byte 0x{byte:02x} at column {exc.start + 1}): binary data or "
+                    "another encoding; check the path, or convert the file (iconv -f LATIN1 -t "
+                    "UTF-8)",
+                    path,
+                    line_no,
+                )
+    return GffFormatError("not UTF-8 text; convert the file to UTF-8", path, 1)
 
 
 def _parse_line(line: str, path: str | Path, line_no: int) -> Feature:
