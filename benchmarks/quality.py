@@ -623,7 +623,7 @@ def run_all_species(argv: list[str]) -> None:
     document = {
         "date": args.date, "device": args.device, "machine": machine(), "git_commit": _git_commit(),
         "command": invocation, "wall_seconds": total, "val_fraction": args.val_fraction, "seed": args.seed,
-        "workdir": str(workdir), "boundary_within_bp": WITHIN_BP, "species": species_docs, "rows": rows,
+        "workdir": str(workdir), "max_training_genes": args.max_training_genes, "boundary_within_bp": WITHIN_BP, "species": species_docs, "rows": rows,
     }
     json_path = args.json or REPO / "benchmarks" / "results" / f"quality-{args.date}.json"
     with atomic_write(json_path) as handle:
@@ -748,16 +748,17 @@ def all_species_section(label: str, document: dict, table: list[str], json_path:
             f"{ref['cds_chains']} / {ref['cds_exons']} | {training.get('genes', '-')} ({training.get('candidates', '-')}) "
             f"| {cfg['augustus'] or '-'} / {cfg['snap_hmm'] or '-'} |")
     why = [f"- `{name}`: {doc['peers_config']['why']}." for name, doc in species.items() if doc["peers_config"]["why"]]
-    commands = []
-    seen_species = None
+    # Each peer's commands once, from the first species it ran on (the others differ only in the species
+    # name and the stock parameters of the table above; the JSON holds every species' commands).
+    commands, shown_peers = [], set()
     for row in document["rows"]:
-        if not row.get("commands"):
+        if not row.get("commands") or row["predictor"] in shown_peers:
             continue
-        if row["species"] != seen_species:
-            seen_species = row["species"]
-            commands.append(f"- `{seen_species}`:")
-        commands.append(f"  - {row['predictor']} ({row['version']}): " + "; ".join(f"`{c}`" for c in row["commands"]))
+        shown_peers.add(row["predictor"])
+        commands.append(f"- {row['predictor']} ({row['version']}), as run for `{row['species']}`: "
+                        + "; ".join(f"`{c}`" for c in row["commands"]))
     minutes = document["wall_seconds"] / 60
+    small = [n for n, doc in species.items() if "reference" in doc and doc["reference"]["genes"] < 20]
     lines = [
         f"## Quality: {label}",
         "",
@@ -775,7 +776,7 @@ def all_species_section(label: str, document: dict, table: list[str], json_path:
         "(`genoforge eval REFERENCE.gff3 PRED.gff3 --genome region.fa`: strand-aware F1 in %, stop codons "
         "normalised). Training genes: the protein-coding genes lying wholly outside the regions, one "
         "transcript each (the longest CDS), complete ORFs with canonical introns that overlap no other "
-        "coding gene, at most 1,500 (seeded sample), on the genome with the regions replaced by N; "
+        f"coding gene, at most {document['max_training_genes']:,} (seeded sample), on the genome with the regions replaced by N; "
         "SNAP is trained with `fathom -categorize/-export 1000`, `forge`, `hmm-assembler.pl`; AUGUSTUS "
         "with `gff2gbSmallDNA.pl` (1,000 bp flanks), `new_species.pl`, `etraining` and the stop codon "
         "frequencies etraining reports (no `optimize_augustus.pl`).",
@@ -796,7 +797,8 @@ def all_species_section(label: str, document: dict, table: list[str], json_path:
         "Stock parameters: the nearest shipped with Debian's packages (table above)." + (" " if why else ""),
         *why,
         "",
-        "Commands (run in `WORKDIR/<species>/`):",
+        "Commands (run in `WORKDIR/<species>/`, `WORKDIR` being `--workdir`, default `.bench/quality-peers`; "
+        "shown for one species each, every species' own in the JSON):",
         "",
         *commands,
         "",
@@ -804,7 +806,14 @@ def all_species_section(label: str, document: dict, table: list[str], json_path:
         "there underestimates true precision); the stock AUGUSTUS and SNAP parameters were trained on "
         "genes of these very genomes (fly, worm, A. thaliana, yeast), which may include held-out ones, "
         "whereas the trained rows never saw them. The bacterium's and the plastid's genes may start with "
-        "GTG/TTG, which the complete-ORF column (ATG only) counts as incomplete.",
+        "GTG/TTG, which the complete-ORF column (ATG only) counts as incomplete."
+        + (f" Small samples: the regions of {', '.join(f'`{n}`' for n in small)} hold fewer than 20 reference "
+           "genes (most cut by a region end), so their rows move by whole genes." if small else ""),
+        "",
+        "Peers: `apt-get install -y augustus snap prodigal` (Debian; AUGUSTUS's scripts in "
+        "`/usr/share/augustus/scripts`, its config copied as links into `WORKDIR/augustus_config`, SNAP in "
+        "`/usr/lib/debian-med/bin/snap` with `fathom`, `forge`, `hmm-assembler.pl` in `/usr/bin` and the "
+        "HMMs in `/usr/share/snap/HMM`).",
         "",
     ]
     return "\n".join(lines)
