@@ -5,7 +5,8 @@ Stages (the modules named hold each rule):
 1. Discovery (:func:`discover_species`): every non-hidden folder of ``raw_dir`` is a species; it
    must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation (``.gff3 .gff``), each
    plain, gzip or bgzip (an extra ``.gz``/``.bgz`` suffix is allowed; compression is read from the
-   magic bytes). ``--species a,b`` restricts the bake to those folders.
+   magic bytes). ``--species a,b`` restricts the bake to those folders. A file named ``taxon``
+   may name the species' taxon (:mod:`~genoforge.baking.taxa`).
 2. Per species (:func:`bake_species`): FASTA lengths, then the gene models
    (:func:`genoforge.baking.genes.load_annotation`), then one chromosome at a time: the split
    (:mod:`~genoforge.baking.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
@@ -54,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 from genoforge.baking import hints as hints_module
 from genoforge.baking.manifest import MANIFEST_FILE, SpeciesReport, SplitCounts, build_manifest, write_manifest
 from genoforge.baking.split import SPLITS, split_chromosome
-from genoforge.baking.taxa import MAX_WINDOW_SIZE, load_taxa
+from genoforge.baking.taxa import MAX_WINDOW_SIZE, load_taxa, parse_taxa_assignments
 from genoforge.baking.windows import is_mostly_n, keep_intergenic, overlap_of, tile
 from genoforge.errors import ConfigError, GenoforgeError, InputError, TokenizerError
 
@@ -70,7 +71,8 @@ UNSUPPORTED_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"\x28\xb5\x2f\xfd": "z
 CHUNK_BASES = 500_000  # bases of windows per worker task: ~8 tasks on a 4 Mbp chromosome
 OUTPUT_FILES = ("training.packed", "validation.packed")
 # Settings that change how a bake runs but not one byte of what it writes; left out of the manifest.
-EXECUTION_ONLY = frozenset({"output_dir", "n_workers", "species_parallel", "overwrite"})
+# strict only decides whether a bake with a broken gene model fails.
+EXECUTION_ONLY = frozenset({"output_dir", "n_workers", "species_parallel", "overwrite", "strict"})
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -81,8 +83,10 @@ class BakeConfig:
     """Every setting of ``genoforge bake``; the one source of its defaults.
 
     Precedence: these defaults < ``--config FILE.toml`` (top-level keys or a ``[bake]`` table) <
-    flags. ``taxa = None`` uses the packaged copy of ``configs/taxa.toml``; ``species = None``
-    bakes every folder of ``raw_dir``.
+    flags. ``taxa = None`` uses the packaged copy of ``configs/taxa.toml``; ``species_taxa``
+    (``--taxa NAME=TAXON``) gives species folders a taxon, over the table and a folder's ``taxon``
+    file (:mod:`~genoforge.baking.taxa`); ``species = None`` bakes every folder of ``raw_dir``.
+    ``strict`` makes a broken gene model an error instead of a skip (genes.BROKEN_MODEL_REASONS).
     """
 
     raw_dir: str = ""
@@ -91,6 +95,7 @@ class BakeConfig:
     window_size: int = 10000
     overlap_fraction: float = 0.25
     taxa: str | None = None
+    species_taxa: list[str] | None = None
     species: list[str] | None = None
     n_workers: int = 1
     species_parallel: int = 1
@@ -100,6 +105,7 @@ class BakeConfig:
     max_n_ratio: float = 0.1
     intergenic_rate: float = 0.25
     keep_going: bool = False
+    strict: bool = False
     overwrite: bool = False
 
     def validate(self) -> BakeConfig:
@@ -113,6 +119,12 @@ class BakeConfig:
                 raise ConfigError(f"--{name} is required (as a flag or in --config)")
         if isinstance(self.species, str):
             self.species = [s for s in self.species.split(",") if s.strip()]
+        if isinstance(self.species_taxa, str):
+            self.species_taxa = [s for s in self.species_taxa.split(",") if s.strip()]
+        if self.species_taxa is not None:
+            if not all(isinstance(s, str) for s in self.species_taxa):
+                raise ConfigError(f"species_taxa must be a list of NAME=TAXON, got {self.species_taxa!r}")
+            parse_taxa_assignments(self.species_taxa)  # the NAME=TAXON form; taxa checked at bake
         if self.species is not None:
             if not all(isinstance(s, str) for s in self.species):
                 raise ConfigError(f"species must be a list of folder names, got {self.species!r}")
@@ -343,6 +355,7 @@ class SpeciesJob:
     tokenizer_hash: str
     parts_dir: str
     n_workers: int
+    strict: bool = False
 
 
 @dataclass
@@ -465,7 +478,10 @@ def bake_species(
     raw_dir = Path(job.raw_dir)
     lengths = quick_fasta_lengths(job.species.fasta)
     report(species, "total", float(sum(lengths.values())))
-    annotation = load_annotation(job.species.annotation, seqid_lengths=lengths)
+    annotation = load_annotation(
+        job.species.annotation, seqid_lengths=lengths, strict=job.strict, require_models=True
+    )
+    annotation_name = _relative(job.species.annotation, raw_dir)
     species_report = SpeciesReport(
         name=species,
         taxon=job.taxon,
@@ -480,6 +496,9 @@ def bake_species(
         genes=annotation.n_genes,
         transcripts=annotation.n_transcripts,
         skipped_features=annotation.skipped.copy(),
+        skipped_first_line={
+            reason: f"{annotation_name}:{site.line}" for reason, site in annotation.skip_sites.items()
+        },
     )
     counts = species_report.splits
     parts = {split: str(Path(job.parts_dir) / f"{species}.{split}.packed") for split in SPLITS}
@@ -655,7 +674,7 @@ def bake(config: BakeConfig) -> BakeSummary:
     config.validate()
     output_dir = Path(config.output_dir)
     _check_output_dir(output_dir, config.overwrite)
-    taxa = load_taxa(config.taxa)
+    taxa = load_taxa(config.taxa).with_assignments(parse_taxa_assignments(config.species_taxa))
     tok = _load_tokenizer(config)
     # Our own processes are the parallelism; the tokenizer's thread pool would oversubscribe the
     # cores and is unsafe across fork.
@@ -673,6 +692,7 @@ def bake(config: BakeConfig) -> BakeSummary:
         for folder in folders:
             try:
                 species_input = find_species_files(folder)
+                taxa = taxa.with_taxon_file(folder)
             except GenoforgeError as exc:
                 if not config.keep_going:
                     raise
@@ -700,6 +720,7 @@ def bake(config: BakeConfig) -> BakeSummary:
                     tokenizer_hash=tokenizer_hash,
                     parts_dir=str(parts_dir),
                     n_workers=config.n_workers,
+                    strict=config.strict,
                 )
             )
         results = _run_species(jobs, config, failed)

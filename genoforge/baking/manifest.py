@@ -11,8 +11,11 @@ Schema (version :data:`MANIFEST_SCHEMA_VERSION`), keys in this order::
                       byte-identical whatever the worker counts
     species           {name: SpeciesReport}: taxon, window_size, overlap, input files (relative to
                       raw_dir) and their sha256, seqids, bases, genes, transcripts,
-                      skipped_features {reason: count}, and per split (training/validation) the
-                      window and token counts below
+                      skipped_features {reason: count}, skipped_first_line {reason: "annotation
+                      path:line" of the reason's first occurrence}, and per split
+                      (training/validation) the window and token counts below. Reasons in
+                      genoforge.baking.genes.BROKEN_MODEL_REASONS are broken gene models (what
+                      bake --strict refuses); the others are rows genoforge does not model
     taxa              {taxon: the same counts summed over its species, plus the species list}
     totals            the same counts summed over everything baked
     failed_species    {name: error message}: species skipped under --keep_going
@@ -83,12 +86,14 @@ class SpeciesReport:
     genes: int = 0
     transcripts: int = 0
     skipped_features: Counter[str] = field(default_factory=Counter)
+    skipped_first_line: dict[str, str] = field(default_factory=dict)  # reason -> "file:line"
     splits: dict[str, SplitCounts] = field(default_factory=_splits)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("name")
         data["skipped_features"] = dict(sorted(self.skipped_features.items()))
+        data["skipped_first_line"] = dict(sorted(self.skipped_first_line.items()))
         data.pop("splits")  # asdict already turned the counts into dicts
         data.update({split: asdict(counts) for split, counts in self.splits.items()})
         return data

@@ -29,6 +29,7 @@ app = new_app(
     epilog=examples(
         RECIPE_LINE,
         "genoforge bake --raw_dir ../shared/data --output_dir baked --tokenizer model/init --species fly_chr2R",
+        "genoforge bake --raw_dir ../shared/data --output_dir baked --tokenizer model/init --taxa my_genome=plants",
         "genoforge bake --config bake.toml --overwrite",
         "genoforge bake inspect baked --split validation --index 3 --gff",
     ),
@@ -40,6 +41,7 @@ OptInt = Optional[int]  # noqa: UP007
 OptFloat = Optional[float]  # noqa: UP007
 OptBool = Optional[bool]  # noqa: UP007
 OptStr = Optional[str]  # noqa: UP007
+OptStrs = Optional[list[str]]  # noqa: UP007
 
 
 def _default(name: str) -> str:
@@ -69,7 +71,14 @@ def bake(
         ),
     ] = None,
     taxa: Annotated[
-        OptPath, typer.Option(*flag("taxa"), help="Taxa table TOML. \\[default: the packaged configs/taxa.toml]")
+        OptStrs,
+        typer.Option(
+            *flag("taxa"),
+            metavar="TOML|NAME=TAXON",
+            help="Taxa table TOML, or NAME=TAXON giving species folder NAME a taxon of the table "
+            "(repeatable; beats the table and the folder's `taxon` file). "
+            "\\[default: the packaged configs/taxa.toml]",
+        ),
     ] = None,
     species: Annotated[
         OptStr, typer.Option(*flag("species"), help="Bake only these species folders (a,b). \\[default: all]")
@@ -102,6 +111,13 @@ def bake(
     keep_going: Annotated[
         OptBool, typer.Option(*flag("keep_going"), help="Skip a species with bad input (recorded in the manifest).")
     ] = None,
+    strict: Annotated[
+        OptBool,
+        typer.Option(
+            *flag("strict"),
+            help="A broken gene model (orphan Parent, duplicate ID, ...) is an error (file:line), not a skip.",
+        ),
+    ] = None,
     overwrite: Annotated[
         OptBool, typer.Option(*flag("overwrite"), help="Replace an existing baked output_dir.")
     ] = None,
@@ -120,13 +136,15 @@ def bake(
     from genoforge.baking.bake import bake as run_bake
     from genoforge.baking.bake import resolve_bake_config
 
+    taxa_table, species_taxa = _split_taxa(taxa)
     flags = {
         "raw_dir": raw_dir,
         "output_dir": output_dir,
         "tokenizer": tokenizer,
         "window_size": window_size,
         "overlap_fraction": overlap_fraction,
-        "taxa": taxa,
+        "taxa": taxa_table,
+        "species_taxa": species_taxa,
         "species": species.split(",") if species is not None else None,
         "n_workers": n_workers,
         "species_parallel": species_parallel,
@@ -136,12 +154,65 @@ def bake(
         "max_n_ratio": max_n_ratio,
         "intergenic_rate": intergenic_rate,
         "keep_going": keep_going,
+        "strict": strict,
         "overwrite": overwrite,
     }
     flags = {key: (str(value) if isinstance(value, Path) else value) for key, value in flags.items()}
     resolved = resolve_bake_config(config, flags)
     summary = run_bake(resolved)
     _print_summary(summary.manifest, summary.output_dir)
+    _print_skips(summary.manifest)
+
+
+def _split_taxa(values: list[str] | None) -> tuple[str | None, list[str] | None]:
+    """``--taxa`` values: at most one taxa table path, and NAME=TAXON assignments."""
+    if not values:
+        return None, None
+    assignments = [v for v in values if "=" in v]
+    tables = [v for v in values if "=" not in v]
+    if len(tables) > 1:
+        raise typer.BadParameter(f"several taxa tables ({', '.join(tables)}); give one", param_hint="--taxa")
+    return (tables[0] if tables else None), (assignments or None)
+
+
+def _print_skips(manifest: dict) -> None:
+    """On stderr: the broken gene models each species skipped (count and first file:line per
+    reason, one table), one line per species for the rows it does not model, and one line per
+    species that had no taxon and so used --window_size."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from genoforge.baking.genes import BROKEN_MODEL_REASONS
+    from genoforge.baking.taxa import UNASSIGNED
+
+    console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+    table = Table(title=Text("Skipped gene models (bake --strict makes each an error)"))
+    for column in ("species", "reason", "models", "first at"):
+        table.add_column(column, justify="right" if column == "models" else "left")
+    notes: list[str] = []
+    for name, report in manifest["species"].items():
+        first = report.get("skipped_first_line", {})
+        by_count = sorted(report["skipped_features"].items(), key=lambda kv: (-kv[1], kv[0]))
+        for reason, count in by_count:
+            if reason in BROKEN_MODEL_REASONS:
+                table.add_row(Text(name), Text(reason), f"{count:,}", Text(first.get(reason, "")))
+        ignored = [(r.removeprefix("unsupported type "), n) for r, n in by_count if r not in BROKEN_MODEL_REASONS]
+        if ignored:
+            shown = ", ".join(f"{kind} {count:,}" for kind, count in ignored[:3])
+            more = f" and {len(ignored) - 3} more kinds" if len(ignored) > 3 else ""
+            notes.append(f"{name}: {sum(n for _, n in ignored):,} rows ignored, not gene models ({shown}{more})")
+        if report["taxon"] == UNASSIGNED:
+            notes.append(
+                f"{name}: no taxon (not in the taxa table, no {name}/taxon file, no --taxa {name}=TAXON): "
+                f"baked with the default window, --window_size {report['window_size']:,} bp"
+            )
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print("No gene model was skipped.")
+    for note in notes:
+        console.print(Text(note), soft_wrap=True)
 
 
 def _print_summary(manifest: dict, output_dir: Path) -> None:
