@@ -72,6 +72,36 @@ def packed_batch(enc_docs, dec_docs, seed=0) -> dict[str, torch.Tensor]:
                 decoder_ids=decoder_ids, decoder_doc=decoder_doc, labels=labels)
 
 
+# Bases per encoder id of the synthetic vocabulary (ids 5..89 cover 1..6 bases; the rest none).
+BP_LENGTHS = torch.zeros(VOCAB, dtype=torch.long)
+BP_LENGTHS[5:90] = torch.arange(5, 90) % 6 + 1
+
+
+def with_bases(batch: dict, seed: int = 0) -> dict:
+    """``batch`` plus the per-base head's fields: random bases under each encoder document's tokens,
+    random labels (a few unlabelled)."""
+    import numpy as np
+
+    from genoforge.model.base_inputs import base_fields
+
+    rng = np.random.default_rng(seed)
+    doc, ids = batch["input_doc"].numpy(), batch["input_ids"].numpy()
+    bases, tokens, starts, labels = [], [], [], []
+    S = doc.shape[1]
+    for b in range(doc.shape[0]):
+        for d in range(int(doc[b].max()) + 1):
+            cols = np.flatnonzero(doc[b] == d)
+            n = int(BP_LENGTHS.numpy()[ids[b, cols]].sum())
+            bases.append(rng.integers(0, 5, n).astype(np.uint8))
+            lab = rng.integers(0, 17, n).astype(np.uint8)
+            lab[rng.random(n) < 0.1] = 255
+            labels.append(lab)
+            tokens.append(ids[b, cols])
+            starts.append(b * S + int(cols[0]))
+    fields = base_fields(bases, tokens, starts, BP_LENGTHS.numpy(), labels=labels)
+    return {**batch, **{k: torch.from_numpy(v) for k, v in fields.items()}}
+
+
 TWO_ROWS = dict(enc_docs=[([22, 18], 0), ([30], 10)], dec_docs=[([12, 12], 0), ([18], 6)])
 
 
@@ -96,10 +126,11 @@ def test_changing_target_token_leaves_earlier_logits_unchanged(backend):
 
 def test_every_parameter_gets_a_gradient():
     model = debug_model(decoder_dropout=0.1, encoder_dropout=0.1).train()
-    batch = packed_batch(enc_docs=[([40, 30], 0), ([50], 20)], dec_docs=[([40, 30], 0), ([60], 10)])
+    batch = with_bases(packed_batch(enc_docs=[([40, 30], 0), ([50], 20)], dec_docs=[([40, 30], 0), ([60], 10)]))
     out = model(batch, label_smoothing=0.1)
     assert (out.tokens_per_expert > 0).all(), "the batch must route tokens to every expert"
-    out.loss.backward()
+    assert out.base_loss is not None and out.num_base_labels > 0
+    (out.loss + out.base_loss).backward()
     missing = [
         name for name, p in model.named_parameters()
         if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)

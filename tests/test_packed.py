@@ -55,7 +55,7 @@ def test_layout_matches_the_contract(tmp_path):
     assert raw[:8] == MAGIC
     header_len = int.from_bytes(raw[8:16], "little")
     header = json.loads(raw[16 : 16 + header_len])
-    assert header["schema_version"] == 1 and header["n_samples"] == 3
+    assert header["schema_version"] == 2 and header["n_samples"] == 3
     assert header["token_dtype"] == "uint16"
     assert len(raw) % ALIGNMENT == 0
     for name, spec in header["arrays"].items():
@@ -123,7 +123,7 @@ def test_empty_shard(tmp_path):
         (lambda raw: b"NOTPACK!" + raw[8:], "magic"),
         (lambda raw: raw[:-70], "truncated"),
         (lambda raw: raw[:12], "magic|truncated"),
-        (lambda raw: raw.replace(b'"schema_version":1', b'"schema_version":9'), "schema version"),
+        (lambda raw: raw.replace(b'"schema_version":2', b'"schema_version":9'), "schema version"),
         (lambda raw: raw[:16] + b"x" + raw[17:], "JSON"),
     ],
     ids=["bad-magic", "truncated-arrays", "truncated-header", "future-version", "bad-header"],
@@ -160,3 +160,46 @@ def test_pickles_as_its_path(tmp_path):
     assert len(payload) < 300  # the path, not the arrays
     copy = pickle.loads(payload)
     assert copy.sample(2).input_ids.tolist() == SAMPLES[2][0]
+
+
+def test_bases_and_labels_round_trip(tmp_path):
+    """Schema 2 keeps each window's base codes and per-base classes, also through add_shard."""
+    rng = np.random.default_rng(0)
+    bases = [rng.integers(0, 5, n).astype(np.uint8) for n in (7, 0, 12)]
+    labels = [rng.integers(0, 17, n).astype(np.uint8) for n in (7, 0, 12)]
+    with PackedWriter(tmp_path / "b.packed", tokenizer_hash="h") as writer:
+        start = 0
+        for b, lab in zip(bases, labels):
+            writer.add([1], [1, 2], species="s", seqid="c", window_start=start, window_end=start + b.size,
+                       bases=b, base_labels=lab)
+            start += b.size
+        writer.add([1], [1, 2], species="s", seqid="c", window_start=100, window_end=103)
+    with PackedWriter(tmp_path / "m.packed", tokenizer_hash="h") as writer:
+        writer.add_shard(PackedShard(tmp_path / "b.packed"))
+    for path in ("b.packed", "m.packed"):
+        shard = PackedShard(tmp_path / path)
+        for i, (b, lab) in enumerate(zip(bases, labels)):
+            np.testing.assert_array_equal(shard.sample(i).bases, b)
+            np.testing.assert_array_equal(shard.sample(i).base_labels, lab)
+        unlabelled = shard.sample(3)
+        assert unlabelled.bases.tolist() == [4, 4, 4] and unlabelled.base_labels.tolist() == [255] * 3
+
+
+def test_bases_must_match_the_window(tmp_path):
+    writer = PackedWriter(tmp_path / "x.packed", tokenizer_hash="h")
+    with pytest.raises(ValueError, match="one entry per base"):
+        writer.add([1], [1], species="s", seqid="c", window_start=0, window_end=5,
+                   bases=np.zeros(4, np.uint8), base_labels=np.zeros(4, np.uint8))
+    writer.abort()
+
+
+def test_schema_1_shard_names_the_fix(tmp_path):
+    """A shard baked before the per-base arrays is refused with 're-run genoforge bake'."""
+    path = tmp_path / "old.packed"
+    write_shard(path)
+    raw = path.read_bytes()
+    header_len = int(np.frombuffer(raw[8:16], dtype="<u8")[0])
+    header = raw[16 : 16 + header_len].replace(b'"schema_version":2', b'"schema_version":1')
+    path.write_bytes(raw[:16] + header + raw[16 + header_len :])
+    with pytest.raises(ShardFormatError, match="schema 1.*re-run genoforge bake"):
+        PackedShard(path)

@@ -288,7 +288,8 @@ class ChunkResult:
     """The samples of a chunk in window order, and the windows that were dropped, per split."""
 
     seqid: str
-    samples: list[tuple[str, int, int, np.ndarray, np.ndarray, bool, bool]] = field(default_factory=list)
+    # (split, start, end, input ids, target ids, intergenic, hinted, bases, base labels)
+    samples: list[tuple] = field(default_factory=list)
     dropped: dict[str, SplitCounts] = field(default_factory=lambda: {s: SplitCounts() for s in SPLITS})
 
 
@@ -311,11 +312,18 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
 
     from genoforge.baking.packed import TOKEN_DTYPES
     from genoforge.baking.target import encode_target, window_annotation
+    from genoforge.genes.classes import encode_bases, representative_transcripts, window_labels
 
     settings = task.settings
     tok = _tokenizer(settings.tokenizer)
     dtype = np.dtype(TOKEN_DTYPES[settings.token_dtype])
     result = ChunkResult(task.seqid)
+    # Per-base classes of the whole chunk from whole transcripts (so a window cutting a gene
+    # still gets its true codon positions), sliced per window below.
+    chunk_end = task.offset + len(task.sequence)
+    coding = representative_transcripts(task.annotation.transcripts_overlapping(task.seqid, task.offset, chunk_end))
+    chunk_labels = window_labels(coding, task.offset, chunk_end)
+    chunk_bases = encode_bases(task.sequence)
     for split, start, end in task.windows:
         sequence = task.sequence[start - task.offset : end - task.offset]
         if is_mostly_n(sequence, settings.max_n_ratio):
@@ -334,7 +342,9 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
         if hinted:
             input_ids += tok.encode_target(hints_module.hint_tokens(annotated.records))
         input_array = np.asarray(input_ids, dtype=dtype)
-        result.samples.append((split, start, end, input_array, target_ids, intergenic, hinted))
+        local = slice(start - task.offset, end - task.offset)
+        result.samples.append((split, start, end, input_array, target_ids, intergenic, hinted,
+                               chunk_bases[local], chunk_labels[local]))
     return result
 
 
@@ -519,9 +529,11 @@ def bake_species(
                 if result is not None:
                     for split, dropped in result.dropped.items():
                         counts[split].add(dropped)
-                    for split, start, end, input_ids, target_ids, intergenic, hinted in result.samples:
+                    for (split, start, end, input_ids, target_ids, intergenic, hinted,
+                         window_bases, window_base_labels) in result.samples:
                         writers[split].add(input_ids, target_ids, species=species, seqid=result.seqid,
-                                           window_start=start, window_end=end)
+                                           window_start=start, window_end=end, bases=window_bases,
+                                           base_labels=window_base_labels)
                         split_counts = counts[split]
                         split_counts.windows += 1
                         split_counts.bases += end - start

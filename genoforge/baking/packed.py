@@ -23,7 +23,13 @@ species_index       uint16    n      index into header ``species``
 seqid_index         uint32    n      index into header ``seqids``
 window_start        int64     n      window in 0-based half-open sequence coordinates
 window_end          int64     n
+base_offsets        int64     n+1    sample i's bases are bases[base_offsets[i]:base_offsets[i+1]]
+bases               uint8     total  the window's DNA, one code per base (A0 C1 G2 T3, other 4)
+base_labels         uint8     total  per-base gene-structure class (``genoforge.genes.classes``)
 ==================  ========  =====  ==============================================================
+
+Schema 2 added the three base arrays (the per-base head's input and labels); a schema-1 shard
+is refused with the fix (re-bake).
 
 (*) uint32 when the tokenizer's vocabulary exceeds 65,535 ids.
 
@@ -53,7 +59,7 @@ from genoforge.errors import ShardFormatError
 from genoforge.io import atomic_write
 
 MAGIC = b"GFPACK01"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ALIGNMENT = 64
 UINT16_VOCAB_LIMIT = 65536
 
@@ -67,7 +73,12 @@ ARRAY_DTYPES: dict[str, str | None] = {
     "seqid_index": "<u4",
     "window_start": "<i8",
     "window_end": "<i8",
+    "base_offsets": "<i8",
+    "bases": "|u1",
+    "base_labels": "|u1",
 }
+# Arrays streamed to spill files while samples arrive (the rest is per-sample metadata).
+_SPILLED = ("input_tokens", "target_tokens", "bases", "base_labels")
 TOKEN_DTYPES = {"uint16": "<u2", "uint32": "<u4"}
 # The writer's per-sample metadata (lengths become the offsets arrays on close).
 _META_DTYPES = {
@@ -77,6 +88,7 @@ _META_DTYPES = {
     "seqid_index": "<u4",
     "window_start": "<i8",
     "window_end": "<i8",
+    "base_lengths": "<i8",
 }
 _COPY_CHUNK = 1 << 24  # bytes per copy step when assembling a shard; bounds writer memory
 
@@ -88,7 +100,8 @@ def token_dtype_for(vocab_size: int) -> str:
 
 @dataclass(frozen=True)
 class Sample:
-    """One baked window: encoder input ids, decoder target ids, and where the window lies."""
+    """One baked window: encoder input ids, decoder target ids, where the window lies, and its
+    bases with their per-base classes (uint8 views)."""
 
     input_ids: np.ndarray
     target_ids: np.ndarray
@@ -96,6 +109,8 @@ class Sample:
     seqid: str
     window_start: int
     window_end: int
+    bases: np.ndarray | None = None
+    base_labels: np.ndarray | None = None
 
 
 def _pad(n: int) -> int:
@@ -123,10 +138,8 @@ class PackedWriter:
         self._max_token = np.iinfo(self._np_token_dtype).max
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._spill_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        self._input_spill = open(self._spill_dir / "input_tokens", "wb")
-        self._target_spill = open(self._spill_dir / "target_tokens", "wb")
-        self._n_input_tokens = 0
-        self._n_target_tokens = 0
+        self._spills = {name: open(self._spill_dir / name, "wb") for name in _SPILLED}
+        self._spilled = {name: 0 for name in _SPILLED}  # elements written per spilled array
         # Per-sample metadata: bulk-added arrays in ``_meta``; single adds gather in ``_pending``
         # (plain ints, cheap to append) and are flushed to an array before the next bulk add.
         self._meta: dict[str, list[np.ndarray]] = {name: [] for name in _META_DTYPES}
@@ -173,20 +186,31 @@ class PackedWriter:
         seqid: str,
         window_start: int,
         window_end: int,
+        bases: np.ndarray | None = None,
+        base_labels: np.ndarray | None = None,
     ) -> None:
-        """Append one sample (ids must fit the shard's token dtype)."""
+        """Append one sample (ids must fit the shard's token dtype; ``bases`` and ``base_labels``
+        are uint8 arrays of the window's length; left out: all N, unlabelled (255), which the
+        per-base loss ignores)."""
         self._check_open()
         if not 0 <= window_start <= window_end:
             raise ValueError(f"bad window [{window_start}, {window_end})")
         inputs = self._tokens(input_ids, "input ids")
         targets = self._tokens(target_ids, "target ids")
-        self._input_spill.write(inputs.tobytes())
-        self._target_spill.write(targets.tobytes())
-        self._n_input_tokens += inputs.size
-        self._n_target_tokens += targets.size
+        length = window_end - window_start
+        base_array = np.full(length, 4, np.uint8) if bases is None else np.asarray(bases, dtype=np.uint8)
+        label_array = (np.full(length, 255, np.uint8) if base_labels is None
+                       else np.asarray(base_labels, dtype=np.uint8))
+        if base_array.shape != (window_end - window_start,) or label_array.shape != base_array.shape:
+            raise ValueError("bases and base labels must have one entry per base of the window")
+        for name, array in (("input_tokens", inputs), ("target_tokens", targets),
+                            ("bases", base_array), ("base_labels", label_array)):
+            self._spills[name].write(array.tobytes())
+            self._spilled[name] += array.size
         pending = self._pending
         pending["input_lengths"].append(int(inputs.size))
         pending["target_lengths"].append(int(targets.size))
+        pending["base_lengths"].append(int(base_array.size))
         pending["species_index"].append(self._intern(self._species, species, 0xFFFF, "species"))
         pending["seqid_index"].append(self._intern(self._seqids, seqid, 0xFFFFFFFF, "seqids"))
         pending["window_start"].append(int(window_start))
@@ -217,16 +241,17 @@ class PackedWriter:
         seqid_map = np.array(
             [self._intern(self._seqids, s, 0xFFFFFFFF, "seqids") for s in shard.seqids], dtype=np.uint32
         )
-        for name, spill in (("input_tokens", self._input_spill), ("target_tokens", self._target_spill)):
-            tokens = shard.array(name)
-            for begin in range(0, tokens.size, _COPY_CHUNK // 4):
-                spill.write(tokens[begin : begin + _COPY_CHUNK // 4].astype(self._np_token_dtype).tobytes())
-        self._n_input_tokens += int(shard.array("input_tokens").size)
-        self._n_target_tokens += int(shard.array("target_tokens").size)
+        for name in _SPILLED:
+            values = shard.array(name)
+            dtype = self._np_token_dtype if name.endswith("tokens") else np.uint8
+            for begin in range(0, values.size, _COPY_CHUNK // 4):
+                self._spills[name].write(values[begin : begin + _COPY_CHUNK // 4].astype(dtype).tobytes())
+            self._spilled[name] += int(values.size)
         self._flush_pending()
         meta = self._meta
         meta["input_lengths"].append(np.asarray(shard.input_lengths(), dtype=np.int64))
         meta["target_lengths"].append(np.asarray(shard.target_lengths(), dtype=np.int64))
+        meta["base_lengths"].append(np.diff(shard.array("base_offsets")).astype(np.int64))
         meta["species_index"].append(species_map[shard.array("species_index")])
         meta["seqid_index"].append(seqid_map[shard.array("seqid_index")])
         meta["window_start"].append(np.array(shard.array("window_start"), dtype=np.int64))
@@ -247,8 +272,8 @@ class PackedWriter:
         self._check_open()
         self._closed = True
         try:
-            self._input_spill.close()
-            self._target_spill.close()
+            for spill in self._spills.values():
+                spill.close()
             self._assemble()
         finally:
             shutil.rmtree(self._spill_dir, ignore_errors=True)
@@ -259,8 +284,8 @@ class PackedWriter:
         if self._closed:
             return
         self._closed = True
-        self._input_spill.close()
-        self._target_spill.close()
+        for spill in self._spills.values():
+            spill.close()
         shutil.rmtree(self._spill_dir, ignore_errors=True)
 
     def __enter__(self) -> PackedWriter:
@@ -284,10 +309,10 @@ class PackedWriter:
             "seqid_index": meta["seqid_index"],
             "window_start": meta["window_start"],
             "window_end": meta["window_end"],
+            "base_offsets": np.concatenate([[0], np.cumsum(meta["base_lengths"])]).astype("<i8"),
         }
         shapes = {name: int(array.size) for name, array in small.items()}
-        shapes["input_tokens"] = self._n_input_tokens
-        shapes["target_tokens"] = self._n_target_tokens
+        shapes.update(self._spilled)
         dtypes = {name: (dt or token_dtype) for name, dt in ARRAY_DTYPES.items()}
 
         def header_bytes(arrays: dict[str, dict[str, Any]]) -> bytes:
@@ -382,6 +407,12 @@ class PackedShard:
     def _validate_header(self, size: int) -> None:
         header = self.header
         version = header.get("schema_version") if isinstance(header, dict) else None
+        if version == 1:
+            raise ShardFormatError(
+                "baked with packed schema 1, which has no per-base bases and labels; re-run "
+                "genoforge bake with this version",
+                self.path,
+            )
         if version != SCHEMA_VERSION:
             raise ShardFormatError(
                 f"unknown packed schema version {version!r} (this genoforge reads {SCHEMA_VERSION}); "
@@ -402,7 +433,7 @@ class PackedShard:
         token_dtype = TOKEN_DTYPES.get(header["token_dtype"])
         if token_dtype is None:
             raise ShardFormatError(f"unknown token dtype {header['token_dtype']!r}", self.path)
-        expected_shapes = {"input_offsets": n + 1, "target_offsets": n + 1}
+        expected_shapes = {"input_offsets": n + 1, "target_offsets": n + 1, "base_offsets": n + 1}
         for name in ("species_index", "seqid_index", "window_start", "window_end"):
             expected_shapes[name] = n
         for name, spec in arrays.items():
@@ -429,7 +460,8 @@ class PackedShard:
                 )
 
     def _validate_offsets(self) -> None:
-        for offsets_name, tokens_name in (("input_offsets", "input_tokens"), ("target_offsets", "target_tokens")):
+        for offsets_name, tokens_name in (("input_offsets", "input_tokens"), ("target_offsets", "target_tokens"),
+                                          ("base_offsets", "bases")):
             offsets = self._arrays[offsets_name]
             total = self._arrays[tokens_name].size
             if offsets[0] != 0 or offsets[-1] != total or (offsets.size > 1 and np.any(np.diff(offsets) < 0)):
@@ -491,6 +523,8 @@ class PackedShard:
             seqid=self.seqids[int(a["seqid_index"][i])],
             window_start=int(a["window_start"][i]),
             window_end=int(a["window_end"][i]),
+            bases=a["bases"][a["base_offsets"][i] : a["base_offsets"][i + 1]],
+            base_labels=a["base_labels"][a["base_offsets"][i] : a["base_offsets"][i + 1]],
         )
 
     def __reduce__(self):  # type: ignore[no-untyped-def]

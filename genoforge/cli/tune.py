@@ -83,6 +83,11 @@ def tune(
         "Clip the global gradient L2 norm to this (0: no clipping). \\[default: 1.0]"))] = None,
     label_smoothing: Annotated[OptFloat, typer.Option(*flag("label_smoothing"), help=(
         "Label smoothing of the training loss (validation also reports plain CE). \\[default: 0]"))] = None,
+    base_loss_weight: Annotated[OptFloat, typer.Option(*flag("base_loss_weight"), min=0.0, help=(
+        "Weight of the per-base head's class-weighted CE in the objective (0: off). \\[default: 1.0]"))] = None,
+    generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0.0, help=(
+        "Weight of the decoder's token CE (0: train only the encoder and per-base head). "
+        "\\[default: 1.0]"))] = None,
     early_stopping: Annotated[OptInt, typer.Option(*flag("early_stopping"), help=(
         "Stop after this many evaluations in a row without a lower validation CE (0: off). "
         "[default: 0]"))] = None,
@@ -143,6 +148,7 @@ def tune(
         "empty_cache_steps": empty_cache_steps, "memwatch": memwatch, "seed": seed, "resume": resume,
         "num_workers": num_workers, "gradient_checkpointing": gradient_checkpointing, "compile": compile,
         "strategy": strategy, "device": device, "max_steps": max_steps,
+        "base_loss_weight": base_loss_weight, "generative_loss_weight": generative_loss_weight,
     }
     resolved, sources = resolve_tune_config(config, flags)
     result = run_tune(train, validation, output_dir, model_dir, resolved, sources)

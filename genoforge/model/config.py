@@ -86,6 +86,13 @@ class ModelConfig:
     moe_z_loss_coef: float = 1e-3  # router z-loss [Zoph et al. 2022 (ST-MoE)]
 
     # Weights.
+    # Per-base head (genoforge.model.base_head): 0 channels = no head. Dilated conv blocks over the
+    # bases before and after adding the token state and within-token offset.
+    base_head_channels: int = 128
+    base_head_layers: int = 10
+    base_head_fused_layers: int = 4
+    base_head_kernel: int = 9
+
     tie_weights: bool = True
     init_std: float = 0.02  # any weight not covered by a more specific std below
     init_embed_std: float = 0.02  # token embeddings (also new rows added by `tokens resize`)
@@ -119,7 +126,10 @@ class ModelConfig:
                      "encoder_intermediate_size", "encoder_block_size", "decoder_block_size"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("num_latents", "compressor_layers", "encoder_window_size", "decoder_window_size"):
+        if self.base_head_channels and self.base_head_kernel % 2 == 0:
+            problems.append(f"base_head_kernel must be odd (centred convolutions), got {self.base_head_kernel}")
+        for name in ("num_latents", "compressor_layers", "encoder_window_size", "decoder_window_size",
+                     "base_head_channels", "base_head_layers", "base_head_fused_layers", "base_head_kernel"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("encoder_dropout", "decoder_dropout"):
@@ -160,6 +170,10 @@ def _debug() -> ModelConfig:
         encoder_dropout=0.0,
         num_experts=4,
         moe_top_k=2,
+        base_head_channels=13,
+        base_head_layers=3,
+        base_head_fused_layers=1,
+        base_head_kernel=5,
     )
 
 
@@ -184,6 +198,10 @@ def _small() -> ModelConfig:
         decoder_block_size=128,
         num_experts=8,
         moe_top_k=2,
+        base_head_channels=64,
+        base_head_layers=8,
+        base_head_fused_layers=3,
+        base_head_kernel=9,
     )
 
 

@@ -29,7 +29,7 @@ from genoforge.model.config import ModelConfig
 from genoforge.model.model import GenoforgeModel
 
 MODEL_TYPE = "genoforge"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the per-base head (base_head_* fields and weights)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TIED_HEAD_KEY = "decoder.lm_head.weight"
@@ -56,6 +56,11 @@ def read_model_config(model_dir: str | Path) -> ModelConfig:
     if raw.get("model_type") != MODEL_TYPE:
         raise CheckpointError(f"{path}: model_type is {raw.get('model_type')!r}, expected {MODEL_TYPE!r}")
     version = raw.get("format_version")
+    if version == 1:
+        raise CheckpointError(
+            f"{path}: format_version 1 predates the per-base head; re-create the model with "
+            "genoforge model init (and re-run genoforge tune)"
+        )
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: format_version {version!r} is not supported (this genoforge reads {FORMAT_VERSION}); "

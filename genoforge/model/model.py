@@ -40,6 +40,7 @@ from genoforge.model.attention import (
     document_positions,
     encoder_self_mask,
 )
+from genoforge.model.base_head import BaseHead
 from genoforge.model.compressor import LatentCompressor
 from genoforge.model.config import ModelConfig
 from genoforge.model.decoder import DecodeCache, GenoforgeDecoder
@@ -62,6 +63,10 @@ class ModelOutput:
         z_loss: router z-loss, mean over MoE layers (0 without MoE).
         tokens_per_expert: [layers, E] real tokens routed to each expert (empty without MoE).
         num_label_tokens: number of labels that count (not -100).
+        base_loss: class-weighted per-base CE (weights ``model.base_class_weights``), 0 without
+            the head or without ``base_labels`` in the batch.
+        base_logits: [W, L, K] per-base class logits (None without the head or base fields).
+        num_base_labels: number of labelled bases.
     """
 
     loss: Tensor
@@ -71,6 +76,12 @@ class ModelOutput:
     z_loss: Tensor
     tokens_per_expert: Tensor
     num_label_tokens: Tensor
+    base_loss: Tensor | None = None
+    base_logits: Tensor | None = None
+    num_base_labels: Tensor | None = None
+
+
+BASE_FIELDS = ("base_codes", "base_token", "base_offset", "base_mask")
 
 
 @dataclass
@@ -115,6 +126,10 @@ class GenoforgeModel(nn.Module):
         self.bp_proj = nn.Linear(2 * dim, dim, bias=False)
         self.compressor = LatentCompressor(config) if config.num_latents > 0 else None
         self.decoder = GenoforgeDecoder(config)
+        self.base_head = BaseHead(config) if config.base_head_channels > 0 else None
+        # Per-class weights of the per-base loss (None: equal); set by tune from the training
+        # labels, not saved with the weights.
+        self.base_class_weights: Tensor | None = None
         # Token ids of "0".."999" (from the tokenizer); saved with the weights.
         if bp_digit_token_ids is None:
             bp_digit_token_ids = torch.zeros(BP_DIGIT_BASE, dtype=torch.long)
@@ -152,7 +167,8 @@ class GenoforgeModel(nn.Module):
 
         Embeddings and latents: init_embed_std; attention projections (encoder Wqkv and output,
         decoder/compressor q/k/v/o): init_attn_std; FFN and expert matrices: init_ffn_std;
-        routers: init_moe_router_std; anything else (memory and bp projections): init_std.
+        routers: init_moe_router_std; the base head's convolutions: PyTorch's default (fan-in
+        uniform); anything else (memory, bp and base-head projections): init_std.
         """
         config = self.config
         for name, module in self.named_modules():
@@ -165,6 +181,8 @@ class GenoforgeModel(nn.Module):
                 module.bias.zero_()
             elif isinstance(module, RMSNorm):
                 module.weight.fill_(1.0)
+            elif isinstance(module, nn.Conv1d):
+                module.reset_parameters()  # the base head's convolutions: PyTorch's fan-in default
             elif isinstance(module, MoEFeedForward):
                 module.router.weight.normal_(0.0, config.init_moe_router_std)
                 for weight in (module.w_gate_EDF, module.w_up_EDF, module.w_down_EDF):
@@ -241,11 +259,23 @@ class GenoforgeModel(nn.Module):
 
     def encode(self, batch: Any, masks: BatchMasks | None = None) -> Memory:
         """Encoder + bp signal + compressor: what the decoder cross-attends to."""
-        input_ids = _get(batch, "input_ids")
         if masks is None:
             masks = self.build_masks(batch, with_decoder=False)
-        backend = self.backend_for(input_ids.device)
-        hidden = self.encoder(input_ids, masks.encoder_self, backend)
+        return self._memory(batch, masks, self.encode_tokens(batch, masks))
+
+    def encode_tokens(self, batch: Any, masks: BatchMasks) -> Tensor:
+        """[B, S, H] encoder states (what the per-base head and the memory read)."""
+        input_ids = _get(batch, "input_ids")
+        return self.encoder(input_ids, masks.encoder_self, self.backend_for(input_ids.device))
+
+    def base_logits(self, batch: Any, hidden_BSH: Tensor) -> Tensor | None:
+        """[W, L, K] per-base logits of the batch's windows (None without the head or fields)."""
+        if self.base_head is None or _get(batch, "base_codes") is None:
+            return None
+        return self.base_head(hidden_BSH, *(_get(batch, name) for name in BASE_FIELDS))
+
+    def _memory(self, batch: Any, masks: BatchMasks, hidden: Tensor) -> Memory:
+        backend = self.backend_for(hidden.device)
         memory = self.memory_proj(hidden) + self.bp_signal(_get(batch, "input_bp"))
         memory = memory * (masks.encoder_self.q_doc >= 0).unsqueeze(-1).to(memory.dtype)
         if self.compressor is None:
@@ -256,14 +286,33 @@ class GenoforgeModel(nn.Module):
         )
         return Memory(latents, masks.latent_doc_BM)
 
-    def forward(self, batch: Any, label_smoothing: float = 0.0, return_logits: bool = True) -> ModelOutput:
-        """Loss and logits of a packed batch (see the module docstring for the fields)."""
+    def forward(self, batch: Any, label_smoothing: float = 0.0, return_logits: bool = True,
+                with_decoder: bool = True) -> ModelOutput:
+        """Loss and logits of a packed batch (see the module docstring for the fields).
+
+        ``with_decoder`` False skips the compressor and decoder (a per-base-only step): the token
+        terms are then 0 and ``logits`` None.
+        """
         config = self.config
         if self.training:
             for module in self._bf16_expert_layers:  # before the (compiled) layers read them
                 module.refresh_bf16_copies()
-        masks = self.build_masks(batch)
-        memory = self.encode(batch, masks)
+        masks = self.build_masks(batch, with_decoder=with_decoder)
+        hidden_BSH = self.encode_tokens(batch, masks)
+        base_logits = self.base_logits(batch, hidden_BSH)
+        base_loss = n_base = None
+        base_labels = _get(batch, "base_labels")
+        if base_logits is not None and base_labels is not None:
+            base_loss, n_base = self.base_loss(base_logits, base_labels)
+        if not with_decoder:
+            zero = hidden_BSH.new_zeros((), dtype=torch.float32)
+            return ModelOutput(
+                loss=zero, logits=None, ce_loss=zero, aux_loss=zero, z_loss=zero,
+                tokens_per_expert=torch.zeros(0, 0, dtype=torch.long, device=hidden_BSH.device),
+                num_label_tokens=torch.zeros((), dtype=torch.long, device=hidden_BSH.device),
+                base_loss=base_loss, base_logits=base_logits, num_base_labels=n_base,
+            )
+        memory = self._memory(batch, masks, hidden_BSH)
         decoder_ids = _get(batch, "decoder_ids")
         assert masks.decoder_self is not None and masks.decoder_cross is not None
         positions = document_positions(masks.decoder_self.q_doc)
@@ -302,7 +351,23 @@ class GenoforgeModel(nn.Module):
             z_loss=z,
             tokens_per_expert=per_expert,
             num_label_tokens=n_labels,
+            base_loss=base_loss,
+            base_logits=base_logits,
+            num_base_labels=n_base,
         )
+
+    def base_loss(self, base_logits_WLK: Tensor, base_labels_WL: Tensor) -> tuple[Tensor, Tensor]:
+        """(class-weighted mean CE over labelled bases, labelled-base count)."""
+        weights = self.base_class_weights
+        if weights is not None:
+            weights = weights.to(base_logits_WLK.device, torch.float32)
+        flat_labels = base_labels_WL.reshape(-1).long()
+        loss = F.cross_entropy(base_logits_WLK.reshape(-1, base_logits_WLK.shape[-1]), flat_labels,
+                               weight=weights, ignore_index=IGNORE_INDEX)
+        n_base = (flat_labels != IGNORE_INDEX).sum()
+        # All bases ignored: CE is nan (0/0); a zero that keeps the graph instead.
+        loss = torch.where(n_base > 0, loss, base_logits_WLK.sum() * 0.0)
+        return loss, n_base
 
     # ------------------------------------------------------------------------- incremental decode
     def new_decode_cache(self, memory: Memory, query_doc_B: Tensor | None = None) -> DecodeCache:

@@ -383,6 +383,25 @@ def training_window_of(train_path: str | Path, shard) -> TrainingWindow:
     return TrainingWindow(window_size=int(lengths.max()), overlap=None, source="shards", species={})
 
 
+GENE_STRUCTURE_FILE = "gene_structure.json"  # the bake's gene-structure statistics (HMM decoder)
+
+
+def copy_gene_structure(train_path: str | Path, directory: str | Path) -> Path | None:
+    """Copy the bake's ``gene_structure.json`` (beside the training shard) into ``directory``.
+
+    The HMM decoder of ``predict --decoder hmm`` reads it from the model directory; a bake without
+    one (none of the training species had a usable gene model) copies nothing.
+    """
+    import shutil
+
+    source = Path(train_path).parent / GENE_STRUCTURE_FILE
+    if not source.is_file():
+        return None
+    target = Path(directory) / GENE_STRUCTURE_FILE
+    shutil.copyfile(source, target)
+    return target
+
+
 def write_training_window(directory: str | Path, record: TrainingWindow) -> Path:
     """Write ``directory/training_window.json`` atomically."""
     path = Path(directory) / TRAINING_WINDOW_FILE

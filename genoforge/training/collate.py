@@ -13,6 +13,10 @@ placement order, the same numbering in both streams:
 
 Besides the model fields the batch carries ``enc_tokens`` / ``dec_tokens`` (real positions) and
 ``docs_per_row`` (the most documents in one row: the model's latent slots per row), all ints.
+
+When the shard has bases (packed schema 2) the batch also carries the per-base head's fields, one
+row per document in placement order (``genoforge.model.base_inputs``): ``base_codes``,
+``base_token``, ``base_offset``, ``base_mask``, ``base_labels``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 IGNORE_INDEX = -100
 MODEL_FIELDS = ("input_ids", "input_doc", "input_bp", "decoder_ids", "decoder_doc", "labels")
+BASE_BATCH_FIELDS = ("base_codes", "base_token", "base_offset", "base_mask", "base_labels")
 
 
 def collate_rows(shard, rows: Sequence[np.ndarray], shape, *, pad_id: int, bp_lengths: np.ndarray) -> dict:
@@ -49,6 +54,11 @@ def collate_rows(shard, rows: Sequence[np.ndarray], shape, *, pad_id: int, bp_le
     tgt_tokens = shard.array("target_tokens")
     tgt_offsets = shard.array("target_offsets")
     enc_total = dec_total = 0
+    doc_bases, doc_labels, doc_tokens, doc_starts = [], [], [], []
+    # Test doubles of a shard may lack the base arrays: the batch then has no base fields.
+    has_bases = "bases" in getattr(shard, "header", {}).get("arrays", {})
+    if has_bases:
+        all_bases, all_labels, base_offsets = shard.array("bases"), shard.array("base_labels"), shard.array("base_offsets")
     for b, row in enumerate(rows):
         s = t = 0
         for doc, sample in enumerate(np.asarray(row).tolist()):
@@ -60,6 +70,12 @@ def collate_rows(shard, rows: Sequence[np.ndarray], shape, *, pad_id: int, bp_le
             input_doc[b, s : s + n] = doc
             bases = bp_lengths[ids]
             input_bp[b, s + 1 : s + n] = np.cumsum(bases[:-1]) if n > 1 else 0
+            if has_bases:
+                lo, hi = base_offsets[sample], base_offsets[sample + 1]
+                doc_bases.append(np.asarray(all_bases[lo:hi]))
+                doc_labels.append(np.asarray(all_labels[lo:hi]))
+                doc_tokens.append(ids)
+                doc_starts.append(b * S + s)
             s += n
             target = np.asarray(tgt_tokens[tgt_offsets[sample] : tgt_offsets[sample + 1]], dtype=np.int64)
             m = max(target.size - 1, 0)
@@ -71,7 +87,14 @@ def collate_rows(shard, rows: Sequence[np.ndarray], shape, *, pad_id: int, bp_le
             t += m
         enc_total += s
         dec_total += t
+    extra = {}
+    if has_bases:
+        from genoforge.model.base_inputs import base_fields
+
+        fields = base_fields(doc_bases, doc_tokens, doc_starts, bp_lengths, labels=doc_labels)
+        extra = {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in fields.items()}
     return {
+        **extra,
         "input_ids": torch.from_numpy(input_ids),
         "input_doc": torch.from_numpy(input_doc),
         "input_bp": torch.from_numpy(input_bp),
@@ -86,4 +109,5 @@ def collate_rows(shard, rows: Sequence[np.ndarray], shape, *, pad_id: int, bp_le
 
 def model_batch(batch: dict, device) -> dict:
     """The model fields of a collated batch, moved to ``device`` (non-blocking from pinned memory)."""
-    return {name: batch[name].to(device, non_blocking=True) for name in MODEL_FIELDS}
+    names = MODEL_FIELDS + tuple(name for name in BASE_BATCH_FIELDS if name in batch)
+    return {name: batch[name].to(device, non_blocking=True) for name in names}

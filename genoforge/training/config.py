@@ -57,6 +57,11 @@ class TuneConfig:
     adam_eps: float = 1e-8
     max_grad_norm: float = 1.0  # global L2 norm clip (0: no clipping)
     label_smoothing: float = 0.0  # on the training loss only; validation reports plain CE too
+    # The objective: generative_loss_weight x token CE (+ MoE terms) + base_loss_weight x the
+    # per-base head's class-weighted CE. 0 turns a part off (a generative weight of 0 skips the
+    # decoder's forward: a per-base-only run, single process).
+    base_loss_weight: float = 1.0
+    generative_loss_weight: float = 1.0
 
     # Batching (see the module docstring).
     token_budget: int = 16384
@@ -108,7 +113,8 @@ class TuneConfig:
         non_negative = ("max_steps", "num_workers", "eval_steps", "eval_max_batches", "generate_samples",
                         "early_stopping",
                         "save_steps", "save_total_limit", "empty_cache_steps", "encoder_row_len",
-                        "decoder_row_len", "weight_decay", "max_grad_norm", "early_stopping_min_delta")
+                        "decoder_row_len", "weight_decay", "max_grad_norm", "early_stopping_min_delta",
+                        "base_loss_weight", "generative_loss_weight")
         for name in non_negative:
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -119,6 +125,8 @@ class TuneConfig:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.base_loss_weight == 0 and self.generative_loss_weight == 0:
+            problems.append("base_loss_weight and generative_loss_weight are both 0: nothing to train")
         if self.strategy not in STRATEGIES:
             problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.memwatch_interval <= 0:

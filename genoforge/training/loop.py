@@ -11,9 +11,14 @@ MoE load-balancing and router z-losses times their coefficients (``ModelConfig.m
 averaged over the step's micro-batches. So one process with ``grad_accum = W * A`` and W
 processes with ``grad_accum = A`` optimise the same function.
 
+The per-base head adds ``base_loss_weight`` x its class-weighted CE (a mean per micro-batch,
+averaged over the step's micro-batches; :mod:`genoforge.training.base_metrics`), and the token
+terms are scaled by ``generative_loss_weight``.
+
 Evaluation (every ``eval_steps`` steps, or per epoch) reports plain and label-smoothed CE of the
-validation shard; the plain CE is the validation loss that picks ``best/`` and drives early
-stopping. With ``--generate_samples N`` the first N validation windows are also decoded (each
+validation shard, the per-base CE (``val_base_loss``) and base-level F1 per class and group
+(``base_cds_f1`` ...); ``val_objective`` = generative weight x plain CE + base weight x base CE
+picks ``best/`` and drives early stopping. With ``--generate_samples N`` the first N validation windows are also decoded (each
 rank its share under DDP) and their exon/gene F1 (``gen_*``, :mod:`genoforge.training.generate`)
 added to the eval record. Checkpoints, the signal handling and the run directory layout are
 described in ``genoforge.training.checkpoint`` and the CLI help.
@@ -50,6 +55,8 @@ from genoforge.training.data import (
     plan_row_shape,
     rank_micro_batch_ids,
 )
+from genoforge.genes.classes import N_CLASSES
+from genoforge.training.base_metrics import base_class_weights, base_confusion, base_f1_scores
 from genoforge.training.early_stopping import EarlyStopping
 from genoforge.training.losses import micro_batch_seed, token_loss_sums
 
@@ -182,6 +189,12 @@ class Trainer:
 
         self.flops = flop_model(model, model.config)
         self.n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        if cfg.generative_loss_weight == 0 and env.distributed:
+            raise ConfigError("--generative_loss_weight 0 skips the decoder, which DDP/FSDP cannot do "
+                              "(its parameters get no gradient); run it in one process")
+        if model.base_head is None and cfg.base_loss_weight > 0 and env.is_main:
+            warn("the model has no per-base head (base_head_channels 0): --base_loss_weight has no effect")
+        model.base_class_weights = base_class_weights(self.train_shard)
         model.to(self.device)
         model.train()
         self.raw_model = model
@@ -421,24 +434,31 @@ class Trainer:
                     write_model_config(tmp, self.model_config)
                     self.tokenizer.save(tmp)
                     ckpt.write_training_window(tmp, self.training_window)
+                    ckpt.copy_gene_structure(self.train_path, tmp)
         elif self.env.is_main:
             from genoforge.model.io import save_model
 
             with atomic_dir(target, overwrite=True) as tmp:
                 save_model(par.unwrap(self.model), tmp, self.tokenizer)
                 ckpt.write_training_window(tmp, self.training_window)
+                ckpt.copy_gene_structure(self.train_path, tmp)
         par.barrier(self.env)
         return target if self.env.is_main else None
 
     # ------------------------------------------------------------------------------ steps
     def _forward_losses(self, batch, label_smoothing: float):
+        import torch
+
         from genoforge.training.collate import model_batch
 
         inputs = model_batch(batch, self.device)
         labels = inputs.pop("labels")
         inputs["docs_per_row"] = self.fixed_docs_per_row or batch["docs_per_row"]
         with self.autocast():
-            out = self.model(inputs)
+            out = self.model(inputs, with_decoder=self.config.generative_loss_weight > 0)
+        if out.logits is None:
+            zero = labels.new_zeros((), dtype=torch.float32)
+            return out, zero, zero, zero
         smoothed, nll, count = token_loss_sums(out.logits, labels, label_smoothing)
         return out, smoothed, nll, count
 
@@ -460,14 +480,20 @@ class Trainer:
             step_labels = max(int(batch["step_label_tokens"]), 1)
             with par.no_grad_sync(self.model, env, cfg.strategy, last_micro_batch=j == cfg.grad_accum - 1):
                 out, smoothed, nll, _ = self._forward_losses(batch, cfg.label_smoothing)
-                aux = mc.moe_aux_loss_coef * out.aux_loss * aux_scale
-                z = mc.moe_z_loss_coef * out.z_loss * aux_scale
-                ce_term = smoothed / step_labels
+                gen_weight = cfg.generative_loss_weight
+                aux = gen_weight * mc.moe_aux_loss_coef * out.aux_loss * aux_scale
+                z = gen_weight * mc.moe_z_loss_coef * out.z_loss * aux_scale
+                ce_term = gen_weight * smoothed / step_labels
+                # The per-base CE is a mean per micro-batch: the step takes the mean of those.
+                base = out.base_loss * aux_scale if out.base_loss is not None else None
+                objective = ce_term + aux + z
+                if base is not None and cfg.base_loss_weight > 0:
+                    objective = objective + cfg.base_loss_weight * base
                 # DDP/FSDP average gradients over ranks: scale by W so the step's gradient is the
                 # gradient of (sum over all ranks of the terms).
-                (env.world_size * (ce_term + aux + z)).backward()
+                (env.world_size * objective).backward()
             tpe = out.tokens_per_expert if out.tokens_per_expert.numel() else None
-            self.acc.add_micro_batch(loss=ce_term + aux + z, ce=nll / step_labels, aux=aux, z=z,
+            self.acc.add_micro_batch(loss=objective, ce=nll / step_labels, aux=aux, z=z, base=base,
                                      tokens_per_expert=tpe)
         if cfg.max_grad_norm > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
@@ -504,7 +530,8 @@ class Trainer:
         micro = [self.val_plan.micro_batches[i] if i is not None else None for i in ids]
         dataset = MicroBatchDataset(self.val_path, micro, self.shape, pad_id=self.tokenizer.pad_id,
                                     bp_lengths=self.tokenizer.bp_lengths())
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(5, dtype=torch.float64, device=self.device)  # nll, smoothed, count, base CE, micro-batches
+        confusion = torch.zeros(N_CLASSES, N_CLASSES, dtype=torch.float64, device=self.device)
         module = self.model if self.fsdp else par.unwrap(self.model)
         module.eval()
         try:
@@ -518,16 +545,28 @@ class Trainer:
                     labels = inputs.pop("labels")
                     inputs["docs_per_row"] = self.fixed_docs_per_row or batch["docs_per_row"]
                     with self.autocast():
-                        out = module(inputs)
-                    smoothed, nll, count = token_loss_sums(out.logits, labels, cfg.label_smoothing)
+                        out = module(inputs, with_decoder=cfg.generative_loss_weight > 0)
                     weight = float(batch["weight"])
-                    sums += torch.stack([nll, smoothed, count]).double() * weight
+                    if out.logits is not None:
+                        smoothed, nll, count = token_loss_sums(out.logits, labels, cfg.label_smoothing)
+                        sums[:3] += torch.stack([nll, smoothed, count]).double() * weight
+                    if out.base_loss is not None:
+                        sums[3] += out.base_loss.double() * weight
+                        sums[4] += weight
+                        confusion += weight * base_confusion(out.base_logits, inputs["base_labels"])
         finally:
             module.train()
         par.all_reduce_sum(sums, env)
-        nll, smoothed, count = sums.tolist()
+        par.all_reduce_sum(confusion, env)
+        nll, smoothed, count, base_sum, base_batches = sums.tolist()
         count = max(count, 1.0)
         result = {"val_loss": nll / count, "val_loss_smoothed": smoothed / count, "val_tokens": int(count)}
+        objective = cfg.generative_loss_weight * result["val_loss"]
+        if base_batches:
+            result["val_base_loss"] = base_sum / base_batches
+            result.update(base_f1_scores(confusion.cpu().numpy()))
+            objective += cfg.base_loss_weight * result["val_base_loss"]
+        result["val_objective"] = objective
         if self.gen_windows is not None:
             result.update(self._generate())
         return result
@@ -555,16 +594,20 @@ class Trainer:
     def _after_eval(self, result: dict[str, float], epoch: int) -> bool:
         """Record an evaluation; export best/; True when early stopping says stop."""
         self.last_eval_step = self.global_step
-        val = result["val_loss"]
+        val = result["val_objective"]
         improved = self.early.update(val, self.global_step)
         if improved:
             self.export_model(BEST_DIR)
         if self.env.is_main:
             self.log.write({"kind": "eval", "step": self.global_step, "epoch": epoch, **result,
                             "best": improved, "evals_without_improvement": self.early.evals_without_improvement})
+            base = ""
+            if "val_base_loss" in result:
+                base = f", base CE {result['val_base_loss']:.4f}, base CDS F1 {result['base_cds_f1']:.3f}"
             self.log.message(
-                f"eval step {self.global_step}: val_loss {val:.4f} (smoothed {result['val_loss_smoothed']:.4f}, "
-                f"{result['val_tokens']:,} tokens){' *best*' if improved else ''}{_generation_summary(result)}"
+                f"eval step {self.global_step}: objective {val:.4f} (val_loss {result['val_loss']:.4f}, "
+                f"smoothed {result['val_loss_smoothed']:.4f}, {result['val_tokens']:,} tokens{base})"
+                f"{' *best*' if improved else ''}{_generation_summary(result)}"
             )
         return self.early.should_stop
 

@@ -7,13 +7,14 @@ steps; each step still gets its own ``metrics.jsonl`` record, written at the rea
 * ``train`` (every optimizer step): ``step`` (1-based count of optimizer updates done),
   ``epoch``, ``loss`` (the optimised objective: label-smoothed CE + MoE aux terms), ``ce``
   (plain CE of the training tokens), ``aux_loss`` and ``z_loss`` (already times their
-  coefficients), ``lr``, ``grad_norm`` (before clipping), ``enc_tokens`` / ``dec_tokens`` (real
+  coefficients), ``base_loss`` (the per-base head's class-weighted CE, before its weight), ``lr``, ``grad_norm`` (before clipping), ``enc_tokens`` / ``dec_tokens`` (real
   positions over all ranks);
 * ``perf`` (every read): ``tokens_per_s`` (real encoder + decoder tokens, all ranks),
   ``mfu`` (see below; null off CUDA), memory (MB) and ``expert_load_min`` / ``max`` (tokens routed
   to an expert / the mean per expert, over every MoE layer since the last read);
-* ``eval``: ``val_loss`` (plain CE, the early-stopping criterion), ``val_loss_smoothed``,
-  ``val_tokens``, ``best``, and with generative validation ``gen_<level>_f1``, ``gen_windows``,
+* ``eval``: ``val_objective`` (the early-stopping criterion: weighted plain token CE + per-base
+  CE), ``val_loss`` (plain token CE), ``val_loss_smoothed``, ``val_tokens``, ``val_base_loss`` and
+  base-level F1 (``base_cds_f1``, ``base_intron_f1``, ... and ``base_f1_<class>``), ``best``, and with generative validation ``gen_<level>_f1``, ``gen_windows``,
   ``gen_truncated`` (:mod:`genoforge.training.generate`);
 * ``end``: why the run stopped.
 
@@ -187,9 +188,12 @@ class StepAccumulator:
         self._ce = self._zero()
         self._aux = self._zero()
         self._z = self._zero()
+        self._base = self._zero()
 
-    def add_micro_batch(self, *, loss, ce, aux, z, tokens_per_expert=None) -> None:
+    def add_micro_batch(self, *, loss, ce, aux, z, base=None, tokens_per_expert=None) -> None:
         """Add one micro-batch's share of the step (each term already normalised for the step)."""
+        if base is not None:
+            self._base += base.detach().float()
         self._loss += loss.detach().float()
         self._ce += ce.detach().float()
         self._aux += aux.detach().float()
@@ -204,7 +208,7 @@ class StepAccumulator:
         enqueued on the device (no host sync)."""
         import torch
 
-        terms = torch.stack([self._loss, self._ce, self._aux, self._z])
+        terms = torch.stack([self._loss, self._ce, self._aux, self._z, self._base])
         if all_reduce is not None:
             terms = all_reduce(terms)
         gn = grad_norm.detach().float() if isinstance(grad_norm, torch.Tensor) else torch.tensor(float(grad_norm))
@@ -227,10 +231,10 @@ class StepAccumulator:
         terms = torch.stack([p["terms"] for p in self._pending]).cpu().tolist()
         norms = torch.stack([p["grad_norm"].to(self.device) for p in self._pending]).cpu().tolist()
         records = []
-        for p, (loss, ce, aux, z), gn in zip(self._pending, terms, norms, strict=True):
+        for p, (loss, ce, aux, z, base), gn in zip(self._pending, terms, norms, strict=True):
             records.append({
                 "kind": "train", "step": p["step"], "epoch": p["epoch"], "loss": loss, "ce": ce,
-                "aux_loss": aux, "z_loss": z, "lr": p["lr"], "grad_norm": gn,
+                "aux_loss": aux, "z_loss": z, "base_loss": base, "lr": p["lr"], "grad_norm": gn,
                 "enc_tokens": p["enc_tokens"], "dec_tokens": p["dec_tokens"],
             })
         self._pending.clear()
@@ -285,6 +289,7 @@ class TrainingLog:
         self.total_steps = total_steps
         self.generative = generative
         self._last_generation: dict[str, Any] | None = None
+        self._last_base_f1: float | None = None
         self._handle = open(metrics_path, "a") if metrics_path is not None else None
         self._live_cm = None
         self._live_update = None
@@ -303,6 +308,8 @@ class TrainingLog:
         record = {"time": round(time.time(), 3), **record}
         self._handle.write(json.dumps(record, default=_jsonable) + "\n")
         self._handle.flush()
+        if record.get("kind") == "eval" and "base_cds_f1" in record:
+            self._last_base_f1 = record["base_cds_f1"]
         if record.get("kind") == "eval" and "gen_windows" in record:
             self._last_generation = record
             if self._live_update is not None and self.generative:
@@ -344,6 +351,8 @@ class TrainingLog:
             "step": f"{last['step']}/{self.total_steps}",
             "epoch": str(last["epoch"] + 1),
             "loss": f"{last['loss']:.4f} (ce {last['ce']:.4f})",
+            "base loss": f"{last.get('base_loss', 0.0):.4f}",
+            "val base CDS F1": NOT_YET if self._last_base_f1 is None else f"{self._last_base_f1:.3f}",
             "lr": f"{last['lr']:.3e}",
             "grad norm": f"{last['grad_norm']:.3f}",
             "tokens/s": _fmt_tokens(perf["tokens_per_s"]),
