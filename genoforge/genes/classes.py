@@ -82,7 +82,7 @@ def representative_transcripts(transcripts: Iterable, gene_of=lambda t: t.gene_i
     best: dict = {}
     order: list = []
     for transcript in transcripts:
-        if transcript.cds is None or transcript.strand not in "+-":
+        if transcript.cds is None or transcript.strand not in ("+", "-"):
             continue
         gene = gene_of(transcript)
         length = coding_length(transcript)
