@@ -1,5 +1,9 @@
 """Gene models from GFF3 rows: transcripts (exons + coding span) and stand-alone features.
 
+A GTF file (told apart by its content, whatever its name) is first read as the equivalent GFF3
+rows by :mod:`genoforge.baking.gtf` (IDs from transcript_id/gene_id, the transcript and gene rows
+it leaves out made up); everything below then applies to it unchanged.
+
 The rules below turn the rows of one GFF3 file into the models the target grammar writes
 (docs/target-format.md repeats them for users). Type names are compared case-insensitively.
 
@@ -59,9 +63,10 @@ Which rows take part
 
 Ignored rows (counted in ``Annotation.skipped``, never an error)
     "unsupported type X" for each set-aside row of a type that is not implied (UTR, intron and
-    start_codon rows are not counted), "X without Parent" for a parentless part, and models of
-    biotypes genoforge does not write ("unsupported type miRNA", "gene without transcripts or
-    parts", "transcript without CDS or known biotype", "mRNA without exons or CDS" ...).
+    start_codon rows, and their GTF spellings such as AUGUSTUS's ``5'-UTR``, ``tss`` and ``tts``,
+    are not counted), "X without Parent" for a parentless part, and models of biotypes genoforge
+    does not write ("unsupported type miRNA", "gene without transcripts or parts", "transcript
+    without CDS or known biotype", "mRNA without exons or CDS" ...).
 
 Broken gene models (``BROKEN_MODEL_REASONS``: skipped and counted; errors under ``strict``)
     A broken model is left out, counted by reason, and the reason's first line is kept in
@@ -93,7 +98,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genoforge.baking.gff3 import Feature, parse_gff3
+from genoforge.baking.gff3 import Feature
+from genoforge.baking.gtf import parse_annotation
 from genoforge.errors import GffFormatError
 from genoforge.tokenizer import inventory as inv
 
@@ -280,6 +286,13 @@ _IMPLIED_TYPES = {
     "five_prime_utr_intron",
     "intron",
     "start_codon",
+    # GTF spellings (AUGUSTUS: 5'-UTR, tss, tts; older Ensembl: 5UTR)
+    "5'-utr",
+    "3'-utr",
+    "5utr",
+    "3utr",
+    "tss",
+    "tts",
 }
 _STANDALONE_TYPES = {
     "ars": inv.ORIGIN_OF_REPLICATION,
@@ -347,10 +360,10 @@ def load_annotation(
     strict: bool = False,
     require_models: bool = False,
 ) -> Annotation:
-    """Build the gene models of a GFF3 file (rules in the module docstring).
+    """Build the gene models of a GFF3 or GTF file (rules in the module docstring).
 
     Args:
-        gff_path: the annotation (plain, gzip or bgzip).
+        gff_path: the annotation, GFF3 or GTF (told apart by content), plain, gzip or bgzip.
         seqid_lengths: seqid -> length from the FASTA (``fasta_lengths``). Models on other
             seqids, or reaching past the end, are skipped and counted. None: keep all seqids.
         genome: alternative to ``seqid_lengths``: seqid -> sequence (lengths are taken from it).
@@ -367,7 +380,7 @@ def load_annotation(
     """
     if seqid_lengths is None and genome is not None:
         seqid_lengths = {seqid: len(sequence) for seqid, sequence in genome.items()}
-    rows = list(parse_gff3(gff_path))
+    rows = parse_annotation(gff_path)
     annotation = Annotation(path=str(gff_path))
     builder = _Builder(gff_path, rows, annotation)
     transcripts: dict[str, list[Transcript]] = defaultdict(list)
@@ -520,8 +533,10 @@ class _Builder:
                 self.duplicates[row.id] = (same[0], row)
             same.append(row)
         self.children: dict[str, list[Feature]] = defaultdict(list)
-        self.model_parents: dict[int, tuple[str, ...]] = {}  # row line -> Parents that are models
-        self.orphan_of: dict[int, str] = {}  # row line -> its first Parent that no row defines
+        # Keyed by id(row), not by line: a GTF transcript or gene row that the file left out is
+        # made up with the line of its first part (genoforge.baking.gtf), so lines can repeat.
+        self.model_parents: dict[int, tuple[str, ...]] = {}  # row -> Parents that are models
+        self.orphan_of: dict[int, str] = {}  # row -> its first Parent that no row defines
         for row in self.model_rows:
             parents = []
             for parent in row.parents:
@@ -529,9 +544,9 @@ class _Builder:
                     parents.append(parent)
                     self.children[parent].append(row)
                 elif parent not in all_ids:
-                    self.orphan_of.setdefault(row.line, parent)
+                    self.orphan_of.setdefault(id(row), parent)
                 # else: a Parent that is a row of no gene model (a TAIR protein row): dropped
-            self.model_parents[row.line] = tuple(parents)
+            self.model_parents[id(row)] = tuple(parents)
         self._check_cycles()
 
     # -- relations ---------------------------------------------------------------------------
@@ -543,7 +558,7 @@ class _Builder:
         for row in self.model_rows:
             if row.id is None or row.id in self.duplicates:
                 continue
-            for parent in self.model_parents[row.line]:
+            for parent in self.model_parents[id(row)]:
                 if parent in self.duplicates:
                     continue
                 parents_of[row.id].add(parent)
@@ -592,7 +607,7 @@ class _Builder:
         )
 
     def _orphan(self, row: Feature) -> _Skip | None:
-        parent = self.orphan_of.get(row.line)
+        parent = self.orphan_of.get(id(row))
         if parent is None:
             return None
         return _Skip(
@@ -626,7 +641,7 @@ class _Builder:
                         row.seqid, _STANDALONE_TYPES[kind], strand, row.start, row.end, row.line
                     )
                 else:  # a part: only its missing parent is counted here (once per missing ID)
-                    parent = self.orphan_of.get(row.line)
+                    parent = self.orphan_of.get(id(row))
                     if parent is not None and parent not in counted_orphans:
                         counted_orphans.add(parent)
                         skip = self._orphan(row)
@@ -680,7 +695,7 @@ class _Builder:
         orphan = self._orphan(row)
         if orphan is not None:
             raise orphan
-        parents = self.model_parents[row.line]
+        parents = self.model_parents[id(row)]
         for parent in parents:
             if parent in self.duplicates:
                 raise self._duplicate(parent)

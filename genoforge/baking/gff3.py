@@ -30,7 +30,7 @@ Relations between rows (IDs, Parent, gene models) are checked by :mod:`genoforge
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -75,6 +75,15 @@ def parse_gff3(path: str | Path) -> Iterator[Feature]:
         GffFormatError: the file breaks the accepted format (see the module docstring).
         InputError: the file does not exist.
     """
+    return feature_lines(path, _parse_line)
+
+
+def feature_lines(
+    path: str | Path, parse_line: Callable[[str, str | Path, int], Feature]
+) -> Iterator[Feature]:
+    """The line loop shared by GFF3 and GTF (:mod:`genoforge.baking.gtf`): comments, ``##FASTA``,
+    encodings, truncation and empty files as the module docstring says; ``parse_line`` turns one
+    feature line into a Feature."""
     n_features = 0
     line_no = 0
     try:
@@ -107,7 +116,7 @@ def parse_gff3(path: str | Path) -> Iterator[Feature]:
                         path,
                         line_no,
                     )
-                yield _parse_line(line, path, line_no)
+                yield parse_line(line, path, line_no)
                 n_features += 1
         except GffFormatError:
             raise
@@ -159,6 +168,38 @@ def _not_utf8(path: str | Path) -> GffFormatError:
 
 
 def _parse_line(line: str, path: str | Path, line_no: int) -> Feature:
+    seqid, source, ftype, start, end, score, strand, phase, attr_text = parse_columns(
+        line, path, line_no
+    )
+    attributes = _attributes(attr_text, path, line_no)
+    ids = attributes.get("ID", ())
+    if len(ids) > 1:
+        raise GffFormatError(f"ID has {len(ids)} values; give one ID per row", path, line_no)
+    return Feature(
+        seqid=seqid,
+        source=source,
+        type=ftype,
+        start=start,
+        end=end,
+        score=score,
+        strand=strand,
+        phase=phase,
+        attributes=attributes,
+        line=line_no,
+        id=ids[0] if ids else None,
+        parents=attributes.get("Parent", ()),
+    )
+
+
+def parse_columns(
+    line: str, path: str | Path, line_no: int, dialect: str = "GFF3"
+) -> tuple[str, str, str, int, int, float | None, str, int | None, str]:
+    """The first eight columns of a feature line, checked, and the raw attribute column.
+
+    Returns ``(seqid, source, type, start, end, score, strand, phase, attributes_text)`` with
+    ``start``/``end`` already 0-based half-open and the seqid percent-decoded. ``dialect`` names
+    the format in messages (GTF calls the phase column "frame", with the same meaning).
+    """
     columns = line.split("\t")
     if len(columns) != N_COLUMNS:
         raise GffFormatError(
@@ -188,10 +229,14 @@ def _parse_line(line: str, path: str | Path, line_no: int) -> Feature:
     elif phase_text in ("0", "1", "2"):
         phase = int(phase_text)
     else:
-        raise GffFormatError(f"bad phase {phase_text!r}; use 0, 1, 2 or .", path, line_no)
+        column = "frame" if dialect == "GTF" else "phase"
+        raise GffFormatError(f"bad {column} {phase_text!r}; use 0, 1, 2 or .", path, line_no)
     if ftype == "CDS" and phase is None:
+        column = "frame" if dialect == "GTF" else "phase"
         raise GffFormatError(
-            "CDS without phase; GFF3 requires phase 0, 1 or 2 on every CDS row", path, line_no
+            f"CDS without {column}; {dialect} requires {column} 0, 1 or 2 on every CDS row",
+            path,
+            line_no,
         )
     score: float | None = None
     if score_text != ".":
@@ -201,24 +246,8 @@ def _parse_line(line: str, path: str | Path, line_no: int) -> Feature:
             raise GffFormatError(
                 f"bad score {score_text!r}; use a number or .", path, line_no
             ) from None
-    attributes = _attributes(attr_text, path, line_no)
-    ids = attributes.get("ID", ())
-    if len(ids) > 1:
-        raise GffFormatError(f"ID has {len(ids)} values; give one ID per row", path, line_no)
-    return Feature(
-        seqid=unquote(seqid),
-        source=source,
-        type=ftype,
-        start=start - 1,  # 1-based closed -> 0-based half-open: the one conversion in genoforge
-        end=end,
-        score=score,
-        strand=strand,
-        phase=phase,
-        attributes=attributes,
-        line=line_no,
-        id=ids[0] if ids else None,
-        parents=attributes.get("Parent", ()),
-    )
+    # 1-based closed -> 0-based half-open: the one conversion in genoforge
+    return unquote(seqid), source, ftype, start - 1, end, score, strand, phase, attr_text
 
 
 def _coordinate(text: str, name: str, path: str | Path, line_no: int) -> int:

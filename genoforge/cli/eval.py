@@ -1,4 +1,4 @@
-"""`genoforge eval`: score a predicted GFF3 against a reference GFF3.
+"""`genoforge eval`: score a predicted annotation against a reference (GFF3 or GTF).
 
 Parses the arguments, calls :func:`genoforge.evaluation.compare.evaluate`, and renders the result
 as a table (or JSON) on stdout. The level definitions live in genoforge/evaluation/compare.py.
@@ -28,11 +28,13 @@ def register(app: typer.Typer) -> None:
     app.command(
         "eval",
         help=SUMMARY + "\n\nStrand-aware sensitivity, precision and F1 in the style of gffcompare; "
-        "with --genome, CDS with and without the stop codon compare equal.",
+        "with --genome, CDS with and without the stop codon compare equal. GFF3 and GTF "
+        "(AUGUSTUS, Ensembl) are told apart by content; a GTF's stop_codon rows join its CDS.",
         epilog=examples(
             "genoforge eval reference.gff3 predicted.gff3",
             "genoforge eval reference.gff3.gz predicted.gff3 --genome genome.fa.gz",
             "genoforge eval reference.gff3 predicted.gff3 --json > scores.json",
+            "genoforge eval reference.gff3 augustus.gtf",
         ),
     )(eval_command)
 
@@ -40,9 +42,9 @@ def register(app: typer.Typer) -> None:
 @boundary
 def eval_command(
     reference: Annotated[
-        Path, typer.Argument(help="Reference annotation, GFF3 (plain, gzip or bgzip).")
+        Path, typer.Argument(help="Reference annotation, GFF3 or GTF (plain, gzip or bgzip).")
     ],
-    prediction: Annotated[Path, typer.Argument(help="Predicted annotation, GFF3.")],
+    prediction: Annotated[Path, typer.Argument(help="Predicted annotation, GFF3 or GTF (e.g. AUGUSTUS output).")],
     genome: Annotated[
         Path | None,
         typer.Option(

@@ -2,7 +2,9 @@
 
 What is compared
 ----------------
-Both GFF3 files are read into gene models by :func:`genoforge.baking.genes.load_annotation`.
+Both files (GFF3 or GTF, told apart by content: :mod:`genoforge.baking.gtf`) are read into gene
+models by :func:`genoforge.baking.genes.load_annotation`; a GTF's separate stop_codon rows are
+merged into its CDS, so AUGUSTUS's or Ensembl's GTF scores as its GFF3 twin does.
 Only **coding transcripts** (those with a CDS) on a known strand (``+``/``-``) take part; noncoding
 transcripts (tRNA, ncRNA, pseudogenes without CDS, ...) and unstranded ones are counted in the
 summary and otherwise ignored, since a gene finder is judged on protein-coding structure. (An
@@ -185,8 +187,8 @@ def evaluate(
     """Compare a prediction with a reference annotation at the four levels.
 
     Args:
-        reference_path: reference GFF3 (plain, gzip or bgzip).
-        prediction_path: predicted GFF3.
+        reference_path: reference GFF3 or GTF (plain, gzip or bgzip).
+        prediction_path: predicted GFF3 or GTF.
         genome_path: optional genome FASTA; when given, CDS are normalised to include the stop
             codon on both sides before comparing.
 
@@ -267,7 +269,7 @@ def _is_scored(transcript: Transcript) -> bool:
 
 
 def _has_feature_lines(path: str | Path) -> bool:
-    """Whether a GFF3 file has any line that is neither blank nor a comment before ##FASTA."""
+    """Whether a GFF3/GTF file has any line that is neither blank nor a comment before ##FASTA."""
     with open_text(path) as handle:
         for line in handle:
             if line.startswith("##FASTA"):
