@@ -21,10 +21,11 @@ UTR5          utr5+    optional 5' UTR (one unspliced exon), before the start co
 START0-2      cds+0-2  the ATG; entered (from IG or UTR5) only where ``seq[t:t+3] == "ATG"``
 E0, E1, E2    cds+p    coding base at codon position p
 E1_T          cds+1    codon position 1 right after a phase-1 intron whose remembered base is T
+                       (may itself be a one-base exon: its donors lead to the 2T* / 2o types)
 ENTRY_X       intron   first intron base (after the donor); then a fixed chain to INTRON_X
 INTRON_X      intron   the rest of the intron (self-loop), left at the acceptor
-STOP0-2       cds+0-2  the terminal stop codon (contiguous), entered from E2 where
-                       ``seq[t:t+3]`` is a stop
+STOP0-2       cds+0-2  the terminal stop codon (contiguous), entered where ``seq[t:t+3]`` is a
+                       stop: from E2, or from a phase-0 intron (a last exon of the stop alone)
 UTR3          utr3+    optional 3' UTR (one unspliced exon), after the stop
 ============  =======  ==========================================================================
 
@@ -32,12 +33,15 @@ Intron types remember the bases of the codon the intron splits, so that no in-fr
 form across it: phase 0 (``0``, after E2), phase 1 after E0 remembering whether that base was T
 (``1T``, ``1o``), phase 2 after E1 remembering its two bases (``2TA``, ``2TG``, ``2o``); each in
 two families: GT-AG (donor GT, or GC at the GC-AG penalty) and AT-AC (donor AT, acceptor AC).
-That is 12 types, 24 intron states per strand. A codon is checked when the state of its third
+One more GT-AG type, ``0S``, follows a first exon that is the start codon alone (START2 ->
+ENTRY): it resumes at E0 only, so no CDS is ATG | intron | stop. That is 13 types, 26 intron
+states per strand. A codon is checked when the state of its third
 base is entered: E1 -> E2 forbids a stop ``seq[t-2:t+1]`` (after a ``1o`` intron ``seq[t-2]``
 is the acceptor's G/C, so the check is void, as it should be); E1_T -> E2 forbids
 ``T + seq[t-1] + seq[t]``; INTRON_2TA -> E2 forbids ``seq[t]`` in A/G, INTRON_2TG -> E2 forbids A.
-Not modelled: a one-base exon after a ``1T`` intron followed by another intron (E1_T has no
-donor edge), and stop codons split by an intron.
+Not modelled: start or stop codons split by an intron, an AT-AC intron right after a start-codon
+-only first exon, spliced UTRs, and two genes with no intergenic base between them (every gene
+leaves and enters through IG).
 
 Signals (``t`` = the first base of the state entered): donor exon -> ENTRY_X at ``t`` needs
 ``seq[t:t+2]`` = GT/GC (GT-AG family) or AT (AT-AC); acceptor INTRON_X -> exon at ``t`` needs
@@ -53,11 +57,14 @@ length: ENTRY_X leads through a chain of ``min_intron - 2`` positions into INTRO
 be entered before the acceptor, so introns are >= ``min_intron``. The chain is not a row of
 states: it is one *delayed edge* ENTRY_X(t - m) -> INTRON_X(t), ``m = min_intron - 1``, whose
 score is ENTRY_X's score at ``t - m`` plus the intron emissions in between (prefix sums and a
-ring buffer of m values per chunk). Minimum CDS: START, one codon, STOP (9 bp).
+ring buffer of m values per chunk). Minimum CDS: START, one codon, STOP (9 bp). The exit
+probabilities of START2, E* and a phase-0 intron are split between their edges (donor vs. the
+next coding base; a stop-only exon takes ``q_stop`` of a phase-0 acceptor).
 
 **Scores.** A state at base ``t`` emits ``emission_weight * (log_probs_LC[t, c] -
 params.class_log_prior[c])`` for its class ``c``: the network's posterior over the class prior
-is the scaled likelihood of a hybrid HMM (Bourlard & Morgan 1994). Transitions add their log
+is the scaled likelihood of a hybrid HMM (Bourlard & Morgan 1994); a log probability of -inf
+or NaN counts as ``LOG_PROB_FLOOR``. Transitions add their log
 probability, and signal edges add ``signal_weight`` times the PWM log-odds of the signal's
 non-fixed window bases (:mod:`genoforge.genes.structure`), plus, at a donor, the log fraction of
 its intron class (GC-AG and AT-AC are the non-canonical penalty; GT-AG pays log of its own
@@ -68,9 +75,11 @@ least ``overlap``, all of one length (the last chunk is shifted to end at the co
 them at a time. Each chunk may begin and end in any state. A gene is written from the chunk
 whose *core* (the chunk up to the midpoints of its overlaps with its neighbours) holds its
 midpoint; genes cut by a chunk's edge are dropped in that chunk, and genes cut by the contig's
-ends are dropped too (never written as partial). A gene longer than about ``overlap / 2`` on
-either side of its midpoint may therefore be lost at a chunk boundary. Where chunks disagree
-and two kept genes overlap, the one farther from its chunk's edges wins.
+ends are dropped too (never written as partial). A gene whose CDS begins or ends at the contig's
+very first or last base (its start or stop codon there, no UTR beyond) is complete and kept. A
+gene longer than about ``overlap / 2`` on either side of its midpoint may therefore be lost at a
+chunk boundary. Where chunks disagree and two kept genes overlap, the one farther from its
+chunk's edges wins.
 
 Implementation: numpy, vectorised over states and chunks; a Python loop over positions only.
 Every step gathers K candidate scores per state from padded in-edge tables (``in_src_SK``),
@@ -116,12 +125,18 @@ DEFAULT_OVERLAP = 40_000
 DEFAULT_MAX_BATCH = 12  # chunks per pass: backpointers take max_batch * chunk * S bytes
 BLOCK = 256  # positions whose edge scores are built at once (N x B x S x K float64)
 SIGNAL_BLOCK = 8192  # positions whose signal columns are built at once (B x U x G float64)
+# -inf (a posterior of exactly 0) and NaN count as this log probability: the intron prefix sums
+# must stay finite (-inf - -inf is NaN), and about float32's smallest positive value is no loss.
+LOG_PROB_FLOOR = -104.0
 _FLANK = 32  # bases of context each side of a block for the signal windows (>= 20 + 3)
 
 A, C, G, T = 0, 1, 2, 3
 _FAMILIES = ("GT", "AT")
 _MEMORIES = ("0", "1T", "1o", "2TA", "2TG", "2o")
-_PHASE = {"0": 0, "1T": 1, "1o": 1, "2TA": 2, "2TG": 2, "2o": 2}
+# "0S": the phase-0 intron after a first exon that is the start codon alone (GT-AG only); it
+# cannot lead to a stop-only exon, so the CDS is never ATG | intron | stop (6 bp).
+_FAMILY_MEMORIES = {"GT": _MEMORIES + ("0S",), "AT": _MEMORIES}
+_PHASE = {"0": 0, "0S": 0, "1T": 1, "1o": 1, "2TA": 2, "2TG": 2, "2o": 2}
 _KIND_IG, _KIND_UTR5, _KIND_CODING, _KIND_UTR3, _KIND_INTRON = range(5)
 
 
@@ -173,7 +188,7 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     plus += [(f"START{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)]
     plus += [(f"E{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)] + [("E1_T", CDS_PLUS[1], _KIND_CODING)]
     for family in _FAMILIES:
-        for memory in _MEMORIES:
+        for memory in _FAMILY_MEMORIES[family]:
             for role in ("ENTRY", "INTRON"):
                 plus.append((f"{role}_{family}_{memory}", INTRON_PLUS[_PHASE[memory]], _KIND_INTRON))
     plus += [(f"STOP{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)] + [("UTR3", UTR3_PLUS, _KIND_UTR3)]
@@ -194,10 +209,10 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         ("UTR5", "UTR5", _log(1.0 - 1.0 / max(params.mean_utr5, 2.0)), "zero"),
         ("UTR5", "START0", _log(1.0 / max(params.mean_utr5, 2.0)), "start"),
         ("START0", "START1", 0.0, "zero"), ("START1", "START2", 0.0, "zero"),
-        ("START2", "E0", 0.0, "zero"),
+        ("START2", "E0", _log(1.0 - q_donor), "zero"),
         ("E0", "E1", _log(1.0 - q_donor), "zero"),
         ("E1", "E2", _log(1.0 - q_donor), "codon"),
-        ("E1_T", "E2", 0.0, "codon_T"),
+        ("E1_T", "E2", _log(1.0 - q_donor), "codon_T"),
         ("E2", "E0", _log(1.0 - q_donor - q_stop), "zero"),
         ("E2", "STOP0", _log(q_stop), "stop"),
         ("STOP0", "STOP1", 0.0, "zero"), ("STOP1", "STOP2", 0.0, "zero"),
@@ -205,18 +220,25 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         ("UTR3", "UTR3", _log(1.0 - 1.0 / max(params.mean_utr3, 2.0)), "zero"),
         ("UTR3", "IG", _log(1.0 / max(params.mean_utr3, 2.0)), "zero"),
     ]
-    after = {"0": "E2", "1T": "E0", "1o": "E0", "2TA": "E1", "2TG": "E1", "2o": "E1"}
-    resume = {"0": ("E0", ""), "1T": ("E1_T", ""), "1o": ("E1", ""), "2TA": ("E2", "_TA"),
+    after = {"0": "E2", "0S": "START2", "1T": "E0", "1o": "E0", "2TA": "E1", "2TG": "E1", "2o": "E1"}
+    resume = {"0": ("E0", ""), "0S": ("E0", ""), "1T": ("E1_T", ""), "1o": ("E1", ""), "2TA": ("E2", "_TA"),
               "2TG": ("E2", "_TG"), "2o": ("E2", "")}
     delays: list[tuple[str, str]] = []
     for family in _FAMILIES:
-        for memory in _MEMORIES:
+        for memory in _FAMILY_MEMORIES[family]:
             entry, intron = f"ENTRY_{family}_{memory}", f"INTRON_{family}_{memory}"
-            edges.append((after[memory], entry, _log(q_donor), f"donor_{family}_{memory}"))
+            donor_memory = "0" if memory == "0S" else memory  # the same donor test
+            edges.append((after[memory], entry, _log(q_donor), f"donor_{family}_{donor_memory}"))
+            if memory.startswith("2T") or memory == "2o":  # a one-base exon after a 1T intron
+                edges.append(("E1_T", entry, _log(q_donor), f"donorT_{family}_{memory}"))
             delays.append((entry, intron))
             edges.append((intron, intron, _log(1.0 - 1.0 / intron_tail), "zero"))
             target, condition = resume[memory]
-            edges.append((intron, target, _log(1.0 / intron_tail), f"acceptor_{family}{condition}"))
+            if memory == "0":  # the next exon may be the stop codon alone
+                edges.append((intron, target, _log((1.0 - q_stop) / intron_tail), f"acceptor_{family}"))
+                edges.append((intron, "STOP0", _log(q_stop / intron_tail), f"acceptor_{family}_stop"))
+            else:
+                edges.append((intron, target, _log(1.0 / intron_tail), f"acceptor_{family}{condition}"))
 
     # Both strands: "+name" and "-name"; minus edges reversed, columns suffixed "-".
     names = ["IG"] + [f"+{n}" for n, _, _ in plus] + [f"-{n}" for n, _, _ in plus]
@@ -296,7 +318,8 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
 STRAND_COLUMNS = (
     ("start", "stop", "codon", "codon_T")
     + tuple(f"donor_{family}_{memory}" for family in _FAMILIES for memory in _MEMORIES)
-    + tuple(f"acceptor_{family}{condition}" for family in _FAMILIES for condition in ("", "_TA", "_TG"))
+    + tuple(f"donorT_{family}_{memory}" for family in _FAMILIES for memory in ("2TA", "2TG", "2o"))
+    + tuple(f"acceptor_{family}{condition}" for family in _FAMILIES for condition in ("", "_TA", "_TG", "_stop"))
 )
 _ROW = {name: r for r, name in enumerate(STRAND_COLUMNS)}
 
@@ -372,6 +395,10 @@ class _Signals:
                          "2o": ~(t2 & ((p1 == A) | (p1 == G)))}
             for memory, ok in memory_ok.items():
                 out[_ROW[f"donor_{family}_{memory}"], at[ok]] = score[ok]
+            # after E1_T the codon's first base is the T remembered across the previous intron
+            is_ag = (p1 == A) | (p1 == G)
+            for memory, ok in (("2TA", p1 == A), ("2TG", p1 == G), ("2o", ~is_ag)):
+                out[_ROW[f"donorT_{family}_{memory}"], at[ok]] = score[ok]
         for family, last in (("GT", G), ("AT", C)):
             at = np.flatnonzero((b_2 == A) & (b_1 == last))
             score = pwm("acceptor", at)
@@ -381,6 +408,8 @@ class _Signals:
             out[_ROW[f"acceptor_{family}_TA"], at[ok]] = score[ok]
             ok = following != A
             out[_ROW[f"acceptor_{family}_TG"], at[ok]] = score[ok]
+            ok = stop[at]
+            out[_ROW[f"acceptor_{family}_stop"], at[ok]] = score[ok] + pwm("stop", at[ok])
         return out
 
 
@@ -442,7 +471,7 @@ def decode_genes(
         signal_weight: scale of the PWM log-odds at donors, acceptors, starts and stops.
         chunk: bases decoded per chunk; ``overlap``: bases shared by consecutive chunks
             (``overlap < chunk``); ``max_batch``: chunks decoded at once. Memory is about
-            ``max_batch * chunk * 73`` bytes of backpointers.
+            ``max_batch * chunk * 77`` bytes of backpointers.
 
     Returns:
         A :class:`ContigAnnotation`: one ``protein_coding`` transcript per gene, complete (never
@@ -450,7 +479,8 @@ def decode_genes(
         the coding span (stop codon included), ``cds_phase`` 0.
 
     Raises:
-        ValueError: ``log_probs_LC`` is not [len(sequence), N_CLASSES], or chunk/overlap invalid.
+        ValueError: ``log_probs_LC`` is not [len(sequence), N_CLASSES], or chunk/overlap/max_batch
+            invalid.
     """
     codes_L = encode_bases(sequence) if isinstance(sequence, str) else np.asarray(sequence, dtype=np.uint8)
     length = int(codes_L.size)
@@ -459,6 +489,8 @@ def decode_genes(
                          f"for {seqid}")
     if not 0 <= overlap < chunk:
         raise ValueError(f"overlap {overlap} must be >= 0 and < chunk {chunk}")
+    if max_batch < 1:
+        raise ValueError(f"max_batch {max_batch} must be >= 1")
     annotation = ContigAnnotation(seqid, length)
     if length == 0:
         return annotation
@@ -484,7 +516,8 @@ def decode_genes(
         for b, segments in enumerate(paths):
             offset = batch[b]
             lo, hi = cores[first + b]
-            for gene in _genes(graph, segments, width):
+            chunk_codes = codes_L[offset : offset + width]
+            for gene in _genes(graph, segments, chunk_codes, offset == 0, offset + width == length):
                 gene = _shift(gene, offset)
                 if lo <= (gene.start + gene.end) // 2 < hi:
                     margin = min(gene.start - offset, offset + width - gene.end)
@@ -567,6 +600,7 @@ def _viterbi(graph: DecoderGraph, signals: _Signals, codes_L: np.ndarray, log_pr
         for t0 in range(u0, u0 + un, BLOCK):
             n = min(BLOCK, u0 + un - t0)
             em_NCB = np.stack([log_probs_LC[s + t0 : s + t0 + n] for s in starts], axis=2).astype(np.float64)
+            np.fmax(em_NCB, LOG_PROB_FLOOR, out=em_NCB)
             em_NCB -= prior_C1
             em_NCB *= emission_weight
             sig_NEB = sig_UEB[t0 - u0 : t0 - u0 + n]
@@ -649,10 +683,21 @@ def _traceback(graph: DecoderGraph, bp_TS: np.ndarray, state: int) -> list[tuple
     return segments
 
 
-def _genes(graph: DecoderGraph, segments: list[tuple[int, int, int]], width: int) -> list[_Gene]:
-    """Complete genes of one chunk's path (runs of non-IG states not touching the chunk's edges)."""
+_ATG_CODES = (A, T, G)
+_CAT_CODES = (C, A, T)  # ATG read on the - strand
+
+
+def _genes(graph: DecoderGraph, segments: list[tuple[int, int, int]], codes_T: np.ndarray,
+           contig_start: bool, contig_end: bool) -> list[_Gene]:
+    """Complete genes of one chunk's path: runs of non-IG states not touching the chunk's edges.
+
+    A run touching the chunk's edge is kept only where that edge is the contig's end and the
+    run's CDS ends there (a start or stop codon, not a UTR): the path may begin and end in any
+    state, so a start codon at the very edge, whose edge check never ran, is checked here.
+    """
+    width = codes_T.size
     genes = []
-    kind_S, strand_S = graph.kind_S, graph.strand_S
+    kind_S, strand_S, names = graph.kind_S, graph.strand_S, graph.names_S
     i = 0
     while i < len(segments):
         if kind_S[segments[i][2]] == _KIND_IG:
@@ -663,8 +708,14 @@ def _genes(graph: DecoderGraph, segments: list[tuple[int, int, int]], width: int
             j += 1
         run = segments[i:j]
         i = j
-        if run[0][0] == 0 or run[-1][1] == width:
+        if run[0][0] == 0 and not (contig_start and (
+                names[run[0][2]] == "-STOP2"
+                or (names[run[0][2]] == "+START0" and tuple(codes_T[:3].tolist()) == _ATG_CODES))):
             continue  # cut by the chunk's edge
+        if run[-1][1] == width and not (contig_end and (
+                names[run[-1][2]] == "+STOP2"
+                or (names[run[-1][2]] == "-START0" and tuple(codes_T[-3:].tolist()) == _CAT_CODES))):
+            continue
         exons: list[list[int]] = []
         cds_start, cds_end = width, -1
         for start, end, state in run:
