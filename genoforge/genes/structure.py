@@ -356,11 +356,24 @@ class StructureCounts:
         """Parse :meth:`to_json` output.
 
         Raises:
-            ConfigError: not JSON, another ``format_version``, or a missing or unknown field.
+            ConfigError: not JSON, another ``format_version``, a missing or unknown field, or a
+                table of the wrong shape (merging would silently truncate it).
         """
         data = _load_object(text, source, COUNTS_FORMAT_VERSION)
         _check_fields(cls, data, source)
-        return cls(**data)
+        counts = cls(**data)
+        shapes = {"base_counts": (4,), "class_counts": (N_CLASSES,),
+                  "intron_length_histogram": (INTRON_HISTOGRAM_BINS,),
+                  "donor_counts": (sum(DONOR_FLANK), 4), "acceptor_counts": (sum(ACCEPTOR_FLANK), 4),
+                  "start_counts": (sum(START_FLANK), 4), "stop_counts": (sum(STOP_FLANK), 4)}
+        for name, shape in shapes.items():
+            table = getattr(counts, name)
+            if not isinstance(table, list) or len(table) != shape[0] or (
+                    len(shape) == 2 and any(not isinstance(row, list) or len(row) != shape[1] for row in table)):
+                raise ConfigError(f"{source}: {name} is not {' x '.join(map(str, shape))} counts")
+        if not isinstance(counts.intron_classes, dict) or set(counts.intron_classes) != set(INTRON_CLASSES):
+            raise ConfigError(f"{source}: intron_classes must count exactly {', '.join(INTRON_CLASSES)}")
+        return counts
 
     def save(self, path: str | Path) -> None:
         _write_atomic(Path(path), self.to_json())
