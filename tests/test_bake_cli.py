@@ -45,13 +45,13 @@ def _leftovers(parent: Path) -> list[str]:
     return [p.name for p in parent.iterdir() if p.name.startswith(".")]
 
 
-def test_help_lists_every_flag_in_both_spellings_and_the_inspect_command():
+def test_help_lists_every_flag_once_and_the_inspect_command():
     result = runner.invoke(app, ["bake", "-h"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert result.exit_code == 0, result.output
     for name in FLAGS:
         assert f"--{name}" in result.output, name
-        if "_" in name:
-            assert f"--{name.replace('_', '-')}" in result.output, name
+        if "_" in name:  # the kebab alias works (test_cli_help.py) but is not listed
+            assert f"--{name.replace('_', '-')}" not in result.output, name
     assert "inspect" in result.output and "Examples" in result.output
     assert "[default: 10000]" in result.output  # defaults are shown, not eaten as markup
     inspect_help = _bake("inspect", "-h")

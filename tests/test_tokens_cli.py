@@ -73,11 +73,18 @@ def test_help(command: list[str], summary: str, help_flag: str) -> None:
     assert "genoforge tokens" in result.stdout
 
 
-def test_flags_are_listed_in_both_spellings() -> None:
+def test_flags_are_listed_in_one_spelling() -> None:
     train_help = _invoke("tokens", "train", "--help").stdout
     append_help = _invoke("tokens", "append", "--help").stdout
     assert "--vocab_size" in train_help and "--output" in train_help and "-o" in train_help
-    assert "--dry_run" in append_help
+    assert "--dry_run" in append_help and "--dry-run" not in append_help
+    assert "--verbose" in append_help
+
+
+def test_group_help_lists_resize() -> None:
+    group_help = _invoke("tokens", "--help").stdout
+    assert "resize" in group_help.split("Commands")[0]  # in the summary, not only the table
+    assert "genoforge tokens resize" in group_help
 
 
 # -- init ------------------------------------------------------------------------------------------
@@ -127,16 +134,19 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 
 def test_append_dry_run_then_append_then_nothing_to_add(dnabert2_dir: Path, tokens_txt: Path) -> None:
     before = _file_bytes(dnabert2_dir)
-    dry = _invoke("tokens", "append", tokens_txt, dnabert2_dir / "tokenizer.json", "--dry_run")
+    dry = _invoke("tokens", "append", tokens_txt, dnabert2_dir / "tokenizer.json", "--dry_run", "--verbose")
     assert dry.exit_code == 0, dry.output
     assert "Would add" in dry.stdout and "[ATT]" in dry.stdout and "Dry run" in dry.stdout
     assert _file_bytes(dnabert2_dir) == before
 
     done = _invoke("tokens", "append", tokens_txt, dnabert2_dir)
     assert done.exit_code == 0, done.output
-    assert "Added" in done.stdout and "4096" in done.stdout
-    tok = GenoTokenizer.load(dnabert2_dir)
     builtins = inventory.builtin_tokens()
+    # a summary, not one row per token (--verbose lists them all)
+    assert f"Added {len(builtins):,} tokens" in done.stdout
+    assert f"ids 4096-{4095 + len(builtins)}" in done.stdout and "--verbose" in done.stdout
+    assert len(done.stdout.splitlines()) <= 3 and "[ATT]" not in done.stdout
+    tok = GenoTokenizer.load(dnabert2_dir)
     assert tok.encode_target(builtins) == list(range(4096, 4096 + len(builtins)))
     hf_config = json.loads((dnabert2_dir / "tokenizer_config.json").read_text())
     assert hf_config["bos_token"] == "<bos>" and hf_config["eos_token"] == "<eos>"

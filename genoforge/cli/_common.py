@@ -1,4 +1,10 @@
-"""Shared CLI plumbing: the error boundary, dual-spelling flags, and app constructors."""
+"""Shared CLI plumbing: the error boundary, dual-spelling flags, and app constructors.
+
+Every flag is declared once, in the recipe's underscore spelling (``--save_dir``); the context's
+``token_normalize_func`` maps each option name typed on the command line to that spelling, so
+the kebab alias (``--save-dir``) works everywhere while help and Tab completion show one name per
+flag (two names per flag no longer fit an 80-column help table: ``--batch_size,--ba...``).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,18 @@ from genoforge.errors import GenoforgeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def snake_case_option(name: str) -> str:
+    """An option name as declared: ``save-dir`` -> ``save_dir`` (click strips the dashes first)."""
+    return name.replace("-", "_")
+
+
+CONTEXT: dict[str, Any] = {
+    "help_option_names": ["-h", "--help"],
+    # Inherited by every subcommand's context; applies to option names only, never to values.
+    "token_normalize_func": snake_case_option,
+}
 
 
 def debug_enabled() -> bool:
@@ -49,11 +66,12 @@ def boundary(func: F) -> F:
 
 
 def flag(name: str, *extra: str) -> list[str]:
-    """Both spellings of a flag: the recipe's ``--save_dir`` and the kebab ``--save-dir``."""
-    snake = "--" + name.replace("-", "_")
-    kebab = "--" + name.replace("_", "-")
-    names = [snake] if snake == kebab else [snake, kebab]
-    return names + list(extra)
+    """A flag's declared name, the recipe's ``--save_dir`` (plus ``extra`` names such as ``-o``).
+
+    The kebab spelling ``--save-dir`` is accepted through :data:`CONTEXT`'s normaliser, not
+    declared, so help shows one spelling per flag.
+    """
+    return ["--" + snake_case_option(name), *extra]
 
 
 def new_app(name: str, help: str, epilog: str | None = None) -> typer.Typer:

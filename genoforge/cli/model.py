@@ -27,6 +27,12 @@ app = new_app(
     ),
 )
 
+# On/off flags get a panel of their own: their --no_ column would otherwise narrow every other
+# row of an 80-column help table until flag names are cut.
+SWITCHES = "Switches"
+# Short type names for ranged flags ("<float range> [0.0<=x<=0.99]" is wider than the flag names
+# it would squeeze); the range itself is still shown and checked.
+INT, FLOAT = "<int>", "<float>"
 PRESET_HELP = "Size preset: debug (CPU, seconds), small (one GPU), seed (the recipe's full size; default)."
 
 
@@ -67,53 +73,53 @@ def init(
     ] = False,
     tie_weights: Annotated[
         Optional[bool],
-        typer.Option("--tie_weights/--no_tie_weights", "--tie-weights/--no-tie-weights", help=_H["tie_weights"]),
+        typer.Option("--tie_weights/--no_tie_weights", help=_H["tie_weights"], rich_help_panel=SWITCHES),
     ] = None,
-    decoder_layers: Annotated[Optional[int], typer.Option(*flag("decoder_layers"), min=1, help=_H["decoder_layers"])] = None,
-    decoder_heads: Annotated[Optional[int], typer.Option(*flag("decoder_heads"), min=1, help=_H["decoder_heads"])] = None,
+    decoder_layers: Annotated[Optional[int], typer.Option(*flag("decoder_layers"), min=1, metavar=INT, help=_H["decoder_layers"])] = None,
+    decoder_heads: Annotated[Optional[int], typer.Option(*flag("decoder_heads"), min=1, metavar=INT, help=_H["decoder_heads"])] = None,
     decoder_kv_heads: Annotated[
-        Optional[int], typer.Option(*flag("decoder_kv_heads"), min=1, help=_H["decoder_kv_heads"])
+        Optional[int], typer.Option(*flag("decoder_kv_heads"), min=1, metavar=INT, help=_H["decoder_kv_heads"])
     ] = None,
-    decoder_ff_dim: Annotated[Optional[int], typer.Option(*flag("decoder_ff_dim"), min=1, help=_H["decoder_ff_dim"])] = None,
+    decoder_ff_dim: Annotated[Optional[int], typer.Option(*flag("decoder_ff_dim"), min=1, metavar=INT, help=_H["decoder_ff_dim"])] = None,
     decoder_dim: Annotated[
-        Optional[int], typer.Option(*flag("decoder_dim"), min=1, help="Decoder (and compressor) width.")
+        Optional[int], typer.Option(*flag("decoder_dim"), min=1, metavar=INT, help="Decoder (and compressor) width.")
     ] = None,
     decoder_dropout: Annotated[
-        Optional[float], typer.Option(*flag("decoder_dropout"), min=0.0, max=0.99, help=_H["decoder_dropout"])
+        Optional[float], typer.Option(*flag("decoder_dropout"), min=0.0, metavar=FLOAT, help=_H["decoder_dropout"] + " Below 1.")
     ] = None,
     use_moe: Annotated[
-        Optional[bool], typer.Option("--use_moe/--no_use_moe", "--use-moe/--no-use-moe", help=_H["use_moe"])
+        Optional[bool], typer.Option("--use_moe/--no_use_moe", help=_H["use_moe"], rich_help_panel=SWITCHES)
     ] = None,
-    num_experts: Annotated[Optional[int], typer.Option(*flag("num_experts"), min=1, help=_H["num_experts"])] = None,
-    moe_top_k: Annotated[Optional[int], typer.Option(*flag("moe_top_k"), min=1, help=_H["moe_top_k"])] = None,
+    num_experts: Annotated[Optional[int], typer.Option(*flag("num_experts"), min=1, metavar=INT, help=_H["num_experts"])] = None,
+    moe_top_k: Annotated[Optional[int], typer.Option(*flag("moe_top_k"), min=1, metavar=INT, help=_H["moe_top_k"])] = None,
     moe_aux_loss_coef: Annotated[
-        Optional[float], typer.Option(*flag("moe_aux_loss_coef"), min=0.0, help="Weight of the Switch load-balancing loss.")
+        Optional[float], typer.Option(*flag("moe_aux_loss_coef"), min=0.0, metavar=FLOAT, help="Weight of the Switch load-balancing loss.")
     ] = None,
     moe_z_loss_coef: Annotated[
-        Optional[float], typer.Option(*flag("moe_z_loss_coef"), min=0.0, help="Weight of the router z-loss.")
+        Optional[float], typer.Option(*flag("moe_z_loss_coef"), min=0.0, metavar=FLOAT, help="Weight of the router z-loss.")
     ] = None,
-    init_std: Annotated[Optional[float], typer.Option(*flag("init_std"), min=0.0, help=_H["init_std"])] = None,
-    init_embed_std: Annotated[Optional[float], typer.Option(*flag("init_embed_std"), min=0.0, help=_H["init_embed_std"])] = None,
-    init_ffn_std: Annotated[Optional[float], typer.Option(*flag("init_ffn_std"), min=0.0, help=_H["init_ffn_std"])] = None,
-    init_attn_std: Annotated[Optional[float], typer.Option(*flag("init_attn_std"), min=0.0, help=_H["init_attn_std"])] = None,
+    init_std: Annotated[Optional[float], typer.Option(*flag("init_std"), min=0.0, metavar=FLOAT, help=_H["init_std"])] = None,
+    init_embed_std: Annotated[Optional[float], typer.Option(*flag("init_embed_std"), min=0.0, metavar=FLOAT, help=_H["init_embed_std"])] = None,
+    init_ffn_std: Annotated[Optional[float], typer.Option(*flag("init_ffn_std"), min=0.0, metavar=FLOAT, help=_H["init_ffn_std"])] = None,
+    init_attn_std: Annotated[Optional[float], typer.Option(*flag("init_attn_std"), min=0.0, metavar=FLOAT, help=_H["init_attn_std"])] = None,
     init_moe_router_std: Annotated[
-        Optional[float], typer.Option(*flag("init_moe_router_std"), min=0.0, help=_H["init_moe_router_std"])
+        Optional[float], typer.Option(*flag("init_moe_router_std"), min=0.0, metavar=FLOAT, help=_H["init_moe_router_std"])
     ] = None,
     encoder_block_size: Annotated[
-        Optional[int], typer.Option(*flag("encoder_block_size"), min=1, help=_H["encoder_block_size"])
+        Optional[int], typer.Option(*flag("encoder_block_size"), min=1, metavar=INT, help=_H["encoder_block_size"])
     ] = None,
     encoder_window_size: Annotated[
-        Optional[int], typer.Option(*flag("encoder_window_size"), min=0, help=_H["encoder_window_size"])
+        Optional[int], typer.Option(*flag("encoder_window_size"), min=0, metavar=INT, help=_H["encoder_window_size"])
     ] = None,
     decoder_block_size: Annotated[
-        Optional[int], typer.Option(*flag("decoder_block_size"), min=1, help=_H["decoder_block_size"])
+        Optional[int], typer.Option(*flag("decoder_block_size"), min=1, metavar=INT, help=_H["decoder_block_size"])
     ] = None,
     decoder_window_size: Annotated[
-        Optional[int], typer.Option(*flag("decoder_window_size"), min=0, help=_H["decoder_window_size"])
+        Optional[int], typer.Option(*flag("decoder_window_size"), min=0, metavar=INT, help=_H["decoder_window_size"])
     ] = None,
-    num_latents: Annotated[Optional[int], typer.Option(*flag("num_latents"), min=0, help=_H["num_latents"])] = None,
+    num_latents: Annotated[Optional[int], typer.Option(*flag("num_latents"), min=0, metavar=INT, help=_H["num_latents"])] = None,
     compressor_layers: Annotated[
-        Optional[int], typer.Option(*flag("compressor_layers"), min=0, help="Self-attention layers among the latents.")
+        Optional[int], typer.Option(*flag("compressor_layers"), min=0, metavar=INT, help="Self-attention layers among the latents.")
     ] = None,
 ) -> None:
     """Create a model directory (config.json, model.safetensors, tokenizer) and print its parameters."""

@@ -15,7 +15,7 @@ from genoforge.cli._common import boundary, examples, flag
 def register(app: typer.Typer) -> None:
     app.command(
         "quickstart",
-        help="Run the recipe (tiny preset) on the embedded yeast chromosome I, on a CPU.",
+        help="Run the recipe (debug preset) on the embedded yeast chromosome I, on a CPU.",
         epilog=examples("genoforge quickstart", "genoforge quickstart --workdir /tmp/gf"),
     )(quickstart)
 

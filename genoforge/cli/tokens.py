@@ -1,4 +1,4 @@
-"""`genoforge tokens`: the token inventory, offline BPE training, and appending tokens.
+"""`genoforge tokens`: the token inventory, offline BPE training, appending tokens, resizing.
 
 Each command parses its arguments, calls one library function (genoforge.tokenizer) and renders
 the result on stdout; progress goes to stderr.
@@ -17,11 +17,13 @@ from genoforge.errors import InputError
 
 app = new_app(
     "tokens",
-    help="Tokenizers: write the token inventory, train a DNA BPE tokenizer, append tokens.",
+    help="Tokenizers: write the token inventory, train a DNA BPE tokenizer, append tokens, "
+    "resize a model's embeddings to its tokenizer.",
     epilog=examples(
         "genoforge tokens init data/new_tokens.txt",
         "genoforge tokens train genome.fa.gz -o tok/",
         "genoforge tokens append data/new_tokens.txt tok/tokenizer.json",
+        "genoforge tokens resize ../model/init ../model/init",
     ),
 )
 
@@ -105,6 +107,10 @@ def train(
     typer.echo(f"  time         {elapsed:.1f} s")
 
 
+# Tokens named in `tokens append`'s one-line summary (the rest with --verbose).
+SUMMARY_TOKENS = 8
+
+
 @app.command(
     "append",
     help="Append the tokens of TOKENS.txt that TOKENIZER lacks, ids after its highest.",
@@ -112,6 +118,7 @@ def train(
         "genoforge tokens append data/new_tokens.txt ../model/init/tokenizer.json",
         "genoforge tokens append data/new_tokens.txt tok/ --dry_run",
         "genoforge tokens append data/new_tokens.txt tok/ --output tok2/",
+        "genoforge tokens append data/new_tokens.txt tok/ --verbose",
     ),
 )
 @boundary
@@ -126,6 +133,9 @@ def append(
     ] = None,
     dry_run: Annotated[
         bool, typer.Option(*flag("dry_run"), help="Show what would be added; write nothing.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option(*flag("verbose"), "-v", help="List every token added (id and token).")
     ] = False,
 ) -> None:
     """Add missing tokens de-duplicated in file order; keep the config files consistent."""
@@ -155,13 +165,24 @@ def append(
         return
 
     verb = "Would add" if dry_run else "Added"
-    # Text, not markup: tokens such as [ATT] would otherwise be read as rich style tags.
-    table = Table(title=Text(f"{verb} {len(report.added):,} tokens to {report.output}"))
-    table.add_column("id", justify="right")
-    table.add_column("token")
-    for token, token_id in report.added:
-        table.add_row(str(token_id), Text(escape_token(token)))
-    Console(highlight=False).print(table)
+    ids = [token_id for _, token_id in report.added]
+    if verbose:
+        # Text, not markup: tokens such as [ATT] would otherwise be read as rich style tags.
+        table = Table(title=Text(f"{verb} {len(report.added):,} tokens to {report.output}"))
+        table.add_column("id", justify="right")
+        table.add_column("token")
+        for token, token_id in report.added:
+            table.add_row(str(token_id), Text(escape_token(token)))
+        Console(highlight=False).print(table)
+    else:
+        # One summary line: the built-in inventory alone is over a thousand tokens.
+        shown = [escape_token(token) for token, _ in report.added[:SUMMARY_TOKENS]]
+        more = len(report.added) - len(shown)
+        sample = " ".join(shown) + (f" ... (+{more:,}; --verbose lists them)" if more else "")
+        typer.echo(
+            f"{verb} {len(report.added):,} tokens to {report.output}, ids {min(ids)}-{max(ids)}: "
+            f"{sample}"
+        )
     typer.echo(f"{report.already_present:,} already present" + "".join(f"; {note}" for note in notes))
     if dry_run:
         typer.echo("Dry run: nothing was written.")

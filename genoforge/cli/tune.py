@@ -124,7 +124,9 @@ def tune(
         "Recompute each block's activations in the backward pass (less memory, ~30% more compute)."
     ))] = None,
     compile: Annotated[OptBool, typer.Option(*flag("compile"), help="torch.compile every block.")] = None,
-    strategy: Annotated[OptStr, typer.Option(*flag("strategy"), metavar="ddp|fsdp", help=(
+    strategy: Annotated[OptStr, typer.Option(
+        *flag("strategy"), metavar="ddp|fsdp",
+        autocompletion=lambda incomplete: [s for s in ("ddp", "fsdp") if s.startswith(incomplete)], help=(
         "Under torchrun: ddp (replicate) or fsdp (FSDP2 shards). \\[default: ddp]"))] = None,
     device: Annotated[OptStr, typer.Option(*flag("device"), help=(
         "auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK). \\[default: auto]"))] = None,
