@@ -57,15 +57,45 @@ class _CheckedGzipText(io.TextIOWrapper):
 
 
 def open_text(path: str | Path) -> IO[str]:
-    """Open a text file that may be plain, gzip or bgzip; lines keep their endings (newline='')."""
+    """Open a text file that may be plain, gzip or bgzip; lines keep their endings (newline='').
+
+    Lines end at LF, CRLF or a lone CR (universal newlines, untranslated).
+
+    Raises:
+        InputError: the file is missing, a directory, or cannot be read (permissions).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError("file not found; check the path", path)
     if path.is_dir():
         raise InputError("is a directory, expected a file", path)
-    if is_gzip(path):
-        return _CheckedGzipText(path)
-    return open(path, encoding="utf-8", newline="")
+    try:
+        if is_gzip(path):
+            return _CheckedGzipText(path)
+        return open(path, encoding="utf-8", newline="")
+    except PermissionError as exc:
+        raise InputError(f"cannot be read ({exc.strerror}); check its permissions", path) from None
+
+
+def first_non_utf8_line(path: str | Path) -> tuple[int, int, int] | None:
+    """Where a (plain or gzip) file first fails to decode as UTF-8: ``(line, column, byte)``,
+    1-based, or None if every line decodes. Lines are split at LF, CRLF and lone CR, as
+    :func:`open_text` splits them, so the line number matches the one a reader counted."""
+    opener = gzip.open if is_gzip(path) else open
+    line_no = 0
+    with opener(path, "rb") as handle:  # type: ignore[operator]
+        for raw in handle:
+            # bytes lines end at LF only: split a chunk further at lone CRs.
+            pieces = raw.replace(b"\r\n", b"\n").split(b"\r")
+            for piece in pieces:
+                line_no += 1
+                try:
+                    piece.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return line_no, exc.start + 1, piece[exc.start]
+            if raw.endswith(b"\r"):
+                line_no -= 1  # the empty piece after a trailing lone CR is not a line
+    return None
 
 
 @contextmanager

@@ -9,11 +9,17 @@ Accepted format (plain, gzip or bgzip; compression detected by magic bytes in
   (lower case = soft-masked, kept as written; the tokenizer upper-cases). Leading/trailing
   whitespace on a line is ignored. Anything else (alignment gaps ``-``, stop ``*``, digits,
   ``.``, inner spaces) is rejected: a genome with gaps is an alignment, not an assembly.
-- Blank lines are skipped anywhere. CRLF line endings are accepted (``\\r`` is stripped).
+- Blank lines are skipped anywhere. LF, CRLF and classic-Mac CR-only line endings are all
+  accepted and read alike (``\\r`` is a line end, never sequence).
+- The text is UTF-8 (headers may hold any UTF-8; sequence lines are ASCII by the alphabet rule);
+  a leading byte-order mark is dropped.
 
 Errors (:class:`~genoforge.errors.FastaFormatError`, message ``file:line: what; fix``): an empty
 file, text before the first header, a header without a seqid, a record without sequence, a seqid
-seen twice, and a character outside the accepted alphabet (reported with its column).
+seen twice, a character outside the accepted alphabet (reported with its column), a truncated
+compressed stream, and a file that is not UTF-8 text (binary data, a NUL byte, UTF-16, Latin-1:
+the first offending line is named). A file that is missing or cannot be read is an
+:class:`~genoforge.errors.InputError`.
 
 The reader streams: one record is held at a time, so memory is bounded by the longest sequence.
 It is an equivalent of Biopython's ``SimpleFastaParser`` loop written out so that every error can
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genoforge.errors import FastaFormatError, InputError
-from genoforge.io import open_text
+from genoforge.io import first_non_utf8_line, open_text
 
 IUPAC_NUCLEOTIDES = "ACGTURYSWKMBDHVN"
 _ALPHABET = IUPAC_NUCLEOTIDES + IUPAC_NUCLEOTIDES.lower()
@@ -76,8 +82,17 @@ def _records(path: str | Path, keep_sequence: bool) -> Iterator[tuple[str, list]
         try:
             for line_no, raw in enumerate(handle, start=1):
                 line = raw.strip()
+                if line_no == 1:
+                    line = line.removeprefix("\ufeff").strip()  # a UTF-8 byte-order mark
                 if not line:
                     continue
+                if "\x00" in line:
+                    raise FastaFormatError(
+                        "NUL byte: this is binary data, not FASTA text; check the path (an index, "
+                        "a compressed file of another kind?)",
+                        path,
+                        line_no,
+                    )
                 if line[0] == ">":
                     if seqid is not None:
                         _check_not_empty(path, seqid, header_line, chunks)
@@ -108,7 +123,7 @@ def _records(path: str | Path, keep_sequence: bool) -> Iterator[tuple[str, list]
                     )
                 bad = line.translate(_DELETE_VALID)
                 if bad:
-                    column = raw.index(bad[0]) + 1
+                    column = raw.removeprefix("\ufeff").index(bad[0]) + 1
                     raise FastaFormatError(
                         f"character {bad[0]!r} (column {column}) in sequence {seqid!r} is not an "
                         "IUPAC nucleotide code; replace gaps and other symbols with N",
@@ -116,6 +131,9 @@ def _records(path: str | Path, keep_sequence: bool) -> Iterator[tuple[str, list]
                         line_no,
                     )
                 chunks.append(line if keep_sequence else len(line))
+        except UnicodeDecodeError:
+            # The text layer decodes ahead in blocks: find the offending line in the bytes.
+            raise _not_utf8(path) from None
         except InputError as exc:
             if isinstance(exc, FastaFormatError):
                 raise
@@ -138,3 +156,21 @@ def _check_not_empty(path: str | Path, seqid: str, header_line: int, chunks: lis
             path,
             header_line,
         )
+
+
+def _not_utf8(path: str | Path) -> FastaFormatError:
+    """The error for a file that does not decode as UTF-8, naming its first bad line."""
+    where = first_non_utf8_line(path)
+    if where is None:  # decoding failed, yet every line decodes: a multi-byte char cut by a block
+        return FastaFormatError("not UTF-8 text; convert the file to UTF-8", path, 1)
+    line_no, column, byte = where
+    if line_no == 1 and column == 1 and byte in (0xFF, 0xFE):
+        return FastaFormatError(
+            "UTF-16 text; FASTA is read as UTF-8: convert it (iconv -f UTF-16 -t UTF-8)", path, 1
+        )
+    return FastaFormatError(
+        f"not UTF-8 text (byte 0x{byte:02x} at column {column}): binary data or another encoding; "
+        "check the path, or convert the file (iconv -f LATIN1 -t UTF-8)",
+        path,
+        line_no,
+    )
