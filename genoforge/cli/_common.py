@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from genoforge.console import stderr
-from genoforge.errors import GenoforgeError
+from genoforge.errors import CheckpointError, GenoforgeError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +72,25 @@ def flag(name: str, *extra: str) -> list[str]:
     declared, so help shows one spelling per flag.
     """
     return ["--" + snake_case_option(name), *extra]
+
+
+def require_file(path: Path | None) -> None:
+    """Fail fast on a missing input file, before a command imports torch (seconds)."""
+    if path is None:
+        return
+    if not path.exists():
+        raise InputError("file not found; check the path", path)
+    if path.is_dir():
+        raise InputError("is a directory, expected a file", path)
+
+
+def require_model_dir(model_dir: Path) -> None:
+    """Fail fast unless ``model_dir`` holds a config.json (the message of genoforge.model.io)."""
+    config = model_dir / "config.json"
+    if not config.is_file():
+        raise CheckpointError(
+            f"{config}: not found; is {model_dir} a model directory (from `genoforge model init`)?"
+        )
 
 
 def new_app(name: str, help: str, epilog: str | None = None) -> typer.Typer:

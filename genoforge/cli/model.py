@@ -192,12 +192,15 @@ def info(
     as_json: Annotated[bool, typer.Option(*flag("json"), help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Print the parameter table of a model directory or a preset."""
-    from genoforge.model.config import preset as preset_config
-    from genoforge.model.info import format_table, summary
-    from genoforge.model.io import read_model_config
+    from genoforge.cli._common import require_model_dir
 
     if (model_dir is None) == (preset is None):
         raise typer.BadParameter("give either MODEL_DIR or --preset", param_hint="MODEL_DIR")
+    if model_dir is not None:
+        require_model_dir(model_dir)  # before torch is imported (model.info, model.io)
+    from genoforge.model.config import preset as preset_config
+    from genoforge.model.info import format_table, summary
+    from genoforge.model.io import read_model_config
     if model_dir is not None:
         config = read_model_config(model_dir)
     else:

@@ -76,6 +76,10 @@ def predict_command(
     ] = None,
 ) -> None:
     """Annotate a genome: FASTA in, GFF3 gene models out."""
+    from genoforge.cli._common import require_file, require_model_dir
+
+    require_model_dir(model_dir)  # before the torch import below: a typo fails in a blink
+    require_file(genome)
     from genoforge.inference.predict import PredictConfig, predict_genome
 
     names = None

@@ -136,7 +136,7 @@ def tune(
     config: Annotated[OptPath, typer.Option(*flag("config"), help="TOML with any of these settings (flags win).")] = None,
 ) -> None:
     """Train a model on baked shards."""
-    from genoforge.training.loop import tune as run_tune
+    from genoforge.cli._common import require_file, require_model_dir
     from genoforge.training.config import resolve_tune_config
 
     flags = {
@@ -153,6 +153,11 @@ def tune(
         "base_loss_weight": base_loss_weight, "generative_loss_weight": generative_loss_weight,
     }
     resolved, sources = resolve_tune_config(config, flags)
+    for path in (train, validation):  # before the torch import below: a typo fails in a blink
+        require_file(path)
+    require_model_dir(model_dir)
+    from genoforge.training.loop import tune as run_tune
+
     result = run_tune(train, validation, output_dir, model_dir, resolved, sources)
     if result.interrupted:
         raise typer.Exit(130)
