@@ -1,11 +1,11 @@
 """How fast the Viterbi gene-structure decoder (genoforge/inference/hmm.py) runs on a CPU.
 
-Run: python benchmarks/hmm_speed.py [--length 1000000] [--repeats 1] [--seed 0]
+Run: python benchmarks/hmm_speed.py [--length 1000000] [--repeats 3] [--seed 0]
 Decodes a random contig (uniform A/C/G/T) with random posteriors (a Dirichlet(0.5) per base, so
 genes do get decoded) under the default parameters and chunking, and prints one JSON line:
 device (CPU model from /proc/cpuinfo, cores), date, bases, seconds (best of the repeats), bp/s,
 genes decoded and peak RSS. The posterior track is float32, as predict hands it over. Building
-the inputs is not timed. 1 Mb takes about a minute on a 2-core CPU.
+the inputs is not timed. Three runs of 1 Mb take well under a minute on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def cpu_model() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--length", type=int, default=1_000_000, help="contig length in bases")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="runs; the best one is reported")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

@@ -82,9 +82,10 @@ chunk boundary. Where chunks disagree and two kept genes overlap, the one farthe
 chunk's edges wins.
 
 Implementation: numpy, vectorised over states and chunks; a Python loop over positions only.
-Every step gathers K candidate scores per state from padded in-edge tables (``in_src_SK``),
-adds per-position edge scores (transition + signal, built per block of positions), keeps the
-best and its edge index (uint8 backpointers, B x T x S bytes: the memory bound).
+Every step gathers the candidate scores of all in-edges in one call (signal sources carry their
+per-position signal column, built per block of positions), adds the transitions' log
+probabilities, keeps each state's best and its edge index (uint8 backpointers, B x T x S bytes:
+the memory bound). The step is numpy call overhead, about 12 calls (see :func:`_viterbi`).
 """
 
 from __future__ import annotations
@@ -542,59 +543,61 @@ def _shift(gene: _Gene, offset: int) -> _Gene:
                  (gene.cds[0] + offset, gene.cds[1] + offset))
 
 
-class _Group:
-    """Step buffers of one in-degree group of states ``[lo, hi)`` (n states, ``k`` edge slots).
-
-    Everything is chunk-minor ([..., B]) so a group's scores are one contiguous row block, and
-    candidates are slot-major, [k, n, B]: k == 1 is a plain sum, k == 2 a ``maximum`` and a
-    ``greater``, wider groups an argmax and a gather.
-    """
-
-    def __init__(self, graph: DecoderGraph, lo: int, hi: int, k: int, n_chunks: int):
-        self.lo, self.hi, self.k = lo, hi, k
-        n = hi - lo
-        self.src_flat = np.ascontiguousarray(graph.in_src_SK[lo:hi, :k].T).ravel()
-        self.lp_KN1 = np.ascontiguousarray(graph.in_lp_SK[lo:hi, :k].T)[:, :, None]
-        self.cand_KNB = np.empty((k, n, n_chunks))
-        self.cand_flat = self.cand_KNB.reshape(k * n, n_chunks)
-        self.cand_all = self.cand_KNB.reshape(-1)
-        self.arg_NB = np.empty((n, n_chunks), dtype=np.intp)
-        self.base = np.arange(n * n_chunks).reshape(n, n_chunks)  # slot 0's flat index
-        self.stride = n * n_chunks
-
-
 def _viterbi(graph: DecoderGraph, signals: _Signals, codes_L: np.ndarray, log_probs_LC: np.ndarray,
              prior_C: np.ndarray, emission_weight: float, starts: list[int], width: int
              ) -> list[list[tuple[int, int, int]]]:
-    """Best path of each chunk ``[start, start + width)``: segments (start, end, state), in order."""
+    """Best path of each chunk ``[start, start + width)``: segments (start, end, state), in order.
+
+    Everything is chunk-minor ([..., B]). The states come in three in-degree groups (one edge,
+    two, more; contiguous, in that order) whose candidates share one buffer, so a step is one
+    gather and one add of the edges' log probabilities for all of them; then a group of one edge
+    is a sum, of two a ``maximum`` and a ``greater``, the wide one a ``max`` and an ``argmax``
+    over its slot-major [K, N, B] block. The per-step cost is numpy call overhead (the arrays
+    hold about a thousand values), so the step makes as few calls as it can (12), in the same
+    arithmetic order as ever: ((source + signal) + log p), best, + emission.
+    """
     n_chunks, n_states, n_delays = len(starts), graph.n_states, graph.delay_src_J.size
     m = graph.delay
     class_S, delay_src, delay_dst = graph.class_S, graph.delay_src_J, graph.delay_dst_J
     sig_src, sig_col = graph.sig_src_E, graph.sig_col_E
+    n_sig = sig_src.size
     # The step's sources: [state scores, delayed sources, signal sources] (see DecoderGraph).
-    ext_XB = np.full((n_states + n_delays + sig_src.size, n_chunks), -np.inf)
+    ext_XB = np.full((n_states + n_delays + n_sig, n_chunks), -np.inf)
     v_SB = ext_XB[:n_states]
     delayed_JB = ext_XB[n_states : n_states + n_delays]
     signal_EB = ext_XB[n_states + n_delays :]
     ring_MJB = np.full((m, n_delays, n_chunks), -np.inf)  # delayed source's score minus prefix
-    tmp_JB = np.empty((n_delays, n_chunks))
-    tmp_EB = np.empty((sig_src.size, n_chunks))
+    rings = list(ring_MJB)
+    # The next step's signal sources and this step's delayed sources, gathered in one call.
+    back_src = np.concatenate([sig_src, delay_src])
+    back_XB = np.empty((back_src.size, n_chunks))
+    back_sig, back_delay = back_XB[:n_sig], back_XB[n_sig:]
     bp_TSB = np.zeros((width, n_states, n_chunks), dtype=np.uint8)  # one-edge states stay 0
+
     assert [k for _, _, k in graph.groups][:2] == [1, 2] and len(graph.groups) == 3
-    one, two, wide = (_Group(graph, lo, hi, k, n_chunks) for lo, hi, k in graph.groups)
-    v_one, v_two, v_wide = (v_SB[g.lo : g.hi] for g in (one, two, wide))
-    c_one, c_two0, c_two1, c_wide = one.cand_KNB[0], two.cand_KNB[0], two.cand_KNB[1], wide.cand_KNB
+    (lo1, hi1, _), (lo2, hi2, _), (lo3, hi3, k3) = graph.groups
+    n1, n2, n3 = hi1 - lo1, hi2 - lo2, hi3 - lo3
+    in_src, in_lp = graph.in_src_SK, graph.in_lp_SK
+    src_all = np.concatenate([in_src[lo1:hi1, 0], in_src[lo2:hi2, :2].T.ravel(), in_src[lo3:hi3, :k3].T.ravel()])
+    lp_all = np.concatenate([in_lp[lo1:hi1, 0], in_lp[lo2:hi2, :2].T.ravel(), in_lp[lo3:hi3, :k3].T.ravel()])[:, None]
+    cand_XB = np.empty((src_all.size, n_chunks))
+    c_one = cand_XB[:n1]
+    c_two0, c_two1 = cand_XB[n1 : n1 + n2], cand_XB[n1 + n2 : n1 + 2 * n2]
+    c_wide = cand_XB[n1 + 2 * n2 :].reshape(k3, n3, n_chunks)
+    arg_NNB = np.empty((BLOCK, n3, n_chunks), dtype=np.intp)  # the wide group's backpointers
+    v_one, v_two, v_wide, v_many = v_SB[lo1:hi1], v_SB[lo2:hi2], v_SB[lo3:hi3], v_SB[lo2:hi3]
+    bp_two_TNB, bp_wide_TNB = bp_TSB[:, lo2:hi2], bp_TSB[:, lo3:hi3]
+
     prefix_JB = np.zeros((n_delays, n_chunks))  # delayed edges' intron emissions summed through t
-    em_SB = np.empty((n_states, n_chunks))
-    lp_one, lp_two, lp_wide = one.lp_KN1[0], two.lp_KN1, wide.lp_KN1
     prior_C1 = prior_C[:, None]
     delay_class_J = class_S[delay_dst]
-    add, maximum, greater = np.add, np.maximum, np.greater
-    take_ext, take_v, take_wide = ext_XB.take, v_SB.take, wide.cand_all.take
+    add, subtract, maximum, greater = np.add, np.subtract, np.maximum, np.greater
+    take_ext, take_v = ext_XB.take, v_SB.take
+    wide_max, wide_argmax = c_wide.max, c_wide.argmax
 
     for u0 in range(0, width, SIGNAL_BLOCK):
         un = min(SIGNAL_BLOCK, width - u0)
-        sig_UEB = np.empty((un, sig_src.size, n_chunks))
+        sig_UEB = np.empty((un, n_sig, n_chunks))
         for b, s in enumerate(starts):
             sig_UEB[:, :, b] = _block_columns(signals, codes_L, s + u0, s + u0 + un)[sig_col].T
         for t0 in range(u0, u0 + un, BLOCK):
@@ -603,40 +606,37 @@ def _viterbi(graph: DecoderGraph, signals: _Signals, codes_L: np.ndarray, log_pr
             np.fmax(em_NCB, LOG_PROB_FLOOR, out=em_NCB)
             em_NCB -= prior_C1
             em_NCB *= emission_weight
+            em_NSB = em_NCB.take(class_S, axis=1)
+            em_one_NNB, em_many_NNB = em_NSB[:, lo1:hi1], em_NSB[:, lo2:hi3]
             sig_NEB = sig_UEB[t0 - u0 : t0 - u0 + n]
             prefix_NJB = np.empty((n + 1, n_delays, n_chunks))
             prefix_NJB[0] = prefix_JB
             np.cumsum(em_NCB[:, delay_class_J], axis=0, out=prefix_NJB[1:])
             prefix_NJB[1:] += prefix_JB
             prefix_JB = prefix_NJB[n].copy()
-            for i in range(n):
-                t = t0 + i
-                slot = t % m  # holds t - m before the write below, t after it
-                em_NCB[i].take(class_S, axis=0, out=em_SB)
-                if t == 0:
-                    v_SB[:] = em_SB
-                else:
-                    add(ring_MJB[slot], prefix_NJB[i], out=delayed_JB)
-                    take_v(sig_src, axis=0, out=tmp_EB)
-                    add(tmp_EB, sig_NEB[i], out=signal_EB)
-                    # every gather reads the previous step's scores, before any is overwritten
-                    take_ext(one.src_flat, axis=0, out=one.cand_flat)
-                    take_ext(two.src_flat, axis=0, out=two.cand_flat)
-                    take_ext(wide.src_flat, axis=0, out=wide.cand_flat)
-                    bp_SB = bp_TSB[t]
-                    add(c_one, lp_one, out=v_one)
-                    c_wide += lp_wide
-                    arg = c_wide.argmax(axis=0)
-                    bp_SB[wide.lo : wide.hi] = arg
-                    arg *= wide.stride
-                    arg += wide.base
-                    take_wide(arg, out=v_wide)
-                    two.cand_KNB += lp_two
+            if t0 == 0:
+                v_SB[:] = em_NSB[0]
+                arg_NNB[0] = 0
+            # Per-step views come from iterating the block arrays (cheaper than indexing them).
+            steps = zip(range(t0, t0 + n), prefix_NJB[:-1], prefix_NJB[1:], sig_NEB, em_one_NNB, em_many_NNB,
+                        bp_two_TNB[t0 : t0 + n], arg_NNB)
+            for t, prefix_before, prefix_after, sig_EB, em_one, em_many, bp_two, arg_wide in steps:
+                ring = rings[t % m]  # holds t - m before the write below, t after it
+                if t:
+                    add(ring, prefix_before, out=delayed_JB)
+                    add(back_sig, sig_EB, out=signal_EB)
+                    # the gather reads the previous step's scores, before any is overwritten
+                    take_ext(src_all, axis=0, out=cand_XB)
+                    cand_XB += lp_all
+                    add(c_one, em_one, out=v_one)
                     maximum(c_two0, c_two1, out=v_two)
-                    greater(c_two1, c_two0, out=bp_SB[two.lo : two.hi])
-                    v_SB += em_SB
-                take_v(delay_src, axis=0, out=tmp_JB)
-                np.subtract(tmp_JB, prefix_NJB[i + 1], out=ring_MJB[slot])
+                    greater(c_two1, c_two0, out=bp_two)
+                    wide_max(axis=0, out=v_wide)
+                    wide_argmax(axis=0, out=arg_wide)
+                    v_many += em_many
+                take_v(back_src, axis=0, out=back_XB)
+                subtract(back_delay, prefix_after, out=ring)
+            bp_wide_TNB[t0 : t0 + n] = arg_NNB[:n]
     final = v_SB.argmax(axis=0)
     return [_traceback(graph, bp_TSB[:, :, b], int(final[b])) for b in range(n_chunks)]
 
@@ -648,7 +648,8 @@ def _traceback(graph: DecoderGraph, bp_TS: np.ndarray, state: int) -> list[tuple
     position whose backpointer is not its self edge.
     """
     width, n_states = bp_TS.shape
-    flat = np.ascontiguousarray(bp_TS).tobytes()
+    bp_TS = np.ascontiguousarray(bp_TS)  # a chunk's column of [T, S, B]: strided S * B apart
+    flat = bp_TS.tobytes()
     in_src = graph.in_src_SK.tolist()
     self_k = graph.self_k_S.tolist()
     delay_src = graph.delay_src_J.tolist()
