@@ -98,6 +98,17 @@ def first_non_utf8_line(path: str | Path) -> tuple[int, int, int] | None:
     return None
 
 
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` less the process umask: what ``open()`` (0o666) or ``mkdir`` (0o777) would give.
+
+    tempfile.mkstemp/mkdtemp create 0600/0700 entries (private on purpose); an artifact renamed
+    from one into place must get the mode a plain write would have given it instead.
+    """
+    current = os.umask(0)  # the only way to read the umask; set straight back
+    os.umask(current)
+    return mode & ~current
+
+
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Write ``path`` through a temporary file in the same folder, renamed into place on success."""
@@ -106,6 +117,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, umask_mode(0o666))  # mkstemp made it 0600
         kwargs = {} if "b" in mode else {"encoding": encoding}
         with open(tmp, mode, **kwargs) as handle:
             yield handle
@@ -128,6 +140,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, umask_mode(0o777))  # mkdtemp made it 0700
         yield tmp
         if path.exists():
             if not overwrite:
