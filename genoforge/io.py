@@ -3,6 +3,15 @@
 Compression is detected from the first bytes, never from the extension: gzip and bgzip (which is
 gzip with extra fields) both start with 1f 8b. A truncated gzip stream raises InputError naming the
 file instead of a bare EOFError.
+
+Atomic writes (:func:`atomic_write`, :func:`atomic_dir`) build ``NAME`` as the sibling
+``.NAME.pid<PID>-<random>.tmp`` (file or folder), rename it into place when complete and fsync the
+folder, so the rename survives a power cut. A writer killed outright (SIGKILL, OOM killer) cannot
+remove its temporary; the next writer of the same ``NAME`` does (:func:`remove_stale_temps`): a
+temporary whose process is gone, or, for the names without a pid that earlier versions wrote
+(``.NAME.<random>.tmp``), one last modified before this process started. A live writer's
+temporary is never touched. The pid is only meaningful on one host: two hosts writing the same
+folder of a shared file system should not write the same ``NAME``.
 """
 
 from __future__ import annotations
@@ -10,8 +19,10 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +31,11 @@ from typing import IO
 from genoforge.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+# When this process started (near enough: genoforge.io is imported at startup); temporaries of
+# unknown writers older than this are stale.
+_PROCESS_STARTED = time.time()
+# mkstemp/mkdtemp's random part: 8 of [a-z0-9_] (tempfile._RandomNameSequence).
+_RANDOM = r"[a-z0-9_]{8}"
 
 
 def is_gzip(path: str | Path) -> bool:
@@ -98,6 +114,79 @@ def first_non_utf8_line(path: str | Path) -> tuple[int, int, int] | None:
     return None
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.pid{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    except OSError:
+        return True  # cannot tell: keep its file
+    return True
+
+
+def remove_stale_temps(path: str | Path, name_pattern: str | None = None) -> list[Path]:
+    """Remove the temporaries that dead writers of ``path`` left beside it (module docstring).
+
+    Args:
+        path: the output whose siblings are checked (it need not exist).
+        name_pattern: a regular expression for the output names to clean instead of exactly
+            ``path.name``, e.g. ``r"step-\\d{8}"`` for every checkpoint folder beside ``path``.
+
+    Returns:
+        The files and folders removed.
+    """
+    path = Path(path)
+    name = name_pattern if name_pattern is not None else re.escape(path.name)
+    pattern = re.compile(rf"\.(?:{name})\.(?:pid(?P<pid>\d+)-)?{_RANDOM}\.tmp")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            if match["pid"] is not None:
+                if _pid_alive(int(match["pid"])):
+                    continue
+            elif entry.stat(follow_symlinks=False).st_mtime >= _PROCESS_STARTED:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # another cleaner got there first
+        except OSError:
+            continue  # not ours to remove (permissions): leave it
+        removed.append(Path(entry.path))
+    return removed
+
+
+def fsync_directory(directory: str | Path) -> None:
+    """Make a rename inside ``directory`` durable (a no-op where folders cannot be fsynced)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # e.g. Windows, some network file systems
+    finally:
+        os.close(fd)
+
+
 def umask_mode(mode: int = 0o666) -> int:
     """``mode`` less the process umask: what ``open()`` (0o666) or ``mkdir`` (0o777) would give.
 
@@ -111,10 +200,14 @@ def umask_mode(mode: int = 0o666) -> int:
 
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Write ``path`` through a temporary file in the same folder, renamed into place on success."""
+    """Write ``path`` through a temporary file in the same folder, renamed into place on success.
+
+    Stale temporaries of ``path`` left by killed writers are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         os.chmod(tmp, umask_mode(0o666))  # mkstemp made it 0600
@@ -124,6 +217,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        fsync_directory(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -134,11 +228,13 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Build a directory under a temporary name beside ``path``; rename it into place on success.
 
     Nothing at ``path`` looks complete until the body has finished. With ``overwrite`` an existing
-    directory is replaced only after the new one is complete.
+    directory is replaced only after the new one is complete. Stale temporaries of ``path`` left
+    by killed writers are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         os.chmod(tmp, umask_mode(0o777))  # mkdtemp made it 0700
         yield tmp
@@ -149,9 +245,11 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
             os.replace(tmp, path)
+            fsync_directory(path.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+            fsync_directory(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

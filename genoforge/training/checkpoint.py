@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from genoforge.errors import CheckpointError
-from genoforge.io import atomic_dir, atomic_write
+from genoforge.io import atomic_dir, atomic_write, remove_stale_temps
 
 FORMAT_VERSION = 1
 MANIFEST = "checkpoint.json"
@@ -189,6 +189,9 @@ def save_checkpoint(
 ) -> Path:
     """Write ``output_dir/step-NNNNNNNN/`` atomically, then prune to the newest ``keep_last``.
 
+    First removes the ``.step-NNNNNNNN.*.tmp`` folders (any step) that a killed run left in
+    ``output_dir`` (:func:`genoforge.io.remove_stale_temps`: only those whose writer is gone).
+
     Args:
         model_state: full model state dict (CPU tensors).
         optimizer_state: full optimizer state dict keyed by parameter name
@@ -200,6 +203,7 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     target = Path(output_dir) / step_dir_name(step)
+    remove_stale_temps(target, name_pattern=STEP_DIR.pattern.removeprefix("^").removesuffix("$"))
     weights, aliases = dedupe_shared(model_state)
     opt_tensors, opt_meta = flatten_optimizer_state(optimizer_state)
     with atomic_dir(target, overwrite=True) as tmp:
