@@ -11,6 +11,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# typer reads TERMINAL_WIDTH once, when typer.rich_utils is first imported: were that first import
+# inside a CliRunner.invoke(env={"TERMINAL_WIDTH": "200"}), every later help text would be 200
+# columns wide. Import it here, without the variable, so each test's COLUMNS decides its width.
+import os as _os
+
+_saved_width = _os.environ.pop("TERMINAL_WIDTH", None)
+import typer.rich_utils  # noqa: E402,F401
+
+if _saved_width is not None:
+    _os.environ["TERMINAL_WIDTH"] = _saved_width
+
 if TYPE_CHECKING:
     import torch
 

@@ -72,7 +72,8 @@ def test_recipe_line_runs_as_written(tmp_path, monkeypatch, tiny_raw_dir, baking
     result = runner.invoke(app, line.split())
     assert result.exit_code == 0, result.output
     baked = tmp_path / "baked" / "5k4.5k"
-    assert sorted(p.name for p in baked.iterdir()) == ["manifest.json", "training.packed", "validation.packed"]
+    assert sorted(p.name for p in baked.iterdir()) == [
+        "gene_structure.json", "manifest.json", "training.packed", "validation.packed"]
     manifest = json.loads((baked / "manifest.json").read_text())
     assert manifest["config"]["window_size"] == 10_000
     assert sorted(manifest["species"]) == ["tiny_a", "tiny_b"]

@@ -372,6 +372,7 @@ class SpeciesJob:
 class SpeciesResult:
     report: SpeciesReport
     parts: dict[str, str]  # split -> part shard path
+    structure: Any = None  # genes.structure.StructureCounts of the training region
 
 
 Reporter = Callable[[str, str, float], None]  # (species, event, amount)
@@ -382,13 +383,16 @@ def _no_report(species: str, event: str, amount: float) -> None:
 
 
 def _chunk_tasks(
-    job: SpeciesJob, annotation: Any, lengths: dict[str, int], counts: dict[str, SplitCounts]
+    job: SpeciesJob, annotation: Any, lengths: dict[str, int], counts: dict[str, SplitCounts],
+    structure: Any = None,
 ) -> Iterator[tuple[ChunkTask | None, int]]:
     """Chunk tasks in canonical order, chromosome by chromosome (one chromosome in memory).
 
     Yields ``(task, bases)``: ``bases`` of progress to report once the task is done (a chromosome's
     last task also carries the bases no window covers); ``task`` is None for a chromosome that
     yields no window. Segments too short for a window are counted in ``counts`` as they are seen.
+    Training segments and the transcripts wholly inside them are added to ``structure`` (a
+    ``StructureCounts``) when given: validation regions never inform the decoder.
     """
     from genoforge.baking.fasta import read_fasta
     from genoforge.baking.genes import Annotation
@@ -402,6 +406,8 @@ def _chunk_tasks(
             raise AssertionError(f"{job.species.fasta}: quick length pass disagrees on {seqid!r}")
         windows: list[tuple[str, int, int]] = []
         for segment in split_chromosome(species, seqid, len(sequence), job.val_fraction, job.settings.seed):
+            if structure is not None and segment.split == "training":
+                _count_structure(structure, sequence, annotation, seqid, segment.start, segment.end)
             tiles = tile(segment.start, segment.end, job.window_size, job.overlap)
             if not tiles:
                 counts[segment.split].dropped_short += 1
@@ -421,6 +427,20 @@ def _chunk_tasks(
             yield ChunkTask(job.settings, seqid, begin, sequence[begin:end], chunk, sub), done
         if not windows:
             yield None, len(sequence)
+
+
+def _count_structure(structure: Any, sequence: str, annotation: Any, seqid: str, start: int, end: int) -> None:
+    """Add ``sequence[start:end]`` and the transcripts wholly inside it to ``structure``."""
+    from types import SimpleNamespace
+
+    inside = [
+        SimpleNamespace(gene_id=t.gene_id, biotype=t.biotype, strand=t.strand,
+                        exons=tuple((a - start, b - start) for a, b in t.exons),
+                        cds=None if t.cds is None else (t.cds[0] - start, t.cds[1] - start))
+        for t in annotation.transcripts_overlapping(seqid, start, end)
+        if t.exons[0][0] >= start and t.exons[-1][1] <= end
+    ]
+    structure.add_sequence(sequence[start:end], inside)
 
 
 _WHITESPACE = b" \t\r\n\v\f"
@@ -517,6 +537,7 @@ def bake_species(
     """
     from genoforge.baking.genes import load_annotation
     from genoforge.baking.packed import PackedWriter, file_sha256
+    from genoforge.genes.structure import StructureCounts
 
     species = job.species.name
     raw_dir = Path(job.raw_dir)
@@ -558,7 +579,8 @@ def bake_species(
             for split in SPLITS
         }
         try:
-            tasks = _chunk_tasks(job, annotation, lengths, counts)
+            structure = StructureCounts()
+            tasks = _chunk_tasks(job, annotation, lengths, counts, structure)
             for result, bases in _run_in_order(tasks, pool, job.n_workers):
                 if result is not None:
                     for split, dropped in result.dropped.items():
@@ -586,7 +608,7 @@ def bake_species(
     finally:
         if own_pool is not None:
             own_pool.shutdown(cancel_futures=True)
-    return SpeciesResult(species_report, parts)
+    return SpeciesResult(species_report, parts, structure)
 
 
 def _run_in_order(
@@ -714,6 +736,7 @@ def bake(config: BakeConfig) -> BakeSummary:
     """
     from genoforge.baking.packed import PackedShard, PackedWriter, file_sha256, token_dtype_for
     from genoforge.console import info, warn
+    from genoforge.genes.structure_set import GENE_STRUCTURE_FILE, GeneStructureSet
     from genoforge.io import atomic_dir
 
     began = time.monotonic()
@@ -786,6 +809,10 @@ def bake(config: BakeConfig) -> BakeSummary:
             if n_samples == 0:
                 warn(f"{file_name} holds no sample (inputs too small for a {split} window?)")
         shutil.rmtree(parts_dir)
+        structures = GeneStructureSet()
+        for result in ordered:
+            structures.add(result.report.name, result.report.taxon, result.structure)
+        structures.save(tmp / GENE_STRUCTURE_FILE)
         manifest = build_manifest(
             config=config.manifest_view(),
             tokenizer={"hash": tokenizer_hash, "vocab_size": tok.vocab_size, "token_dtype": token_dtype},

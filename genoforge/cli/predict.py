@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
             "genoforge predict ../model/feb.3/best genome.fa.gz -o genome.gff3",
             "genoforge predict model/ genome.fa -o chr2.gff3 --seqids chr2 --batch_size 256",
             "genoforge predict model/ genome.fa -o out.gff3 --window_size 15000 --overlap 3750",
+            "genoforge predict runs/r1/best genome.fa -o fly.gff3 --decoder hmm --species fly_chr2R",
         ),
     )(predict_command)
 
@@ -45,7 +46,7 @@ def predict_command(
         int | None,
         typer.Option(*flag("window_size"), show_default=False, help=(
             "Window length in bp. Default: the training window tune recorded in MODEL_DIR "
-            "(training_window.json: the bake's window size); 10000 for a model without one "
+            "(the bake's window size, which tune records); 10000 for a model without one "
             "(e.g. from `model init`). stderr says which one applies.")),
     ] = None,
     overlap: Annotated[
@@ -60,7 +61,7 @@ def predict_command(
             "Target tokens decoded per window at most (a window that reaches it loses its "
             "unfinished last record). Default: the window size rounded up to a multiple of 1024, "
             "at least 8192 (10 kb windows: 10240); at most 4096 for a model with no decoder window "
-            "(--decoder_window_size 0).")),
+            "(decoder window size 0).")),
     ] = None,
     seqids: Annotated[
         str | None,
@@ -68,12 +69,41 @@ def predict_command(
     ] = None,
     cuda_graphs: Annotated[
         Optional[bool],
-        typer.Option("--cuda_graphs/--no_cuda_graphs", "--cuda-graphs/--no-cuda-graphs", help=(
+        typer.Option("--cuda_graphs/--no_cuda_graphs", help=(
             "Replay the batched decoder step from a captured CUDA graph: one launch instead of "
             "~1,600 per step, ~4x the bp/s on an H100. Default: on with CUDA when the model "
             "allows it (grouped-GEMM experts), else eager decoding; --no_cuda_graphs decodes "
             "eagerly; --cuda_graphs requires it (refused on a CPU).")),
     ] = None,
+    decoder: Annotated[
+        str,
+        typer.Option(*flag("decoder"), autocompletion=lambda: ["auto", "hmm", "generative"], help=(
+            "hmm: the per-base head's class probabilities decoded by a Viterbi gene-structure "
+            "model (every CDS a complete ORF, canonical splice sites); generative: the token "
+            "decoder. auto (default): hmm when MODEL_DIR has gene_structure.json (every model "
+            "tune exports), else generative.")),
+    ] = "auto",
+    species: Annotated[
+        str | None,
+        typer.Option(*flag("species"), help=(
+            "hmm: use the gene-structure statistics (intron, exon, intergenic lengths; splice and "
+            "start/stop PWMs) of this baked species. Default: all baked species pooled.")),
+    ] = None,
+    taxon: Annotated[
+        str | None,
+        typer.Option(*flag("taxon"), help="hmm: gene-structure statistics of this taxon's baked species."),
+    ] = None,
+    emission_weight: Annotated[
+        float,
+        typer.Option(*flag("emission_weight"), help=(
+            "hmm: weight of the network's per-base evidence against the gene-structure model "
+            "(the head is overconfident: small weights score best on the held-out regions).")),
+    ] = 0.02,
+    signal_weight: Annotated[
+        float,
+        typer.Option(*flag("signal_weight"), help=(
+            "hmm: weight of the splice-site and start/stop position weight matrices.")),
+    ] = 3.0,
 ) -> None:
     """Annotate a genome: FASTA in, GFF3 gene models out."""
     from genoforge.cli._common import require_file, require_model_dir
@@ -95,6 +125,11 @@ def predict_command(
         device=device,
         seqids=names,
         cuda_graphs=cuda_graphs,
+        decoder=decoder,
+        species=species,
+        taxon=taxon,
+        emission_weight=emission_weight,
+        signal_weight=signal_weight,
     )
     result = predict_genome(model_dir, genome, output, config)
     typer.echo(

@@ -83,9 +83,9 @@ def tune(
         "Clip the global gradient L2 norm to this (0: no clipping). \\[default: 1.0]"))] = None,
     label_smoothing: Annotated[OptFloat, typer.Option(*flag("label_smoothing"), help=(
         "Label smoothing of the training loss (validation also reports plain CE). \\[default: 0]"))] = None,
-    base_loss_weight: Annotated[OptFloat, typer.Option(*flag("base_loss_weight"), min=0.0, help=(
+    base_loss_weight: Annotated[OptFloat, typer.Option(*flag("base_loss_weight"), min=0.0, metavar="<float>", help=(
         "Weight of the per-base head's class-weighted CE in the objective (0: off). \\[default: 1.0]"))] = None,
-    generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0.0, help=(
+    generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0.0, metavar="<float>", help=(
         "Weight of the decoder's token CE (0: train only the encoder and per-base head). "
         "\\[default: 1.0]"))] = None,
     early_stopping: Annotated[OptInt, typer.Option(*flag("early_stopping"), help=(

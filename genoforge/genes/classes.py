@@ -178,3 +178,64 @@ def window_labels(transcripts: Sequence[CodingTranscript], start: int, end: int)
         labels[region] = np.where(better, values, labels[region])
         priority[region] = np.where(better, new_priority, priority[region])
     return labels
+
+
+# --- class weights of the per-base loss, and the prior they give the network ---------------
+
+CLASS_WEIGHT_EXPONENT = 0.5  # the per-base CE weights class c by f_c ** -CLASS_WEIGHT_EXPONENT
+MIN_CLASS_SHARE = 1e-4  # shares are floored here before the power
+
+
+def class_weights(counts: Sequence[int] | np.ndarray) -> np.ndarray | None:
+    """float64 [N_CLASSES] loss weights from training label counts (None when there are none).
+
+    ``f_c ** -0.5`` (f_c floored at ``MIN_CLASS_SHARE``), normalised so the frequency-weighted mean
+    weight is 1; classes absent from the counts get the largest weight present.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total == 0:
+        return None
+    share = counts / total
+    present = counts > 0
+    weights = np.maximum(share, MIN_CLASS_SHARE) ** -CLASS_WEIGHT_EXPONENT
+    weights /= (share * weights).sum()
+    weights[~present] = weights[present].max()
+    return weights
+
+
+def network_class_log_prior(counts: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The class prior a head trained with :func:`class_weights` on ``counts`` has learnt.
+
+    A class-weighted CE makes the network's posterior proportional to ``w_c f_c p(c | x) / f_c``,
+    i.e. its implicit prior is ``w_c f_c`` (normalised). Dividing that out, not the species'
+    own frequencies, turns the posterior into a scaled likelihood; the species' structure then
+    enters through the decoder's transitions. (Dividing by a species' own tiny frequency of a
+    class it lacks, e.g. UTR in yeast, would reward that class wherever the network is not
+    certain it is absent.)
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    weights = class_weights(counts)
+    if weights is None:
+        return np.full(N_CLASSES, -np.log(N_CLASSES))
+    prior = weights * (counts + 1.0) / (counts.sum() + N_CLASSES)
+    return np.log(prior / prior.sum())
+
+
+def pool_intron_phases(log_probs_LC: np.ndarray, log_prior_C: Sequence[float]) -> tuple[np.ndarray, list[float]]:
+    """Per-base log-probabilities and prior with each strand's three intron phases pooled.
+
+    Every intron column becomes the log of the strand's total intron probability (and the prior
+    likewise), so a decoder that knows the phase from the reading frame is not charged for the
+    network's guess of it: inside a long intron the phase is hardly visible to a local model.
+    """
+    pooled = np.array(log_probs_LC, dtype=np.float32, copy=True)
+    prior = list(map(float, log_prior_C))
+    for phases in (INTRON_PLUS, INTRON_MINUS):
+        columns = list(phases)
+        total = np.logaddexp.reduce(pooled[:, columns], axis=1)
+        pooled[:, columns] = total[:, None]
+        prior_total = float(np.logaddexp.reduce([prior[c] for c in columns]))
+        for c in columns:
+            prior[c] = prior_total
+    return pooled, prior

@@ -48,6 +48,7 @@ from genoforge.inference.stream import decode_stream
 from genoforge.inference.windows import GenomeWindow, check_tiling, stream_windows, tile_contig
 from genoforge.training.checkpoint import TRAINING_WINDOW_FILE, TrainingWindow, read_training_window
 
+DECODERS = ("auto", "hmm", "generative")
 DEFAULT_WINDOW_SIZE = 10_000  # the recipe's bake --window_size; for models that record no window
 # max_new_tokens by default: one target token per window base, rounded up to a multiple of
 # MAX_NEW_TOKENS_MULTIPLE, at least MIN_MAX_NEW_TOKENS. The densest windows of ../shared/data (a
@@ -107,6 +108,13 @@ class PredictConfig:
     dtype: str = "auto"
     seqids: tuple[str, ...] | None = None
     cuda_graphs: bool | None = None
+    decoder: str = "auto"  # hmm, generative, or auto: hmm when the model directory supports it
+    species: str | None = None  # hmm: gene-structure parameters of this baked species
+    taxon: str | None = None  # hmm: ... of this taxon's baked species
+    # hmm: scale of the per-base head's scaled log-likelihoods and of the signal PWMs' log-odds;
+    # chosen on the shared data's held-out regions (benchmarks/decode_tracks.py grid, RESULTS.md)
+    emission_weight: float = 0.02
+    signal_weight: float = 3.0
 
     @property
     def resolved_window_size(self) -> int:
@@ -140,6 +148,27 @@ class PredictConfig:
             raise ConfigError(f"--max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype {self.dtype!r}: use auto, float32, bfloat16 or float16")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"--decoder {self.decoder!r}: use {', '.join(DECODERS)}")
+        if self.species is not None and self.taxon is not None:
+            raise ConfigError("give --species or --taxon, not both")
+        if not self.emission_weight > 0:
+            raise ConfigError(f"--emission_weight must be > 0, got {self.emission_weight}")
+        if not self.signal_weight >= 0:
+            raise ConfigError(f"--signal_weight must be >= 0, got {self.signal_weight}")
+
+    def resolved_decoder(self, model_dir: str | Path) -> str:
+        """``hmm`` or ``generative``: ``auto`` is hmm when ``model_dir`` holds the bake's
+        gene-structure file and the model has a per-base head (any model tune exported), else
+        generative."""
+        if self.decoder != "auto":
+            return self.decoder
+        from genoforge.genes.structure_set import GENE_STRUCTURE_FILE
+        from genoforge.model.io import read_model_config
+
+        if (Path(model_dir) / GENE_STRUCTURE_FILE).is_file() and read_model_config(model_dir).base_head_channels > 0:
+            return "hmm"
+        return "generative"
 
 
 @dataclass
@@ -407,6 +436,11 @@ def predict_genome(
             )
         wanted = frozenset(config.seqids)
     regions = [(s, n) for s, n in lengths.items() if wanted is None or s in wanted]
+    if predictor is None and config.resolved_decoder(model_dir) == "hmm":
+        from genoforge.inference.structure_predict import predict_genome_hmm
+
+        result = PredictResult(output=Path(output), device="", batch_size=0)
+        return predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, wanted, window_note)
     predictor = predictor or Predictor.from_dir(model_dir, config, training_window=record)
     console.info(f"predict: {window_note}; max_new_tokens {predictor.max_new_tokens:,}"
                  f"{'' if config.max_new_tokens is not None else ' (default for the window)'}")

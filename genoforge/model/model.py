@@ -126,7 +126,10 @@ class GenoforgeModel(nn.Module):
         self.bp_proj = nn.Linear(2 * dim, dim, bias=False)
         self.compressor = LatentCompressor(config) if config.num_latents > 0 else None
         self.decoder = GenoforgeDecoder(config)
-        self.base_head = BaseHead(config) if config.base_head_channels > 0 else None
+        # Built on a forked RNG: its default init (replaced by init_weights or a checkpoint) must
+        # not shift the random stream that initialises everything else for a given seed.
+        with torch.random.fork_rng(devices=[]):
+            self.base_head = BaseHead(config) if config.base_head_channels > 0 else None
         # Per-class weights of the per-base loss (None: equal); set by tune from the training
         # labels, not saved with the weights.
         self.base_class_weights: Tensor | None = None

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genoforge.genes.classes import CLASS_GROUPS, CLASS_NAMES, IGNORE_LABEL, N_CLASSES
-
-MIN_SHARE = 1e-4
+from genoforge.genes.classes import CLASS_GROUPS, CLASS_NAMES, IGNORE_LABEL, N_CLASSES, class_weights
 
 
 def class_frequencies(labels: np.ndarray, chunk: int = 1 << 24) -> np.ndarray:
@@ -34,16 +32,8 @@ def base_class_weights(shard):
     """Per-class weights (float32 tensor [K]) from a shard's training labels; None when unlabelled."""
     import torch
 
-    counts = class_frequencies(shard.array("base_labels"))
-    total = counts.sum()
-    if total == 0:
-        return None
-    share = counts / total
-    present = counts > 0
-    weights = np.maximum(share, MIN_SHARE) ** -0.5
-    weights /= (share * weights).sum()
-    weights[~present] = weights[present].max()
-    return torch.tensor(weights, dtype=torch.float32)
+    weights = class_weights(class_frequencies(shard.array("base_labels")))
+    return None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
 
 def base_confusion(base_logits_WLK, base_labels_WL):
@@ -76,3 +66,18 @@ def base_f1_scores(confusion: np.ndarray) -> dict[str, float | None]:
         tp = confusion[c, c]
         scores[f"base_f1_{name}"] = _f1(tp, confusion[:, c].sum() - tp, confusion[c, :].sum() - tp)
     return scores
+
+
+SELECTION_GROUPS = ("cds", "intron", "intergenic")
+
+
+def base_structure_error(scores: dict) -> float:
+    """1 - the mean base-level F1 of the CDS, intron and intergenic groups (absent ones skipped).
+
+    What picks ``best/`` and drives early stopping for the per-base head. Not the class-weighted
+    CE: on the shared data that CE bottoms out within a few epochs (the head grows confident on
+    the rare classes it gets wrong) while every F1 the decoder depends on keeps rising.
+    """
+    values = [scores.get(f"base_{group}_f1") for group in SELECTION_GROUPS]
+    values = [v for v in values if v is not None]
+    return 1.0 - (sum(values) / len(values) if values else 0.0)

@@ -387,7 +387,6 @@ def training_window_of(train_path: str | Path, shard) -> TrainingWindow:
     return TrainingWindow(window_size=int(lengths.max()), overlap=None, source="shards", species={})
 
 
-GENE_STRUCTURE_FILE = "gene_structure.json"  # the bake's gene-structure statistics (HMM decoder)
 
 
 def copy_gene_structure(train_path: str | Path, directory: str | Path) -> Path | None:
@@ -397,6 +396,8 @@ def copy_gene_structure(train_path: str | Path, directory: str | Path) -> Path |
     one (none of the training species had a usable gene model) copies nothing.
     """
     import shutil
+
+    from genoforge.genes.structure_set import GENE_STRUCTURE_FILE
 
     source = Path(train_path).parent / GENE_STRUCTURE_FILE
     if not source.is_file():

@@ -128,7 +128,10 @@ def plan_row_shape(
             candidates = [_round_down(row - decoder_row_len, row_multiple)]
         else:
             centre = _round_down(int(row * share_in), row_multiple)
-            # The ratio's split first: it wins ties.
+            # The ratio's split first: it wins ties. Clamped so that each side can take its
+            # longest sample (a skewed ratio must not rule out a row that has room for both).
+            highest = _round_down(row - _round_up(min_dec, dec_multiple), row_multiple)
+            centre = max(min(centre, highest), min_enc)
             candidates = [centre + k * row_multiple for k in (0, -1, 1, -2, 2, -3, 3)]
         for enc in candidates:
             dec = decoder_row_len or _round_down(row - enc, dec_multiple)

@@ -17,7 +17,9 @@ terms are scaled by ``generative_loss_weight``.
 
 Evaluation (every ``eval_steps`` steps, or per epoch) reports plain and label-smoothed CE of the
 validation shard, the per-base CE (``val_base_loss``) and base-level F1 per class and group
-(``base_cds_f1`` ...); ``val_objective`` = generative weight x plain CE + base weight x base CE
+(``base_cds_f1`` ...); ``val_objective`` = generative weight x plain CE + base weight x the
+base *structure error* (1 - the mean of the CDS, intron and intergenic group F1,
+:func:`~genoforge.training.base_metrics.base_structure_error`)
 picks ``best/`` and drives early stopping. With ``--generate_samples N`` the first N validation windows are also decoded (each
 rank its share under DDP) and their exon/gene F1 (``gen_*``, :mod:`genoforge.training.generate`)
 added to the eval record. Checkpoints, the signal handling and the run directory layout are
@@ -56,7 +58,7 @@ from genoforge.training.data import (
     rank_micro_batch_ids,
 )
 from genoforge.genes.classes import N_CLASSES
-from genoforge.training.base_metrics import base_class_weights, base_confusion, base_f1_scores
+from genoforge.training.base_metrics import base_class_weights, base_confusion, base_f1_scores, base_structure_error
 from genoforge.training.early_stopping import EarlyStopping
 from genoforge.training.losses import micro_batch_seed, token_loss_sums
 
@@ -565,7 +567,7 @@ class Trainer:
         if base_batches:
             result["val_base_loss"] = base_sum / base_batches
             result.update(base_f1_scores(confusion.cpu().numpy()))
-            objective += cfg.base_loss_weight * result["val_base_loss"]
+            objective += cfg.base_loss_weight * base_structure_error(result)
         result["val_objective"] = objective
         if self.gen_windows is not None:
             result.update(self._generate())
@@ -603,7 +605,9 @@ class Trainer:
                             "best": improved, "evals_without_improvement": self.early.evals_without_improvement})
             base = ""
             if "val_base_loss" in result:
-                base = f", base CE {result['val_base_loss']:.4f}, base CDS F1 {result['base_cds_f1']:.3f}"
+                cds_f1 = result.get("base_cds_f1")
+                base = (f", base CE {result['val_base_loss']:.4f}, base CDS F1 "
+                        f"{'-' if cds_f1 is None else format(cds_f1, '.3f')}")
             self.log.message(
                 f"eval step {self.global_step}: objective {val:.4f} (val_loss {result['val_loss']:.4f}, "
                 f"smoothed {result['val_loss_smoothed']:.4f}, {result['val_tokens']:,} tokens{base})"

@@ -12,8 +12,8 @@ steps; each step still gets its own ``metrics.jsonl`` record, written at the rea
 * ``perf`` (every read): ``tokens_per_s`` (real encoder + decoder tokens, all ranks),
   ``mfu`` (see below; null off CUDA), memory (MB) and ``expert_load_min`` / ``max`` (tokens routed
   to an expert / the mean per expert, over every MoE layer since the last read);
-* ``eval``: ``val_objective`` (the early-stopping criterion: weighted plain token CE + per-base
-  CE), ``val_loss`` (plain token CE), ``val_loss_smoothed``, ``val_tokens``, ``val_base_loss`` and
+* ``eval``: ``val_objective`` (the early-stopping criterion: weighted plain token CE + the
+  per-base structure error, 1 - mean group F1), ``val_loss`` (plain token CE), ``val_loss_smoothed``, ``val_tokens``, ``val_base_loss`` and
   base-level F1 (``base_cds_f1``, ``base_intron_f1``, ... and ``base_f1_<class>``), ``best``, and with generative validation ``gen_<level>_f1``, ``gen_windows``,
   ``gen_truncated`` (:mod:`genoforge.training.generate`);
 * ``end``: why the run stopped.

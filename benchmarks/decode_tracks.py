@@ -1,0 +1,94 @@
+"""Decode dumped per-base tracks with the structure decoder and score them, for decoder settings.
+
+    python benchmarks/decode_tracks.py TRACKS.npz GENE_STRUCTURE.json REGIONS_DIR
+        [--emission_weight W ...] [--signal_weight W ...]   (default: predict's) [--species fly_chr2R ...] [--out DIR]
+
+TRACKS.npz comes from benchmarks/base_tracks.py (the GPU run writes it), GENE_STRUCTURE.json from
+the model directory, REGIONS_DIR from ``quality.py --region_only`` (``<species>/region.fa`` and
+``region.reference.gff3``). Every combination of the weights is decoded per species with that
+species' gene-structure parameters and scored with ``genoforge eval``'s scorer; one JSON line per
+(species, setting) goes to stdout. ``--out DIR`` keeps the GFF3s (``DIR/<species>.gff3`` for the
+first setting, the layout ``quality.py --predictions`` reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from base_tracks import dequantise  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tracks", type=Path)
+    parser.add_argument("structure", type=Path)
+    parser.add_argument("regions", type=Path)
+    parser.add_argument("--emission_weight", type=float, nargs="+", default=None)
+    parser.add_argument("--signal_weight", type=float, nargs="+", default=None)
+    parser.add_argument("--species", nargs="+", default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--no_pool", action="store_true", help="keep the network's intron phases apart")
+    args = parser.parse_args(argv)
+    from genoforge.inference.predict import PredictConfig
+
+    args.emission_weight = args.emission_weight or [PredictConfig.emission_weight]
+    args.signal_weight = args.signal_weight or [PredictConfig.signal_weight]
+
+    from genoforge.evaluation.compare import evaluate
+    from genoforge.genes.classes import pool_intron_phases
+    from genoforge.genes.structure_set import GeneStructureSet
+    from genoforge.inference.gff_writer import open_gff
+    from genoforge.inference.hmm import decode_genes
+
+    data = np.load(args.tracks)
+    contigs: dict[str, list[str]] = {}
+    for key in data.files:
+        species, seqid, kind = key.rsplit("/", 2)
+        if kind == "track":
+            contigs.setdefault(species, []).append(seqid)
+    structures = GeneStructureSet.load(args.structure)
+    for species in sorted(contigs):
+        if args.species and species not in args.species:
+            continue
+        params = structures.decoder_params(species=species) if species in structures.counts else structures.decoder_params()
+        region = args.regions / species
+        for number, (ew, sw) in enumerate(itertools.product(args.emission_weight, args.signal_weight)):
+            started = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                output = Path(tmp) / "pred.gff3"
+                if args.out is not None and number == 0:
+                    args.out.mkdir(parents=True, exist_ok=True)
+                    output = args.out / f"{species}.gff3"
+                lengths = [(s, int(data[f"{species}/{s}/sequence"].size)) for s in contigs[species]]
+                with open_gff(output, "tracks", None, lengths) as writer:
+                    for seqid in contigs[species]:
+                        track = dequantise(data[f"{species}/{seqid}/track"])
+                        used = params
+                        if not args.no_pool:
+                            track, prior = pool_intron_phases(track, params.class_log_prior)
+                            used = dataclasses.replace(params, class_log_prior=prior)
+                        codes = data[f"{species}/{seqid}/sequence"]
+                        writer.write_contig(decode_genes(codes, track, used, seqid=seqid,
+                                                         emission_weight=ew, signal_weight=sw))
+                seconds = time.perf_counter() - started
+                result = evaluate(region / "region.reference.gff3", output, region / "region.fa")
+                scores = {level: result.levels[level].f1 for level in result.levels}
+                print(json.dumps({"species": species, "emission_weight": ew, "signal_weight": sw,
+                                  "genes": writer.genes, "seconds": round(seconds, 1), "f1": scores}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

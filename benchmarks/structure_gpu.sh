@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The structure-decoder quality run on one GPU: bake every shared genome, train the small preset's
+# per-base head (and, with GEN_WEIGHT > 0, the generative decoder) for MINUTES, then predict every
+# species' held-out regions with --decoder hmm and dump the per-base tracks for offline decoding.
+#
+#   bash benchmarks/structure_gpu.sh prepare       (here, where ../shared/data is)
+#       .bench/gpu/: data/ (a copy of ../shared/data), tokenizer/ (`model init --preset small`
+#       over the bundled DNABERT-2 tokenizer, weights dropped: re-made on the device), regions/
+#       (quality.py --region_only: every species' validation regions, bake's default split).
+#   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl)
+#       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
+#       tracks.npz (benchmarks/base_tracks.py), summary.json.
+#
+# Then, here:  mkdir -p OUTDIR && tar xzf OUT/preds.tar.gz -C OUTDIR && python benchmarks/quality.py
+#   --all_species --workdir .bench/quality-peers --predictions OUTDIR --model_label "genoforge small hmm"
+set -uo pipefail
+G=.bench/gpu
+W=${WORK:-/tmp/structure-run}
+PY=${PYTHON:-python3}
+MODE=${1:-}
+die() { echo "structure_gpu.sh: $*" >&2; exit 1; }
+
+prepare() {
+  local data=${DATA:-../shared/data}
+  [ -d "$data" ] || die "$data not found"
+  rm -rf "$G" && mkdir -p "$G"
+  cp -r "$data" "$G/data"
+  $PY -m genoforge model init --save_dir "$G/tokenizer" --dnabert_path ../shared/reference/dnabert2 \
+    --preset small --seed 0 >"$G/model_init.log" 2>&1 || die "model init failed"
+  rm -f "$G/tokenizer/model.safetensors"
+  $PY benchmarks/quality.py --all_species --data "$data" --region_only --workdir "$G/regions" >/dev/null \
+    || die "regions failed"
+  find "$G/regions" -name '*.gff3' -delete
+  du -sh "$G"
+}
+
+device_env() {
+  export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+  mkdir -p "$OUT" /tmp/site /tmp/wheels
+  # Install only the carried wheels whose module the image lacks.
+  local wheel module
+  for wheel in .whl/*.whl; do
+    module=$(basename "$wheel" | cut -d- -f1)
+    case "$module" in
+      biopython) module=Bio ;; markdown_it_py) module=markdown_it ;; pygments) module=pygments ;;
+    esac
+    $PY -c "import $module" 2>/dev/null || cp "$wheel" /tmp/wheels/
+  done
+  if ls /tmp/wheels/*.whl >/dev/null 2>&1; then
+    echo "installing: $(ls /tmp/wheels | cut -d- -f1 | tr '\n' ' ')"
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site /tmp/wheels/*.whl
+  fi
+  export PYTHONPATH=/tmp/site:$PWD
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU"
+}
+
+run() {
+  local minutes=${1:-6}
+  [ -d "$G/data" ] || die "$G is missing: run prepare here and carry it"
+  device_env
+  rm -rf "$W" && mkdir -p "$W/pred"
+  local t0=$SECONDS
+  $PY -m genoforge model init --save_dir "$W/init" --dnabert_path "$G/tokenizer" --preset small --seed 0 \
+    >"$W/init.log" 2>&1 || { tail "$W/init.log"; die "model init failed"; }
+  $PY -m genoforge bake --raw_dir "$G/data" --output_dir "$W/baked" --tokenizer "$W/init" --n_workers 4 \
+    --species_parallel 4 >"$W/bake.log" 2>&1 || { tail "$W/bake.log"; die "bake failed"; }
+  echo "init + bake: $((SECONDS - t0)) s"
+  t0=$SECONDS
+  timeout --foreground -s INT -k 60 "${minutes}m" $PY -m genoforge tune "$W/baked/training.packed" \
+    "$W/baked/validation.packed" "$W/run" "$W/init" --device "${DEVICE:-cuda}" --epochs 1000 --max_steps "${STEPS:-1000}" \
+    --generative_loss_weight "${GEN_WEIGHT:-0}" --base_loss_weight 1 --lr "${LR:-1e-3}" --warmup_ratio 0.03 \
+    --encoder_row_len 6400 --decoder_row_len 9216 --max_batch_size 16 --token_budget 249856 --grad_accum 1 \
+    --weight_decay 0.01 --max_grad_norm 1.0 --eval_steps "${EVAL_STEPS:-100}" --early_stopping 100 \
+    --save_steps 100000 --log_steps 20 --num_workers 4 ${TUNE_FLAGS:-} >"$W/tune.log" 2>&1
+  echo "tune exit $? after $((SECONDS - t0)) s"
+  grep -v '^\s*$' "$W/tune.log" | tail -n 12
+  cp "$W/tune.log" "$W/run/metrics.jsonl" "$OUT/" 2>/dev/null
+  local model=$W/run/best
+  [ -d "$model" ] || die "no best/ model"
+  t0=$SECONDS
+  local dir species
+  for dir in "$G"/regions/${PREDICT_SPECIES:-*}/; do
+    species=$(basename "$dir")
+    $PY -m genoforge predict "$model" "$dir/region.fa" -o "$W/pred/$species.gff3" --decoder hmm \
+      --species "$species" --batch_size 32 --device "${DEVICE:-cuda}" >>"$W/predict.log" 2>&1 || echo "predict $species failed"
+  done
+  echo "predict (hmm, all species): $((SECONDS - t0)) s"
+  grep -h "genes," "$W/predict.log"
+  cp "$W/predict.log" "$OUT/"
+  tar czf "$OUT/preds.tar.gz" -C "$W/pred" .
+  cp "$model/gene_structure.json" "$OUT/" 2>/dev/null
+  $PY benchmarks/base_tracks.py "$model" "$OUT/tracks.npz" "$G"/regions/*/region.fa --device "${DEVICE:-cuda}" \
+    >"$W/tracks.log" 2>&1 || tail "$W/tracks.log"
+  ls -la "$OUT"
+}
+
+case "$MODE" in
+  prepare) prepare ;;
+  run) shift; run "$@" ;;
+  *) die "usage: structure_gpu.sh prepare | run [MINUTES]" ;;
+esac

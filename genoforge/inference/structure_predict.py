@@ -1,0 +1,105 @@
+"""``genoforge predict --decoder hmm``: per-base head + Viterbi gene-structure decoding.
+
+Per contig: the windows' per-base log-probabilities (:mod:`genoforge.inference.base_track`),
+stitched into one track, then :func:`genoforge.inference.hmm.decode_genes` with the gene-structure
+parameters of the model directory's ``gene_structure.json`` (written by bake, copied by tune):
+those of one species (``--species``), of a taxon (``--taxon``, summed over its baked species) or,
+by default, of every baked species pooled, with the class prior the head learnt divided out
+(:meth:`GeneStructureSet.decoder_params`) and each strand's intron phases pooled
+(:func:`~genoforge.genes.classes.pool_intron_phases`: the decoder knows the phase from the
+frame). Contigs are written to the GFF3 as they finish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from genoforge import console
+from genoforge.errors import CheckpointError
+from genoforge.genes.structure import GeneStructureParams
+from genoforge.genes.structure_set import GENE_STRUCTURE_FILE, GeneStructureSet
+
+
+def structure_params(model_dir: str | Path, species: str | None, taxon: str | None) -> tuple[GeneStructureParams, str]:
+    """The decoder's parameters from ``model_dir`` and a phrase saying whose they are.
+
+    Raises:
+        CheckpointError: the model directory has no ``gene_structure.json``.
+        ConfigError: an unknown species or taxon.
+    """
+    path = Path(model_dir) / GENE_STRUCTURE_FILE
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: not found; --decoder hmm needs the gene-structure statistics that bake writes and "
+            "tune copies into its model directories: re-run genoforge bake and genoforge tune "
+            "(or use --decoder generative)"
+        )
+    structures = GeneStructureSet.load(path)
+    params = structures.decoder_params(species, taxon)
+    if species is not None:
+        whose = f"species {species}"
+    elif taxon is not None:
+        whose = f"taxon {taxon}"
+    else:
+        whose = f"{len(structures.counts)} baked species pooled"
+    return params, f"gene structure of {whose} ({params.n_genes:,} training genes)"
+
+
+def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, wanted, window_note: str):
+    """Run the structure decoder over ``regions`` and write ``output`` (see the module docstring).
+
+    ``config`` is a settled :class:`~genoforge.inference.predict.PredictConfig`; ``result`` the
+    :class:`~genoforge.inference.predict.PredictResult` to fill.
+    """
+    import torch
+
+    from genoforge.genes.classes import pool_intron_phases
+    from genoforge.inference.base_track import BaseTrackPredictor
+    from genoforge.inference.gff_writer import open_gff
+    from genoforge.inference.hmm import decode_genes
+    from genoforge.inference.predict import CPU_BATCH_SIZE, CUDA_BATCH_SIZE, resolve_device
+    from genoforge.inference.windows import stream_windows
+    from genoforge.model.io import load_model
+    from genoforge.tokenizer.core import GenoTokenizer
+
+    params, whose = structure_params(model_dir, config.species, config.taxon)
+    device = resolve_device(config.device)
+    dtype_name = config.dtype if config.dtype != "auto" else ("bfloat16" if device.type == "cuda" else "float32")
+    dtype = getattr(torch, dtype_name)
+    model = load_model(model_dir, device=device, dtype=None if dtype == torch.float32 else dtype)
+    tokenizer = GenoTokenizer.load(model_dir)
+    batch = config.batch_size or (CUDA_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE)
+    predictor = BaseTrackPredictor(model, tokenizer, batch)
+    result.device, result.batch_size = str(device), batch
+    window_size, overlap = config.resolved_window_size, config.resolved_overlap
+    console.info(f"predict: {window_note}; structure decoder (HMM), {whose}")
+    comments = [
+        f"windows: {window_size} bp, overlap {overlap} bp; per-base head + Viterbi gene-structure decoding "
+        f"({whose}); batch size {batch} on {device}",
+    ]
+    total = sum(n for _, n in regions)
+    started = time.perf_counter()
+    with open_gff(output, Path(model_dir).resolve().name, model_dir, regions, comments) as writer, \
+            console.progress("Predicting", total=total, unit="bp") as bar:
+        windows = stream_windows(genome, lengths, window_size, overlap, wanted)
+
+        def counted(stream):
+            for window in stream:
+                result.windows += 1
+                result.decoded_windows += 1
+                yield window
+
+        for seqid, sequence, track in predictor.contig_tracks(counted(windows)):
+            track, prior = pool_intron_phases(track, params.class_log_prior)
+            annotation = decode_genes(sequence, track, dataclasses.replace(params, class_log_prior=prior),
+                                      seqid=seqid, emission_weight=config.emission_weight,
+                                      signal_weight=config.signal_weight)
+            writer.write_contig(annotation)
+            result.contigs += 1
+            result.bases += len(sequence)
+            bar.advance(len(sequence))
+        result.genes, result.transcripts, result.features = writer.genes, writer.transcripts, writer.features
+    result.seconds = time.perf_counter() - started
+    return result
