@@ -109,6 +109,9 @@ def write_weights(path: str | Path, state: dict[str, Tensor]) -> None:
     os.close(fd)
     try:
         save_file(state, tmp, metadata={"format": "pt", "model_type": MODEL_TYPE})
+        from genoforge.io import umask_mode
+
+        os.chmod(tmp, umask_mode(0o666))  # mkstemp's 0600 would make the weights private
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
