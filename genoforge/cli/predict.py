@@ -45,8 +45,8 @@ def predict_command(
     window_size: Annotated[
         int | None,
         typer.Option(*flag("window_size"), show_default=False, help=(
-            "Window length in bp. Default: the training window tune recorded in MODEL_DIR "
-            "(the bake's window size, which tune records); 10000 for a model without one "
+            "Window length in bp. Default: the training window (the bake's window size) that "
+            "tune recorded in MODEL_DIR, in training_window.json; 10000 for a model without one "
             "(e.g. from `model init`). stderr says which one applies.")),
     ] = None,
     overlap: Annotated[
