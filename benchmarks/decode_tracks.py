@@ -14,7 +14,6 @@ first setting, the layout ``quality.py --predictions`` reads).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import sys
@@ -40,7 +39,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--signal_weight", type=float, nargs="+", default=None)
     parser.add_argument("--species", nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--no_pool", action="store_true", help="keep the network's intron phases apart")
     args = parser.parse_args(argv)
     from genoforge.inference.predict import PredictConfig
 
@@ -48,10 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     args.signal_weight = args.signal_weight or [PredictConfig.signal_weight]
 
     from genoforge.evaluation.compare import evaluate
-    from genoforge.genes.classes import pool_intron_phases
     from genoforge.genes.structure_set import GeneStructureSet
     from genoforge.inference.gff_writer import open_gff
-    from genoforge.inference.hmm import decode_genes
+    from genoforge.inference.structure_predict import decode_contig
 
     data = np.load(args.tracks)
     contigs: dict[str, list[str]] = {}
@@ -76,13 +73,9 @@ def main(argv: list[str] | None = None) -> None:
                 with open_gff(output, "tracks", None, lengths) as writer:
                     for seqid in contigs[species]:
                         track = dequantise(data[f"{species}/{seqid}/track"])
-                        used = params
-                        if not args.no_pool:
-                            track, prior = pool_intron_phases(track, params.class_log_prior)
-                            used = dataclasses.replace(params, class_log_prior=prior)
                         codes = data[f"{species}/{seqid}/sequence"]
-                        writer.write_contig(decode_genes(codes, track, used, seqid=seqid,
-                                                         emission_weight=ew, signal_weight=sw))
+                        writer.write_contig(decode_contig(codes, track, params, seqid=seqid,
+                                                          emission_weight=ew, signal_weight=sw))
                 seconds = time.perf_counter() - started
                 result = evaluate(region / "region.reference.gff3", output, region / "region.fa")
                 scores = {level: result.levels[level].f1 for level in result.levels}

@@ -96,6 +96,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genoforge.baking.genes import ExonChain
 from genoforge.genes.classes import (
     CDS_PLUS,
     INTERGENIC,
@@ -435,18 +436,10 @@ def _block_columns(signals: _Signals, codes_L: np.ndarray, start: int, end: int)
 
 
 @dataclass(frozen=True)
-class _Gene:
+class _Gene(ExonChain):
     strand: str
     exons: tuple[tuple[int, int], ...]
     cds: tuple[int, int]
-
-    @property
-    def start(self) -> int:
-        return self.exons[0][0]
-
-    @property
-    def end(self) -> int:
-        return self.exons[-1][1]
 
 
 def decode_genes(

@@ -195,6 +195,26 @@ class PredictResult:
         return self.bases / self.seconds if self.seconds > 0 else 0.0
 
 
+def default_batch_size(config: PredictConfig, device) -> int:
+    """``config.batch_size``, or for 0 the device's default (CPU_BATCH_SIZE / CUDA_BATCH_SIZE)."""
+    return config.batch_size or (CUDA_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE)
+
+
+def load_for_inference(model_dir: str | Path, config: PredictConfig, device):
+    """The model (in ``config.dtype``; auto: bfloat16 on CUDA, float32 on a CPU) and tokenizer."""
+    import torch
+
+    from genoforge.model.io import load_model
+    from genoforge.tokenizer.core import GenoTokenizer
+
+    dtype_name = config.dtype
+    if dtype_name == "auto":
+        dtype_name = "bfloat16" if device.type == "cuda" else "float32"
+    dtype = getattr(torch, dtype_name)
+    model = load_model(model_dir, device=device, dtype=None if dtype == torch.float32 else dtype)
+    return model, GenoTokenizer.load(model_dir)
+
+
 def resolve_device(name: str):
     """A torch device from ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 
@@ -293,7 +313,7 @@ class Predictor:
             )
         self.grammars = GrammarCache(tokenizer, self.config.max_records, self.config.max_exons)
         cuda = self.device.type == "cuda"
-        self.batch_size = self.config.batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE)
+        self.batch_size = default_batch_size(self.config, self.device)
         self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
         self.step = None  # decode_stream's default row_step, unless CUDA graphs are used
         if use_cuda_graphs(self.config, self.device, self.model):
@@ -313,11 +333,6 @@ class Predictor:
         Raises:
             CheckpointError: the model directory (or its training-window record) is unreadable.
         """
-        import torch
-
-        from genoforge.model.io import load_model
-        from genoforge.tokenizer.core import GenoTokenizer
-
         config = config or PredictConfig()
         record = training_window
         if record is None and config.window_size is None:
@@ -326,12 +341,7 @@ class Predictor:
         config.validate()
         device = resolve_device(config.device)
         check_cuda_graphs(config, device)  # before loading the weights
-        dtype_name = config.dtype
-        if dtype_name == "auto":
-            dtype_name = "bfloat16" if device.type == "cuda" else "float32"
-        dtype = getattr(torch, dtype_name)
-        model = load_model(model_dir, device=device, dtype=None if dtype == torch.float32 else dtype)
-        tokenizer = GenoTokenizer.load(model_dir)
+        model, tokenizer = load_for_inference(model_dir, config, device)
         return cls(model, tokenizer, config, training_window=record)
 
     def stream(

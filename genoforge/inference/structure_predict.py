@@ -47,30 +47,33 @@ def structure_params(model_dir: str | Path, species: str | None, taxon: str | No
     return params, f"gene structure of {whose} ({params.n_genes:,} training genes)"
 
 
+def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, emission_weight: float,
+                  signal_weight: float):
+    """One contig's genes from its per-base log-probabilities: the intron phases pooled
+    (:func:`~genoforge.genes.classes.pool_intron_phases`), then the Viterbi decoder."""
+    from genoforge.genes.classes import pool_intron_phases
+    from genoforge.inference.hmm import decode_genes
+
+    pooled, prior = pool_intron_phases(track, params.class_log_prior)
+    return decode_genes(sequence, pooled, dataclasses.replace(params, class_log_prior=prior), seqid=seqid,
+                        emission_weight=emission_weight, signal_weight=signal_weight)
+
+
 def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, wanted, window_note: str):
     """Run the structure decoder over ``regions`` and write ``output`` (see the module docstring).
 
     ``config`` is a settled :class:`~genoforge.inference.predict.PredictConfig`; ``result`` the
     :class:`~genoforge.inference.predict.PredictResult` to fill.
     """
-    import torch
-
-    from genoforge.genes.classes import pool_intron_phases
     from genoforge.inference.base_track import BaseTrackPredictor
     from genoforge.inference.gff_writer import open_gff
-    from genoforge.inference.hmm import decode_genes
-    from genoforge.inference.predict import CPU_BATCH_SIZE, CUDA_BATCH_SIZE, resolve_device
+    from genoforge.inference.predict import default_batch_size, load_for_inference, resolve_device
     from genoforge.inference.windows import stream_windows
-    from genoforge.model.io import load_model
-    from genoforge.tokenizer.core import GenoTokenizer
 
     params, whose = structure_params(model_dir, config.species, config.taxon)
     device = resolve_device(config.device)
-    dtype_name = config.dtype if config.dtype != "auto" else ("bfloat16" if device.type == "cuda" else "float32")
-    dtype = getattr(torch, dtype_name)
-    model = load_model(model_dir, device=device, dtype=None if dtype == torch.float32 else dtype)
-    tokenizer = GenoTokenizer.load(model_dir)
-    batch = config.batch_size or (CUDA_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE)
+    model, tokenizer = load_for_inference(model_dir, config, device)
+    batch = default_batch_size(config, device)
     predictor = BaseTrackPredictor(model, tokenizer, batch)
     result.device, result.batch_size = str(device), batch
     window_size, overlap = config.resolved_window_size, config.resolved_overlap
@@ -92,10 +95,8 @@ def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengt
                 yield window
 
         for seqid, sequence, track in predictor.contig_tracks(counted(windows)):
-            track, prior = pool_intron_phases(track, params.class_log_prior)
-            annotation = decode_genes(sequence, track, dataclasses.replace(params, class_log_prior=prior),
-                                      seqid=seqid, emission_weight=config.emission_weight,
-                                      signal_weight=config.signal_weight)
+            annotation = decode_contig(sequence, track, params, seqid=seqid,
+                                       emission_weight=config.emission_weight, signal_weight=config.signal_weight)
             writer.write_contig(annotation)
             result.contigs += 1
             result.bases += len(sequence)
