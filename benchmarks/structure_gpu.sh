@@ -14,7 +14,7 @@
 # Then, here:  mkdir -p OUTDIR && tar xzf OUT/preds.tar.gz -C OUTDIR && python benchmarks/quality.py
 #   --all_species --workdir .bench/quality-peers --predictions OUTDIR --model_label "genoforge small hmm"
 set -uo pipefail
-G=.bench/gpu
+G=${BENCH_DIR:-.bench/gpu}
 W=${WORK:-/tmp/structure-run}
 PY=${PYTHON:-python3}
 MODE=${1:-}
@@ -94,8 +94,52 @@ run() {
   ls -la "$OUT"
 }
 
+# Several trainings in one device call, each dumping its tracks for offline decoding:
+#   bash benchmarks/structure_gpu.sh variants MINUTES NAME[:BAKE_FLAG,...][:MODEL_TOML] ...
+# BAKE_FLAG: e.g. --reverse_complement (bakes sharing their flags are made once); MODEL_TOML:
+# a model-init config file carried in the tree (e.g. benchmarks/configs/x.toml). Leaves in $OUT:
+# NAME.tune.log, NAME.metrics.jsonl, NAME.tracks.npz, NAME.gene_structure.json.
+variants() {
+  local minutes=$1; shift
+  [ -d "$G/data" ] || die "$G is missing: run prepare here and carry it"
+  device_env
+  rm -rf "$W" && mkdir -p "$W"
+  local spec name bake_flags toml bake_dir t0
+  for spec in "$@"; do
+    IFS=: read -r name bake_flags toml <<<"$spec"
+    bake_flags=${bake_flags//,/ }
+    t0=$SECONDS
+    $PY -m genoforge model init --save_dir "$W/$name.init" --dnabert_path "$G/tokenizer" --preset small --seed 0 \
+      ${toml:+--config "$toml"} >"$W/$name.init.log" 2>&1 || { tail "$W/$name.init.log"; die "model init failed"; }
+    bake_dir="$W/bake$(echo "$bake_flags" | tr -c 'a-z' '_')"
+    if [ ! -d "$bake_dir" ]; then
+      $PY -m genoforge bake --raw_dir "$G/data" --output_dir "$bake_dir" --tokenizer "$W/$name.init" --n_workers 4 \
+        --species_parallel 4 $bake_flags >"$W/$name.bake.log" 2>&1 || { tail "$W/$name.bake.log"; die "bake failed"; }
+    fi
+    echo "$name: init + bake $((SECONDS - t0)) s"
+    t0=$SECONDS
+    timeout --foreground -s INT -k 60 "${minutes}m" $PY -m genoforge tune "$bake_dir/training.packed" \
+      "$bake_dir/validation.packed" "$W/$name.run" "$W/$name.init" --device "${DEVICE:-cuda}" --epochs 1000 \
+      --max_steps "${STEPS:-1000}" --generative_loss_weight "${GEN_WEIGHT:-0}" --base_loss_weight 1 --lr "${LR:-1e-3}" \
+      --warmup_ratio 0.03 --encoder_row_len 6400 --decoder_row_len 9216 --max_batch_size 16 --token_budget 249856 \
+      --grad_accum 1 --weight_decay 0.01 --max_grad_norm 1.0 --eval_steps "${EVAL_STEPS:-100}" --early_stopping 100 \
+      --save_steps 100000 --log_steps 50 --num_workers 4 ${TUNE_FLAGS:-} >"$W/$name.tune.log" 2>&1
+    echo "$name: tune exit $? after $((SECONDS - t0)) s"
+    grep -v '^\s*$' "$W/$name.tune.log" | tail -n 3
+    cp "$W/$name.tune.log" "$OUT/"; cp "$W/$name.run/metrics.jsonl" "$OUT/$name.metrics.jsonl" 2>/dev/null
+    [ -d "$W/$name.run/best" ] || { echo "$name: no best/ model"; continue; }
+    cp "$W/$name.run/best/gene_structure.json" "$OUT/$name.gene_structure.json"
+    t0=$SECONDS
+    $PY benchmarks/base_tracks.py "$W/$name.run/best" "$OUT/$name.tracks.npz" "$G"/regions/*/region.fa \
+      --device "${DEVICE:-cuda}" >"$W/$name.tracks.log" 2>&1 || tail "$W/$name.tracks.log"
+    echo "$name: tracks $((SECONDS - t0)) s"
+  done
+  ls -la "$OUT"
+}
+
 case "$MODE" in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) die "usage: structure_gpu.sh prepare | run [MINUTES]" ;;
+  variants) shift; variants "$@" ;;
+  *) die "usage: structure_gpu.sh prepare | run [MINUTES] | variants MINUTES SPEC ..." ;;
 esac

@@ -104,6 +104,7 @@ class BakeConfig:
     hint_ratio: float = 0.0
     max_n_ratio: float = 0.1
     intergenic_rate: float = 0.25
+    reverse_complement: bool = False
     keep_going: bool = False
     strict: bool = False
     overwrite: bool = False
@@ -269,6 +270,7 @@ class WindowSettings:
     max_n_ratio: float
     intergenic_rate: float
     hint_ratio: float
+    reverse_complement: bool = False  # also bake each training window's reverse complement
 
 
 @dataclass
@@ -310,6 +312,7 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
     """Filter, annotate and tokenize the windows of one chunk (runs in a worker process)."""
     import numpy as np
 
+    from genoforge.baking import reverse
     from genoforge.baking.packed import TOKEN_DTYPES
     from genoforge.baking.target import encode_target, window_annotation
     from genoforge.genes.classes import encode_bases, representative_transcripts, window_labels
@@ -336,15 +339,22 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
         ):
             result.dropped[split].dropped_intergenic += 1
             continue
-        target_ids = np.asarray(tok.encode_target(encode_target(annotated)), dtype=dtype)
-        input_ids = tok.encode_dna(sequence)
         hinted = hints_module.wants_hints(settings.seed, settings.species, task.seqid, start, settings.hint_ratio)
-        if hinted:
-            input_ids += tok.encode_target(hints_module.hint_tokens(annotated.records))
-        input_array = np.asarray(input_ids, dtype=dtype)
         local = slice(start - task.offset, end - task.offset)
-        result.samples.append((split, start, end, input_array, target_ids, intergenic, hinted,
-                               chunk_bases[local], chunk_labels[local]))
+        views = [(sequence, annotated, chunk_bases[local], chunk_labels[local])]
+        if settings.reverse_complement and split == "training":
+            views.append((reverse.reverse_complement_dna(sequence),
+                          reverse.reverse_complement_annotation(annotated, end - start),
+                          reverse.reverse_complement_codes(chunk_bases[local]),
+                          reverse.reverse_complement_labels(chunk_labels[local])))
+        for view_sequence, view_annotation, view_bases, view_labels in views:
+            target_ids = np.asarray(tok.encode_target(encode_target(view_annotation)), dtype=dtype)
+            input_ids = tok.encode_dna(view_sequence)
+            if hinted:
+                input_ids += tok.encode_target(hints_module.hint_tokens(view_annotation.records))
+            input_array = np.asarray(input_ids, dtype=dtype)
+            result.samples.append((split, start, end, input_array, target_ids, intergenic, hinted,
+                                   view_bases, view_labels))
     return result
 
 
@@ -785,6 +795,7 @@ def bake(config: BakeConfig) -> BakeSummary:
                         max_n_ratio=config.max_n_ratio,
                         intergenic_rate=config.intergenic_rate,
                         hint_ratio=config.hint_ratio,
+                        reverse_complement=config.reverse_complement,
                     ),
                     tokenizer_hash=tokenizer_hash,
                     parts_dir=str(parts_dir),

@@ -108,6 +108,11 @@ def bake(
         OptFloat,
         typer.Option(*flag("intergenic_rate"), help=f"Share of gene-free windows kept. {_default('intergenic_rate')}"),
     ] = None,
+    reverse_complement: Annotated[
+        OptBool,
+        typer.Option(*flag("reverse_complement"),
+                     help=f"Also train on each window's reverse complement. {_default('reverse_complement')}"),
+    ] = None,
     keep_going: Annotated[
         OptBool, typer.Option(*flag("keep_going"), help="Skip a species with bad input (recorded in the manifest).")
     ] = None,
@@ -153,6 +158,7 @@ def bake(
         "hint_ratio": hint_ratio,
         "max_n_ratio": max_n_ratio,
         "intergenic_rate": intergenic_rate,
+        "reverse_complement": reverse_complement,
         "keep_going": keep_going,
         "strict": strict,
         "overwrite": overwrite,

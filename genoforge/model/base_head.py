@@ -31,18 +31,19 @@ MAX_DILATION_EXPONENT = 7  # dilations 1 .. 128, then the cycle starts again
 
 
 class _ConvBlock(nn.Module):
-    """x + W2 gelu(dilated conv(norm x)), per-base norm; padding re-zeroed by the caller."""
+    """x + dropout(W2 gelu(dilated conv(norm x))), per-base norm; padding re-zeroed by the caller."""
 
-    def __init__(self, channels: int, kernel: int, dilation: int, eps: float):
+    def __init__(self, channels: int, kernel: int, dilation: int, eps: float, dropout: float = 0.0):
         super().__init__()
         self.norm = RMSNorm(channels, eps)
         self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
         self.mix = nn.Conv1d(channels, channels, 1)
         self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x_WCL: Tensor) -> Tensor:
         normed = self.norm(x_WCL.transpose(1, 2)).transpose(1, 2)
-        return x_WCL + self.mix(self.act(self.conv(normed)))
+        return x_WCL + self.drop(self.mix(self.act(self.conv(normed))))
 
 
 class BaseHead(nn.Module):
@@ -53,13 +54,15 @@ class BaseHead(nn.Module):
         channels, kernel = config.base_head_channels, config.base_head_kernel
         self.embed_bases = nn.Embedding(N_CODE + 1, channels)
         self.local = nn.ModuleList(
-            _ConvBlock(channels, kernel, 2 ** (i % (MAX_DILATION_EXPONENT + 1)), config.norm_eps)
+            _ConvBlock(channels, kernel, 2 ** (i % (MAX_DILATION_EXPONENT + 1)), config.norm_eps,
+                       config.base_head_dropout)
             for i in range(config.base_head_layers)
         )
         self.token_proj = nn.Linear(config.encoder_hidden_size, channels, bias=False)
         self.embed_offset = nn.Embedding(MAX_TOKEN_OFFSET + 1, channels)
         self.fused = nn.ModuleList(
-            _ConvBlock(channels, kernel, 2 ** (i % (MAX_DILATION_EXPONENT + 1)), config.norm_eps)
+            _ConvBlock(channels, kernel, 2 ** (i % (MAX_DILATION_EXPONENT + 1)), config.norm_eps,
+                       config.base_head_dropout)
             for i in range(config.base_head_fused_layers)
         )
         self.out_norm = RMSNorm(channels, config.norm_eps)

@@ -92,6 +92,7 @@ class ModelConfig:
     base_head_layers: int = 10
     base_head_fused_layers: int = 4
     base_head_kernel: int = 9
+    base_head_dropout: float = 0.0  # on each conv block's residual branch
 
     tie_weights: bool = True
     init_std: float = 0.02  # any weight not covered by a more specific std below
@@ -132,7 +133,7 @@ class ModelConfig:
                      "base_head_channels", "base_head_layers", "base_head_fused_layers", "base_head_kernel"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("encoder_dropout", "decoder_dropout"):
+        for name in ("encoder_dropout", "decoder_dropout", "base_head_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if problems:
