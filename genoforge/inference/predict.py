@@ -9,8 +9,16 @@ Pipeline (one module per step):
    (:mod:`genoforge.inference.decode`); a window with no A/C/G/T base (a run of N) is not
    decoded: it holds no gene;
 3. once all windows of a contig are decoded: stitch them (:mod:`genoforge.inference.stitch`) and
-   append the contig's rows to the GFF3 (:mod:`genoforge.inference.gff_writer`), which is renamed
-   into place only when every contig is done.
+   append the contig's rows to ``<output>.partial``
+   (:func:`genoforge.inference.gff_writer.open_partial_gff`), which is renamed to the output only
+   when every contig is done.
+
+A run that stops early (SIGTERM, Ctrl-C, an error) keeps ``<output>.partial`` with the contigs
+completed and its record ``<output>.partial.json``; ``resume=True`` (``--resume``) continues it
+when the record's run (:func:`run_record`: the genome FASTA's path, size and modification time,
+the model directory's files, the decoder and every setting that shapes the output) is this one,
+skipping the contigs done. Gene IDs are numbered per contig (``<seqid>.g<n>``), so the resumed
+file is byte for byte the one an uninterrupted run writes.
 
 Progress is reported in bases (a rich bar on a terminal, plain lines otherwise, on stderr).
 
@@ -32,9 +40,11 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from genoforge import console
+from genoforge import __version__, console
 from genoforge.baking.target import WindowAnnotation
 from genoforge.errors import ConfigError, DependencyError, InputError, TokenizerError
 from genoforge.inference.decode import (
@@ -173,7 +183,9 @@ class PredictConfig:
 
 @dataclass
 class PredictResult:
-    """What a run did; ``bp_per_second`` counts contig bases over the decoding time."""
+    """What a run did. ``contigs``, ``bases``, ``genes``, ``transcripts`` and ``features`` count
+    the whole output, ``resumed_contigs`` / ``resumed_bases`` the part a resumed run found done;
+    ``bp_per_second`` counts the bases decoded by this run over its decoding time."""
 
     output: Path
     device: str
@@ -189,15 +201,24 @@ class PredictResult:
     seconds: float = 0.0
     target_tokens: int = 0
     truncated_where: list[str] = field(default_factory=list)
+    resumed_contigs: int = 0
+    resumed_bases: int = 0
 
     @property
     def bp_per_second(self) -> float:
-        return self.bases / self.seconds if self.seconds > 0 else 0.0
+        return (self.bases - self.resumed_bases) / self.seconds if self.seconds > 0 else 0.0
 
 
 def default_batch_size(config: PredictConfig, device) -> int:
     """``config.batch_size``, or for 0 the device's default (CPU_BATCH_SIZE / CUDA_BATCH_SIZE)."""
     return config.batch_size or (CUDA_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE)
+
+
+def resolved_dtype(config: PredictConfig, device) -> str:
+    """``config.dtype``, or for ``auto`` bfloat16 on CUDA and float32 on a CPU."""
+    if config.dtype != "auto":
+        return config.dtype
+    return "bfloat16" if device.type == "cuda" else "float32"
 
 
 def load_for_inference(model_dir: str | Path, config: PredictConfig, device):
@@ -207,10 +228,7 @@ def load_for_inference(model_dir: str | Path, config: PredictConfig, device):
     from genoforge.model.io import load_model
     from genoforge.tokenizer.core import GenoTokenizer
 
-    dtype_name = config.dtype
-    if dtype_name == "auto":
-        dtype_name = "bfloat16" if device.type == "cuda" else "float32"
-    dtype = getattr(torch, dtype_name)
+    dtype = getattr(torch, resolved_dtype(config, device))
     model = load_model(model_dir, device=device, dtype=None if dtype == torch.float32 else dtype)
     return model, GenoTokenizer.load(model_dir)
 
@@ -389,6 +407,72 @@ class Predictor:
         return out
 
 
+def _file_stamp(path: Path) -> str | None:
+    """``path`` with its size and modification time (what tells a changed file), or None."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    seconds, nanoseconds = divmod(stat.st_mtime_ns, 10**9)
+    when = datetime.fromtimestamp(seconds).replace(microsecond=nanoseconds // 1000)
+    return f"{path} ({stat.st_size:,} bytes, modified {when.isoformat(timespec='microseconds')})"
+
+
+def run_record(model_dir: str | Path, genome: str | Path, config: PredictConfig, *, decoder: str,
+               device, batch_size: int, decoder_settings: dict[str, Any]) -> dict[str, Any]:
+    """What a partial output's record must match for ``--resume`` to continue it.
+
+    Keys are the names a user knows (a flag, ``genome FASTA``), so a mismatch names itself. The
+    genome is told by path, size and modification time (a hash would read a whole genome again);
+    the model by its directory and the size and time of the files that shape the output.
+    ``config`` is settled (window resolved); ``decoder_settings`` the decoder's own settings.
+    """
+    model_dir = Path(model_dir).resolve()
+    files = ["config.json", "model.safetensors", "tokenizer.json"]
+    if decoder == "hmm":
+        from genoforge.genes.structure_set import GENE_STRUCTURE_FILE
+
+        files.append(GENE_STRUCTURE_FILE)
+    return {
+        "genoforge version": __version__,
+        "genome FASTA": _file_stamp(Path(genome).resolve()),
+        "model directory": str(model_dir),
+        **{f"model file {name}": _file_stamp(model_dir / name) for name in files},
+        "--decoder": decoder,
+        "--window_size": config.resolved_window_size,
+        "--overlap": config.resolved_overlap,
+        "--seqids": None if config.seqids is None else ",".join(config.seqids),
+        "--batch_size": batch_size,
+        "--device": str(device),
+        "dtype": resolved_dtype(config, device),
+        **decoder_settings,
+    }
+
+
+def open_output(output: str | Path, model_dir: str | Path, regions: Sequence[tuple[str, int]],
+                comments: Sequence[str], run: dict[str, Any], resume: bool):
+    """A predict run's resumable GFF3 writer, header for ``regions`` included: a context manager
+    (:func:`~genoforge.inference.gff_writer.open_partial_gff`)."""
+    from genoforge.inference.gff_writer import header_lines, open_partial_gff
+
+    header = header_lines(Path(model_dir).resolve().name, model_dir, regions, comments)
+    total = sum(1 for _, length in regions if length > 0)
+    return open_partial_gff(output, header, run, total, resume=resume)
+
+
+def remaining_regions(regions: Sequence[tuple[str, int]], done: Iterable[str]) -> list[tuple[str, int]]:
+    """The contigs (with bases) of ``regions`` not in ``done``, in order."""
+    done = set(done)
+    return [(seqid, length) for seqid, length in regions if length > 0 and seqid not in done]
+
+
+def collect_counts(result: PredictResult, writer) -> None:
+    """The whole output's counts, from a :class:`~genoforge.inference.gff_writer.PartialGffWriter`."""
+    result.contigs, result.bases = len(writer.done), writer.bases
+    result.resumed_contigs, result.resumed_bases = writer.resumed_contigs, writer.resumed_bases
+    result.genes, result.transcripts, result.features = writer.genes, writer.transcripts, writer.features
+
+
 @dataclass
 class _Contig:
     seqid: str
@@ -403,24 +487,30 @@ def predict_genome(
     output: str | Path,
     config: PredictConfig | None = None,
     predictor: Predictor | None = None,
+    *,
+    resume: bool = False,
 ) -> PredictResult:
     """Annotate every contig (or ``config.seqids``) of ``genome`` and write GFF3 to ``output``.
 
     Args:
         model_dir: a model directory (``genoforge model init`` / ``tune`` output).
         genome: FASTA, plain, gzip or bgzip.
-        output: the GFF3 path; written atomically (nothing appears there on failure).
+        output: the GFF3 path. It grows contig by contig as ``<output>.partial`` and appears
+            only when complete; a run stopped by an exception (a signal, an error) keeps the
+            partial and its record ``<output>.partial.json`` (module docstring).
         config: run settings (defaults: :class:`PredictConfig`; window settled by
             :meth:`PredictConfig.for_model` from ``model_dir``'s record, or the predictor's).
         predictor: an already loaded model to use instead of loading ``model_dir``.
+        resume: continue ``<output>.partial`` where a stopped run left it (its record must match
+            this run, :func:`run_record`); without it an existing partial is replaced.
 
     Raises:
         FastaFormatError: the FASTA is malformed (file:line and fix).
-        InputError: a requested seqid is not in the FASTA.
+        InputError: a requested seqid is not in the FASTA; another run is writing ``output``.
+        ConfigError: ``resume`` and the partial was written with other inputs or settings.
         CheckpointError, TokenizerError, ConfigError, DependencyError: model, flags or device.
     """
     from genoforge.baking.fasta import fasta_lengths
-    from genoforge.inference.gff_writer import open_gff
 
     record = predictor.training_window if predictor is not None else None
     if config is None and predictor is not None:
@@ -450,7 +540,8 @@ def predict_genome(
         from genoforge.inference.structure_predict import predict_genome_hmm
 
         result = PredictResult(output=Path(output), device="", batch_size=0)
-        return predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, wanted, window_note)
+        return predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, window_note,
+                                  resume=resume)
     predictor = predictor or Predictor.from_dir(model_dir, config, training_window=record)
     console.info(f"predict: {window_note}; max_new_tokens {predictor.max_new_tokens:,}"
                  f"{'' if config.max_new_tokens is not None else ' (default for the window)'}")
@@ -460,53 +551,59 @@ def predict_genome(
         f"windows: {window_size} bp, overlap {overlap} bp; grammar-constrained greedy decoding, "
         f"max_new_tokens {predictor.max_new_tokens}; batch size {predictor.batch_size} on {predictor.device}",
     ]
-    total = sum(n for _, n in regions)
+    run = run_record(model_dir, genome, config, decoder="generative", device=predictor.device,
+                     batch_size=predictor.batch_size, decoder_settings={
+                         "--max_new_tokens": predictor.max_new_tokens,
+                         "max_records": config.max_records,
+                         "max_exons": config.max_exons,
+                         "--cuda_graphs": predictor.step is not None,
+                     })
     contigs: dict[str, _Contig] = {}  # in FASTA order; written in that order as they complete
+    shares: dict[tuple[str, int], int] = {}  # bp each window adds to the progress bar
+
+    def tracked(windows: Iterable[GenomeWindow]) -> Iterator[GenomeWindow]:
+        for window in windows:
+            if window.index == 0:
+                contigs[window.seqid] = _Contig(window.seqid, window.contig_length, window.n_windows)
+                tiling = tile_contig(window.contig_length, window_size, overlap)
+                ends = [start for start, _ in tiling[1:]] + [window.contig_length]
+                for k, ((start, _), share_end) in enumerate(zip(tiling, ends)):
+                    shares[(window.seqid, k)] = share_end - start  # up to the next window's start
+            yield window
+
     started = time.perf_counter()
-    with open_gff(output, Path(model_dir).resolve().name, model_dir, regions, comments) as writer, \
-            console.progress("Predicting", total=total, unit="bp") as bar:
-
-        shares: dict[tuple[str, int], int] = {}  # bp each window adds to the progress bar
-
-        def tracked(windows: Iterable[GenomeWindow]) -> Iterator[GenomeWindow]:
-            for window in windows:
-                if window.index == 0:
-                    contigs[window.seqid] = _Contig(window.seqid, window.contig_length, window.n_windows)
-                    tiling = tile_contig(window.contig_length, window_size, overlap)
-                    ends = [start for start, _ in tiling[1:]] + [window.contig_length]
-                    for k, ((start, _), share_end) in enumerate(zip(tiling, ends)):
-                        shares[(window.seqid, k)] = share_end - start  # up to the next window's start
-                yield window
+    with open_output(output, model_dir, regions, comments, run, resume) as writer:
+        todo = remaining_regions(regions, writer.done)
 
         def flush() -> None:
             while contigs:
                 head = next(iter(contigs.values()))
                 if len(head.results) < head.n_windows:
                     return
-                writer.write_contig(stitch_contig(head.seqid, head.length, head.results))
-                result.contigs += 1
-                result.bases += head.length
+                writer.write_contig(stitch_contig(head.seqid, head.length, head.results), head.length)
                 del contigs[head.seqid]
 
-        windows = tracked(stream_windows(genome, lengths, window_size, overlap, wanted))
-        for window, prediction in predictor.stream(windows):
-            result.windows += 1
-            annotation = WindowAnnotation()
-            if prediction is not None:
-                result.decoded_windows += 1
-                annotation = prediction.annotation
-                if prediction.truncated:
-                    result.truncated_windows += 1
-                    if len(result.truncated_where) < 5:
-                        result.truncated_where.append(f"{window.seqid}:{window.start + 1}-{window.end}")
-            contigs[window.seqid].results.append(WindowResult(window.start, window.end, annotation))
-            bar.advance(shares.pop((window.seqid, window.index)))
+        with console.progress("Predicting", total=sum(n for _, n in todo), unit="bp") as bar:
+            windows = tracked(stream_windows(genome, lengths, window_size, overlap,
+                                             frozenset(seqid for seqid, _ in todo)))
+            for window, prediction in predictor.stream(windows):
+                result.windows += 1
+                annotation = WindowAnnotation()
+                if prediction is not None:
+                    result.decoded_windows += 1
+                    annotation = prediction.annotation
+                    if prediction.truncated:
+                        result.truncated_windows += 1
+                        if len(result.truncated_where) < 5:
+                            result.truncated_where.append(f"{window.seqid}:{window.start + 1}-{window.end}")
+                contigs[window.seqid].results.append(WindowResult(window.start, window.end, annotation))
+                bar.advance(shares.pop((window.seqid, window.index)))
+                flush()
             flush()
-        flush()
         if contigs:  # cannot happen for a validated FASTA; never write a silently short file
             raise InputError(
                 f"the FASTA ended inside {', '.join(contigs)}; was it changed while reading?", genome)
-        result.genes, result.transcripts, result.features = writer.genes, writer.transcripts, writer.features
+        collect_counts(result, writer)
     result.seconds = time.perf_counter() - started
     result.target_tokens = predictor.target_tokens
     if result.truncated_windows:

@@ -7,7 +7,8 @@ those of one species (``--species``), of a taxon (``--taxon``, summed over its b
 by default, of every baked species pooled, with the class prior the head learnt divided out
 (:meth:`GeneStructureSet.decoder_params`) and each strand's intron phases pooled
 (:func:`~genoforge.genes.classes.pool_intron_phases`: the decoder knows the phase from the
-frame). Contigs are written to the GFF3 as they finish.
+frame). Contigs are appended to the output's partial as they finish, in FASTA order, and a
+stopped run resumes as the generative decoder's does (:func:`genoforge.inference.predict.predict_genome`).
 """
 
 from __future__ import annotations
@@ -59,15 +60,24 @@ def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, e
                         emission_weight=emission_weight, signal_weight=signal_weight)
 
 
-def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, wanted, window_note: str):
+def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, window_note: str, *,
+                       resume: bool = False):
     """Run the structure decoder over ``regions`` and write ``output`` (see the module docstring).
 
     ``config`` is a settled :class:`~genoforge.inference.predict.PredictConfig`; ``result`` the
-    :class:`~genoforge.inference.predict.PredictResult` to fill.
+    :class:`~genoforge.inference.predict.PredictResult` to fill; ``resume`` as for
+    :func:`~genoforge.inference.predict.predict_genome`.
     """
     from genoforge.inference.base_track import BaseTrackPredictor
-    from genoforge.inference.gff_writer import open_gff
-    from genoforge.inference.predict import default_batch_size, load_for_inference, resolve_device
+    from genoforge.inference.predict import (
+        collect_counts,
+        default_batch_size,
+        load_for_inference,
+        open_output,
+        remaining_regions,
+        resolve_device,
+        run_record,
+    )
     from genoforge.inference.windows import stream_windows
 
     params, whose = structure_params(model_dir, config.species, config.taxon)
@@ -82,25 +92,31 @@ def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengt
         f"windows: {window_size} bp, overlap {overlap} bp; per-base head + Viterbi gene-structure decoding "
         f"({whose}); batch size {batch} on {device}",
     ]
-    total = sum(n for _, n in regions)
+    run = run_record(model_dir, genome, config, decoder="hmm", device=device, batch_size=batch,
+                     decoder_settings={
+                         "--species": config.species,
+                         "--taxon": config.taxon,
+                         "--emission_weight": config.emission_weight,
+                         "--signal_weight": config.signal_weight,
+                     })
+
+    def counted(stream):
+        for window in stream:
+            result.windows += 1
+            result.decoded_windows += 1
+            yield window
+
     started = time.perf_counter()
-    with open_gff(output, Path(model_dir).resolve().name, model_dir, regions, comments) as writer, \
-            console.progress("Predicting", total=total, unit="bp") as bar:
-        windows = stream_windows(genome, lengths, window_size, overlap, wanted)
-
-        def counted(stream):
-            for window in stream:
-                result.windows += 1
-                result.decoded_windows += 1
-                yield window
-
-        for seqid, sequence, track in predictor.contig_tracks(counted(windows)):
-            annotation = decode_contig(sequence, track, params, seqid=seqid,
-                                       emission_weight=config.emission_weight, signal_weight=config.signal_weight)
-            writer.write_contig(annotation)
-            result.contigs += 1
-            result.bases += len(sequence)
-            bar.advance(len(sequence))
-        result.genes, result.transcripts, result.features = writer.genes, writer.transcripts, writer.features
+    with open_output(output, model_dir, regions, comments, run, resume) as writer:
+        todo = remaining_regions(regions, writer.done)
+        with console.progress("Predicting", total=sum(n for _, n in todo), unit="bp") as bar:
+            windows = stream_windows(genome, lengths, window_size, overlap, frozenset(s for s, _ in todo))
+            for seqid, sequence, track in predictor.contig_tracks(counted(windows)):
+                annotation = decode_contig(sequence, track, params, seqid=seqid,
+                                           emission_weight=config.emission_weight,
+                                           signal_weight=config.signal_weight)
+                writer.write_contig(annotation, len(sequence))
+                bar.advance(len(sequence))
+        collect_counts(result, writer)
     result.seconds = time.perf_counter() - started
     return result
