@@ -2,10 +2,17 @@
 
 Parses the flags, calls :func:`genoforge.inference.predict.predict_genome`, and prints a one-line
 summary on stdout (the GFF3 goes to the ``-o`` file; progress goes to stderr).
+
+SIGTERM and SIGINT (Ctrl-C) stop the run where it is: SIGTERM is raised in the main thread as
+:class:`Terminated` (SIGINT already is, as KeyboardInterrupt), the writer keeps
+``<output>.partial`` with the contigs completed, and one stderr line says how to resume; exit
+codes 143 and 130 (128 + the signal), a traceback only with GENOFORGE_DEBUG=1.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,9 +28,13 @@ def register(app: typer.Typer) -> None:
         "predict",
         help=SUMMARY + "\n\nOverlapping windows over every contig, batched greedy decoding "
         "constrained by the target grammar (every output parses), genes stitched across window "
-        "overlaps, GFF3 (gene/mRNA/exon/CDS/UTR) written atomically.",
+        "overlaps, GFF3 (gene/mRNA/exon/CDS/UTR).\n\nEach contig is appended to OUTPUT.partial "
+        "as soon as it is done (FASTA order); OUTPUT appears, renamed, when all are. Stopped "
+        "(SIGTERM, Ctrl-C, an error), a run keeps OUTPUT.partial and OUTPUT.partial.json (the "
+        "contigs done, the inputs, the settings): the same command with --resume finishes it.",
         epilog=examples(
             "genoforge predict ../model/feb.3/best genome.fa.gz -o genome.gff3",
+            "genoforge predict ../model/feb.3/best genome.fa.gz -o genome.gff3 --resume",
             "genoforge predict model/ genome.fa -o chr2.gff3 --seqids chr2 --batch_size 256",
             "genoforge predict model/ genome.fa -o out.gff3 --window_size 15000 --overlap 3750",
             "genoforge predict runs/r1/best genome.fa -o fly.gff3 --decoder hmm --species fly_chr2R",
@@ -104,6 +115,13 @@ def predict_command(
         typer.Option(*flag("signal_weight"), help=(
             "hmm: weight of the splice-site and start/stop position weight matrices.")),
     ] = 3.0,
+    resume: Annotated[
+        bool,
+        typer.Option(*flag("resume"), help=(
+            "Continue the OUTPUT.partial a stopped run left: its contigs are kept, the rest "
+            "decoded. Refused if the FASTA, model or flags differ. Without it, an old partial "
+            "is replaced.")),
+    ] = False,
 ) -> None:
     """Annotate a genome: FASTA in, GFF3 gene models out."""
     from genoforge.cli._common import require_file, require_model_dir
@@ -131,10 +149,68 @@ def predict_command(
         emission_weight=emission_weight,
         signal_weight=signal_weight,
     )
-    result = predict_genome(model_dir, genome, output, config)
+    previous = _raise_on_sigterm()
+    try:
+        result = predict_genome(model_dir, genome, output, config, resume=resume)
+    except (KeyboardInterrupt, Terminated) as exc:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # finish nothing more: just report and exit
+            _set_handler(sig, signal.SIG_IGN)
+        _report_stop(exc, output)
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+    finally:
+        _set_handler(signal.SIGTERM, previous)
+    resumed = ""
+    if result.resumed_contigs:
+        plural = "s" if result.resumed_contigs != 1 else ""
+        resumed = (f"; {result.resumed_contigs:,} contig{plural} ({result.resumed_bases:,} bp) "
+                   "resumed from the partial")
     typer.echo(
         f"{result.output}: {result.genes:,} genes, {result.transcripts:,} transcripts, "
         f"{result.features:,} other features on {result.contigs:,} contigs ({result.bases:,} bp); "
         f"{result.windows:,} windows, {result.bp_per_second:,.0f} bp/s on {result.device} "
-        f"(batch size {result.batch_size})"
+        f"(batch size {result.batch_size}){resumed}"
     )
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the main thread is (a BaseException, like KeyboardInterrupt, so that
+    no ``except Exception`` swallows it)."""
+
+
+def _on_sigterm(signum, frame) -> None:  # type: ignore[no-untyped-def]
+    raise Terminated(signum)
+
+
+def _set_handler(sig: int, handler) -> None:  # type: ignore[no-untyped-def]
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(sig, handler)
+
+
+def _raise_on_sigterm():  # type: ignore[no-untyped-def]
+    """Install :func:`_on_sigterm`; returns the handler to restore (None off the main thread,
+    where Python allows no handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _report_stop(exc: BaseException, output: Path) -> None:
+    """One stderr line: what the partial holds and how to resume (the traceback with GENOFORGE_DEBUG=1)."""
+    import traceback
+
+    from rich.markup import escape
+
+    from genoforge.cli._common import debug_enabled
+    from genoforge.console import stderr
+    from genoforge.inference.gff_writer import partial_status
+
+    if debug_enabled():
+        stderr.print(escape("".join(traceback.format_exception(exc))), soft_wrap=True)
+    name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+    status = partial_status(output)
+    if status is None:
+        line = f"Stopped by {name}; there is no partial output to resume."
+    else:
+        line = (f"Stopped by {name}: {status.partial} holds {status.done:,} of {status.total:,} contigs; "
+                "run the same command with --resume to finish it.")
+    stderr.print(f"[yellow]{escape(line)}[/yellow]", soft_wrap=True)
