@@ -60,7 +60,7 @@ def main() -> None:
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     q, k, v = (torch.randn(rows, heads, length, head_dim, device=device, dtype=dtype, requires_grad=device == "cuda")
                for _ in range(3))
-    flops = 12.0 * heads * head_dim * doc_len * length * rows  # fwd+bwd, PERFORMANCE.md's attention term
+    flops = 12.0 * heads * head_dim * doc_len * length * rows  # fwd+bwd attention FLOPs (benchmarks/model.py's rule)
     report: dict = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                     "torch": torch.__version__, "rows": rows, "docs": docs, "doc_len": doc_len,
                     "heads": heads, "head_dim": head_dim, "results": []}

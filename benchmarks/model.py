@@ -11,7 +11,8 @@ Sections (``--sections``, default all):
   ALiBi + document mask, fwd+bwd: compiled FlexAttention vs SDPA with the bias materialised.
 * ``model``: the seed-size model (DNABERT-2 vocabulary + inventory = 5154 tokens), bf16 autocast,
   each layer torch.compile'd, fused AdamW: forward+backward time, full step time, tokens/s, MFU
-  (PERFORMANCE.md: active parameters, attention counted separately, 989 TFLOP/s peak) and the
+  (active parameters, attention counted separately, 989 TFLOP/s peak: benchmarks/RESULTS.md,
+  "How the figures are measured") and the
   peak memory of a steady-state training step (optimizer state allocated). Each timed step is
   synchronised, so a step's host work before its first kernel (mask building) is exposed; the
   ``fwd_bwd_accum`` figures time 4 micro-batches' fwd+bwd back to back instead (gradient
@@ -42,7 +43,7 @@ from genoforge.model.config import ModelConfig, preset  # noqa: E402
 from genoforge.model.io import build_empty_model  # noqa: E402
 from genoforge.model.moe import MoEFeedForward  # noqa: E402
 
-PEAK_BF16_FLOPS = 989e12  # H100 SXM dense bf16 (PERFORMANCE.md)
+PEAK_BF16_FLOPS = 989e12  # H100 SXM dense bf16, no sparsity (as genoforge.training.telemetry)
 SEED_VOCAB = 5154  # DNABERT-2's 4096 + the built-in inventory (genoforge model init)
 
 
@@ -120,7 +121,7 @@ def bench_attention(device: str, smoke: bool) -> dict:
                for _ in range(3))
     alibi = AlibiScore(alibi_slopes(heads).to(device))
     ctx_eff = sum(n * n for n in lengths) / length
-    flops = 12.0 * heads * head_dim * ctx_eff * length  # fwd+bwd (PERFORMANCE.md attention term)
+    flops = 12.0 * heads * head_dim * ctx_eff * length  # fwd+bwd attention FLOPs: 12 x width x (query, key) pairs
     result: dict = {"tokens": length, "documents": n_docs, "heads": heads, "head_dim": head_dim}
     spec = encoder_self_mask(doc, 34560, 256)
     if device == "cuda":
@@ -175,7 +176,7 @@ def bench_attention(device: str, smoke: bool) -> dict:
 
 # ---------------------------------------------------------------------------------------- model
 def training_flops(config: ModelConfig, rows: int, enc_docs: list[int], dec_docs: list[int]) -> dict:
-    """Model FLOPs of one fwd+bwd (PERFORMANCE.md: 6 x active params x tokens + attention)."""
+    """Model FLOPs of one fwd+bwd: 6 x active params x tokens + attention (benchmarks/RESULTS.md)."""
     D, H = config.decoder_dim, config.encoder_hidden_size
     gd = config.decoder_kv_heads * config.decoder_head_dim
     S = rows * sum(enc_docs)
