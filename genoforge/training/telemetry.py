@@ -18,7 +18,7 @@ steps; each step still gets its own ``metrics.jsonl`` record, written at the rea
   ``gen_truncated`` (:mod:`genoforge.training.generate`);
 * ``end``: why the run stopped.
 
-MFU follows PERFORMANCE.md: model FLOPs of the real tokens / (time x GPUs x peak), counting the
+MFU (as benchmarks/RESULTS.md states it): model FLOPs of the real tokens / (time x GPUs x peak), counting the
 active parameters (routed experts x top_k / num_experts), 6 FLOPs per parameter per token for the
 linear layers (the output head included) and 12 x layers x width x (query, key) pairs for
 attention, with the pairs each document's masks actually allow.
