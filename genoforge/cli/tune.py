@@ -130,6 +130,9 @@ def tune(
         "Under torchrun: ddp (replicate) or fsdp (FSDP2 shards). \\[default: ddp]"))] = None,
     device: Annotated[OptStr, typer.Option(*flag("device"), help=(
         "auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK). \\[default: auto]"))] = None,
+    skip_memory_check: Annotated[OptBool, typer.Option(*flag("skip_memory_check"), help=(
+        "Train even when the model's estimated training memory (16 B per parameter for weights, "
+        "gradients and AdamW, plus an activation allowance) exceeds what the device has."))] = None,
     max_steps: Annotated[OptInt, typer.Option(*flag("max_steps"), help=(
         "Stop after this many optimizer steps (0: the epochs decide; the schedule spans the shorter)."
         " \\[default: 0]"))] = None,
@@ -149,7 +152,7 @@ def tune(
         "generate_max_new_tokens": generate_max_new_tokens, "log_steps": log_steps, "log_memory": log_memory,
         "empty_cache_steps": empty_cache_steps, "memwatch": memwatch, "seed": seed, "resume": resume,
         "num_workers": num_workers, "gradient_checkpointing": gradient_checkpointing, "compile": compile,
-        "strategy": strategy, "device": device, "max_steps": max_steps,
+        "strategy": strategy, "device": device, "max_steps": max_steps, "skip_memory_check": skip_memory_check,
         "base_loss_weight": base_loss_weight, "generative_loss_weight": generative_loss_weight,
     }
     resolved, sources = resolve_tune_config(config, flags)

@@ -98,6 +98,9 @@ class TuneConfig:
     gradient_checkpointing: bool = False
     compile: bool = False
     bf16: bool = True  # bf16 autocast on CUDA (fp32 master weights); ignored on CPU
+    # Before loading weights, refuse a model whose training state cannot fit the device
+    # (genoforge.training.memory_check); True skips that check.
+    skip_memory_check: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

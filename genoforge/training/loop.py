@@ -1,5 +1,8 @@
 """`genoforge tune`: the training loop (one process, or one per device under torchrun).
 
+Before any weight loads, the model's training memory is estimated from its config.json and
+compared with what the device has (``genoforge.training.memory_check``; ``skip_memory_check``).
+
 Per optimizer step, on each rank: ``grad_accum`` micro-batches (``genoforge.training.data``), each
 seeded by its global micro-batch index before the forward (dropout is then the same whatever the
 number of ranks, and a resumed run replays it exactly), bf16 autocast on CUDA over fp32 master
@@ -154,6 +157,8 @@ class Trainer:
         self.device = env.device
         self.is_cuda = self.device.type == "cuda"
         torch.manual_seed(cfg.seed)
+        if not cfg.skip_memory_check:  # before a weight loads: a model too big fails in a second
+            self._check_memory()
 
         self.tokenizer = GenoTokenizer.load(self.model_dir)
         self.train_shard = PackedShard(self.train_path)
@@ -318,6 +323,22 @@ class Trainer:
                 pack_window=self.config.pack_window, step_micro_batches=self.step_micro,
             )
         return self.plans[epoch]
+
+    def _check_memory(self) -> None:
+        """Refuse a model whose training state cannot fit the device (genoforge.training.memory_check),
+        on every process at once: a process that went on alone would wait in DDP's first broadcast."""
+        from genoforge.training.memory_check import check_training_memory
+
+        error = None
+        try:
+            check_training_memory(self.model_dir, self.device, world_size=self.env.world_size,
+                                  strategy=self.config.strategy)
+        except DeviceMemoryError as exc:
+            error = exc
+        if par.any_rank(error is not None, self.env):
+            raise error or DeviceMemoryError(
+                "another process of this run has too little memory for the model (its error says how much); "
+                "pass --skip_memory_check to try anyway")
 
     def data_signature(self) -> dict[str, Any]:
         """What a data position is valid for; a resume with another signature is refused."""
