@@ -29,7 +29,8 @@ with --memwatch, memory.csv. Ctrl-C or SIGTERM saves a checkpoint and exits with
 
 Units: a row packs whole samples into a fixed number of encoder + decoder positions; a
 micro-batch is up to --max_batch_size rows; an optimizer step is --grad_accum micro-batches on
-each process. All *_steps flags count optimizer steps. Multi-GPU: torchrun --nproc_per_node N
+each process (fewer, with a warning, where an epoch has fewer). All *_steps flags count
+optimizer steps. Multi-GPU: torchrun --nproc_per_node N
 -m genoforge tune ... (the same arguments; --grad_accum is per process)."""
 
 OptPath = Optional[Path]  # noqa: UP007 - typer inspects Optional[...]

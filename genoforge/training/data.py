@@ -17,11 +17,20 @@ Vocabulary (see ``genoforge.training.config`` for the user-facing units):
 Packing (per epoch): shuffle the sample order with ``default_rng([seed, epoch])``; take windows of
 ``pack_window`` samples; inside a window sort by encoder length (longest first) and place each
 sample in the first open row where it fits both streams (first-fit decreasing); then shuffle the
-rows, cut them into micro-batches and drop the micro-batches that do not fill a last step.
+rows, cut them into micro-batches and drop the micro-batches that do not fill a last step. The
+packing does not depend on the step size, only the cut: :meth:`EpochPlan.whole_steps` of a plan
+made with ``step_micro_batches=1`` is the plan made with the step size.
+
+``grad_accum`` A is the one the trainer uses: ``--grad_accum``, or, when an epoch has fewer than
+``W * A`` micro-batches, the largest A every epoch of the run allows (``min(micro-batches) // W``;
+``Trainer._choose_grad_accum``). It is a function of this plan's inputs plus the run's epochs and
+max_steps, and checkpoints record it, so the statements above hold with it and a resumed run
+uses the same one (or is refused).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -209,6 +218,25 @@ class EpochPlan:
 
     def steps(self, world_size: int, grad_accum: int) -> int:
         return len(self.micro_batches) // (world_size * grad_accum)
+
+    def whole_steps(self, step_micro_batches: int) -> EpochPlan:
+        """This plan without the trailing micro-batches that cannot fill one more optimizer step of
+        ``step_micro_batches`` (their samples count as dropped). For a training plan (shuffled, or
+        made with ``step_micro_batches > 1``) it equals :func:`plan_epoch` with that step size."""
+        keep = (len(self.micro_batches) // step_micro_batches) * step_micro_batches
+        if keep == len(self.micro_batches):
+            return self
+        cut = sum(int(row.size) for mb in self.micro_batches[keep:] for row in mb)
+        return dataclasses.replace(
+            self,
+            micro_batches=self.micro_batches[:keep],
+            enc_tokens=self.enc_tokens[:keep],
+            dec_tokens=self.dec_tokens[:keep],
+            n_rows=sum(len(mb) for mb in self.micro_batches[:keep]),
+            dropped_samples=self.dropped_samples + cut,
+            doc_enc_lengths=self.doc_enc_lengths[:keep],
+            doc_dec_lengths=self.doc_dec_lengths[:keep],
+        )
 
     def efficiency(self) -> dict[str, float]:
         """Real tokens / row capacity, per stream and overall, over this plan's micro-batches."""

@@ -3,7 +3,8 @@
 Before any weight loads, the model's training memory is estimated from its config.json and
 compared with what the device has (``genoforge.training.memory_check``; ``skip_memory_check``).
 
-Per optimizer step, on each rank: ``grad_accum`` micro-batches (``genoforge.training.data``), each
+Per optimizer step, on each rank: ``grad_accum`` micro-batches (``genoforge.training.data``;
+``--grad_accum``, or fewer where an epoch is too short for it: ``Trainer._choose_grad_accum``), each
 seeded by its global micro-batch index before the forward (dropout is then the same whatever the
 number of ranks, and a resumed run replays it exactly), bf16 autocast on CUDA over fp32 master
 weights, then clipping, the scheduled lr and one AdamW update.
@@ -215,24 +216,21 @@ class Trainer:
             row_multiple=enc_multiple, decoder_multiple=dec_multiple, encoder_row_len=cfg.encoder_row_len,
             decoder_row_len=cfg.decoder_row_len,
         )
-        self.step_micro = env.world_size * cfg.grad_accum
+        self.packed_plans: dict[int, EpochPlan] = {}  # packed, not yet cut to whole steps
         self.plans: dict[int, EpochPlan] = {}
-        # Plan epochs up front (index only) until they cover the run: all of them, or as many as
-        # --max_steps needs; the schedule's length must be known before the first step.
-        self.steps_per_epoch = []
-        for epoch in range(cfg.epochs):
-            self.steps_per_epoch.append(self._plan(epoch).steps(env.world_size, cfg.grad_accum))
-            if (cfg.max_steps and sum(self.steps_per_epoch) >= cfg.max_steps) or not self.steps_per_epoch[-1]:
-                break
+        self.grad_accum, micro_per_epoch = self._choose_grad_accum()
+        self.step_micro = env.world_size * self.grad_accum
+        for epoch in range(len(micro_per_epoch)):
+            self._plan(epoch)  # cut to whole steps now: fixed_docs_per_row below reads every plan
+        self.steps_per_epoch = [n // self.step_micro for n in micro_per_epoch]
         total = sum(self.steps_per_epoch)
         if cfg.max_steps:
             total = min(total, cfg.max_steps)
         if total == 0:
             raise ConfigError(
-                f"{self.train_path}: {len(self.train_shard)} samples make {len(self._plan(0))} micro-batches of "
-                f"{self.shape.rows_per_batch} rows, fewer than one optimizer step needs "
-                f"({env.world_size} process(es) x --grad_accum {cfg.grad_accum}); lower --grad_accum or "
-                "--max_batch_size, or bake more data"
+                f"{self.train_path}: {len(self.train_shard)} samples make {len(self._packed_plan(0))} micro-batches "
+                f"of {self.shape.rows_per_batch} rows, fewer than one optimizer step needs (one micro-batch on each "
+                f"of {env.world_size} process(es)); lower --max_batch_size or --token_budget, or bake more data"
             )
         self.total_steps = total
         from genoforge.training.optim import CosineSchedule, build_optimizer
@@ -316,13 +314,57 @@ class Trainer:
         if not self.env.distributed and given.get("strategy") in ("flag", "config file") and self.env.is_main:
             warn(f"--strategy {cfg.strategy} has no effect in a single process (launch with torchrun)")
 
-    def _plan(self, epoch: int) -> EpochPlan:
-        if epoch not in self.plans:
-            self.plans[epoch] = plan_epoch(
+    def _packed_plan(self, epoch: int) -> EpochPlan:
+        """Epoch ``epoch`` packed into micro-batches, before the cut to whole optimizer steps."""
+        if epoch not in self.packed_plans:
+            self.packed_plans[epoch] = plan_epoch(
                 self.enc_len, self.dec_len, self.shape, seed=self.config.seed, epoch=epoch,
-                pack_window=self.config.pack_window, step_micro_batches=self.step_micro,
+                pack_window=self.config.pack_window, step_micro_batches=1,
             )
+        return self.packed_plans[epoch]
+
+    def _plan(self, epoch: int) -> EpochPlan:
+        """Epoch ``epoch``'s micro-batches cut to whole optimizer steps of ``self.step_micro``
+        (what plan_epoch with step_micro_batches=step_micro gives; see EpochPlan.whole_steps)."""
+        if epoch not in self.plans:
+            packed = self._packed_plan(epoch)
+            del self.packed_plans[epoch]  # not needed again: the cut plan shares its arrays
+            self.plans[epoch] = packed.whole_steps(self.step_micro)
         return self.plans[epoch]
+
+    def _choose_grad_accum(self) -> tuple[int, list[int]]:
+        """The micro-batches per optimizer step on each process, and the micro-batches of each
+        epoch the run reaches (planned up front, index only: the schedule's length must be known
+        before the first step).
+
+        ``--grad_accum`` A, unless an epoch has fewer than W x A micro-batches (W processes):
+        then the largest accumulation every such epoch allows, ``min(micro-batches) // W``,
+        with one warning. A small bake then still trains (the recipe's ``--grad_accum 64`` on one
+        species) instead of planning zero steps. The choice is a pure function of the data plan's
+        inputs plus ``--epochs`` and ``--max_steps`` (all in :meth:`data_signature`), so a resumed
+        run recomputes the same one; the checkpoint records it and resume verifies it.
+
+        Epochs are planned until they cover the run: all of them, or as many as ``--max_steps``
+        needs; an epoch with fewer micro-batches than processes ends the run before it.
+        """
+        cfg, world = self.config, self.env.world_size
+        counts: list[int] = []
+        accum = cfg.grad_accum
+        for epoch in range(cfg.epochs):
+            n_micro = len(self._packed_plan(epoch))
+            if n_micro < world:
+                break
+            counts.append(n_micro)
+            accum = min(cfg.grad_accum, min(counts) // world)
+            if cfg.max_steps and sum(n // (world * accum) for n in counts) >= cfg.max_steps:
+                break
+        if accum < cfg.grad_accum and self.env.is_main:
+            warn(f"--grad_accum {cfg.grad_accum} needs {world * cfg.grad_accum} micro-batches per optimizer step "
+                 f"({world} process(es) x {cfg.grad_accum}), but an epoch of {self.train_path.name} has only "
+                 f"{min(counts)} micro-batches of {self.shape.rows_per_batch} rows: accumulating {accum} per "
+                 f"process instead ({world * accum} per step); bake more data, or pass a --grad_accum of at "
+                 f"most {accum} to choose yourself")
+        return accum, counts
 
     def _check_memory(self) -> None:
         """Refuse a model whose training state cannot fit the device (genoforge.training.memory_check),
@@ -345,6 +387,7 @@ class Trainer:
         cfg = self.config
         return {
             "seed": cfg.seed, "world_size": self.env.world_size, "grad_accum": cfg.grad_accum,
+            "effective_grad_accum": self.grad_accum,
             "encoder_row_len": self.shape.encoder_row_len, "decoder_row_len": self.shape.decoder_row_len,
             "rows_per_batch": self.shape.rows_per_batch, "pack_window": cfg.pack_window,
             "train_samples": len(self.train_shard), "epochs": cfg.epochs, "max_steps": cfg.max_steps,
@@ -364,7 +407,8 @@ class Trainer:
             return
         state = ckpt.load_checkpoint(path)
         trainer = state.trainer_state
-        saved_sig = trainer.get("data", {})
+        # Checkpoints from before partial accumulation used --grad_accum as given.
+        saved_sig = {"effective_grad_accum": trainer.get("data", {}).get("grad_accum"), **trainer.get("data", {})}
         mismatched = {k: (saved_sig.get(k), v) for k, v in self.data_signature().items() if saved_sig.get(k) != v}
         if mismatched:
             detail = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in mismatched.items())
@@ -493,7 +537,7 @@ class Trainer:
         per_step = self.step_micro
         mc = self.model_config
         aux_scale = 1.0 / per_step
-        for j in range(cfg.grad_accum):
+        for j in range(self.grad_accum):
             if not env.distributed and self.stop_requested.is_set():
                 self.optimizer.zero_grad(set_to_none=True)
                 return False
@@ -501,7 +545,7 @@ class Trainer:
             index = step * per_step + j * env.world_size + env.rank
             torch.manual_seed(micro_batch_seed(cfg.seed, epoch, index))
             step_labels = max(int(batch["step_label_tokens"]), 1)
-            with par.no_grad_sync(self.model, env, cfg.strategy, last_micro_batch=j == cfg.grad_accum - 1):
+            with par.no_grad_sync(self.model, env, cfg.strategy, last_micro_batch=j == self.grad_accum - 1):
                 out, smoothed, nll, _ = self._forward_losses(batch, cfg.label_smoothing)
                 gen_weight = cfg.generative_loss_weight
                 aux = gen_weight * mc.moe_aux_loss_coef * out.aux_loss * aux_scale
@@ -667,6 +711,7 @@ class Trainer:
                 "tune": config_to_dict(cfg), "sources": self.config_sources,
                 "train": str(self.train_path), "validation": str(self.val_path),
                 "model_dir": str(self.model_dir), "world_size": env.world_size,
+                "effective_grad_accum": self.grad_accum,
                 "row_shape": self.shape.__dict__,
             })
         from genoforge.console import is_interactive
@@ -723,7 +768,8 @@ class Trainer:
         self.log.write({
             "kind": "start", "world_size": self.env.world_size, "device": str(self.device),
             "row_shape": s.__dict__, "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-            "micro_batches_per_step": self.step_micro, "train_samples": len(self.train_shard),
+            "micro_batches_per_step": self.step_micro, "grad_accum": self.grad_accum,
+            "grad_accum_requested": self.config.grad_accum, "train_samples": len(self.train_shard),
             "val_samples": len(self.val_shard), "val_micro_batches": len(self.val_plan),
             "packing_efficiency": eff, "dropped_samples": plan.dropped_samples,
             "val_dropped_samples": self.val_plan.dropped_samples, "parameters": self.n_params,
@@ -749,7 +795,7 @@ class Trainer:
             plan = self._plan(self.epoch)
             n_steps = self.steps_per_epoch[self.epoch]
             ids = rank_micro_batch_ids(len(plan), world_size=env.world_size, rank=env.rank,
-                                       grad_accum=cfg.grad_accum, start_step=self.step_in_epoch)
+                                       grad_accum=self.grad_accum, start_step=self.step_in_epoch)
             label_tokens = []
             for i in ids:
                 step = i // self.step_micro
