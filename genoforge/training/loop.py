@@ -718,7 +718,7 @@ class Trainer:
 
         self.log = TrainingLog(metrics_path if env.is_main else None, live=cfg.log_memory and is_interactive(),
                                log_memory=cfg.log_memory, device=self.device, total_steps=self.total_steps,
-                               generative=self.gen_windows is not None)
+                               generative=self.gen_windows is not None, start_step=self.global_step)
         self.acc = StepAccumulator(self.device)
         self._interval_flops = 0.0
         self._interval_tokens = 0
@@ -810,6 +810,7 @@ class Trainer:
                 if not done:
                     return self._interrupt()
                 self.step_in_epoch += 1
+                self.log.step_done(self.global_step)
                 end_of_epoch = self.step_in_epoch == n_steps
                 if memwatch is not None:
                     memwatch.step = self.global_step

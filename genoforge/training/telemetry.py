@@ -25,7 +25,9 @@ attention, with the pairs each document's masks actually allow.
 
 The live panel (``--log_memory`` on a terminal) shows the newest step and perf numbers and, when
 generative validation is on, the newest evaluation's scores (:data:`GENERATION_ROWS`), '-' until
-the first evaluation.
+the first evaluation. Without the panel, a terminal gets a progress bar of optimizer steps
+(:class:`StepBar`: step/total, steps/s, ETA) under the log lines; off a terminal (CI, pipes) there is
+no animation, only the log lines. The lines and the panel carry steps/s and the ETA too.
 """
 
 from __future__ import annotations
@@ -248,6 +250,93 @@ class StepAccumulator:
         return records, load
 
 
+BAR_UPDATE_S = 0.25  # the step loop hands the bar a new step at most 4 times a second
+BAR_REFRESH_PER_S = 4  # rich redraws the bar (elapsed time, ETA) from its own thread
+
+
+def format_rate(steps_per_s: float | None) -> str:
+    """Optimizer steps per second, with the seconds per step where a step takes longer than 1 s."""
+    if not steps_per_s:
+        return "-"
+    if steps_per_s >= 1:
+        return f"{steps_per_s:.2f} steps/s"
+    return f"{steps_per_s:.2f} steps/s ({1 / steps_per_s:.1f} s/step)"
+
+
+def format_duration(seconds: float | None) -> str:
+    """H:MM:SS (as rich's ETA column), '-' when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class StepBar:
+    """A rich progress bar of optimizer steps on the library's stderr console: description, bar,
+    step/total, steps/s, ETA.
+
+    Log lines printed through :func:`genoforge.console.info` meanwhile appear above it (rich's live
+    display owns the console). :meth:`update` costs the step loop one ``time.monotonic()`` per
+    step: it passes the step on at most every :data:`BAR_UPDATE_S` seconds, and rich redraws from
+    its own thread. rich.progress is imported only here, i.e. only on a terminal.
+    """
+
+    def __init__(self, total_steps: int, *, start_step: int = 0, console=None, description: str = "tune"):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from genoforge import console as library_console
+
+        self.step = start_step
+        self._shown = start_step
+        self._last_update = time.monotonic()
+        self._progress = Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("steps"), _rate_column(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console if console is not None else library_console.stderr,
+            refresh_per_second=BAR_REFRESH_PER_S, transient=False,
+        )
+        self._task = self._progress.add_task(description, total=total_steps, completed=start_step)
+        self._progress.start()
+
+    def update(self, step: int) -> None:
+        """Optimizer step ``step`` is done (throttled; see the class docstring)."""
+        self.step = step
+        now = time.monotonic()
+        if now - self._last_update >= BAR_UPDATE_S:
+            self._last_update = now
+            self._push()
+
+    def flush(self) -> None:
+        """Show the newest step now (before a log line or an evaluation, which may take a while)."""
+        self._last_update = time.monotonic()
+        self._push()
+        self._progress.refresh()  # a line printed now redraws the bar as last rendered
+
+    def _push(self) -> None:
+        if self.step != self._shown:
+            self._progress.update(self._task, completed=self.step)
+            self._shown = self.step
+
+    def close(self) -> None:
+        """Show the last step and stop the display (the final bar stays on the terminal)."""
+        if self._progress is not None:
+            self._push()
+            self._progress.stop()
+            self._progress = None
+
+
+def _rate_column():  # built lazily: rich.progress is imported only for terminals
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class StepRateColumn(ProgressColumn):
+        def render(self, task):  # type: ignore[no-untyped-def]
+            return Text(format_rate(task.finished_speed or task.speed), style="progress.data.speed")
+
+    return StepRateColumn()
+
+
 def _fmt_tokens(value: float) -> str:
     for unit, scale in (("M", 1e6), ("k", 1e3)):
         if value >= scale:
@@ -279,10 +368,14 @@ class TrainingLog:
     ``generative``: generative validation is on, so the live panel carries its rows
     (:func:`generation_fields`), updated by every ``eval`` record passed to :meth:`write`. Plain
     lines leave them out: the eval line already reports them.
+
+    Without the live panel, when the library's stderr console is a terminal, a :class:`StepBar`
+    from ``start_step`` to ``total_steps`` follows :meth:`step_done` (rich shows one live display
+    at a time, so the panel, which has the step, steps/s and ETA rows, replaces the bar).
     """
 
     def __init__(self, metrics_path: Path | None, *, live: bool, log_memory: bool, device, total_steps: int,
-                 generative: bool = False):
+                 generative: bool = False, start_step: int = 0):
         self.metrics_path = metrics_path
         self.log_memory = log_memory
         self.device = device
@@ -298,6 +391,12 @@ class TrainingLog:
 
             self._live_cm = live_table("genoforge tune")
             self._live_update = self._live_cm.__enter__()
+        self._bar: StepBar | None = None
+        if self._live_cm is None and metrics_path is not None:
+            from genoforge import console
+
+            if console.stderr.is_terminal:
+                self._bar = StepBar(total_steps, start_step=start_step)
         self._last_time = time.monotonic()
         self._last_flops = 0.0
         self._last_tokens = 0
@@ -315,9 +414,16 @@ class TrainingLog:
             if self._live_update is not None and self.generative:
                 self._live_update(generation_fields(record))  # now, not at the next interval
 
+    def step_done(self, step: int) -> None:
+        """Optimizer step ``step`` is done: move the progress bar, if there is one (cheap)."""
+        if self._bar is not None:
+            self._bar.update(step)
+
     def message(self, text: str) -> None:
         """A log line on stderr (rank 0; printed above the live panel when there is one)."""
         if self._handle is not None:
+            if self._bar is not None:
+                self._bar.flush()
             info(text)
 
     def interval(self, records: list[dict[str, Any]], *, flops: float, tokens: int, world_size: int,
@@ -342,6 +448,8 @@ class TrainingLog:
         if expert_load is not None:
             perf.update(expert_load_min=expert_load[0], expert_load_max=expert_load[1])
         self.write(perf)
+        if self._bar is not None:
+            self._bar.flush()
         if records and self._handle is not None:
             self._show(records[-1], perf)
         return perf
@@ -358,6 +466,10 @@ class TrainingLog:
             "tokens/s": _fmt_tokens(perf["tokens_per_s"]),
             "MFU": "n/a" if perf["mfu"] is None else f"{100 * perf['mfu']:.1f}%",
         }
+        step_time = perf.get("step_time_s")
+        if step_time:  # over the interval since the last read (evaluations and saves included)
+            fields["speed"] = format_rate(1.0 / step_time)
+            fields["ETA"] = format_duration((self.total_steps - last["step"]) * step_time)
         if self.log_memory:
             if "gpu_allocated_mb" in perf:
                 fields["GPU alloc/reserved/peak"] = (
@@ -375,6 +487,9 @@ class TrainingLog:
             info("  ".join(f"{k} {v}" for k, v in fields.items()))
 
     def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
         if self._live_cm is not None:
             self._live_cm.__exit__(None, None, None)
             self._live_cm = None
