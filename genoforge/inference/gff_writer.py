@@ -373,24 +373,45 @@ def _read_record(record_path: Path) -> dict[str, Any]:
                          record_path) from None
 
 
-def _check_resumable(record: dict[str, Any], run: dict[str, Any], header: bytes, partial: Path,
-                     handle: IO[bytes]) -> None:
-    """Raise ConfigError naming the first setting that differs, or InputError for a damaged partial."""
-    fix = "rerun with the same inputs and flags as the interrupted run, or without --resume to start over"
-    recorded = record["run"]
-    for key in list(recorded) + [k for k in run if k not in recorded]:
+_RESUME_FIX = "rerun with the same inputs and flags as the interrupted run, or without --resume to start over"
+
+
+def _compare_runs(recorded: Mapping[str, Any], run: Mapping[str, Any], partial: Path, complete: bool) -> None:
+    keys = [k for k in recorded if k in run or complete] + [k for k in run if k not in recorded]
+    for key in keys:
         old, new = recorded.get(key), run.get(key)
         if old != new:
             raise ConfigError(
                 f"--resume: {partial} was written with {key} {old if old is not None else '(none)'}, "
-                f"this run has {new if new is not None else '(none)'}; {fix}")
+                f"this run has {new if new is not None else '(none)'}; {_RESUME_FIX}")
+
+
+def check_resumable(output: str | Path, run: Mapping[str, Any], complete: bool = True) -> None:
+    """Raise if ``output``'s partial has a record of a run other than ``run`` (nothing without one).
+
+    ``complete`` False compares only the keys ``run`` has: a check before every setting is known
+    (:func:`open_partial_gff` checks them all).
+
+    Raises:
+        ConfigError: a value differs (the message names it and the fix).
+        InputError: the record is unreadable.
+    """
+    partial, record_path = partial_paths(output)
+    if partial.is_file() and record_path.is_file():
+        _compare_runs(_read_record(record_path)["run"], _normalised(run), partial, complete)
+
+
+def _check_resumable(record: dict[str, Any], run: dict[str, Any], header: bytes, partial: Path,
+                     handle: IO[bytes]) -> None:
+    """Raise ConfigError naming the first setting that differs, or InputError for a damaged partial."""
+    _compare_runs(record["run"], run, partial, complete=True)
     size = os.fstat(handle.fileno()).st_size
     if size < int(record["bytes"]):
         raise InputError(f"holds {size:,} bytes but its record says {int(record['bytes']):,} were written; "
                          "rerun without --resume to start over", partial)
     handle.seek(0)
     if handle.read(len(header)) != header:
-        raise ConfigError(f"--resume: {partial} starts with another header than this run writes; {fix}")
+        raise ConfigError(f"--resume: {partial} starts with another header than this run writes; {_RESUME_FIX}")
 
 
 @contextmanager

@@ -419,13 +419,15 @@ def _file_stamp(path: Path) -> str | None:
 
 
 def run_record(model_dir: str | Path, genome: str | Path, config: PredictConfig, *, decoder: str,
-               device, batch_size: int, decoder_settings: dict[str, Any]) -> dict[str, Any]:
+               device, batch_size: int, predictor: Predictor | None = None) -> dict[str, Any]:
     """What a partial output's record must match for ``--resume`` to continue it.
 
     Keys are the names a user knows (a flag, ``genome FASTA``), so a mismatch names itself. The
     genome is told by path, size and modification time (a hash would read a whole genome again);
     the model by its directory and the size and time of the files that shape the output.
-    ``config`` is settled (window resolved); ``decoder_settings`` the decoder's own settings.
+    ``config`` is settled (window resolved); ``device`` a torch device. The generative decoder's
+    token cap and CUDA-graph use come from its ``predictor``: without one they are left out (the
+    check before the model is loaded, :func:`~genoforge.inference.gff_writer.check_resumable`).
     """
     model_dir = Path(model_dir).resolve()
     files = ["config.json", "model.safetensors", "tokenizer.json"]
@@ -433,6 +435,12 @@ def run_record(model_dir: str | Path, genome: str | Path, config: PredictConfig,
         from genoforge.genes.structure_set import GENE_STRUCTURE_FILE
 
         files.append(GENE_STRUCTURE_FILE)
+        settings = {"--species": config.species, "--taxon": config.taxon,
+                    "--emission_weight": config.emission_weight, "--signal_weight": config.signal_weight}
+    else:
+        settings = {"max_records": config.max_records, "max_exons": config.max_exons}
+        if predictor is not None:
+            settings |= {"--max_new_tokens": predictor.max_new_tokens, "--cuda_graphs": predictor.step is not None}
     return {
         "genoforge version": __version__,
         "genome FASTA": _file_stamp(Path(genome).resolve()),
@@ -445,7 +453,7 @@ def run_record(model_dir: str | Path, genome: str | Path, config: PredictConfig,
         "--batch_size": batch_size,
         "--device": str(device),
         "dtype": resolved_dtype(config, device),
-        **decoder_settings,
+        **settings,
     }
 
 
@@ -536,7 +544,15 @@ def predict_genome(
             )
         wanted = frozenset(config.seqids)
     regions = [(s, n) for s, n in lengths.items() if wanted is None or s in wanted]
-    if predictor is None and config.resolved_decoder(model_dir) == "hmm":
+    decoder = "generative" if predictor is not None else config.resolved_decoder(model_dir)
+    if resume:  # a partial of another run fails here, before the model is loaded
+        from genoforge.inference.gff_writer import check_resumable
+
+        device = predictor.device if predictor is not None else resolve_device(config.device)
+        batch_size = predictor.batch_size if predictor is not None else default_batch_size(config, device)
+        check_resumable(output, run_record(model_dir, genome, config, decoder=decoder, device=device,
+                                           batch_size=batch_size), complete=False)
+    if decoder == "hmm":
         from genoforge.inference.structure_predict import predict_genome_hmm
 
         result = PredictResult(output=Path(output), device="", batch_size=0)
@@ -552,12 +568,7 @@ def predict_genome(
         f"max_new_tokens {predictor.max_new_tokens}; batch size {predictor.batch_size} on {predictor.device}",
     ]
     run = run_record(model_dir, genome, config, decoder="generative", device=predictor.device,
-                     batch_size=predictor.batch_size, decoder_settings={
-                         "--max_new_tokens": predictor.max_new_tokens,
-                         "max_records": config.max_records,
-                         "max_exons": config.max_exons,
-                         "--cuda_graphs": predictor.step is not None,
-                     })
+                     batch_size=predictor.batch_size, predictor=predictor)
     contigs: dict[str, _Contig] = {}  # in FASTA order; written in that order as they complete
     shares: dict[tuple[str, int], int] = {}  # bp each window adds to the progress bar
 

@@ -92,13 +92,7 @@ def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengt
         f"windows: {window_size} bp, overlap {overlap} bp; per-base head + Viterbi gene-structure decoding "
         f"({whose}); batch size {batch} on {device}",
     ]
-    run = run_record(model_dir, genome, config, decoder="hmm", device=device, batch_size=batch,
-                     decoder_settings={
-                         "--species": config.species,
-                         "--taxon": config.taxon,
-                         "--emission_weight": config.emission_weight,
-                         "--signal_weight": config.signal_weight,
-                     })
+    run = run_record(model_dir, genome, config, decoder="hmm", device=device, batch_size=batch)
 
     def counted(stream):
         for window in stream:
