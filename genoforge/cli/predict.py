@@ -149,16 +149,15 @@ def predict_command(
         emission_weight=emission_weight,
         signal_weight=signal_weight,
     )
-    previous = _raise_on_sigterm()
+    previous = _install_handlers()
     try:
         result = predict_genome(model_dir, genome, output, config, resume=resume)
     except (KeyboardInterrupt, Terminated) as exc:
-        for sig in (signal.SIGINT, signal.SIGTERM):  # finish nothing more: just report and exit
-            _set_handler(sig, signal.SIG_IGN)
+        _install_handlers(signal.SIG_IGN)  # finish nothing more: report and exit
         _report_stop(exc, output)
         raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
     finally:
-        _set_handler(signal.SIGTERM, previous)
+        _restore_handlers(previous)
     resumed = ""
     if result.resumed_contigs:
         plural = "s" if result.resumed_contigs != 1 else ""
@@ -181,17 +180,21 @@ def _on_sigterm(signum, frame) -> None:  # type: ignore[no-untyped-def]
     raise Terminated(signum)
 
 
-def _set_handler(sig: int, handler) -> None:  # type: ignore[no-untyped-def]
-    if handler is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(sig, handler)
-
-
-def _raise_on_sigterm():  # type: ignore[no-untyped-def]
-    """Install :func:`_on_sigterm`; returns the handler to restore (None off the main thread,
-    where Python allows no handler)."""
+def _install_handlers(handler=_on_sigterm) -> dict:  # type: ignore[no-untyped-def]
+    """SIGTERM -> ``handler`` (default: raise :class:`Terminated`), and SIGINT too for SIG_IGN.
+    Returns both signals' handlers before ({} off the main thread, where Python allows none)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _on_sigterm)
+        return {}
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in (signal.SIGTERM, signal.SIGINT) if handler is signal.SIG_IGN else (signal.SIGTERM,):
+        signal.signal(sig, handler)
+    return previous
+
+
+def _restore_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        if handler is not None:  # None: set from outside Python; leave it
+            signal.signal(sig, handler)
 
 
 def _report_stop(exc: BaseException, output: Path) -> None:
