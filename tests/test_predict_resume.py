@@ -307,3 +307,19 @@ def test_a_second_writer_of_the_same_output_is_refused(model_dir, small_genome, 
             assert "another genoforge predict is writing" in result.output
             raise RuntimeError("the first writer stops")
     assert not out.exists()
+
+
+def test_output_mode_follows_the_umask(model_dir, small_genome, tmp_path, monkeypatch) -> None:
+    """The partial (created by os.open) and the output renamed from it get 0o666 less the umask."""
+    out = tmp_path / "pred.gff3"
+    previous = os.umask(0o027)
+    try:
+        stop_after(monkeypatch, 1, KeyboardInterrupt())
+        assert predict(model_dir, small_genome, out).exit_code == 130
+        assert partial_paths(out)[0].stat().st_mode & 0o777 == 0o640
+        monkeypatch.undo()
+        os.umask(0o022)
+        assert predict(model_dir, small_genome, out, "--resume").exit_code == 0
+    finally:
+        os.umask(previous)
+    assert out.stat().st_mode & 0o777 == 0o644

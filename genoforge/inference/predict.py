@@ -449,7 +449,7 @@ def run_record(model_dir: str | Path, genome: str | Path, config: PredictConfig,
         "--decoder": decoder,
         "--window_size": config.resolved_window_size,
         "--overlap": config.resolved_overlap,
-        "--seqids": None if config.seqids is None else ",".join(config.seqids),
+        "--seqids": None if config.seqids is None else ",".join(sorted(set(config.seqids))),  # a set
         "--batch_size": batch_size,
         "--device": str(device),
         "dtype": resolved_dtype(config, device),
