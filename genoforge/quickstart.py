@@ -6,6 +6,7 @@ of the recipe in the README. Steps are added here as the commands they exercise 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -18,6 +19,16 @@ from typing import Any
 from genoforge.console import info
 
 EXAMPLE_SPECIES = "yeast_chrI"
+# The debug preset, with the decoder's window cut to the quickstart's short rows and a per-base
+# head wide enough to find yeast genes in minutes (the debug preset's 13-channel head, trained
+# 200 steps, leaves the structure decoder nothing to follow: no gene on the held-out region).
+QUICKSTART_MODEL_FLAGS: dict[str, Any] = {
+    "decoder_window_size": 256,
+    "base_head_channels": 32,
+    "base_head_layers": 6,
+    "base_head_fused_layers": 2,
+    "base_head_kernel": 9,
+}
 
 
 @dataclass
@@ -53,9 +64,14 @@ def stage_raw_dir(workdir: Path) -> Path:
 
 
 def run_quickstart(
-    workdir: Path, vocab_size: int = 4096, seed: int = 42, window_size: int = 5000, tune_steps: int = 200
+    workdir: Path, vocab_size: int = 4096, seed: int = 42, window_size: int = 5000, tune_steps: int = 200,
+    model_flags: dict[str, Any] | None = None, tune_settings: dict[str, Any] | None = None,
 ) -> QuickstartResult:
-    """Run every recipe step that exists, in the recipe's order, under ``workdir``."""
+    """Run every recipe step that exists, in the recipe's order, under ``workdir``.
+
+    ``model_flags`` and ``tune_settings`` override the quickstart's model-init flags and
+    TuneConfig fields (for experiments; the defaults are what the command runs).
+    """
     from genoforge.baking.bake import bake, resolve_bake_config
     from genoforge.evaluation.compare import evaluate
     from genoforge.inference.predict import PredictConfig, predict_genome
@@ -106,7 +122,7 @@ def run_quickstart(
         out = workdir / "model" / "init"
         init_model(
             out, dnabert_path=workdir / "tokenizer", preset_name="debug", overwrite=True, seed=seed,
-            flags={"decoder_window_size": 256},
+            flags={**QUICKSTART_MODEL_FLAGS, **(model_flags or {})},
         )
         return out
 
@@ -144,6 +160,8 @@ def run_quickstart(
 
     def tune_step() -> Path:
         out = workdir / "runs" / "debug"
+        if out.exists():  # an earlier quickstart's run: this one starts afresh, as every step does
+            shutil.rmtree(out)
         config = TuneConfig(
             # Short rows on purpose: the CPU attention path materialises each row's mask, so
             # cost grows with the square of the row length (one 5 kb window is ~1k tokens).
@@ -152,6 +170,7 @@ def run_quickstart(
             save_steps=max(tune_steps // 2, 1), log_steps=max(1, min(20, tune_steps // 10)), num_workers=0,
             seed=seed, device="cpu",
         )
+        config = dataclasses.replace(config, **(tune_settings or {}))
         tune_result = tune(
             workdir / "baked" / "training.packed", workdir / "baked" / "validation.packed", out,
             workdir / "model" / "init", config,

@@ -41,6 +41,7 @@ def _sharpen_head(model_dir: Path) -> None:
     """Give the random head confident, varied outputs (a fresh head is nearly uniform: no genes)."""
     import torch
 
+    from genoforge.genes.classes import CDS_MINUS, CDS_PLUS
     from genoforge.model.io import load_model, save_model
     from genoforge.tokenizer.core import GenoTokenizer
 
@@ -49,7 +50,11 @@ def _sharpen_head(model_dir: Path) -> None:
     with torch.no_grad():
         classify = model.base_head.classify
         classify.weight.copy_(torch.randn(classify.weight.shape, generator=generator))
-        classify.bias.copy_(3.0 * torch.randn(classify.bias.shape, generator=generator))
+        bias = 3.0 * torch.randn(classify.bias.shape, generator=generator)
+        # Lean it towards coding: this seed's bias favours minus-strand introns, a class the tiny
+        # bake lacks, which the decoder rightly treats as unknown (no gene would be written).
+        bias[list(CDS_PLUS + CDS_MINUS)] += 3.0
+        classify.bias.copy_(bias)
     save_model(model, model_dir, GenoTokenizer.load(model_dir))
 
 

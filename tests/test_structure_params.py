@@ -244,3 +244,23 @@ def test_params_with_wrong_shapes_are_a_config_error():
     for field, value in (("class_log_prior", [0.0] * 3), ("donor_pwm", [[0.0] * 4] * 2), ("min_intron", 1)):
         with pytest.raises(ConfigError, match=field):
             GeneStructureParams.from_json(json.dumps({**data, field: value}), "params.json")
+
+
+def test_a_class_the_head_never_saw_is_never_rewarded():
+    # Yeast alone has no UTR labels: an undertrained head leaves a little mass on UTR anyway,
+    # and dividing that by a tiny prior would make UTR the best class everywhere. Unseen classes
+    # get log prior 0 (their score is the plain log posterior); seen ones the learnt prior.
+    from genoforge.genes.classes import UTR5_PLUS, class_weights, network_class_log_prior
+
+    counts = np.zeros(17)
+    counts[:4] = (5000, 1000, 1000, 1000)
+    counts[9:12] = 1000
+    log_prior = network_class_log_prior(counts)
+    seen = counts > 0
+    assert np.all(log_prior[~seen] == 0.0)
+    weights = class_weights(counts)
+    learnt = weights[seen] * (counts[seen] + 1) / (counts.sum() + 17)
+    learnt = learnt / (learnt.sum() + (weights[~seen] / (counts.sum() + 17)).sum())
+    assert np.allclose(np.exp(log_prior[seen]), learnt)
+    # a head unsure of UTR (p = 0.01) scores it below a confident CDS call (p = 0.5)
+    assert np.log(0.01) - log_prior[UTR5_PLUS] < np.log(0.5) - log_prior[1]

@@ -219,7 +219,13 @@ def network_class_log_prior(counts: Sequence[int] | np.ndarray) -> np.ndarray:
     if weights is None:
         return np.full(N_CLASSES, -np.log(N_CLASSES))
     prior = weights * (counts + 1.0) / (counts.sum() + N_CLASSES)
-    return np.log(prior / prior.sum())
+    log_prior = np.log(prior / prior.sum())
+    # A class the head never saw has no learnt likelihood: whatever mass an undertrained head
+    # leaves on it is noise, and dividing by its tiny prior would reward it everywhere (a
+    # 200-step quickstart model decoded whole contigs as one UTR). Its score is the plain log
+    # posterior instead (prior 1), so the decoder uses it only where the head insists.
+    log_prior[counts == 0] = 0.0
+    return log_prior
 
 
 def pool_intron_phases(log_probs_LC: np.ndarray, log_prior_C: Sequence[float]) -> tuple[np.ndarray, list[float]]:
