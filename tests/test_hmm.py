@@ -32,6 +32,8 @@ _COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 # Class i of a contig is class MIRROR[i] of its reverse complement (strand swapped).
 MIRROR = np.array([0] + list(range(9, 17)) + list(range(1, 9)))
 DEFAULT = GeneStructureParams.default()
+# Two intron durations (a short and a long intron state per type), as fitted for fly.
+MIXED = dataclasses.replace(DEFAULT, intron_length_mix=[[0.67, 15.0], [0.33, 1600.0]])
 
 
 def revcomp(seq: str) -> str:
@@ -128,11 +130,12 @@ def assert_recovers(seq: str, transcripts, params=DEFAULT, **kwargs) -> None:
 EACH_PHASE = ((7, 7, 10, 12), (25, 30, 22))
 
 
+@pytest.mark.parametrize("params", [DEFAULT, MIXED], ids=["one-intron-duration", "two-intron-durations"])
 @pytest.mark.parametrize("strand", ["+", "-"])
-def test_recovers_a_gene_with_introns_of_each_phase(strand):
+def test_recovers_a_gene_with_introns_of_each_phase(strand, params):
     rng = np.random.default_rng(1)
     seq, transcripts = plant(rng, 400, [(150, strand, make_gene(rng, *EACH_PHASE))])
-    assert_recovers(seq, transcripts)
+    assert_recovers(seq, transcripts, params)
 
 
 @pytest.mark.parametrize("strand", ["+", "-"])
@@ -186,8 +189,9 @@ def test_one_base_exon_after_a_1t_intron():
             not in models(decode_genes(seq, log_probs, DEFAULT, seqid="c")))
 
 
-def test_minimum_intron_length_is_exact():
-    params = dataclasses.replace(DEFAULT, min_intron=25)
+@pytest.mark.parametrize("base", [DEFAULT, MIXED], ids=["one-intron-duration", "two-intron-durations"])
+def test_minimum_intron_length_is_exact(base):
+    params = dataclasses.replace(base, min_intron=25)
     rng = np.random.default_rng(5)
     for strand in "+-":
         seq, transcripts = plant(rng, 250, [(60, strand, make_gene(rng, (9, 12), (25,)))])
@@ -333,7 +337,8 @@ def random_case(seed: int):
         gcag_fraction=float(rng.uniform(0, 0.3)), atac_fraction=float(rng.uniform(0, 0.3)),
         min_intron=int(rng.integers(20, 40)), donor_pwm=pwm(DEFAULT.donor_pwm),
         acceptor_pwm=pwm(DEFAULT.acceptor_pwm), start_pwm=pwm(DEFAULT.start_pwm), stop_pwm=pwm(DEFAULT.stop_pwm),
-        class_log_prior=((prior + prior[MIRROR]) / 2).tolist())  # strand-symmetric, for the mirror test
+        class_log_prior=((prior + prior[MIRROR]) / 2).tolist(),  # strand-symmetric, for the mirror test
+        intron_length_mix=[] if seed % 2 else [[0.6, float(rng.uniform(2, 30))], [0.4, float(rng.uniform(50, 900))]])
     weights = dict(emission_weight=float(rng.uniform(0.2, 5.0)), signal_weight=float(rng.uniform(0.0, 3.0)))
     return seq, log_probs, params, weights, rng
 

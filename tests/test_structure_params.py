@@ -264,3 +264,21 @@ def test_a_class_the_head_never_saw_is_never_rewarded():
     assert np.allclose(np.exp(log_prior[seen]), learnt)
     # a head unsure of UTR (p = 0.01) scores it below a confident CDS call (p = 0.5)
     assert np.log(0.01) - log_prior[UTR5_PLUS] < np.log(0.5) - log_prior[1]
+
+
+def test_two_intron_length_components_are_recovered_from_a_planted_mixture():
+    from genoforge.genes.structure import INTRON_HISTOGRAM_BINS, fit_intron_lengths
+
+    rng = np.random.default_rng(0)
+    min_intron = 50
+    # 70% short (mean 15 extra positions), 30% long (mean 800): k = L - min_intron + 1 >= 1
+    k = np.where(rng.random(4000) < 0.7, rng.geometric(1 / 15, 4000), rng.geometric(1 / 800, 4000))
+    lengths = k + min_intron - 1
+    histogram = np.bincount(np.minimum(lengths, INTRON_HISTOGRAM_BINS - 1), minlength=INTRON_HISTOGRAM_BINS)
+    (w_short, mu_short), (w_long, mu_long) = fit_intron_lengths(histogram.tolist(), int(lengths.sum()), min_intron)
+    assert abs(w_short - 0.7) < 0.03 and abs(w_long - 0.3) < 0.03
+    assert abs(mu_short - 15) < 1.5 and abs(mu_long - 800) < 80
+    # One geometric, or too few introns: no mixture (the decoder keeps one intron state per type).
+    one = np.bincount(rng.geometric(1 / 200, 4000) + min_intron - 1, minlength=INTRON_HISTOGRAM_BINS)[:INTRON_HISTOGRAM_BINS]
+    assert fit_intron_lengths(one.tolist(), int((one * np.arange(one.size)).sum()), min_intron) == []
+    assert fit_intron_lengths(histogram[:0].tolist() + [0] * INTRON_HISTOGRAM_BINS, 0, min_intron) == []

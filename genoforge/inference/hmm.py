@@ -24,6 +24,9 @@ E1_T          cds+1    codon position 1 right after a phase-1 intron whose remem
                        (may itself be a one-base exon: its donors lead to the 2T* / 2o types)
 ENTRY_X       intron   first intron base (after the donor); then a fixed chain to INTRON_X
 INTRON_X      intron   the rest of the intron (self-loop), left at the acceptor
+INTRONL_X     intron   the same for long introns, where the params give two intron durations
+                       (``intron_length_mix``): ENTRY_X leads to INTRON_X or INTRONL_X with the
+                       mixture's weights, each loops with its own mean
 STOP0-2       cds+0-2  the terminal stop codon (contiguous), entered where ``seq[t:t+3]`` is a
                        stop: from E2, or from a phase-0 intron (a last exon of the stop alone)
 UTR3          utr3+    optional 3' UTR (one unspliced exon), after the stop
@@ -189,9 +192,14 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     plus: list[tuple[str, int, int]] = [("UTR5", UTR5_PLUS, _KIND_UTR5)]
     plus += [(f"START{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)]
     plus += [(f"E{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)] + [("E1_T", CDS_PLUS[1], _KIND_CODING)]
+    # Intron durations: one geometric, or a short and a long one (INTRON_X / INTRONL_X, entered
+    # from ENTRY_X with the mixture's weights).
+    tails = ([(1.0, max(params.mean_intron - max(1, params.min_intron - 1), 2.0))] if not params.intron_length_mix
+             else [(w, max(mu, 2.0)) for w, mu in params.intron_length_mix])
+    loops = ("INTRON", "INTRONL")[: len(tails)]
     for family in _FAMILIES:
         for memory in _FAMILY_MEMORIES[family]:
-            for role in ("ENTRY", "INTRON"):
+            for role in ("ENTRY", *loops):
                 plus.append((f"{role}_{family}_{memory}", INTRON_PLUS[_PHASE[memory]], _KIND_INTRON))
     plus += [(f"STOP{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)] + [("UTR3", UTR3_PLUS, _KIND_UTR3)]
 
@@ -201,7 +209,6 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     terminal = 1.0 / max(params.mean_coding_exons_per_gene, 1.0)
     q_donor = exit_exon * (1.0 - terminal)
     q_stop = min(0.5, 3.0 * exit_exon * terminal)
-    intron_tail = max(params.mean_intron - m, 2.0)
     f5, f3 = params.utr5_fraction, params.utr3_fraction
 
     # Forward edges (src, dst, log p, column); "IG" is the shared intergenic state.
@@ -225,22 +232,24 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     after = {"0": "E2", "0S": "START2", "1T": "E0", "1o": "E0", "2TA": "E1", "2TG": "E1", "2o": "E1"}
     resume = {"0": ("E0", ""), "0S": ("E0", ""), "1T": ("E1_T", ""), "1o": ("E1", ""), "2TA": ("E2", "_TA"),
               "2TG": ("E2", "_TG"), "2o": ("E2", "")}
-    delays: list[tuple[str, str]] = []
+    delays: list[tuple[str, str, float]] = []
     for family in _FAMILIES:
         for memory in _FAMILY_MEMORIES[family]:
-            entry, intron = f"ENTRY_{family}_{memory}", f"INTRON_{family}_{memory}"
+            entry = f"ENTRY_{family}_{memory}"
             donor_memory = "0" if memory == "0S" else memory  # the same donor test
             edges.append((after[memory], entry, _log(q_donor), f"donor_{family}_{donor_memory}"))
             if memory.startswith("2T") or memory == "2o":  # a one-base exon after a 1T intron
                 edges.append(("E1_T", entry, _log(q_donor), f"donorT_{family}_{memory}"))
-            delays.append((entry, intron))
-            edges.append((intron, intron, _log(1.0 - 1.0 / intron_tail), "zero"))
-            target, condition = resume[memory]
-            if memory == "0":  # the next exon may be the stop codon alone
-                edges.append((intron, target, _log((1.0 - q_stop) / intron_tail), f"acceptor_{family}"))
-                edges.append((intron, "STOP0", _log(q_stop / intron_tail), f"acceptor_{family}_stop"))
-            else:
-                edges.append((intron, target, _log(1.0 / intron_tail), f"acceptor_{family}{condition}"))
+            for loop, (weight, intron_tail) in zip(loops, tails):
+                intron = f"{loop}_{family}_{memory}"
+                delays.append((entry, intron, _log(weight)))
+                edges.append((intron, intron, _log(1.0 - 1.0 / intron_tail), "zero"))
+                target, condition = resume[memory]
+                if memory == "0":  # the next exon may be the stop codon alone
+                    edges.append((intron, target, _log((1.0 - q_stop) / intron_tail), f"acceptor_{family}"))
+                    edges.append((intron, "STOP0", _log(q_stop / intron_tail), f"acceptor_{family}_stop"))
+                else:
+                    edges.append((intron, target, _log(1.0 / intron_tail), f"acceptor_{family}{condition}"))
 
     # Both strands: "+name" and "-name"; minus edges reversed, columns suffixed "-".
     names = ["IG"] + [f"+{n}" for n, _, _ in plus] + [f"-{n}" for n, _, _ in plus]
@@ -257,13 +266,14 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         all_edges.append((index[named("+", src)], index[named("+", dst)], lp, column))
         all_edges.append((index[named("-", dst)], index[named("-", src)], lp,
                           column if column == "zero" else column + "-"))
-    delay_src, delay_dst = [], []
-    for entry, intron in delays:
+    delay_src, delay_dst, delay_lp = [], [], []
+    for entry, intron, lp in delays:
         delay_src += [index["+" + entry], index["-" + intron]]
         delay_dst += [index["+" + intron], index["-" + entry]]
+        delay_lp += [lp, lp]
     n_states = len(names)
     for j, dst in enumerate(delay_dst):
-        all_edges.append((n_states + j, dst, 0.0, "zero"))
+        all_edges.append((n_states + j, dst, delay_lp[j], "zero"))
 
     # Order the states by in-degree group (1, 2, more), so each group is a slice the step
     # reduces with its own width (most states have one or two in-edges; padding all to the
