@@ -312,3 +312,34 @@ def test_config_rejects_inconsistent_sizes():
         ModelConfig(decoder_heads=12, decoder_kv_heads=5)
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
+
+
+def test_near_boundary_marks_three_bases_each_side_of_a_class_change():
+    from genoforge.model.model import near_boundary
+
+    labels = torch.tensor([[0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, -100, -100, 2, 2]])
+    # change between bases 4 and 5: bases 2..7 are near it; unlabelled gaps mark no boundary
+    assert near_boundary(labels).tolist() == [[0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0]]
+
+
+def test_boundary_weight_is_a_weighted_mean_of_the_class_weighted_ce():
+    import torch.nn.functional as F
+
+    from genoforge.model.model import near_boundary
+
+    model = debug_model()
+    torch.manual_seed(0)
+    logits = torch.randn(2, 40, 17)
+    labels = torch.randint(0, 17, (2, 40))
+    labels[1, 30:] = -100
+    model.base_class_weights = torch.rand(17) + 0.5
+    plain, count = model.base_loss(logits, labels)
+    torch.testing.assert_close(plain, F.cross_entropy(logits.reshape(-1, 17), labels.reshape(-1),
+                                                      weight=model.base_class_weights, ignore_index=-100))
+    model.base_boundary_weight = 4.0
+    boosted, _ = model.base_loss(logits, labels)
+    keep = labels.reshape(-1) != -100
+    ce = F.cross_entropy(logits.reshape(-1, 17)[keep], labels.reshape(-1)[keep], reduction="none")
+    w = model.base_class_weights[labels.reshape(-1)[keep]] * (1 + 4.0 * near_boundary(labels).reshape(-1)[keep])
+    torch.testing.assert_close(boosted, (w * ce).sum() / w.sum())
+    assert count == keep.sum()

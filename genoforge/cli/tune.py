@@ -86,6 +86,9 @@ def tune(
         "Label smoothing of the training loss (validation also reports plain CE). \\[default: 0]"))] = None,
     base_loss_weight: Annotated[OptFloat, typer.Option(*flag("base_loss_weight"), min=0.0, metavar="<float>", help=(
         "Weight of the per-base head's class-weighted CE in the objective (0: off). \\[default: 1.0]"))] = None,
+    base_boundary_weight: Annotated[OptFloat, typer.Option(*flag("base_boundary_weight"), min=0.0, metavar="<float>", help=(
+        "Extra per-base CE weight on bases next to a class change (gene boundaries). "
+        "\\[default: 0.0]"))] = None,
     generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0.0, metavar="<float>", help=(
         "Weight of the decoder's token CE (0: train only the encoder and per-base head). "
         "\\[default: 1.0]"))] = None,
@@ -155,6 +158,7 @@ def tune(
         "num_workers": num_workers, "gradient_checkpointing": gradient_checkpointing, "compile": compile,
         "strategy": strategy, "device": device, "max_steps": max_steps, "skip_memory_check": skip_memory_check,
         "base_loss_weight": base_loss_weight, "generative_loss_weight": generative_loss_weight,
+        "base_boundary_weight": base_boundary_weight,
     }
     resolved, sources = resolve_tune_config(config, flags)
     for path in (train, validation):  # before the torch import below: a typo fails in a blink

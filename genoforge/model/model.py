@@ -133,6 +133,7 @@ class GenoforgeModel(nn.Module):
         # Per-class weights of the per-base loss (None: equal); set by tune from the training
         # labels, not saved with the weights.
         self.base_class_weights: Tensor | None = None
+        self.base_boundary_weight = 0.0  # set by the trainer (TuneConfig.base_boundary_weight)
         # Token ids of "0".."999" (from the tokenizer); saved with the weights.
         if bp_digit_token_ids is None:
             bp_digit_token_ids = torch.zeros(BP_DIGIT_BASE, dtype=torch.long)
@@ -365,8 +366,17 @@ class GenoforgeModel(nn.Module):
         if weights is not None:
             weights = weights.to(base_logits_WLK.device, torch.float32)
         flat_labels = base_labels_WL.reshape(-1).long()
-        loss = F.cross_entropy(base_logits_WLK.reshape(-1, base_logits_WLK.shape[-1]), flat_labels,
-                               weight=weights, ignore_index=IGNORE_INDEX)
+        flat_logits = base_logits_WLK.reshape(-1, base_logits_WLK.shape[-1])
+        if self.base_boundary_weight > 0:
+            # reduction "none" gives w_y * CE per base; the mean divides by sum(w_y * boost)
+            per_base = F.cross_entropy(flat_logits, flat_labels, weight=weights, ignore_index=IGNORE_INDEX,
+                                       reduction="none")
+            labelled = (flat_labels != IGNORE_INDEX).float()
+            boost = labelled * (1.0 + self.base_boundary_weight * near_boundary(base_labels_WL).reshape(-1))
+            class_mass = weights[flat_labels.clamp(min=0)] if weights is not None else torch.ones_like(per_base)
+            loss = (per_base * boost).sum() / (class_mass * boost).sum().clamp(min=1e-12)
+        else:
+            loss = F.cross_entropy(flat_logits, flat_labels, weight=weights, ignore_index=IGNORE_INDEX)
         n_base = (flat_labels != IGNORE_INDEX).sum()
         # All bases ignored: CE is nan (0/0); a zero that keeps the graph instead.
         loss = torch.where(n_base > 0, loss, base_logits_WLK.sum() * 0.0)
@@ -380,6 +390,25 @@ class GenoforgeModel(nn.Module):
     def decode_step(self, token_ids_B: Tensor, cache: DecodeCache) -> Tensor:
         """Logits [B, V] of the next token; feeds ``token_ids_B`` at ``cache.position``."""
         return self.decoder.step(token_ids_B, cache)
+
+
+BOUNDARY_RADIUS = 3  # bases each side of a class change that count as "at a boundary"
+
+
+def near_boundary(labels_WL: Tensor, radius: int = BOUNDARY_RADIUS) -> Tensor:
+    """float [W, L]: 1 where a labelled base lies within ``radius`` of a change of class.
+
+    A change is between two neighbouring labelled bases of different classes (IGNORE_INDEX on
+    either side is no change: padding and unlabelled stretches mark no boundary).
+    """
+    labels = labels_WL.long()
+    left, right = labels[:, :-1], labels[:, 1:]
+    change = (left != right) & (left != IGNORE_INDEX) & (right != IGNORE_INDEX)
+    edge = torch.zeros_like(labels, dtype=torch.float32)
+    edge[:, 1:] = change.float()  # the first base of the new class
+    # bases t with a change at any s in [t - radius + 1, t + radius]
+    near = F.max_pool1d(edge.unsqueeze(1), kernel_size=2 * radius, stride=1, padding=radius).squeeze(1)
+    return near[:, 1:] * (labels != IGNORE_INDEX).float()
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -62,6 +62,10 @@ class TuneConfig:
     # decoder's forward: a per-base-only run, single process).
     base_loss_weight: float = 1.0
     generative_loss_weight: float = 1.0
+    # Bases within BOUNDARY_RADIUS of a change of per-base class count 1 + this in the per-base
+    # CE (genoforge.model.model.GenoModel.base_loss): gene boundaries are few, and exact ones are
+    # what the structure decoder needs.
+    base_boundary_weight: float = 0.0
 
     # Batching (see the module docstring).
     token_budget: int = 16384
@@ -117,7 +121,7 @@ class TuneConfig:
                         "early_stopping",
                         "save_steps", "save_total_limit", "empty_cache_steps", "encoder_row_len",
                         "decoder_row_len", "weight_decay", "max_grad_norm", "early_stopping_min_delta",
-                        "base_loss_weight", "generative_loss_weight")
+                        "base_loss_weight", "generative_loss_weight", "base_boundary_weight")
         for name in non_negative:
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")

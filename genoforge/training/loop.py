@@ -203,6 +203,7 @@ class Trainer:
         if model.base_head is None and cfg.base_loss_weight > 0 and env.is_main:
             warn("the model has no per-base head (base_head_channels 0): --base_loss_weight has no effect")
         model.base_class_weights = base_class_weights(self.train_shard)
+        model.base_boundary_weight = cfg.base_boundary_weight
         model.to(self.device)
         model.train()
         self.raw_model = model
