@@ -88,7 +88,7 @@ def tune(
         "Weight of the per-base head's class-weighted CE in the objective (0: off). \\[default: 1.0]"))] = None,
     base_boundary_weight: Annotated[OptFloat, typer.Option(*flag("base_boundary_weight"), min=0.0, metavar="<float>", help=(
         "Extra per-base CE weight on bases next to a class change (gene boundaries). "
-        "\\[default: 0.0]"))] = None,
+        "\\[default: 4.0]"))] = None,
     generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0.0, metavar="<float>", help=(
         "Weight of the decoder's token CE (0: train only the encoder and per-base head). "
         "\\[default: 1.0]"))] = None,
