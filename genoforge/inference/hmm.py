@@ -84,7 +84,8 @@ gene longer than about ``overlap / 2`` on either side of its midpoint may theref
 chunk boundary. Where chunks disagree and two kept genes overlap, the one farther from its
 chunk's edges wins.
 
-Implementation: numpy, vectorised over states and chunks; a Python loop over positions only.
+Implementation (the state machine in :mod:`~genoforge.inference.hmm_graph`, the signal columns in
+:mod:`~genoforge.inference.hmm_signals`, the Viterbi here): numpy, vectorised over states and chunks; a Python loop over positions only.
 Every step gathers the candidate scores of all in-edges in one call (signal sources carry their
 per-position signal column, built per block of positions), adds the transitions' log
 probabilities, keeps each state's best and its edge index (uint8 backpointers, B x T x S bytes:
@@ -94,34 +95,25 @@ the memory bound). The step is numpy call overhead, about 12 calls (see :func:`_
 from __future__ import annotations
 
 import bisect
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from genoforge.baking.genes import ExonChain
-from genoforge.genes.classes import (
-    CDS_PLUS,
-    INTERGENIC,
-    INTRON_PLUS,
-    N_CLASSES,
-    N_CODE,
-    STRAND_OFFSET,
-    UTR3_PLUS,
-    UTR5_PLUS,
-    encode_bases,
+from genoforge.genes.classes import N_CLASSES, encode_bases
+from genoforge.genes.structure import GeneStructureParams
+from genoforge.inference.hmm_graph import (
+    KIND_CODING,
+    KIND_IG,
+    KIND_INTRON,
+    A,
+    C,
+    DecoderGraph,
+    G,
+    T,
+    build_graph,
 )
-from genoforge.genes.structure import (
-    ACCEPTOR_FIXED,
-    ACCEPTOR_FLANK,
-    DONOR_FIXED,
-    DONOR_FLANK,
-    START_FIXED,
-    START_FLANK,
-    STOP_FIXED,
-    STOP_FLANK,
-    GeneStructureParams,
-)
+from genoforge.inference.hmm_signals import Signals, block_columns
 from genoforge.inference.stitch import ContigAnnotation, ContigTranscript
 from genoforge.tokenizer.inventory import PROTEIN_CODING
 
@@ -133,314 +125,6 @@ SIGNAL_BLOCK = 8192  # positions whose signal columns are built at once (B x U x
 # -inf (a posterior of exactly 0) and NaN count as this log probability: the intron prefix sums
 # must stay finite (-inf - -inf is NaN), and about float32's smallest positive value is no loss.
 LOG_PROB_FLOOR = -104.0
-_FLANK = 32  # bases of context each side of a block for the signal windows (>= 20 + 3)
-
-A, C, G, T = 0, 1, 2, 3
-_FAMILIES = ("GT", "AT")
-_MEMORIES = ("0", "1T", "1o", "2TA", "2TG", "2o")
-# "0S": the phase-0 intron after a first exon that is the start codon alone (GT-AG only); it
-# cannot lead to a stop-only exon, so the CDS is never ATG | intron | stop (6 bp).
-_FAMILY_MEMORIES = {"GT": _MEMORIES + ("0S",), "AT": _MEMORIES}
-_PHASE = {"0": 0, "0S": 0, "1T": 1, "1o": 1, "2TA": 2, "2TG": 2, "2o": 2}
-_KIND_IG, _KIND_UTR5, _KIND_CODING, _KIND_UTR3, _KIND_INTRON = range(5)
-
-
-# --- the state machine -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DecoderGraph:
-    """The compiled state machine (both strands) for one set of parameters.
-
-    ``names_S``/``class_S``/``kind_S``/``strand_S`` describe the states (``strand`` 0 for IG,
-    +1, -1). ``in_src_SK`` indexes the step's source vector ``[state scores (S), delayed
-    sources (J), signal sources (E)]`` and ``in_lp_SK`` holds the transition log probabilities
-    (-inf pads); ``self_k_S`` is the in-edge slot of the state's self-loop (-1: none). Delayed
-    edge j runs from ``delay_src_J[j]`` at ``t - delay`` to ``delay_dst_J[j]`` at ``t``; signal
-    source e is state ``sig_src_E[e]``'s score plus signal column ``sig_col_E[e]`` (a name in
-    ``columns``; "-" suffix: checked on the reverse complement) at the step. ``groups``: the
-    state slices ``(start, end, K)`` whose states have ``K`` in-edges or fewer (1, 2, more).
-    """
-
-    names_S: tuple[str, ...]
-    class_S: np.ndarray
-    kind_S: np.ndarray
-    strand_S: np.ndarray
-    in_src_SK: np.ndarray
-    in_lp_SK: np.ndarray
-    self_k_S: np.ndarray
-    delay_src_J: np.ndarray
-    delay_dst_J: np.ndarray
-    delay: int
-    sig_src_E: np.ndarray
-    sig_col_E: np.ndarray
-    columns: tuple[str, ...]
-    groups: tuple[tuple[int, int, int], ...]
-
-    @property
-    def n_states(self) -> int:
-        return len(self.names_S)
-
-
-def _log(p: float) -> float:
-    return math.log(p) if p > 0 else -math.inf
-
-
-def build_graph(params: GeneStructureParams) -> DecoderGraph:
-    """Compile the state machine of the module docstring for ``params``."""
-    # Forward-strand template: (name, class, kind).
-    plus: list[tuple[str, int, int]] = [("UTR5", UTR5_PLUS, _KIND_UTR5)]
-    plus += [(f"START{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)]
-    plus += [(f"E{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)] + [("E1_T", CDS_PLUS[1], _KIND_CODING)]
-    # Intron durations: one geometric, or a short and a long one (INTRON_X / INTRONL_X, entered
-    # from ENTRY_X with the mixture's weights).
-    tails = ([(1.0, max(params.mean_intron - max(1, params.min_intron - 1), 2.0))] if not params.intron_length_mix
-             else [(w, max(mu, 2.0)) for w, mu in params.intron_length_mix])
-    loops = ("INTRON", "INTRONL")[: len(tails)]
-    for family in _FAMILIES:
-        for memory in _FAMILY_MEMORIES[family]:
-            for role in ("ENTRY", *loops):
-                plus.append((f"{role}_{family}_{memory}", INTRON_PLUS[_PHASE[memory]], _KIND_INTRON))
-    plus += [(f"STOP{p}", CDS_PLUS[p], _KIND_CODING) for p in range(3)] + [("UTR3", UTR3_PLUS, _KIND_UTR3)]
-
-    m = max(1, params.min_intron - 1)
-    mean_ig = max(params.mean_intergenic, 2.0)
-    exit_exon = 1.0 / max(params.mean_coding_exon, 4.0)
-    terminal = 1.0 / max(params.mean_coding_exons_per_gene, 1.0)
-    q_donor = exit_exon * (1.0 - terminal)
-    q_stop = min(0.5, 3.0 * exit_exon * terminal)
-    f5, f3 = params.utr5_fraction, params.utr3_fraction
-
-    # Forward edges (src, dst, log p, column); "IG" is the shared intergenic state.
-    edges: list[tuple[str, str, float, str]] = [
-        ("IG", "UTR5", _log(0.5 / mean_ig * f5), "zero"),
-        ("IG", "START0", _log(0.5 / mean_ig * (1.0 - f5)), "start"),
-        ("UTR5", "UTR5", _log(1.0 - 1.0 / max(params.mean_utr5, 2.0)), "zero"),
-        ("UTR5", "START0", _log(1.0 / max(params.mean_utr5, 2.0)), "start"),
-        ("START0", "START1", 0.0, "zero"), ("START1", "START2", 0.0, "zero"),
-        ("START2", "E0", _log(1.0 - q_donor), "zero"),
-        ("E0", "E1", _log(1.0 - q_donor), "zero"),
-        ("E1", "E2", _log(1.0 - q_donor), "codon"),
-        ("E1_T", "E2", _log(1.0 - q_donor), "codon_T"),
-        ("E2", "E0", _log(1.0 - q_donor - q_stop), "zero"),
-        ("E2", "STOP0", _log(q_stop), "stop"),
-        ("STOP0", "STOP1", 0.0, "zero"), ("STOP1", "STOP2", 0.0, "zero"),
-        ("STOP2", "UTR3", _log(f3), "zero"), ("STOP2", "IG", _log(1.0 - f3), "zero"),
-        ("UTR3", "UTR3", _log(1.0 - 1.0 / max(params.mean_utr3, 2.0)), "zero"),
-        ("UTR3", "IG", _log(1.0 / max(params.mean_utr3, 2.0)), "zero"),
-    ]
-    after = {"0": "E2", "0S": "START2", "1T": "E0", "1o": "E0", "2TA": "E1", "2TG": "E1", "2o": "E1"}
-    resume = {"0": ("E0", ""), "0S": ("E0", ""), "1T": ("E1_T", ""), "1o": ("E1", ""), "2TA": ("E2", "_TA"),
-              "2TG": ("E2", "_TG"), "2o": ("E2", "")}
-    delays: list[tuple[str, str, float]] = []
-    for family in _FAMILIES:
-        for memory in _FAMILY_MEMORIES[family]:
-            entry = f"ENTRY_{family}_{memory}"
-            donor_memory = "0" if memory == "0S" else memory  # the same donor test
-            edges.append((after[memory], entry, _log(q_donor), f"donor_{family}_{donor_memory}"))
-            if memory.startswith("2T") or memory == "2o":  # a one-base exon after a 1T intron
-                edges.append(("E1_T", entry, _log(q_donor), f"donorT_{family}_{memory}"))
-            for loop, (weight, intron_tail) in zip(loops, tails):
-                intron = f"{loop}_{family}_{memory}"
-                delays.append((entry, intron, _log(weight)))
-                edges.append((intron, intron, _log(1.0 - 1.0 / intron_tail), "zero"))
-                target, condition = resume[memory]
-                if memory == "0":  # the next exon may be the stop codon alone
-                    edges.append((intron, target, _log((1.0 - q_stop) / intron_tail), f"acceptor_{family}"))
-                    edges.append((intron, "STOP0", _log(q_stop / intron_tail), f"acceptor_{family}_stop"))
-                else:
-                    edges.append((intron, target, _log(1.0 / intron_tail), f"acceptor_{family}{condition}"))
-
-    # Both strands: "+name" and "-name"; minus edges reversed, columns suffixed "-".
-    names = ["IG"] + [f"+{n}" for n, _, _ in plus] + [f"-{n}" for n, _, _ in plus]
-    index = {n: i for i, n in enumerate(names)}
-    classes = [INTERGENIC] + [c for _, c, _ in plus] + [c + STRAND_OFFSET for _, c, _ in plus]
-    kinds = [_KIND_IG] + [k for _, _, k in plus] * 2
-    strands = [0] + [1] * len(plus) + [-1] * len(plus)
-
-    def named(strand: str, state: str) -> str:
-        return "IG" if state == "IG" else strand + state
-
-    all_edges: list[tuple[int, int, float, str]] = [(index["IG"], index["IG"], _log(1.0 - 1.0 / mean_ig), "zero")]
-    for src, dst, lp, column in edges:
-        all_edges.append((index[named("+", src)], index[named("+", dst)], lp, column))
-        all_edges.append((index[named("-", dst)], index[named("-", src)], lp,
-                          column if column == "zero" else column + "-"))
-    delay_src, delay_dst, delay_lp = [], [], []
-    for entry, intron, lp in delays:
-        delay_src += [index["+" + entry], index["-" + intron]]
-        delay_dst += [index["+" + intron], index["-" + entry]]
-        delay_lp += [lp, lp]
-    n_states = len(names)
-    for j, dst in enumerate(delay_dst):
-        all_edges.append((n_states + j, dst, delay_lp[j], "zero"))
-
-    # Order the states by in-degree group (1, 2, more), so each group is a slice the step
-    # reduces with its own width (most states have one or two in-edges; padding all to the
-    # widest would multiply the work by ~4).
-    degree = [0] * n_states
-    for _, dst, _, _ in all_edges:
-        degree[dst] += 1
-    group_of = [min(d, 3) for d in degree]
-    order = sorted(range(n_states), key=lambda x: (group_of[x], x))
-    new = {old: i for i, old in enumerate(order)}
-    names, classes, kinds, strands = ([seq[o] for o in order] for seq in (names, classes, kinds, strands))
-    all_edges = [(new.get(src, src), new[dst], lp, column) for src, dst, lp, column in all_edges]
-    delay_src, delay_dst = [new[x] for x in delay_src], [new[x] for x in delay_dst]
-    groups = []
-    for g in (1, 2, 3):
-        members = [i for i, o in enumerate(order) if group_of[o] == g]
-        if members:
-            groups.append((members[0], members[-1] + 1, max(degree[order[i]] for i in members)))
-
-    # Signal edges gather from a per-step pseudo-source "source score + signal column" (one
-    # vector of E values), so the per-position edge scores never take B x S x K memory.
-    columns = STRAND_COLUMNS + tuple(c + "-" for c in STRAND_COLUMNS)
-    col_index = {c: i for i, c in enumerate(columns)}
-    sig_src, sig_col = [], []
-    incoming: list[list[tuple[int, float]]] = [[] for _ in range(n_states)]
-    for src, dst, lp, column in all_edges:
-        if column != "zero":
-            sig_src.append(src)
-            sig_col.append(col_index[column])
-            src = n_states + len(delay_dst) + len(sig_src) - 1
-        incoming[dst].append((src, lp))
-    k_max = max(len(x) for x in incoming)
-    assert k_max <= 255  # backpointers are uint8
-    in_src = np.zeros((n_states, k_max), dtype=np.intp)
-    in_lp = np.full((n_states, k_max), -np.inf)
-    self_k = np.full(n_states, -1, dtype=np.intp)
-    for s, rows in enumerate(incoming):
-        for k, (src, lp) in enumerate(rows):
-            in_src[s, k], in_lp[s, k] = src, lp
-            if src == s:
-                self_k[s] = k
-    return DecoderGraph(tuple(names), np.asarray(classes, dtype=np.intp), np.asarray(kinds, dtype=np.int8),
-                        np.asarray(strands, dtype=np.int8), in_src, in_lp, self_k,
-                        np.asarray(delay_src, dtype=np.intp), np.asarray(delay_dst, dtype=np.intp), m,
-                        np.asarray(sig_src, dtype=np.intp), np.asarray(sig_col, dtype=np.intp), columns,
-                        tuple(groups))
-
-
-# --- signals ---------------------------------------------------------------------------------
-
-
-# The signal columns of one strand orientation, in row order; the graph's columns are these
-# for + and the same suffixed "-" for the minus strand (checked on the reverse complement).
-STRAND_COLUMNS = (
-    ("start", "stop", "codon", "codon_T")
-    + tuple(f"donor_{family}_{memory}" for family in _FAMILIES for memory in _MEMORIES)
-    + tuple(f"donorT_{family}_{memory}" for family in _FAMILIES for memory in ("2TA", "2TG", "2o"))
-    + tuple(f"acceptor_{family}{condition}" for family in _FAMILIES for condition in ("", "_TA", "_TG", "_stop"))
-)
-_ROW = {name: r for r, name in enumerate(STRAND_COLUMNS)}
-
-
-class _Signals:
-    """Per-position signal columns of one strand orientation: the value at boundary ``t`` is the
-    score of entering, at ``t``, the state the edge leads to (-inf where it is forbidden).
-
-    ``start``/``stop``: ``seq[t:t+3]`` is ATG / a stop (PWM score); ``codon``: ``seq[t-2:t+1]``
-    is no stop; ``codon_T``: ``T + seq[t-1:t+1]`` is no stop; ``donor_F_M``: a family-F donor
-    at ``t`` (PWM score + log fraction of its dinucleotide) whose preceding exon bases fit
-    memory M; ``acceptor_F[_TA|_TG]``: a family-F acceptor ending at ``t`` (PWM score), with
-    ``seq[t]`` not completing a stop after a remembered TA / TG.
-    """
-
-    def __init__(self, params: GeneStructureParams, signal_weight: float):
-        def scored(pwm: list[list[float]], fixed: tuple[int, ...], before: int) -> list[tuple[int, np.ndarray]]:
-            rows = []
-            for k, row in enumerate(pwm):
-                if k not in fixed:
-                    table = np.zeros(5)  # a fifth entry: N scores 0
-                    table[:4] = np.asarray(row) * signal_weight
-                    rows.append((k - before, table))
-            return rows
-
-        self.pwms = {
-            "donor": scored(params.donor_pwm, DONOR_FIXED, DONOR_FLANK[0]),
-            "acceptor": scored(params.acceptor_pwm, ACCEPTOR_FIXED, ACCEPTOR_FLANK[0]),
-            "start": scored(params.start_pwm, START_FIXED, START_FLANK[0]),
-            "stop": scored(params.stop_pwm, STOP_FIXED, STOP_FLANK[0]),
-        }
-        gtag = max(1.0 - params.gcag_fraction - params.atac_fraction, 1e-12)
-        self.penalty = {"GT": math.log(gtag), "GC": _log(params.gcag_fraction), "AT": _log(params.atac_fraction)}
-
-    def columns(self, codes: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        """``STRAND_COLUMNS`` at boundaries ``lo..hi-1`` of ``codes``: float64 [len, hi - lo].
-
-        ``codes`` must hold 20 bases of context before ``lo`` and 9 after ``hi``.
-        """
-        n = hi - lo
-        b_2, b_1, b0, b1, b2 = (codes[lo + o : hi + o] for o in (-2, -1, 0, 1, 2))
-        out = np.full((len(STRAND_COLUMNS), n), -np.inf)
-
-        def pwm(name: str, at: np.ndarray) -> np.ndarray:
-            score = np.zeros(at.size)
-            where = at + lo
-            for offset, table in self.pwms[name]:
-                score += table[codes[where + offset]]
-            return score
-
-        at = np.flatnonzero((b0 == A) & (b1 == T) & (b2 == G))
-        out[_ROW["start"], at] = pwm("start", at)
-        stop = (b0 == T) & (((b1 == A) & ((b2 == A) | (b2 == G))) | ((b1 == G) & (b2 == A)))
-        at = np.flatnonzero(stop)
-        out[_ROW["stop"], at] = pwm("stop", at)
-        # x then y completes a stop after a T: TAA, TAG, TGA
-        stop_pair_10 = ((b_1 == A) & ((b0 == A) | (b0 == G))) | ((b_1 == G) & (b0 == A))
-        out[_ROW["codon"]][~((b_2 == T) & stop_pair_10)] = 0.0
-        out[_ROW["codon_T"]][~stop_pair_10] = 0.0
-
-        donor = {"GT": np.flatnonzero((b0 == G) & ((b1 == T) | (b1 == C))),
-                 "AT": np.flatnonzero((b0 == A) & (b1 == T))}
-        for family, at in donor.items():
-            score = pwm("donor", at)
-            if family == "GT":
-                score += np.where(b1[at] == T, self.penalty["GT"], self.penalty["GC"])
-            else:
-                score += self.penalty["AT"]
-            p1, p2 = b_1[at], b_2[at]
-            t2 = p2 == T
-            memory_ok = {"0": slice(None), "1T": p1 == T, "1o": p1 != T,
-                         "2TA": t2 & (p1 == A), "2TG": t2 & (p1 == G),
-                         "2o": ~(t2 & ((p1 == A) | (p1 == G)))}
-            for memory, ok in memory_ok.items():
-                out[_ROW[f"donor_{family}_{memory}"], at[ok]] = score[ok]
-            # after E1_T the codon's first base is the T remembered across the previous intron
-            is_ag = (p1 == A) | (p1 == G)
-            for memory, ok in (("2TA", p1 == A), ("2TG", p1 == G), ("2o", ~is_ag)):
-                out[_ROW[f"donorT_{family}_{memory}"], at[ok]] = score[ok]
-        for family, last in (("GT", G), ("AT", C)):
-            at = np.flatnonzero((b_2 == A) & (b_1 == last))
-            score = pwm("acceptor", at)
-            following = b0[at]
-            out[_ROW[f"acceptor_{family}"], at] = score
-            ok = (following != A) & (following != G)
-            out[_ROW[f"acceptor_{family}_TA"], at[ok]] = score[ok]
-            ok = following != A
-            out[_ROW[f"acceptor_{family}_TG"], at[ok]] = score[ok]
-            ok = stop[at]
-            out[_ROW[f"acceptor_{family}_stop"], at[ok]] = score[ok] + pwm("stop", at[ok])
-        return out
-
-
-_COMPLEMENT = np.array([T, G, C, A, N_CODE], dtype=np.uint8)
-
-
-def _block_columns(signals: _Signals, codes_L: np.ndarray, start: int, end: int) -> np.ndarray:
-    """The graph's signal columns (+ rows, then - rows) at contig boundaries ``start..end-1``:
-    float64 [2 * len(STRAND_COLUMNS), end - start]."""
-    n = end - start
-    lo, hi = start - _FLANK, end + _FLANK
-    padded = np.full(hi - lo, N_CODE, dtype=np.uint8)
-    a, b = max(lo, 0), min(hi, codes_L.size)
-    padded[a - lo : b - lo] = codes_L[a:b]
-    plus = signals.columns(padded, _FLANK, _FLANK + n)
-    # Boundary g on - is boundary (hi - g) of the reverse complement of ``padded``.
-    minus = signals.columns(_COMPLEMENT[padded[::-1]], _FLANK + 1, _FLANK + n + 1)[:, ::-1]
-    return np.concatenate([plus, minus])
-
 
 # --- decoding --------------------------------------------------------------------------------
 
@@ -499,7 +183,7 @@ def decode_genes(
     if length == 0:
         return annotation
     graph = build_graph(params)
-    signals = _Signals(params, signal_weight)
+    signals = Signals(params, signal_weight)
     prior_C = np.asarray(params.class_log_prior, dtype=np.float64)
 
     width = min(chunk, length)
@@ -546,7 +230,7 @@ def _shift(gene: _Gene, offset: int) -> _Gene:
                  (gene.cds[0] + offset, gene.cds[1] + offset))
 
 
-def _viterbi(graph: DecoderGraph, signals: _Signals, codes_L: np.ndarray, log_probs_LC: np.ndarray,
+def _viterbi(graph: DecoderGraph, signals: Signals, codes_L: np.ndarray, log_probs_LC: np.ndarray,
              prior_C: np.ndarray, emission_weight: float, starts: list[int], width: int
              ) -> list[list[tuple[int, int, int]]]:
     """Best path of each chunk ``[start, start + width)``: segments (start, end, state), in order.
@@ -602,7 +286,7 @@ def _viterbi(graph: DecoderGraph, signals: _Signals, codes_L: np.ndarray, log_pr
         un = min(SIGNAL_BLOCK, width - u0)
         sig_UEB = np.empty((un, n_sig, n_chunks))
         for b, s in enumerate(starts):
-            sig_UEB[:, :, b] = _block_columns(signals, codes_L, s + u0, s + u0 + un)[sig_col].T
+            sig_UEB[:, :, b] = block_columns(signals, codes_L, s + u0, s + u0 + un)[sig_col].T
         for t0 in range(u0, u0 + un, BLOCK):
             n = min(BLOCK, u0 + un - t0)
             em_NCB = np.stack([log_probs_LC[s + t0 : s + t0 + n] for s in starts], axis=2).astype(np.float64)
@@ -704,11 +388,11 @@ def _genes(graph: DecoderGraph, segments: list[tuple[int, int, int]], codes_T: n
     kind_S, strand_S, names = graph.kind_S, graph.strand_S, graph.names_S
     i = 0
     while i < len(segments):
-        if kind_S[segments[i][2]] == _KIND_IG:
+        if kind_S[segments[i][2]] == KIND_IG:
             i += 1
             continue
         j = i
-        while j < len(segments) and kind_S[segments[j][2]] != _KIND_IG:
+        while j < len(segments) and kind_S[segments[j][2]] != KIND_IG:
             j += 1
         run = segments[i:j]
         i = j
@@ -724,13 +408,13 @@ def _genes(graph: DecoderGraph, segments: list[tuple[int, int, int]], codes_T: n
         cds_start, cds_end = width, -1
         for start, end, state in run:
             kind = kind_S[state]
-            if kind == _KIND_INTRON:
+            if kind == KIND_INTRON:
                 continue
             if exons and exons[-1][1] == start:
                 exons[-1][1] = end
             else:
                 exons.append([start, end])
-            if kind == _KIND_CODING:
+            if kind == KIND_CODING:
                 cds_start, cds_end = min(cds_start, start), max(cds_end, end)
         strand = "+" if strand_S[run[0][2]] > 0 else "-"
         genes.append(_Gene(strand, tuple((s, e) for s, e in exons), (cds_start, cds_end)))
