@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     from genoforge.inference.windows import stream_windows
     from genoforge.model.io import load_model
     from genoforge.tokenizer.core import GenoTokenizer
-    from genoforge.training.checkpoint import read_training_window
+    from genoforge.model.training_window import read_training_window
 
     record = read_training_window(args.model)
     window = record.window_size if record is not None else 10_000

@@ -55,8 +55,17 @@ from genoforge.inference.decode import (
 )
 from genoforge.inference.stitch import WindowResult, stitch_contig
 from genoforge.inference.stream import decode_stream
-from genoforge.inference.windows import GenomeWindow, check_tiling, stream_windows, tile_contig
-from genoforge.training.checkpoint import TRAINING_WINDOW_FILE, TrainingWindow, read_training_window
+from genoforge.inference.windows import (
+    GenomeWindow,
+    check_tiling,
+    stream_windows,
+    tile_contig,
+)
+from genoforge.model.training_window import (
+    TRAINING_WINDOW_FILE,
+    TrainingWindow,
+    read_training_window,
+)
 
 DECODERS = ("auto", "hmm", "generative")
 DEFAULT_WINDOW_SIZE = 10_000  # the recipe's bake --window_size; for models that record no window
