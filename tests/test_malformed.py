@@ -195,10 +195,9 @@ BAKE_ERRORS = [
     ("truncated_gzip.fa.gz", 798, "truncated or corrupt", ()),
     ("utf16.fa", 1, "UTF-16 text", ()),
 ]
-# Broken gene models under --strict: the defect's own line. xfail until genes.load_annotation
-# checks strict before "no usable gene model" (today that message, at the file's first row, wins
-# when the broken model was the file's only one).
-BAKE_STRICT_PENDING = [
+# Broken gene models under --strict: the defect's own line, even where the broken model was the
+# file's only one (strict is checked before the file-level "no usable gene model").
+BAKE_STRICT = [
     ("cds_outside_exon.gff3", 7, "CDS 401-450 outside its exon"),
     ("orphan_parent.gff3", 5, "orphan Parent 't2'"),
     ("duplicate_id.gff3", 5, "duplicate ID 'g1'"),
@@ -278,9 +277,25 @@ def test_bake_reports_the_defect_in_one_line_and_leaves_nothing(
     _assert_one_line_error(result, tmp_path / "out", f"{path}:{line}: " if line else f"{path}: ", phrase)
 
 
-@pytest.mark.xfail(strict=True, reason="genes.load_annotation: 'no usable gene model' wins over strict")
-@pytest.mark.parametrize(("name", "line", "phrase"), BAKE_STRICT_PENDING, ids=[c[0] for c in BAKE_STRICT_PENDING])
+@pytest.mark.parametrize(("name", "line", "phrase"), BAKE_STRICT, ids=[c[0] for c in BAKE_STRICT])
 def test_bake_strict_names_the_broken_model_line(
+    tmp_path: Path, baking_tokenizer_dir: Path, name: str, line: int, phrase: str
+) -> None:
+    path = _species(tmp_path / "raw", name)
+    result = _bake(tmp_path / "raw", tmp_path / "out", baking_tokenizer_dir, "--strict")
+    _assert_one_line_error(result, tmp_path / "out", f"{path}:{line}: ", phrase)
+    assert "--strict" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "phrase"),
+    [
+        # File-level defects stay file-level under --strict.
+        ("seqids_all_missing_from_fasta.gff3", 4, "2 seqids (chrY, chrZ) is in the FASTA (chr1)"),
+        ("no_gene_model.gff3", 3, "no usable gene model in 2 feature rows"),
+    ],
+)
+def test_bake_strict_keeps_file_level_errors(
     tmp_path: Path, baking_tokenizer_dir: Path, name: str, line: int, phrase: str
 ) -> None:
     path = _species(tmp_path / "raw", name)

@@ -422,24 +422,29 @@ def load_annotation(
     annotation.n_genes = len(
         {(t.seqid, t.gene_id) for items in annotation.transcripts.values() for t in items}
     )
+    # Order of the checks: a FASTA that shares no seqid with the file is a file-level defect
+    # (the two files do not belong together) and wins; then, under strict, the earliest broken
+    # model, which is the precise cause when it was the file's only model; then "no usable gene
+    # model" for a file that yields nothing (its skips, if any, are all ignored rows).
     if require_models:
-        _check_usable(gff_path, rows, builder, annotation, seqid_lengths)
+        _check_seqids_shared(gff_path, builder, annotation, seqid_lengths)
     if strict:
         broken = annotation.first_broken()
         if broken is not None:
             _, site = broken
             raise GffFormatError(f"{site.message} {STRICT_HINT}", gff_path, site.line)
+    if require_models:
+        _check_usable(gff_path, rows, annotation)
     return annotation
 
 
-def _check_usable(
+def _check_seqids_shared(
     path: str | Path,
-    rows: list[Feature],
     builder: _Builder,
     annotation: Annotation,
     seqid_lengths: dict[str, int] | None,
 ) -> None:
-    """File-level defects: no gene model at all, or every model on a seqid the FASTA lacks."""
+    """File-level defect: no model was kept and every model row lies on a seqid the FASTA lacks."""
     if annotation.transcripts or annotation.features:
         return
     model_rows = builder.model_rows
@@ -453,6 +458,12 @@ def _check_usable(
                 path,
                 model_rows[0].line,
             )
+
+
+def _check_usable(path: str | Path, rows: list[Feature], annotation: Annotation) -> None:
+    """File-level defect: the file yields no gene model at all."""
+    if annotation.transcripts or annotation.features:
+        return
     reasons = ", ".join(f"{reason} {count}" for reason, count in annotation.skipped.most_common(3))
     raise GffFormatError(
         f"no usable gene model in {len(rows)} feature rows (skipped: {reasons or 'none'}); is this "
