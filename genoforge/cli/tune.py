@@ -1,7 +1,8 @@
 """`genoforge tune`: train a model directory on baked shards (one process, or under torchrun).
 
 Every option defaults to None ("not given") so that TuneConfig's defaults < --config FILE.toml
-(keys at the top level or under [tune]) < flags holds. The help texts state what each flag counts.
+(keys at the top level or under [tune]) < flags holds. The help texts state what each flag counts,
+and the default each shows is read from TuneConfig, the one source of defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from typing import Annotated, Optional
 import typer
 
 from genoforge.cli._common import boundary, examples, flag
+
+# Cheap: genoforge.training.config imports no torch (tests/test_cli_startup.py checks `tune --help`).
+from genoforge.training.config import STRATEGIES, TuneConfig
+
+DEFAULTS = TuneConfig()
 
 RECIPE_LINE = (
     "genoforge tune ../baked/5k4.5k/training.packed ../baked/5k4.5k/validation.packed ../model/feb.3 "
@@ -40,6 +46,11 @@ OptBool = Optional[bool]  # noqa: UP007
 OptStr = Optional[str]  # noqa: UP007
 
 
+def _default(name: str) -> str:
+    """``[default: X]`` for a help text, read from TuneConfig (the one source of defaults)."""
+    return f"\\[default: {getattr(DEFAULTS, name)}]"
+
+
 def register(app: typer.Typer) -> None:
     app.command(
         "tune",
@@ -61,85 +72,85 @@ def tune(
     validation: Annotated[Path, typer.Argument(metavar="VAL.packed", help="Validation shard.")],
     output_dir: Annotated[Path, typer.Argument(metavar="OUTPUT_DIR", help="Run directory (created).")],
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="Model to start from (model init).")],
-    epochs: Annotated[OptInt, typer.Option(*flag("epochs"), help="Passes over the training shard. \\[default: 1]")] = None,
-    lr: Annotated[OptFloat, typer.Option(*flag("lr"), help="Peak learning rate (after warm-up). \\[default: 1e-4]")] = None,
+    epochs: Annotated[OptInt, typer.Option(*flag("epochs"), help=f"Passes over the training shard. {_default('epochs')}")] = None,
+    lr: Annotated[OptFloat, typer.Option(*flag("lr"), help=f"Peak learning rate (after warm-up). {_default('lr')}")] = None,
     token_budget: Annotated[OptInt, typer.Option(*flag("token_budget"), help=(
         "Encoder + decoder positions per micro-batch per process, padding included (rows x row "
-        "length). \\[default: 16384]"))] = None,
+        f"length). {_default('token_budget')}"))] = None,
     max_batch_size: Annotated[OptInt, typer.Option(*flag("max_batch_size"), help=(
         "Most rows (packed sequences) per micro-batch; a row gets token_budget / max_batch_size "
-        "positions. \\[default: 8]"))] = None,
+        f"positions. {_default('max_batch_size')}"))] = None,
     encoder_row_len: Annotated[OptInt, typer.Option(*flag("encoder_row_len"), help=(
         "Encoder positions per row (0: chosen from --token_budget and the data). On a CPU keep "
-        "rows short: its attention cost grows with the square of the row. \\[default: 0]"))] = None,
+        f"rows short: its attention cost grows with the square of the row. {_default('encoder_row_len')}"))] = None,
     decoder_row_len: Annotated[OptInt, typer.Option(*flag("decoder_row_len"), help=(
-        "Decoder positions per row (0: chosen with --encoder_row_len). \\[default: 0]"))] = None,
+        f"Decoder positions per row (0: chosen with --encoder_row_len). {_default('decoder_row_len')}"))] = None,
     grad_accum: Annotated[OptInt, typer.Option(*flag("grad_accum"), help=(
-        "Micro-batches per optimizer step on each process. \\[default: 1]"))] = None,
+        f"Micro-batches per optimizer step on each process. {_default('grad_accum')}"))] = None,
     weight_decay: Annotated[OptFloat, typer.Option(*flag("weight_decay"), help=(
-        "AdamW decoupled decay; none on norms, biases, embeddings, latents. \\[default: 0.01]"))] = None,
+        f"AdamW decoupled decay; none on norms, biases, embeddings, latents. {_default('weight_decay')}"))] = None,
     warmup_ratio: Annotated[OptFloat, typer.Option(*flag("warmup_ratio"), help=(
-        "Share of optimizer steps with linear warm-up, then cosine decay. \\[default: 0.03]"))] = None,
+        f"Share of optimizer steps with linear warm-up, then cosine decay. {_default('warmup_ratio')}"))] = None,
     max_grad_norm: Annotated[OptFloat, typer.Option(*flag("max_grad_norm"), help=(
-        "Clip the global gradient L2 norm to this (0: no clipping). \\[default: 1.0]"))] = None,
+        f"Clip the global gradient L2 norm to this (0: no clipping). {_default('max_grad_norm')}"))] = None,
     label_smoothing: Annotated[OptFloat, typer.Option(*flag("label_smoothing"), help=(
-        "Label smoothing of the training loss (validation also reports plain CE). \\[default: 0]"))] = None,
+        f"Label smoothing of the training loss (validation also reports plain CE). {_default('label_smoothing')}"))] = None,
     base_loss_weight: Annotated[OptFloat, typer.Option(*flag("base_loss_weight"), min=0.0, metavar="<float>", help=(
-        "Weight of the per-base head's class-weighted CE in the objective (0: off). \\[default: 1.0]"))] = None,
+        f"Weight of the per-base head's class-weighted CE in the objective (0: off). {_default('base_loss_weight')}"))] = None,
     base_boundary_weight: Annotated[OptFloat, typer.Option(*flag("base_boundary_weight"), min=0.0, metavar="<float>", help=(
         "Extra per-base CE weight on bases next to a class change (gene boundaries). "
-        "\\[default: 4.0]"))] = None,
+        f"{_default('base_boundary_weight')}"))] = None,
     generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0.0, metavar="<float>", help=(
         "Weight of the decoder's token CE (0: train only the encoder and per-base head). "
-        "\\[default: 1.0]"))] = None,
+        f"{_default('generative_loss_weight')}"))] = None,
     early_stopping: Annotated[OptInt, typer.Option(*flag("early_stopping"), help=(
         "Stop after this many evaluations in a row without a lower validation CE (0: off). "
-        "[default: 0]"))] = None,
+        f"{_default('early_stopping')}"))] = None,
     save_steps: Annotated[OptInt, typer.Option(*flag("save_steps"), help=(
-        "Checkpoint every N optimizer steps (0: only at the end). \\[default: 500]"))] = None,
+        f"Checkpoint every N optimizer steps (0: only at the end). {_default('save_steps')}"))] = None,
     save_total_limit: Annotated[OptInt, typer.Option(*flag("save_total_limit"), help=(
-        "Keep the newest K step checkpoints (0: all). \\[default: 3]"))] = None,
+        f"Keep the newest K step checkpoints (0: all). {_default('save_total_limit')}"))] = None,
     eval_steps: Annotated[OptInt, typer.Option(*flag("eval_steps"), help=(
-        "Evaluate every N optimizer steps (0: at the end of each epoch). \\[default: 0]"))] = None,
+        f"Evaluate every N optimizer steps (0: at the end of each epoch). {_default('eval_steps')}"))] = None,
     eval_max_batches: Annotated[OptInt, typer.Option(*flag("eval_max_batches"), help=(
-        "Validation micro-batches per evaluation (0: the whole shard). \\[default: 0]"))] = None,
+        f"Validation micro-batches per evaluation (0: the whole shard). {_default('eval_max_batches')}"))] = None,
     generate_samples: Annotated[OptInt, typer.Option(*flag("generate_samples"), help=(
         "At each evaluation decode the first N validation windows and log their exon/gene F1 "
-        "(gen_* in metrics.jsonl; 0: off). \\[default: 0]"))] = None,
+        f"(gen_* in metrics.jsonl; 0: off). {_default('generate_samples')}"))] = None,
     generate_max_new_tokens: Annotated[OptInt, typer.Option(*flag("generate_max_new_tokens"), help=(
-        "Target tokens decoded per validation window at most (--generate_samples). \\[default: 512]"
+        f"Target tokens decoded per validation window at most (--generate_samples). {_default('generate_max_new_tokens')}"
     ))] = None,
     log_steps: Annotated[OptInt, typer.Option(*flag("log_steps"), help=(
-        "Read metrics from the device and log every N optimizer steps. \\[default: 10]"))] = None,
+        f"Read metrics from the device and log every N optimizer steps. {_default('log_steps')}"))] = None,
     log_memory: Annotated[OptBool, typer.Option(*flag("log_memory"), help=(
         "Live panel: loss, lr, tokens/s, MFU, GPU/host memory, expert load (plain lines off a terminal)."
     ))] = None,
     empty_cache_steps: Annotated[OptInt, typer.Option(*flag("empty_cache_steps"), help=(
-        "torch.cuda.empty_cache() every N optimizer steps (0: never; no effect on CPU). \\[default: 0]"))] = None,
+        f"torch.cuda.empty_cache() every N optimizer steps (0: never; no effect on CPU). {_default('empty_cache_steps')}"))] = None,
     memwatch: Annotated[OptBool, typer.Option(*flag("memwatch"), help=(
         "Sample memory in a background thread to OUTPUT_DIR/memory.csv."))] = None,
-    seed: Annotated[OptInt, typer.Option(*flag("seed"), help="Seed of the plan, dropout and init. \\[default: 42]")] = None,
+    seed: Annotated[OptInt, typer.Option(*flag("seed"), help=f"Seed of the plan, dropout and init. {_default('seed')}")] = None,
     resume: Annotated[OptStr, typer.Option(*flag("resume"), metavar="auto|PATH", help=(
         "Continue exactly: 'auto' (newest checkpoint in OUTPUT_DIR, if any) or a step-NNNNNNNN path."
     ))] = None,
     num_workers: Annotated[OptInt, typer.Option(*flag("num_workers"), help=(
-        "DataLoader worker processes (0: load in the training process). \\[default: 2]"))] = None,
+        f"DataLoader worker processes (0: load in the training process). {_default('num_workers')}"))] = None,
     gradient_checkpointing: Annotated[OptBool, typer.Option(*flag("gradient_checkpointing"), help=(
         "Recompute each block's activations in the backward pass (less memory, ~30% more compute)."
     ))] = None,
     compile: Annotated[OptBool, typer.Option(*flag("compile"), help="torch.compile every block.")] = None,
     strategy: Annotated[OptStr, typer.Option(
         *flag("strategy"), metavar="ddp|fsdp",
-        autocompletion=lambda incomplete: [s for s in ("ddp", "fsdp") if s.startswith(incomplete)], help=(
-        "Under torchrun: ddp (replicate) or fsdp (FSDP2 shards). \\[default: ddp]"))] = None,
+        autocompletion=lambda incomplete: [s for s in STRATEGIES if s.startswith(incomplete)], help=(
+        f"Under torchrun: ddp (replicate) or fsdp (FSDP2 shards). {_default('strategy')}"))] = None,
     device: Annotated[OptStr, typer.Option(*flag("device"), help=(
-        "auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK). \\[default: auto]"))] = None,
+        f"auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK). {_default('device')}"))] = None,
     skip_memory_check: Annotated[OptBool, typer.Option(*flag("skip_memory_check"), help=(
         "Train even when the model's estimated training memory (16 B per parameter for weights, "
         "gradients and AdamW, plus an activation allowance) exceeds what the device has."))] = None,
     max_steps: Annotated[OptInt, typer.Option(*flag("max_steps"), help=(
         "Stop after this many optimizer steps (0: the epochs decide; the schedule spans the shorter)."
-        " \\[default: 0]"))] = None,
+        f" {_default('max_steps')}"))] = None,
     config: Annotated[OptPath, typer.Option(*flag("config"), help="TOML with any of these settings (flags win).")] = None,
 ) -> None:
     """Train a model on baked shards."""
