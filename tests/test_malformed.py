@@ -319,6 +319,34 @@ def test_bake_unreadable_file_is_one_line_error(
         path.chmod(0o644)
 
 
+@pytest.mark.parametrize("kind", ["fa", "gff3"])
+def test_bake_unreadable_file_is_one_line_error_even_as_root(
+    tmp_path: Path, baking_tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # The chmod test above skips as root (root reads a chmod 000 file): here the open() of bake's
+    # discovery (its compression sniff, the first read of each input) is refused instead.
+    import builtins
+
+    from genoforge.baking import bake as bake_module
+
+    data = (PARTNER_FASTA if kind == "fa" else PARTNER_GFF3).encode()
+    path = _species(tmp_path / "raw", f"unreadable.{kind}", data)
+    refused: list[str] = []
+
+    def refusing_open(file, *args, **kwargs):
+        if Path(file) == path:
+            refused.append(str(file))
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(bake_module, "open", refusing_open, raising=False)
+    result = _bake(tmp_path / "raw", tmp_path / "out", baking_tokenizer_dir)
+    assert refused, "the refusing open() was never called: the test no longer covers discovery"
+    _assert_one_line_error(
+        result, tmp_path / "out", f"{path}: ", "cannot be read (Permission denied); check its permissions"
+    )
+
+
 def _plain_twin(data: bytes) -> bytes:
     """The same text with LF line endings and no byte-order mark."""
     return data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n")

@@ -192,8 +192,18 @@ def _data_kind(path: Path) -> str | None:
 
 
 def _check_compression(path: Path) -> None:
-    with open(path, "rb") as handle:
-        head = handle.read(8)
+    """Refuse a compression that open_text cannot read, by its magic bytes.
+
+    Raises:
+        InputError: the file cannot be read (permissions) or is bzip2/xz/zstd-compressed.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except PermissionError as exc:
+        raise InputError(f"cannot be read ({exc.strerror}); check its permissions", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror or exc}); check the file", path) from None
     for magic, name in UNSUPPORTED_MAGIC.items():
         if head.startswith(magic):
             raise InputError(
