@@ -179,6 +179,9 @@ class SpeciesInput:
 
 
 def _data_kind(path: Path) -> str | None:
+    """``"fasta"``, ``"gff"`` (a GFF3 or GTF annotation) or None, from the file name (an extra
+    compression suffix allowed). Which of GFF3 and GTF a file holds is read from its content
+    (:func:`genoforge.baking.gtf.sniff_format`), so ``.gtf`` is one more annotation suffix."""
     name = path.name.lower()
     for suffix in COMPRESSION_SUFFIXES:
         if name.endswith(suffix):
@@ -186,7 +189,7 @@ def _data_kind(path: Path) -> str | None:
             break
     if name.endswith(FASTA_SUFFIXES):
         return "fasta"
-    if name.endswith(GFF_SUFFIXES):
+    if name.endswith((*GFF_SUFFIXES, ".gtf")):
         return "gff"
     return None
 
@@ -212,10 +215,11 @@ def _check_compression(path: Path) -> None:
 
 
 def find_species_files(folder: Path) -> SpeciesInput:
-    """The one FASTA and one annotation of a species folder.
+    """The one FASTA and one annotation (GFF3 or GTF) of a species folder.
 
     Raises:
-        InputError: none or several of either kind, naming the folder and the fix.
+        InputError: none or several of either kind, naming the folder and the fix; a file that
+            cannot be read or is in an unsupported compression, naming the file.
     """
     found: dict[str, list[Path]] = {"fasta": [], "gff": []}
     for path in sorted(folder.iterdir()):
@@ -224,7 +228,10 @@ def find_species_files(folder: Path) -> SpeciesInput:
         kind = _data_kind(path)
         if kind is not None:
             found[kind].append(path)
-    kinds = (("fasta", "genome FASTA", FASTA_SUFFIXES), ("gff", "GFF3 annotation", GFF_SUFFIXES))
+    kinds = (
+        ("fasta", "genome FASTA", FASTA_SUFFIXES),
+        ("gff", "GFF3 annotation or GTF", (*GFF_SUFFIXES, ".gtf")),  # the suffixes _data_kind reads
+    )
     for kind, what, suffixes in kinds:
         paths = found[kind]
         if not paths:
