@@ -95,12 +95,14 @@ def tune(
         f"Clip the global gradient L2 norm to this (0: no clipping). {_default('max_grad_norm')}"))] = None,
     label_smoothing: Annotated[OptFloat, typer.Option(*flag("label_smoothing"), help=(
         f"Label smoothing of the training loss (validation also reports plain CE). {_default('label_smoothing')}"))] = None,
-    base_loss_weight: Annotated[OptFloat, typer.Option(*flag("base_loss_weight"), min=0.0, metavar="<float>", help=(
+    # min=0, not 0.0: the type column reads "<float> [x>=0]"; two characters wider ("[x>=0.0]") and
+    # the 80-column option table cuts --generate_max_new_tokens (tests/test_cli_help.py).
+    base_loss_weight: Annotated[OptFloat, typer.Option(*flag("base_loss_weight"), min=0, metavar="<float>", help=(
         f"Weight of the per-base head's class-weighted CE in the objective (0: off). {_default('base_loss_weight')}"))] = None,
-    base_boundary_weight: Annotated[OptFloat, typer.Option(*flag("base_boundary_weight"), min=0.0, metavar="<float>", help=(
+    base_boundary_weight: Annotated[OptFloat, typer.Option(*flag("base_boundary_weight"), min=0, metavar="<float>", help=(
         "Extra per-base CE weight on bases next to a class change (gene boundaries). "
         f"{_default('base_boundary_weight')}"))] = None,
-    generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0.0, metavar="<float>", help=(
+    generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0, metavar="<float>", help=(
         "Weight of the decoder's token CE (0: train only the encoder and per-base head). "
         f"{_default('generative_loss_weight')}"))] = None,
     early_stopping: Annotated[OptInt, typer.Option(*flag("early_stopping"), help=(
