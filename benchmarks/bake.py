@@ -42,7 +42,7 @@ SECTION = "## bake"
 
 def _sequences(raw_dir: Path) -> list[str]:
     from genoforge.baking.bake import discover_species, find_species_files
-    from genoforge.baking.fasta import read_fasta
+    from genoforge.genes.fasta import read_fasta
 
     return [
         record.sequence
@@ -222,7 +222,9 @@ def _report(rows: list, repeats: int) -> str:
 
 
 def _write_section(path: Path, section: str) -> None:
-    from results_md import write_section  # benchmarks/ is on sys.path as the script's folder
+    from results_md import (
+        write_section,  # benchmarks/ is on sys.path as the script's folder
+    )
 
     write_section(path, section, SECTION)
 

@@ -43,13 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     args = parser.parse_args(argv)
 
-    from genoforge.baking.fasta import fasta_lengths
     from genoforge.genes.classes import encode_bases
+    from genoforge.genes.fasta import fasta_lengths
     from genoforge.inference.base_track import BaseTrackPredictor
     from genoforge.inference.windows import stream_windows
     from genoforge.model.io import load_model
-    from genoforge.tokenizer.core import GenoTokenizer
     from genoforge.model.training_window import read_training_window
+    from genoforge.tokenizer.core import GenoTokenizer
 
     record = read_training_window(args.model)
     window = record.window_size if record is not None else 10_000

@@ -23,10 +23,10 @@ import bisect
 from collections import defaultdict
 from pathlib import Path
 
-from genoforge.baking.fasta import read_fasta
 from genoforge.baking.genes import Transcript, load_annotation
 from genoforge.errors import GffFormatError
 from genoforge.evaluation.stops import STOP_CODONS, with_stop_codon
+from genoforge.genes.fasta import read_fasta
 
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 SPLICE_SITES = frozenset({("GT", "AG"), ("GC", "AG"), ("AT", "AC")})

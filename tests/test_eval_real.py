@@ -34,10 +34,10 @@ from pathlib import Path
 import pytest
 from Bio.Seq import Seq
 
-from genoforge.baking.fasta import fasta_lengths, read_fasta
 from genoforge.baking.genes import Transcript, load_annotation, piece_phases
 from genoforge.evaluation import LEVELS, evaluate
 from genoforge.evaluation.metrics import LevelScore
+from genoforge.genes.fasta import fasta_lengths, read_fasta
 
 pytestmark = pytest.mark.shared_data
 

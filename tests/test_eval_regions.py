@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import write_tiny_species
-from genoforge.baking.fasta import read_fasta
+
 from genoforge.baking.genes import load_annotation
 from genoforge.baking.gff3 import parse_gff3
 from genoforge.errors import ConfigError, InputError
 from genoforge.evaluation.regions import region_name, validation_regions, write_region
+from genoforge.genes.fasta import read_fasta
 
 START, END = 1_200, 31_500
 

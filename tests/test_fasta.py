@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.fasta import FastaRecord, fasta_lengths, read_fasta
 from genoforge.errors import FastaFormatError
+from genoforge.genes.fasta import FastaRecord, fasta_lengths, read_fasta
 
 GENES_FA = Path(__file__).parent / "data" / "genes.fa"
 

@@ -262,7 +262,7 @@ EXPECTED_BROKEN = {
 @pytest.mark.shared_data
 def test_every_shared_annotation_loads_with_default_rules(shared_data: Path) -> None:
     """What bake does first for each species folder: no species may abort."""
-    from genoforge.baking.fasta import fasta_lengths
+    from genoforge.genes.fasta import fasta_lengths
 
     folders = sorted(p for p in shared_data.iterdir() if p.is_dir())
     assert {"athal_snap_segments", "celegans_snap_segments"} <= {p.name for p in folders}

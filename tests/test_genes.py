@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.fasta import fasta_lengths, read_fasta
 from genoforge.baking.genes import (
     SKIP_MISSING_SEQID,
     SKIP_PHASE,
@@ -16,6 +15,7 @@ from genoforge.baking.genes import (
 )
 from genoforge.baking.gff3 import parse_gff3
 from genoforge.errors import GffFormatError
+from genoforge.genes.fasta import fasta_lengths, read_fasta
 
 DATA = Path(__file__).parent / "data"
 GENES_GFF = DATA / "genes.gff3"

@@ -9,11 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genoforge.baking.fasta import fasta_lengths
 from genoforge.baking.genes import load_annotation
 from genoforge.baking.grammar import TargetGrammar
-from genoforge.baking.target import encode_target, parse_target_tokens, window_annotation
+from genoforge.baking.target import (
+    encode_target,
+    parse_target_tokens,
+    window_annotation,
+)
 from genoforge.errors import TargetParseError, TokenizerError
+from genoforge.genes.fasta import fasta_lengths
 from genoforge.tokenizer import inventory as inv
 
 DATA = Path(__file__).parent / "data"

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from genoforge.baking.fasta import fasta_lengths, read_fasta
 from genoforge.baking.genes import (
     SKIP_CDS_OUTSIDE_EXON,
     SKIP_DUPLICATE_ID,
@@ -33,6 +32,7 @@ from genoforge.baking.genes import (
 from genoforge.baking.gff3 import parse_gff3
 from genoforge.cli.app import app
 from genoforge.errors import FastaFormatError, GffFormatError
+from genoforge.genes.fasta import fasta_lengths, read_fasta
 
 MALFORMED = Path(__file__).parent / "data" / "malformed"
 

@@ -59,7 +59,7 @@ def _sharpen_head(model_dir: Path) -> None:
 
 
 def _sequences(fasta: Path) -> dict[str, str]:
-    from genoforge.baking.fasta import read_fasta
+    from genoforge.genes.fasta import read_fasta
 
     return {record.seqid: record.sequence.upper() for record in read_fasta(fasta)}
 

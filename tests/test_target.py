@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.fasta import fasta_lengths
 from genoforge.baking.genes import Annotation, load_annotation, piece_phases
 from genoforge.baking.target import (
     WindowAnnotation,
@@ -23,6 +22,7 @@ from genoforge.baking.target import (
     window_records,
 )
 from genoforge.errors import ConfigError, TargetParseError
+from genoforge.genes.fasta import fasta_lengths
 
 DATA = Path(__file__).parent / "data"
 

@@ -21,7 +21,11 @@ from genoforge.errors import ConfigError, FastaFormatError, InputError
 from genoforge.tokenizer import inventory
 from genoforge.tokenizer.core import DNABERT2_SPECIALS, GenoTokenizer
 from genoforge.tokenizer.edit import ensure_builtin_tokens
-from genoforge.tokenizer.train import dna_chunks, train_dna_bpe, train_dna_bpe_with_stats
+from genoforge.tokenizer.train import (
+    dna_chunks,
+    train_dna_bpe,
+    train_dna_bpe_with_stats,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +41,7 @@ def trained_json(chloroplast: Path) -> str:
 
 
 def _first_sequence(path: Path, length: int) -> str:
-    from genoforge.baking.fasta import read_fasta
+    from genoforge.genes.fasta import read_fasta
 
     return next(iter(read_fasta(path))).sequence[:length]
 

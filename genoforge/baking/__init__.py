@@ -2,7 +2,7 @@
 
 Parsing half (this package's foundation, usable on its own):
 
-- :mod:`genoforge.baking.fasta`   ``read_fasta()`` / ``fasta_lengths()``: streaming FASTA records.
+- :mod:`genoforge.genes.fasta`   ``read_fasta()`` / ``fasta_lengths()``: streaming FASTA records.
 - :mod:`genoforge.baking.gff3`    ``parse_gff3()``: strict streaming GFF3 rows (0-based half-open).
 - :mod:`genoforge.baking.gtf`     ``parse_annotation()``: GFF3 or GTF (told apart by content), as
   GFF3 rows.

@@ -53,7 +53,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genoforge.baking import hints as hints_module
-from genoforge.baking.manifest import MANIFEST_FILE, SpeciesReport, SplitCounts, build_manifest, write_manifest
+from genoforge.baking.manifest import (
+    MANIFEST_FILE,
+    SpeciesReport,
+    SplitCounts,
+    build_manifest,
+    write_manifest,
+)
 from genoforge.baking.split import SPLITS, split_chromosome
 from genoforge.baking.taxa import MAX_WINDOW_SIZE, load_taxa, parse_taxa_assignments
 from genoforge.baking.windows import is_mostly_n, keep_intergenic, overlap_of, tile
@@ -332,7 +338,11 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
     from genoforge.baking import reverse
     from genoforge.baking.packed import TOKEN_DTYPES
     from genoforge.baking.target import encode_target, window_annotation
-    from genoforge.genes.classes import encode_bases, representative_transcripts, window_labels
+    from genoforge.genes.classes import (
+        encode_bases,
+        representative_transcripts,
+        window_labels,
+    )
 
     settings = task.settings
     tok = _tokenizer(settings.tokenizer)
@@ -421,8 +431,8 @@ def _chunk_tasks(
     Training segments and the transcripts wholly inside them are added to ``structure`` (a
     ``StructureCounts``) when given: validation regions never inform the decoder.
     """
-    from genoforge.baking.fasta import read_fasta
     from genoforge.baking.genes import Annotation
+    from genoforge.genes.fasta import read_fasta
 
     species = job.species.name
     stride = job.window_size - job.overlap
@@ -483,14 +493,14 @@ class _Unusual(Exception):
 
 
 def quick_fasta_lengths(path: str | Path) -> dict[str, int]:
-    """seqid -> sequence length, as :func:`genoforge.baking.fasta.read_fasta` will yield them.
+    """seqid -> sequence length, as :func:`genoforge.genes.fasta.read_fasta` will yield them.
 
     The gene models need every length before the first chromosome is baked, so the FASTA is read
     twice; this first pass counts bytes at several times the speed of the validating reader. It
     trusts only the common case: ASCII headers with a name, LF or CRLF line ends, sequence lines of
     IUPAC codes with whitespace at most at their ends, unique names, no empty record. At anything
     else (another encoding, a BOM, CR-only line ends, a bad character, a truncated stream, an
-    empty file) it returns :func:`genoforge.baking.fasta.fasta_lengths`, the validating pass,
+    empty file) it returns :func:`genoforge.genes.fasta.fasta_lengths`, the validating pass,
     which either agrees with ``read_fasta`` by construction or raises the file:line error, so a
     malformed FASTA is reported before the annotation is judged against its lengths.
 
@@ -499,7 +509,7 @@ def quick_fasta_lengths(path: str | Path) -> dict[str, int]:
     """
     import gzip
 
-    from genoforge.baking.fasta import fasta_lengths
+    from genoforge.genes.fasta import fasta_lengths
     from genoforge.io import is_gzip
 
     lengths: dict[str, int] = {}
@@ -761,7 +771,12 @@ def bake(config: BakeConfig) -> BakeSummary:
         ConfigError: bad settings.
         GenoforgeError: bad input (unless ``keep_going`` skips the species); nothing is written.
     """
-    from genoforge.baking.packed import PackedShard, PackedWriter, file_sha256, token_dtype_for
+    from genoforge.baking.packed import (
+        PackedShard,
+        PackedWriter,
+        file_sha256,
+        token_dtype_for,
+    )
     from genoforge.console import info, warn
     from genoforge.genes.structure_set import GENE_STRUCTURE_FILE, GeneStructureSet
     from genoforge.io import atomic_dir

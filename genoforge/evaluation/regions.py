@@ -75,7 +75,11 @@ def validation_regions(
         InputError: no such species folder, or it lacks (or has several) FASTA / GFF3 files.
         ConfigError: ``val_fraction`` is outside [0, 1).
     """
-    from genoforge.baking.bake import discover_species, find_species_files, quick_fasta_lengths
+    from genoforge.baking.bake import (
+        discover_species,
+        find_species_files,
+        quick_fasta_lengths,
+    )
     from genoforge.baking.split import validation_region
 
     if not 0.0 <= val_fraction < 1.0:
@@ -120,9 +124,9 @@ def write_region(
             clipping works in target-format coordinates; cut a shorter region).
         FastaFormatError, GffFormatError: a malformed input, with file and line.
     """
-    from genoforge.baking.fasta import read_fasta
     from genoforge.baking.genes import load_annotation
     from genoforge.baking.target import MAX_COORD, to_gff3_rows, window_annotation
+    from genoforge.genes.fasta import read_fasta
     from genoforge.io import atomic_write
 
     sequence = next((r.sequence for r in read_fasta(fasta_path) if r.seqid == seqid), None)

@@ -2,7 +2,7 @@
 
 Pipeline (one module per step):
 
-1. validate the FASTA and read every contig's length (:func:`genoforge.baking.fasta.fasta_lengths`,
+1. validate the FASTA and read every contig's length (:func:`genoforge.genes.fasta.fasta_lengths`,
    one streaming pass), then stream overlapping windows (:mod:`genoforge.inference.windows`):
    memory is bounded by the window and the batch, never by a contig;
 2. per batch of windows: encode, then greedy decoding under the target grammar with the KV cache
@@ -527,7 +527,7 @@ def predict_genome(
         ConfigError: ``resume`` and the partial was written with other inputs or settings.
         CheckpointError, TokenizerError, ConfigError, DependencyError: model, flags or device.
     """
-    from genoforge.baking.fasta import fasta_lengths
+    from genoforge.genes.fasta import fasta_lengths
 
     record = predictor.training_window if predictor is not None else None
     if config is None and predictor is not None:

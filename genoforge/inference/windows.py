@@ -15,7 +15,7 @@ neighbour; stitching (:mod:`genoforge.inference.stitch`) only ever relates conse
 Streaming (:func:`stream_windows`): the FASTA is read line by line and only the bases from the
 current window's start onwards are held, so memory is bounded by the window size and the line
 length, not by the contig (a human chromosome never sits in memory whole). The caller passes the
-contig lengths (:func:`genoforge.baking.fasta.fasta_lengths`, a first validating pass), which fix
+contig lengths (:func:`genoforge.genes.fasta.fasta_lengths`, a first validating pass), which fix
 the tiling before the bases arrive.
 """
 
@@ -94,7 +94,7 @@ def stream_windows(
 
     Args:
         path: the FASTA (plain, gzip or bgzip); it must already have passed
-            :func:`~genoforge.baking.fasta.fasta_lengths`, which validates it.
+            :func:`~genoforge.genes.fasta.fasta_lengths`, which validates it.
         lengths: seqid -> length, from that pass.
         window_size, overlap: the tiling (module docstring).
         seqids: predict only these contigs (None: all).

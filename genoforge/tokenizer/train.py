@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genoforge import console
-from genoforge.baking.fasta import read_fasta
 from genoforge.errors import ConfigError, InputError
+from genoforge.genes.fasta import read_fasta
 from genoforge.tokenizer.core import CLS, DNABERT2_SPECIALS, SEP, UNK
 
 if TYPE_CHECKING:
@@ -105,7 +105,14 @@ def train_dna_bpe_with_stats(
     min_frequency: int = DEFAULT_MIN_FREQUENCY,
 ) -> tuple[Tokenizer, TrainStats]:
     """:func:`train_dna_bpe`, also returning what the training saw (:class:`TrainStats`)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     minimum = len(DNABERT2_SPECIALS) + 4
     if vocab_size < minimum:
