@@ -3,8 +3,9 @@
     python benchmarks/base_tracks.py MODEL_DIR OUT.npz REGION.fa [REGION.fa ...] [--device cuda]
 
 Each contig of each FASTA becomes two arrays in OUT.npz, ``<name>/<seqid>/track`` (uint8: the
-log-probability in steps of ``STEP`` nats from 0 down to -255 * STEP, i.e. ``-q * STEP``) and
-``<name>/<seqid>/sequence`` (uint8 base codes), where ``<name>`` is the FASTA's parent folder.
+class log-probability in steps of ``STEP`` nats from 0 down to -255 * STEP, i.e. ``-q * STEP``) and
+``<name>/<seqid>/sequence`` (uint8 base codes), where ``<name>`` is the FASTA's parent folder; and
+a third, ``<name>/<seqid>/signals`` (float16 [L, 8] log-odds), where the head has signal outputs.
 The GPU run (benchmarks/structure_gpu.sh) writes it so the structure decoder's settings can be
 tuned on a CPU without the weights: ``benchmarks/decode_tracks.py`` reads it back.
 """
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     args = parser.parse_args(argv)
 
-    from genoforge.genes.classes import encode_bases
+    from genoforge.genes.classes import N_CLASSES, encode_bases
     from genoforge.genes.fasta import fasta_lengths
     from genoforge.inference.base_track import BaseTrackPredictor
     from genoforge.inference.windows import stream_windows
@@ -63,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         lengths = fasta_lengths(fasta)
         for seqid, sequence, track in predictor.contig_tracks(stream_windows(fasta, lengths, window, window // 4)):
             key = f"{fasta.parent.name}/{seqid}"
-            arrays[f"{key}/track"] = quantise(track)
+            arrays[f"{key}/track"] = quantise(track[:, :N_CLASSES])
+            if track.shape[1] > N_CLASSES:
+                arrays[f"{key}/signals"] = track[:, N_CLASSES:].astype(np.float16)
             arrays[f"{key}/sequence"] = encode_bases(sequence)
         print(f"{fasta}: {len(lengths)} contigs, {sum(lengths.values()):,} bp", flush=True)
     np.savez_compressed(args.out, **arrays)

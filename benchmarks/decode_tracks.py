@@ -1,7 +1,8 @@
 """Decode dumped per-base tracks with the structure decoder and score them, for decoder settings.
 
     python benchmarks/decode_tracks.py TRACKS.npz GENE_STRUCTURE.json REGIONS_DIR
-        [--emission_weight W ...] [--signal_weight W ...]   (default: predict's) [--species fly_chr2R ...] [--out DIR]
+        [--emission_weight W ...] [--signal_weight W ...] [--head_signal_weight W ...]   (default: predict's)
+        [--species fly_chr2R ...] [--out DIR]
 
 TRACKS.npz comes from benchmarks/base_tracks.py (the GPU run writes it), GENE_STRUCTURE.json from
 the model directory, REGIONS_DIR from ``quality.py --region_only`` (``<species>/region.fa`` and
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("regions", type=Path)
     parser.add_argument("--emission_weight", type=float, nargs="+", default=None)
     parser.add_argument("--signal_weight", type=float, nargs="+", default=None)
+    parser.add_argument("--head_signal_weight", type=float, nargs="+", default=None)
     parser.add_argument("--species", nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args.emission_weight = args.emission_weight or [PredictConfig.emission_weight]
     args.signal_weight = args.signal_weight or [PredictConfig.signal_weight]
+    args.head_signal_weight = args.head_signal_weight or [PredictConfig.head_signal_weight]
 
     from genoforge.evaluation.compare import evaluate
     from genoforge.genes.structure_set import GeneStructureSet
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         params = structures.decoder_params(species=species) if species in structures.counts else structures.decoder_params()
         region = args.regions / species
-        for number, (ew, sw) in enumerate(itertools.product(args.emission_weight, args.signal_weight)):
+        settings = itertools.product(args.emission_weight, args.signal_weight, args.head_signal_weight)
+        for number, (ew, sw, hw) in enumerate(settings):
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
                 output = Path(tmp) / "pred.gff3"
@@ -73,13 +77,18 @@ def main(argv: list[str] | None = None) -> None:
                 with open_gff(output, "tracks", None, lengths) as writer:
                     for seqid in contigs[species]:
                         track = dequantise(data[f"{species}/{seqid}/track"])
+                        if f"{species}/{seqid}/signals" in data.files:
+                            signals = data[f"{species}/{seqid}/signals"].astype(np.float32)
+                            track = np.concatenate([track, signals], axis=1)
                         codes = data[f"{species}/{seqid}/sequence"]
                         writer.write_contig(decode_contig(codes, track, params, seqid=seqid,
-                                                          emission_weight=ew, signal_weight=sw))
+                                                          emission_weight=ew, signal_weight=sw,
+                                                          head_signal_weight=hw))
                 seconds = time.perf_counter() - started
                 result = evaluate(region / "region.reference.gff3", output, region / "region.fa")
                 scores = {level: result.levels[level].f1 for level in result.levels}
                 print(json.dumps({"species": species, "emission_weight": ew, "signal_weight": sw,
+                                  "head_signal_weight": hw,
                                   "genes": writer.genes, "seconds": round(seconds, 1), "f1": scores}), flush=True)
 
 

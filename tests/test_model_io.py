@@ -80,6 +80,29 @@ def test_unknown_format_version_is_refused(model_dirs, tmp_path):
         load_model(target)
 
 
+def test_a_format_2_model_loads_as_a_head_without_signal_outputs(model_dirs, tmp_path):
+    """Models written before the head's signal outputs (format 2: no base_head_signals field, 17
+    class rows) still load and predict; a format-3 model has the 8 signal rows."""
+    from genoforge.genes.classes import N_CLASSES, N_SIGNALS
+
+    current = load_model(model_dirs / "tied")
+    assert current.config.base_head_signals
+    assert current.base_head.classify.weight.shape[0] == N_CLASSES + N_SIGNALS
+    target = fresh_copy(model_dirs, "tied", tmp_path)
+    config = json.loads((target / "config.json").read_text())
+    config["format_version"] = 2
+    del config["base_head_signals"]
+    (target / "config.json").write_text(json.dumps(config))
+    state = load_file(str(target / "model.safetensors"))
+    for name in ("base_head.classify.weight", "base_head.classify.bias"):
+        state[name] = state[name][:N_CLASSES].contiguous()
+    save_file(state, str(target / "model.safetensors"))
+    old = load_model(target)
+    assert not old.config.base_head_signals
+    assert old.base_head.classify.weight.shape[0] == N_CLASSES
+    torch.testing.assert_close(old.base_head.classify.weight, current.base_head.classify.weight[:N_CLASSES])
+
+
 def test_unknown_and_missing_config_fields_are_named(model_dirs, tmp_path):
     target = fresh_copy(model_dirs, "tied", tmp_path)
     config = json.loads((target / "config.json").read_text())

@@ -115,6 +115,12 @@ def predict_command(
         typer.Option(*flag("signal_weight"), help=(
             "hmm: weight of the splice-site and start/stop position weight matrices.")),
     ] = 3.0,
+    head_signal_weight: Annotated[
+        float,
+        typer.Option(*flag("head_signal_weight"), help=(
+            "hmm: weight of the per-base head's own splice-site and start/stop log-odds (models "
+            "whose head has signal outputs).")),
+    ] = 1.0,
     resume: Annotated[
         bool,
         typer.Option(*flag("resume"), help=(
@@ -148,6 +154,7 @@ def predict_command(
         taxon=taxon,
         emission_weight=emission_weight,
         signal_weight=signal_weight,
+        head_signal_weight=head_signal_weight,
     )
     previous = _install_handlers()
     try:

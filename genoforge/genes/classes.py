@@ -19,6 +19,16 @@ coding base is the highest coordinate. Each gene contributes one transcript, its
 overlap, a base keeps the class of highest priority: CDS > intron > UTR > intergenic (the first
 gene in canonical order wins a tie).
 
+**Signals.** Beside the classes, the head predicts eight per-base *signals* (``SIGNAL_NAMES``), one
+binary output each: on + a donor at ``t`` (``t`` is the intron's first base), an acceptor at ``t``
+(``t`` is the exon's first base after the intron), a start at ``t`` (the CDS's first base) and a
+stop at ``t`` (the stop codon, the CDS's last three bases, begins at ``t``). On - each is the
+mirror image at contig *boundary* ``g`` (between bases ``g - 1`` and ``g``), the same boundary
+the structure decoder scores that signal at: a donor at ``g`` has intron at ``g - 1`` and exon at
+``g``; an acceptor exon at ``g - 1`` and intron at ``g``; a start has the CDS end at ``g``; a
+stop codon occupies ``[g - 3, g)``. :func:`genoforge.model.base_signals.signal_targets` derives
+them from the class labels.
+
 Coordinates are 0-based half-open throughout.
 """
 
@@ -40,6 +50,8 @@ INTRON_MINUS = (12, 13, 14)
 UTR5_MINUS = 15
 UTR3_MINUS = 16
 N_CLASSES = 17
+N_SIGNALS = 8
+SIGNAL_NAMES = ("donor+", "acceptor+", "start+", "stop+", "donor-", "acceptor-", "start-", "stop-")
 IGNORE_LABEL = 255  # padding in stored label arrays (uint8); becomes -100 for the loss
 
 CLASS_NAMES = (

@@ -71,7 +71,9 @@ or NaN counts as ``LOG_PROB_FLOOR``. Transitions add their log
 probability, and signal edges add ``signal_weight`` times the PWM log-odds of the signal's
 non-fixed window bases (:mod:`genoforge.genes.structure`), plus, at a donor, the log fraction of
 its intron class (GC-AG and AT-AC are the non-canonical penalty; GT-AG pays log of its own
-fraction, about 0).
+fraction, about 0). Where the track also carries the head's signal log-odds (columns ``K..K+S``),
+each signal edge adds ``head_signal_weight`` times the log-odds of its signal at that boundary
+(:mod:`~genoforge.inference.hmm_signals`).
 
 **Chunks.** A contig is decoded in chunks of ``chunk`` bases, consecutive chunks sharing at
 least ``overlap``, all of one length (the last chunk is shifted to end at the contig end), B of
@@ -100,7 +102,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoforge.baking.genes import ExonChain
-from genoforge.genes.classes import N_CLASSES, encode_bases
+from genoforge.genes.classes import N_CLASSES, N_SIGNALS, encode_bases
 from genoforge.genes.structure import GeneStructureParams
 from genoforge.inference.hmm_graph import (
     KIND_CODING,
@@ -144,6 +146,7 @@ def decode_genes(
     seqid: str,
     emission_weight: float = 1.0,
     signal_weight: float = 1.0,
+    head_signal_weight: float = 1.0,
     chunk: int = DEFAULT_CHUNK,
     overlap: int = DEFAULT_OVERLAP,
     max_batch: int = DEFAULT_MAX_BATCH,
@@ -152,11 +155,13 @@ def decode_genes(
 
     Args:
         sequence: the contig (str, or uint8 codes A0 C1 G2 T3 other 4 as ``encode_bases``).
-        log_probs_LC: natural-log class posteriors per base, [L, N_CLASSES], float16/32/64.
+        log_probs_LC: natural-log class posteriors per base, [L, N_CLASSES], float16/32/64; or
+            [L, N_CLASSES + N_SIGNALS], the head's signal log-odds after the classes.
         params: gene-structure parameters (lengths, class priors, PWMs).
         seqid: the contig's name (the annotation's ``seqid``).
         emission_weight: scale of the network's scaled log-likelihoods.
         signal_weight: scale of the PWM log-odds at donors, acceptors, starts and stops.
+        head_signal_weight: scale of the head's signal log-odds there (where the track has them).
         chunk: bases decoded per chunk; ``overlap``: bases shared by consecutive chunks
             (``overlap < chunk``); ``max_batch``: chunks decoded at once. Memory is about
             ``max_batch * chunk * 77`` bytes of backpointers.
@@ -167,14 +172,16 @@ def decode_genes(
         the coding span (stop codon included), ``cds_phase`` 0.
 
     Raises:
-        ValueError: ``log_probs_LC`` is not [len(sequence), N_CLASSES], or chunk/overlap/max_batch
+        ValueError: ``log_probs_LC`` is not [len(sequence), N_CLASSES (+ N_SIGNALS)], or chunk/overlap/max_batch
             invalid.
     """
     codes_L = encode_bases(sequence) if isinstance(sequence, str) else np.asarray(sequence, dtype=np.uint8)
     length = int(codes_L.size)
-    if log_probs_LC.shape != (length, N_CLASSES):
+    if log_probs_LC.shape not in ((length, N_CLASSES), (length, N_CLASSES + N_SIGNALS)):
         raise ValueError(f"log_probs_LC has shape {tuple(log_probs_LC.shape)}, expected ({length}, {N_CLASSES}) "
-                         f"for {seqid}")
+                         f"or ({length}, {N_CLASSES + N_SIGNALS}) for {seqid}")
+    head_LS = log_probs_LC[:, N_CLASSES:] if log_probs_LC.shape[1] > N_CLASSES else None
+    log_probs_LC = log_probs_LC[:, :N_CLASSES]
     if not 0 <= overlap < chunk:
         raise ValueError(f"overlap {overlap} must be >= 0 and < chunk {chunk}")
     if max_batch < 1:
@@ -200,7 +207,8 @@ def decode_genes(
     candidates: list[tuple[int, _Gene]] = []  # (distance to the chunk edge, gene)
     for first in range(0, len(starts), max_batch):
         batch = starts[first : first + max_batch]
-        paths = _viterbi(graph, signals, codes_L, log_probs_LC, prior_C, emission_weight, batch, width)
+        paths = _viterbi(graph, signals, codes_L, log_probs_LC, prior_C, emission_weight, batch, width,
+                         head_LS, head_signal_weight)
         for b, segments in enumerate(paths):
             offset = batch[b]
             lo, hi = cores[first + b]
@@ -231,8 +239,8 @@ def _shift(gene: _Gene, offset: int) -> _Gene:
 
 
 def _viterbi(graph: DecoderGraph, signals: Signals, codes_L: np.ndarray, log_probs_LC: np.ndarray,
-             prior_C: np.ndarray, emission_weight: float, starts: list[int], width: int
-             ) -> list[list[tuple[int, int, int]]]:
+             prior_C: np.ndarray, emission_weight: float, starts: list[int], width: int,
+             head_LS: np.ndarray | None = None, head_weight: float = 0.0) -> list[list[tuple[int, int, int]]]:
     """Best path of each chunk ``[start, start + width)``: segments (start, end, state), in order.
 
     Everything is chunk-minor ([..., B]). The states come in three in-degree groups (one edge,
@@ -286,7 +294,7 @@ def _viterbi(graph: DecoderGraph, signals: Signals, codes_L: np.ndarray, log_pro
         un = min(SIGNAL_BLOCK, width - u0)
         sig_UEB = np.empty((un, n_sig, n_chunks))
         for b, s in enumerate(starts):
-            sig_UEB[:, :, b] = block_columns(signals, codes_L, s + u0, s + u0 + un)[sig_col].T
+            sig_UEB[:, :, b] = block_columns(signals, codes_L, s + u0, s + u0 + un, head_LS, head_weight)[sig_col].T
         for t0 in range(u0, u0 + un, BLOCK):
             n = min(BLOCK, u0 + un - t0)
             em_NCB = np.stack([log_probs_LC[s + t0 : s + t0 + n] for s in starts], axis=2).astype(np.float64)

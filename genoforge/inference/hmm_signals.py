@@ -1,6 +1,12 @@
 """Per-position signal columns of the gene-structure decoder: where each signal edge may be taken
 and its score (PWM log-odds of donors, acceptors, start and stop codons; codon checks across
 introns). See :mod:`genoforge.inference.hmm` for what each column means to the state machine.
+
+Where the track carries the per-base head's signal log-odds (donor, acceptor, start, stop per
+strand, :mod:`genoforge.genes.classes`), :func:`block_columns` adds ``head_weight`` times the
+signal's log-odds at the same boundary to every column of that signal (an acceptor that is also
+a stop codon takes both). This is the hybrid HMM's exact term for a binary per-base output: a
+path that puts a site at ``t`` gains ``log p_t - log(1 - p_t)`` over one that does not.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ import math
 
 import numpy as np
 
-from genoforge.genes.classes import N_CODE
+from genoforge.genes.classes import N_CODE, N_SIGNALS
 from genoforge.genes.structure import (
     ACCEPTOR_FIXED,
     ACCEPTOR_FLANK,
@@ -32,6 +38,29 @@ from genoforge.inference.hmm_graph import (
 )
 
 SIGNAL_CONTEXT = 32  # bases of context each side of a block for the signal windows (>= 20 + 3)
+
+
+def _head_signal_rows() -> np.ndarray:
+    """float64 [2 * len(STRAND_COLUMNS), N_SIGNALS]: 1 where a column takes a head signal."""
+    rows = np.zeros((2 * len(STRAND_COLUMNS), N_SIGNALS))
+    for strand in (0, 1):
+        base, first = strand * len(STRAND_COLUMNS), strand * 4  # donor, acceptor, start, stop
+        for name, r in COLUMN_ROW.items():
+            signals = []
+            if name == "start":
+                signals = [2]
+            elif name == "stop":
+                signals = [3]
+            elif name.startswith("donor"):
+                signals = [0]
+            elif name.startswith("acceptor"):
+                signals = [1, 3] if name.endswith("_stop") else [1]
+            for k in signals:
+                rows[base + r, first + k] = 1.0
+    return rows
+
+
+HEAD_SIGNAL_ROWS = _head_signal_rows()
 
 class Signals:
     """Per-position signal columns of one strand orientation: the value at boundary ``t`` is the
@@ -125,9 +154,11 @@ class Signals:
 _COMPLEMENT = np.array([T, G, C, A, N_CODE], dtype=np.uint8)
 
 
-def block_columns(signals: Signals, codes_L: np.ndarray, start: int, end: int) -> np.ndarray:
+def block_columns(signals: Signals, codes_L: np.ndarray, start: int, end: int,
+                  head_LS: np.ndarray | None = None, head_weight: float = 0.0) -> np.ndarray:
     """The graph's signal columns (+ rows, then - rows) at contig boundaries ``start..end-1``:
-    float64 [2 * len(STRAND_COLUMNS), end - start]."""
+    float64 [2 * len(STRAND_COLUMNS), end - start]; plus ``head_weight`` times the head's
+    signal log-odds ``head_LS[start:end]`` (contig-wide [L, N_SIGNALS]) where given."""
     n = end - start
     lo, hi = start - SIGNAL_CONTEXT, end + SIGNAL_CONTEXT
     padded = np.full(hi - lo, N_CODE, dtype=np.uint8)
@@ -136,4 +167,7 @@ def block_columns(signals: Signals, codes_L: np.ndarray, start: int, end: int) -
     plus = signals.columns(padded, SIGNAL_CONTEXT, SIGNAL_CONTEXT + n)
     # Boundary g on - is boundary (hi - g) of the reverse complement of ``padded``.
     minus = signals.columns(_COMPLEMENT[padded[::-1]], SIGNAL_CONTEXT + 1, SIGNAL_CONTEXT + n + 1)[:, ::-1]
-    return np.concatenate([plus, minus])
+    out = np.concatenate([plus, minus])
+    if head_LS is not None and head_weight:
+        out += HEAD_SIGNAL_ROWS @ (head_weight * head_LS[start:end].astype(np.float64)).T
+    return out

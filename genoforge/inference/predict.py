@@ -134,6 +134,7 @@ class PredictConfig:
     # chosen on the shared data's held-out regions (benchmarks/decode_tracks.py grid, RESULTS.md)
     emission_weight: float = 0.02
     signal_weight: float = 3.0
+    head_signal_weight: float = 1.0  # ... and of the head's own site log-odds (models with them)
 
     @property
     def resolved_window_size(self) -> int:
@@ -175,6 +176,8 @@ class PredictConfig:
             raise ConfigError(f"--emission_weight must be > 0, got {self.emission_weight}")
         if not self.signal_weight >= 0:
             raise ConfigError(f"--signal_weight must be >= 0, got {self.signal_weight}")
+        if not self.head_signal_weight >= 0:
+            raise ConfigError(f"--head_signal_weight must be >= 0, got {self.head_signal_weight}")
 
     def resolved_decoder(self, model_dir: str | Path) -> str:
         """``hmm`` or ``generative``: ``auto`` is hmm when ``model_dir`` holds the bake's
@@ -445,7 +448,8 @@ def run_record(model_dir: str | Path, genome: str | Path, config: PredictConfig,
 
         files.append(GENE_STRUCTURE_FILE)
         settings = {"--species": config.species, "--taxon": config.taxon,
-                    "--emission_weight": config.emission_weight, "--signal_weight": config.signal_weight}
+                    "--emission_weight": config.emission_weight, "--signal_weight": config.signal_weight,
+                    "--head_signal_weight": config.head_signal_weight}
     else:
         settings = {"max_records": config.max_records, "max_exons": config.max_exons}
         if predictor is not None:

@@ -49,7 +49,7 @@ def structure_params(model_dir: str | Path, species: str | None, taxon: str | No
 
 
 def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, emission_weight: float,
-                  signal_weight: float):
+                  signal_weight: float, head_signal_weight: float):
     """One contig's genes from its per-base log-probabilities: the intron phases pooled
     (:func:`~genoforge.genes.classes.pool_intron_phases`), then the Viterbi decoder."""
     from genoforge.genes.classes import pool_intron_phases
@@ -57,7 +57,8 @@ def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, e
 
     pooled, prior = pool_intron_phases(track, params.class_log_prior)
     return decode_genes(sequence, pooled, dataclasses.replace(params, class_log_prior=prior), seqid=seqid,
-                        emission_weight=emission_weight, signal_weight=signal_weight)
+                        emission_weight=emission_weight, signal_weight=signal_weight,
+                        head_signal_weight=head_signal_weight)
 
 
 def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, window_note: str, *,
@@ -108,7 +109,8 @@ def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengt
             for seqid, sequence, track in predictor.contig_tracks(counted(windows)):
                 annotation = decode_contig(sequence, track, params, seqid=seqid,
                                            emission_weight=config.emission_weight,
-                                           signal_weight=config.signal_weight)
+                                           signal_weight=config.signal_weight,
+                                           head_signal_weight=config.head_signal_weight)
                 writer.write_contig(annotation, len(sequence))
                 bar.advance(len(sequence))
         collect_counts(result, writer)

@@ -11,7 +11,9 @@ Base resolution comes from three inputs, summed after the local stack:
 * the encoder state of the BPE token that holds the base (window-wide context);
 * an embedding of the base's offset inside that token (0 .. ``MAX_TOKEN_OFFSET``).
 
-``base_head_fused_layers`` more blocks then mix the three, and a linear layer gives K logits.
+``base_head_fused_layers`` more blocks then mix the three, and a linear layer gives K logits, plus
+S = ``N_SIGNALS`` signal logits (donor, acceptor, start, stop per strand;
+:mod:`genoforge.model.base_signals`) where ``base_head_signals`` is on: [W, L, K + S].
 Padding bases are zeroed after every block, so a window's logits do not depend on what pads it
 (a test checks it). Each block normalises per base (RMSNorm over channels): no statistic is shared
 across positions or windows.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from genoforge.genes.classes import N_CLASSES, N_CODE
+from genoforge.genes.classes import N_CLASSES, N_CODE, N_SIGNALS
 from genoforge.model.attention import RMSNorm
 from genoforge.model.config import ModelConfig
 
@@ -66,11 +68,11 @@ class BaseHead(nn.Module):
             for i in range(config.base_head_fused_layers)
         )
         self.out_norm = RMSNorm(channels, config.norm_eps)
-        self.classify = nn.Linear(channels, N_CLASSES)
+        self.classify = nn.Linear(channels, N_CLASSES + (N_SIGNALS if config.base_head_signals else 0))
 
     def forward(self, hidden_BSH: Tensor, base_codes_WL: Tensor, base_token_WL: Tensor,
                 base_offset_WL: Tensor, base_mask_WL: Tensor) -> Tensor:
-        """Logits [W, L, K] (fp32).
+        """Logits [W, L, K] (fp32), [W, L, K + S] with the signal outputs (class logits first).
 
         Args:
             hidden_BSH: the encoder's output states.

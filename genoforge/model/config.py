@@ -93,6 +93,9 @@ class ModelConfig:
     base_head_fused_layers: int = 4
     base_head_kernel: int = 9
     base_head_dropout: float = 0.0  # on each conv block's residual branch
+    # Eight more outputs: donor, acceptor, start and stop sites per strand (model.base_signals),
+    # which the structure decoder adds at its signal edges.
+    base_head_signals: bool = True
 
     tie_weights: bool = True
     init_std: float = 0.02  # any weight not covered by a more specific std below

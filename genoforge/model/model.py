@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genoforge.genes.classes import N_CLASSES
 from genoforge.model.attention import (
     Backend,
     MaskSpec,
@@ -41,6 +42,7 @@ from genoforge.model.attention import (
     encoder_self_mask,
 )
 from genoforge.model.base_head import BaseHead
+from genoforge.model.base_signals import SIGNAL_INIT_BIAS, signal_loss
 from genoforge.model.compressor import LatentCompressor
 from genoforge.model.config import ModelConfig
 from genoforge.model.decoder import DecodeCache, GenoforgeDecoder
@@ -67,6 +69,9 @@ class ModelOutput:
             the head or without ``base_labels`` in the batch.
         base_logits: [W, L, K] per-base class logits (None without the head or base fields).
         num_base_labels: number of labelled bases.
+        signal_logits: [W, L, S] the head's signal logits (None without them).
+        signal_loss: their BCE (:func:`~genoforge.model.base_signals.signal_loss`), included in
+            ``base_loss``; None without them or without labels.
     """
 
     loss: Tensor
@@ -79,6 +84,8 @@ class ModelOutput:
     base_loss: Tensor | None = None
     base_logits: Tensor | None = None
     num_base_labels: Tensor | None = None
+    signal_logits: Tensor | None = None
+    signal_loss: Tensor | None = None
 
 
 BASE_FIELDS = ("base_codes", "base_token", "base_offset", "base_mask")
@@ -172,7 +179,8 @@ class GenoforgeModel(nn.Module):
         Embeddings and latents: init_embed_std; attention projections (encoder Wqkv and output,
         decoder/compressor q/k/v/o): init_attn_std; FFN and expert matrices: init_ffn_std;
         routers: init_moe_router_std; the base head's convolutions: PyTorch's default (fan-in
-        uniform); anything else (memory, bp and base-head projections): init_std.
+        uniform); anything else (memory, bp and base-head projections): init_std. The head's
+        signal outputs start with bias ``SIGNAL_INIT_BIAS``.
         """
         config = self.config
         for name, module in self.named_modules():
@@ -212,6 +220,9 @@ class GenoforgeModel(nn.Module):
             self.encoder.token_type_embedding.normal_(0.0, config.init_embed_std)
         if self.compressor is not None:
             self.compressor.latents_LD.normal_(0.0, config.init_embed_std)
+        if self.base_head is not None and config.base_head_signals:
+            # Sites are rare: start the signal outputs at a low probability, not at 0.5.
+            self.base_head.classify.bias[N_CLASSES:].fill_(SIGNAL_INIT_BIAS)
 
     # ----------------------------------------------------------------------------------- masks
     def build_masks(self, batch: Any, with_decoder: bool = True) -> BatchMasks:
@@ -273,7 +284,8 @@ class GenoforgeModel(nn.Module):
         return self.encoder(input_ids, masks.encoder_self, self.backend_for(input_ids.device))
 
     def base_logits(self, batch: Any, hidden_BSH: Tensor) -> Tensor | None:
-        """[W, L, K] per-base logits of the batch's windows (None without the head or fields)."""
+        """[W, L, K] per-base logits of the batch's windows, [W, L, K + S] with the head's signal
+        outputs (:func:`split_head_logits`); None without the head or fields."""
         if self.base_head is None or _get(batch, "base_codes") is None:
             return None
         return self.base_head(hidden_BSH, *(_get(batch, name) for name in BASE_FIELDS))
@@ -303,11 +315,15 @@ class GenoforgeModel(nn.Module):
                 module.refresh_bf16_copies()
         masks = self.build_masks(batch, with_decoder=with_decoder)
         hidden_BSH = self.encode_tokens(batch, masks)
-        base_logits = self.base_logits(batch, hidden_BSH)
-        base_loss = n_base = None
+        head_logits = self.base_logits(batch, hidden_BSH)
+        base_logits, signal_logits = split_head_logits(head_logits)
+        base_loss = n_base = signal_term = None
         base_labels = _get(batch, "base_labels")
         if base_logits is not None and base_labels is not None:
             base_loss, n_base = self.base_loss(base_logits, base_labels)
+            if signal_logits is not None:
+                signal_term = signal_loss(signal_logits, base_labels)
+                base_loss = base_loss + signal_term
         if not with_decoder:
             zero = hidden_BSH.new_zeros((), dtype=torch.float32)
             return ModelOutput(
@@ -315,6 +331,7 @@ class GenoforgeModel(nn.Module):
                 tokens_per_expert=torch.zeros(0, 0, dtype=torch.long, device=hidden_BSH.device),
                 num_label_tokens=torch.zeros((), dtype=torch.long, device=hidden_BSH.device),
                 base_loss=base_loss, base_logits=base_logits, num_base_labels=n_base,
+                signal_logits=signal_logits, signal_loss=signal_term,
             )
         memory = self._memory(batch, masks, hidden_BSH)
         decoder_ids = _get(batch, "decoder_ids")
@@ -358,6 +375,8 @@ class GenoforgeModel(nn.Module):
             base_loss=base_loss,
             base_logits=base_logits,
             num_base_labels=n_base,
+            signal_logits=signal_logits,
+            signal_loss=signal_term,
         )
 
     def base_loss(self, base_logits_WLK: Tensor, base_labels_WL: Tensor) -> tuple[Tensor, Tensor]:
@@ -390,6 +409,13 @@ class GenoforgeModel(nn.Module):
     def decode_step(self, token_ids_B: Tensor, cache: DecodeCache) -> Tensor:
         """Logits [B, V] of the next token; feeds ``token_ids_B`` at ``cache.position``."""
         return self.decoder.step(token_ids_B, cache)
+
+
+def split_head_logits(head_logits: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    """(class logits [..., K], signal logits [..., S] or None) of the head's output."""
+    if head_logits is None or head_logits.shape[-1] == N_CLASSES:
+        return head_logits, None
+    return head_logits[..., :N_CLASSES], head_logits[..., N_CLASSES:]
 
 
 BOUNDARY_RADIUS = 3  # bases each side of a class change that count as "at a boundary"
