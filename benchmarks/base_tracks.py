@@ -5,7 +5,9 @@
 Each contig of each FASTA becomes two arrays in OUT.npz, ``<name>/<seqid>/track`` (uint8: the
 class log-probability in steps of ``STEP`` nats from 0 down to -255 * STEP, i.e. ``-q * STEP``) and
 ``<name>/<seqid>/sequence`` (uint8 base codes), where ``<name>`` is the FASTA's parent folder; and
-a third, ``<name>/<seqid>/signals`` (float16 [L, 8] log-odds), where the head has signal outputs.
+where the head has signal outputs, ``<name>/<seqid>/signals`` (float16 [L, 8] log-odds) in a second
+file beside it, OUT.signals.npz (each file then stays under the device's 16 MiB per returned file
+for the shared regions).
 The GPU run (benchmarks/structure_gpu.sh) writes it so the structure decoder's settings can be
 tuned on a CPU without the weights: ``benchmarks/decode_tracks.py`` reads it back.
 """
@@ -60,16 +62,24 @@ def main(argv: list[str] | None = None) -> None:
     model = load_model(args.model, device=args.device, dtype=dtype)
     predictor = BaseTrackPredictor(model, GenoTokenizer.load(args.model), args.batch_size)
     arrays: dict[str, np.ndarray] = {}
+    signals: dict[str, np.ndarray] = {}
     for fasta in args.fasta:
         lengths = fasta_lengths(fasta)
         for seqid, sequence, track in predictor.contig_tracks(stream_windows(fasta, lengths, window, window // 4)):
             key = f"{fasta.parent.name}/{seqid}"
             arrays[f"{key}/track"] = quantise(track[:, :N_CLASSES])
             if track.shape[1] > N_CLASSES:
-                arrays[f"{key}/signals"] = track[:, N_CLASSES:].astype(np.float16)
+                signals[f"{key}/signals"] = track[:, N_CLASSES:].astype(np.float16)
             arrays[f"{key}/sequence"] = encode_bases(sequence)
         print(f"{fasta}: {len(lengths)} contigs, {sum(lengths.values()):,} bp", flush=True)
     np.savez_compressed(args.out, **arrays)
+    if signals:
+        np.savez_compressed(signals_path(args.out), **signals)
+
+
+def signals_path(tracks: Path) -> Path:
+    """Where the signal log-odds of the tracks file ``tracks`` are (X.npz -> X.signals.npz)."""
+    return tracks.with_name(tracks.name.removesuffix(".npz") + ".signals.npz")
 
 
 if __name__ == "__main__":

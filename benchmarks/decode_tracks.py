@@ -4,7 +4,8 @@
         [--emission_weight W ...] [--signal_weight W ...] [--head_signal_weight W ...]   (default: predict's)
         [--species fly_chr2R ...] [--out DIR]
 
-TRACKS.npz comes from benchmarks/base_tracks.py (the GPU run writes it), GENE_STRUCTURE.json from
+TRACKS.npz comes from benchmarks/base_tracks.py (the GPU run writes it; TRACKS.signals.npz beside
+it, where present, holds the head's signal log-odds), GENE_STRUCTURE.json from
 the model directory, REGIONS_DIR from ``quality.py --region_only`` (``<species>/region.fa`` and
 ``region.reference.gff3``). Every combination of the weights is decoded per species with that
 species' gene-structure parameters and scored with ``genoforge eval``'s scorer; one JSON line per
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from base_tracks import dequantise  # noqa: E402
+from base_tracks import dequantise, signals_path  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     from genoforge.inference.structure_predict import decode_contig
 
     data = np.load(args.tracks)
+    signal_file = signals_path(args.tracks)
+    signal_data = np.load(signal_file) if signal_file.is_file() else data
     contigs: dict[str, list[str]] = {}
     for key in data.files:
         species, seqid, kind = key.rsplit("/", 2)
@@ -77,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
                 with open_gff(output, "tracks", None, lengths) as writer:
                     for seqid in contigs[species]:
                         track = dequantise(data[f"{species}/{seqid}/track"])
-                        if f"{species}/{seqid}/signals" in data.files:
-                            signals = data[f"{species}/{seqid}/signals"].astype(np.float32)
+                        if f"{species}/{seqid}/signals" in signal_data.files:
+                            signals = signal_data[f"{species}/{seqid}/signals"].astype(np.float32)
                             track = np.concatenate([track, signals], axis=1)
                         codes = data[f"{species}/{seqid}/sequence"]
                         writer.write_contig(decode_contig(codes, track, params, seqid=seqid,

@@ -7,9 +7,10 @@
 #       .bench/gpu/: data/ (a copy of ../shared/data), tokenizer/ (`model init --preset small`
 #       over the bundled DNABERT-2 tokenizer, weights dropped: re-made on the device), regions/
 #       (quality.py --region_only: every species' validation regions, bake's default split).
-#   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl)
+#   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl; BAKE_FLAGS, e.g.
+#       --reverse_complement, go to bake; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune)
 #       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
-#       tracks.npz (benchmarks/base_tracks.py), summary.json.
+#       tracks.npz and tracks.signals.npz (benchmarks/base_tracks.py), summary.json.
 #
 # Then, here:  mkdir -p OUTDIR && tar xzf OUT/preds.tar.gz -C OUTDIR && python benchmarks/quality.py
 #   --all_species --workdir .bench/quality-peers --predictions OUTDIR --model_label "genoforge small hmm"
@@ -54,24 +55,40 @@ device_env() {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU"
 }
 
+# The steps both modes share. init_small DIR [TOML]; bake_all DIR TOKENIZER_DIR [BAKE_FLAG ...];
+# tune_head BAKE_DIR RUN_DIR INIT_DIR MINUTES LOG (the per-base head's training, TUNE_FLAGS appended).
+init_small() {
+  $PY -m genoforge model init --save_dir "$1" --dnabert_path "$G/tokenizer" --preset small --seed 0 \
+    ${2:+--config "$2"} >"$1.log" 2>&1 || { tail "$1.log"; die "model init failed"; }
+}
+
+bake_all() {
+  local dir=$1 tokenizer=$2; shift 2
+  $PY -m genoforge bake --raw_dir "$G/data" --output_dir "$dir" --tokenizer "$tokenizer" --n_workers 4 \
+    --species_parallel 4 "$@" >"$dir.log" 2>&1 || { tail "$dir.log"; die "bake failed"; }
+}
+
+tune_head() {
+  local bake_dir=$1 run_dir=$2 init_dir=$3 minutes=$4 log=$5
+  timeout --foreground -s INT -k 60 "${minutes}m" $PY -m genoforge tune "$bake_dir/training.packed" \
+    "$bake_dir/validation.packed" "$run_dir" "$init_dir" --device "${DEVICE:-cuda}" --epochs 1000 \
+    --max_steps "${STEPS:-1000}" --generative_loss_weight "${GEN_WEIGHT:-0}" --base_loss_weight 1 --lr "${LR:-1e-3}" \
+    --warmup_ratio 0.03 --encoder_row_len 6400 --decoder_row_len 9216 --max_batch_size 16 --token_budget 249856 \
+    --grad_accum 1 --weight_decay 0.01 --max_grad_norm 1.0 --eval_steps "${EVAL_STEPS:-100}" --early_stopping 100 \
+    --save_steps 100000 --log_steps 50 --num_workers 4 ${TUNE_FLAGS:-} >"$log" 2>&1
+}
+
 run() {
   local minutes=${1:-6}
   [ -d "$G/data" ] || die "$G is missing: run prepare here and carry it"
   device_env
   rm -rf "$W" && mkdir -p "$W/pred"
   local t0=$SECONDS
-  $PY -m genoforge model init --save_dir "$W/init" --dnabert_path "$G/tokenizer" --preset small --seed 0 \
-    >"$W/init.log" 2>&1 || { tail "$W/init.log"; die "model init failed"; }
-  $PY -m genoforge bake --raw_dir "$G/data" --output_dir "$W/baked" --tokenizer "$W/init" --n_workers 4 \
-    --species_parallel 4 >"$W/bake.log" 2>&1 || { tail "$W/bake.log"; die "bake failed"; }
+  init_small "$W/init"
+  bake_all "$W/baked" "$W/init" ${BAKE_FLAGS:-}
   echo "init + bake: $((SECONDS - t0)) s"
   t0=$SECONDS
-  timeout --foreground -s INT -k 60 "${minutes}m" $PY -m genoforge tune "$W/baked/training.packed" \
-    "$W/baked/validation.packed" "$W/run" "$W/init" --device "${DEVICE:-cuda}" --epochs 1000 --max_steps "${STEPS:-1000}" \
-    --generative_loss_weight "${GEN_WEIGHT:-0}" --base_loss_weight 1 --lr "${LR:-1e-3}" --warmup_ratio 0.03 \
-    --encoder_row_len 6400 --decoder_row_len 9216 --max_batch_size 16 --token_budget 249856 --grad_accum 1 \
-    --weight_decay 0.01 --max_grad_norm 1.0 --eval_steps "${EVAL_STEPS:-100}" --early_stopping 100 \
-    --save_steps 100000 --log_steps 20 --num_workers 4 ${TUNE_FLAGS:-} >"$W/tune.log" 2>&1
+  tune_head "$W/baked" "$W/run" "$W/init" "$minutes" "$W/tune.log"
   echo "tune exit $? after $((SECONDS - t0)) s"
   grep -v '^\s*$' "$W/tune.log" | tail -n 12
   cp "$W/tune.log" "$W/run/metrics.jsonl" "$OUT/" 2>/dev/null
@@ -98,7 +115,7 @@ run() {
 #   bash benchmarks/structure_gpu.sh variants MINUTES NAME[:BAKE_FLAG,...][:MODEL_TOML] ...
 # BAKE_FLAG: e.g. --reverse_complement (bakes sharing their flags are made once); MODEL_TOML:
 # a model-init config file carried in the tree (e.g. benchmarks/configs/x.toml). Leaves in $OUT:
-# NAME.tune.log, NAME.metrics.jsonl, NAME.tracks.npz, NAME.gene_structure.json.
+# NAME.tune.log, NAME.metrics.jsonl, NAME.tracks.npz, NAME.tracks.signals.npz, NAME.gene_structure.json.
 variants() {
   local minutes=$1; shift
   [ -d "$G/data" ] || die "$G is missing: run prepare here and carry it"
@@ -109,21 +126,12 @@ variants() {
     IFS=: read -r name bake_flags toml <<<"$spec"
     bake_flags=${bake_flags//,/ }
     t0=$SECONDS
-    $PY -m genoforge model init --save_dir "$W/$name.init" --dnabert_path "$G/tokenizer" --preset small --seed 0 \
-      ${toml:+--config "$toml"} >"$W/$name.init.log" 2>&1 || { tail "$W/$name.init.log"; die "model init failed"; }
+    init_small "$W/$name.init" "$toml"
     bake_dir="$W/bake$(echo "$bake_flags" | tr -c 'a-z' '_')"
-    if [ ! -d "$bake_dir" ]; then
-      $PY -m genoforge bake --raw_dir "$G/data" --output_dir "$bake_dir" --tokenizer "$W/$name.init" --n_workers 4 \
-        --species_parallel 4 $bake_flags >"$W/$name.bake.log" 2>&1 || { tail "$W/$name.bake.log"; die "bake failed"; }
-    fi
+    [ -d "$bake_dir" ] || bake_all "$bake_dir" "$W/$name.init" $bake_flags
     echo "$name: init + bake $((SECONDS - t0)) s"
     t0=$SECONDS
-    timeout --foreground -s INT -k 60 "${minutes}m" $PY -m genoforge tune "$bake_dir/training.packed" \
-      "$bake_dir/validation.packed" "$W/$name.run" "$W/$name.init" --device "${DEVICE:-cuda}" --epochs 1000 \
-      --max_steps "${STEPS:-1000}" --generative_loss_weight "${GEN_WEIGHT:-0}" --base_loss_weight 1 --lr "${LR:-1e-3}" \
-      --warmup_ratio 0.03 --encoder_row_len 6400 --decoder_row_len 9216 --max_batch_size 16 --token_budget 249856 \
-      --grad_accum 1 --weight_decay 0.01 --max_grad_norm 1.0 --eval_steps "${EVAL_STEPS:-100}" --early_stopping 100 \
-      --save_steps 100000 --log_steps 50 --num_workers 4 ${TUNE_FLAGS:-} >"$W/$name.tune.log" 2>&1
+    tune_head "$bake_dir" "$W/$name.run" "$W/$name.init" "$minutes" "$W/$name.tune.log"
     echo "$name: tune exit $? after $((SECONDS - t0)) s"
     grep -v '^\s*$' "$W/$name.tune.log" | tail -n 3
     cp "$W/$name.tune.log" "$OUT/"; cp "$W/$name.run/metrics.jsonl" "$OUT/$name.metrics.jsonl" 2>/dev/null
