@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from genoforge.genes.classes import N_CLASSES, N_CODE, N_SIGNALS
 from genoforge.model.attention import RMSNorm
+from genoforge.model.base_signals import SIGNAL_INIT_BIAS
 from genoforge.model.config import ModelConfig
 
 MAX_TOKEN_OFFSET = 63  # offsets past this share the last row (DNABERT-2 tokens are <= ~16 bp)
@@ -69,6 +70,25 @@ class BaseHead(nn.Module):
         )
         self.out_norm = RMSNorm(channels, config.norm_eps)
         self.classify = nn.Linear(channels, N_CLASSES + (N_SIGNALS if config.base_head_signals else 0))
+
+    @torch.no_grad()
+    def init_weights(self, embed_std: float, std: float) -> None:
+        """Embeddings normal(0, ``embed_std``), linear layers normal(0, ``std``) (biases 0), norms 1, convolutions
+        PyTorch's fan-in default; the signal outputs start at bias ``SIGNAL_INIT_BIAS`` (sites are
+        rare: a low probability, not 0.5)."""
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, embed_std)
+            elif isinstance(module, nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, RMSNorm):
+                module.weight.fill_(1.0)
+            elif isinstance(module, nn.Conv1d):
+                module.reset_parameters()
+        if self.classify.out_features > N_CLASSES:
+            self.classify.bias[N_CLASSES:].fill_(SIGNAL_INIT_BIAS)
 
     def forward(self, hidden_BSH: Tensor, base_codes_WL: Tensor, base_token_WL: Tensor,
                 base_offset_WL: Tensor, base_mask_WL: Tensor) -> Tensor:

@@ -42,7 +42,7 @@ from genoforge.model.attention import (
     encoder_self_mask,
 )
 from genoforge.model.base_head import BaseHead
-from genoforge.model.base_signals import SIGNAL_INIT_BIAS, signal_loss
+from genoforge.model.base_signals import signal_loss
 from genoforge.model.compressor import LatentCompressor
 from genoforge.model.config import ModelConfig
 from genoforge.model.decoder import DecodeCache, GenoforgeDecoder
@@ -179,12 +179,12 @@ class GenoforgeModel(nn.Module):
         Embeddings and latents: init_embed_std; attention projections (encoder Wqkv and output,
         decoder/compressor q/k/v/o): init_attn_std; FFN and expert matrices: init_ffn_std;
         routers: init_moe_router_std; the base head's convolutions: PyTorch's default (fan-in
-        uniform); anything else (memory, bp and base-head projections): init_std. The head's
-        signal outputs start with bias ``SIGNAL_INIT_BIAS``.
+        uniform); anything else (memory, bp and base-head projections): init_std. The head is
+        initialised on a forked RNG (:meth:`BaseHead.init_weights`).
         """
         config = self.config
         for name, module in self.named_modules():
-            if skip_encoder and name.startswith("encoder"):
+            if (skip_encoder and name.startswith("encoder")) or name.startswith("base_head"):
                 continue
             if isinstance(module, nn.Embedding):
                 module.weight.normal_(0.0, config.init_embed_std)
@@ -220,9 +220,11 @@ class GenoforgeModel(nn.Module):
             self.encoder.token_type_embedding.normal_(0.0, config.init_embed_std)
         if self.compressor is not None:
             self.compressor.latents_LD.normal_(0.0, config.init_embed_std)
-        if self.base_head is not None and config.base_head_signals:
-            # Sites are rare: start the signal outputs at a low probability, not at 0.5.
-            self.base_head.classify.bias[N_CLASSES:].fill_(SIGNAL_INIT_BIAS)
+        if self.base_head is not None:
+            # On a forked RNG, as at construction: the head's size (its outputs, layers) must not
+            # shift the random stream that initialises the rest of the model for a given seed.
+            with torch.random.fork_rng(devices=[]):
+                self.base_head.init_weights(config.init_embed_std, config.init_std)
 
     # ----------------------------------------------------------------------------------- masks
     def build_masks(self, batch: Any, with_decoder: bool = True) -> BatchMasks:
