@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from genoforge.baking.bake import BakeConfig
+from genoforge.baking.config import BakeConfig
 from genoforge.cli._common import boundary, examples, flag, new_app
 
 DEFAULTS = BakeConfig()
@@ -139,7 +139,7 @@ def bake(
         if missing:
             raise typer.BadParameter(f"{', '.join(missing)} required (as flags or in --config FILE.toml)")
     from genoforge.baking.bake import bake as run_bake
-    from genoforge.baking.bake import resolve_bake_config
+    from genoforge.baking.config import resolve_bake_config
 
     taxa_table, species_taxa = _split_taxa(taxa)
     flags = {
