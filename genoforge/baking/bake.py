@@ -2,7 +2,7 @@
 
 Stages (the modules named hold each rule):
 
-1. Discovery (:func:`discover_species`): every non-hidden folder of ``raw_dir`` is a species; it
+1. Discovery (:mod:`~genoforge.baking.discovery`): every non-hidden folder of ``raw_dir`` is a species; it
    must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation (``.gff3 .gff``), each
    plain, gzip or bgzip (an extra ``.gz``/``.bgz`` suffix is allowed; compression is read from the
    magic bytes). ``--species a,b`` restricts the bake to those folders. A file named ``taxon``
@@ -53,6 +53,15 @@ from typing import TYPE_CHECKING, Any
 
 from genoforge.baking import hints as hints_module
 from genoforge.baking.config import EXECUTION_ONLY, BakeConfig, resolve_bake_config
+from genoforge.baking.discovery import (
+    COMPRESSION_SUFFIXES,
+    FASTA_SUFFIXES,
+    GFF_SUFFIXES,
+    UNSUPPORTED_MAGIC,
+    SpeciesInput,
+    discover_species,
+    find_species_files,
+)
 from genoforge.baking.manifest import (
     MANIFEST_FILE,
     SpeciesReport,
@@ -68,121 +77,8 @@ from genoforge.errors import GenoforgeError, InputError, TokenizerError
 if TYPE_CHECKING:
     import numpy as np
 
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna")
-GFF_SUFFIXES = (".gff3", ".gff")
-COMPRESSION_SUFFIXES = (".gz", ".bgz", ".gzip")
-# Magic bytes of compressions open_text cannot read, so we can name them instead of failing on
-# binary garbage later: bzip2, xz, zstd.
-UNSUPPORTED_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 CHUNK_BASES = 500_000  # bases of windows per worker task: ~8 tasks on a 4 Mbp chromosome
 OUTPUT_FILES = ("training.packed", "validation.packed")
-
-
-# -- discovery -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpeciesInput:
-    """One species folder: its FASTA and annotation files."""
-
-    name: str
-    fasta: Path
-    annotation: Path
-
-
-def _data_kind(path: Path) -> str | None:
-    """``"fasta"``, ``"gff"`` (a GFF3 or GTF annotation) or None, from the file name (an extra
-    compression suffix allowed). Which of GFF3 and GTF a file holds is read from its content
-    (:func:`genoforge.baking.gtf.sniff_format`), so ``.gtf`` is one more annotation suffix."""
-    name = path.name.lower()
-    for suffix in COMPRESSION_SUFFIXES:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    if name.endswith(FASTA_SUFFIXES):
-        return "fasta"
-    if name.endswith((*GFF_SUFFIXES, ".gtf")):
-        return "gff"
-    return None
-
-
-def _check_compression(path: Path) -> None:
-    """Refuse a compression that open_text cannot read, by its magic bytes.
-
-    Raises:
-        InputError: the file cannot be read (permissions) or is bzip2/xz/zstd-compressed.
-    """
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except PermissionError as exc:
-        raise InputError(f"cannot be read ({exc.strerror}); check its permissions", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror or exc}); check the file", path) from None
-    for magic, name in UNSUPPORTED_MAGIC.items():
-        if head.startswith(magic):
-            raise InputError(
-                f"is {name}-compressed; genoforge reads plain, gzip or bgzip: recompress it with bgzip", path
-            )
-
-
-def find_species_files(folder: Path) -> SpeciesInput:
-    """The one FASTA and one annotation (GFF3 or GTF) of a species folder.
-
-    Raises:
-        InputError: none or several of either kind, naming the folder and the fix; a file that
-            cannot be read or is in an unsupported compression, naming the file.
-    """
-    found: dict[str, list[Path]] = {"fasta": [], "gff": []}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        kind = _data_kind(path)
-        if kind is not None:
-            found[kind].append(path)
-    kinds = (
-        ("fasta", "genome FASTA", FASTA_SUFFIXES),
-        ("gff", "GFF3 annotation or GTF", (*GFF_SUFFIXES, ".gtf")),  # the suffixes _data_kind reads
-    )
-    for kind, what, suffixes in kinds:
-        paths = found[kind]
-        if not paths:
-            raise InputError(
-                f"no {what} ({' '.join(suffixes)}, optionally .gz) in this species folder; add one "
-                "or remove the folder from --raw_dir",
-                folder,
-            )
-        if len(paths) > 1:
-            names = ", ".join(p.name for p in paths)
-            raise InputError(f"several {what} files ({names}); keep exactly one per species folder", folder)
-        _check_compression(paths[0])
-    return SpeciesInput(folder.name, found["fasta"][0], found["gff"][0])
-
-
-def discover_species(raw_dir: str | Path, selected: list[str] | None = None) -> list[Path]:
-    """Species folders of ``raw_dir``, sorted by name (only ``selected`` ones when given).
-
-    Raises:
-        InputError: ``raw_dir`` is missing or empty, or a selected species has no folder.
-    """
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise InputError("--raw_dir is not a directory; point it at a folder of <species>/ folders", raw_dir)
-    folders = sorted(
-        (p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name
-    )
-    if selected is not None:
-        by_name = {p.name: p for p in folders}
-        missing = [name for name in selected if name not in by_name]
-        if missing:
-            raise InputError(
-                f"--species {','.join(missing)}: no such folder; available: {', '.join(by_name) or 'none'}",
-                raw_dir,
-            )
-        folders = [by_name[name] for name in sorted(set(selected))]
-    if not folders:
-        raise InputError("no species folders; expected raw_dir/<species>/ with a FASTA and a GFF3 each", raw_dir)
-    return folders
 
 
 # -- worker side -----------------------------------------------------------------------------
@@ -921,7 +817,11 @@ class _ProgressState:
 
 
 __all__ = [
+    "COMPRESSION_SUFFIXES",
     "EXECUTION_ONLY",
+    "FASTA_SUFFIXES",
+    "GFF_SUFFIXES",
+    "UNSUPPORTED_MAGIC",
     "BakeConfig",
     "BakeSummary",
     "SpeciesInput",
