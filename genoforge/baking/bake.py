@@ -37,7 +37,6 @@ only if it is empty or a previous bake (holds ``manifest.json``).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import queue as queue_module
 import shutil
@@ -47,11 +46,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from genoforge.baking import hints as hints_module
+from genoforge.baking.chunks import (
+    ChunkResult,
+    ChunkTask,
+    WindowSettings,
+    bake_chunk,
+    process_context,
+    share_tokenizer,
+)
 from genoforge.baking.config import EXECUTION_ONLY, BakeConfig, resolve_bake_config
 from genoforge.baking.discovery import (
     COMPRESSION_SUFFIXES,
@@ -72,120 +78,11 @@ from genoforge.baking.manifest import (
 )
 from genoforge.baking.split import SPLITS, split_chromosome
 from genoforge.baking.taxa import load_taxa, parse_taxa_assignments
-from genoforge.baking.windows import is_mostly_n, keep_intergenic, overlap_of, tile
+from genoforge.baking.windows import overlap_of, tile
 from genoforge.errors import GenoforgeError, InputError, TokenizerError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 CHUNK_BASES = 500_000  # bases of windows per worker task: ~8 tasks on a 4 Mbp chromosome
 OUTPUT_FILES = ("training.packed", "validation.packed")
-
-
-# -- worker side -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WindowSettings:
-    """What a worker needs to turn windows into samples (all picklable)."""
-
-    species: str
-    tokenizer: str
-    token_dtype: str
-    seed: int
-    max_n_ratio: float
-    intergenic_rate: float
-    hint_ratio: float
-    reverse_complement: bool = False  # also bake each training window's reverse complement
-
-
-@dataclass
-class ChunkTask:
-    """Consecutive windows of one chromosome and everything needed to bake them."""
-
-    settings: WindowSettings
-    seqid: str
-    offset: int  # genome coordinate of sequence[0]
-    sequence: str
-    windows: list[tuple[str, int, int]]  # (split, start, end), sorted by start
-    annotation: Any  # genes.Annotation restricted to what overlaps the chunk
-
-
-@dataclass
-class ChunkResult:
-    """The samples of a chunk in window order, and the windows that were dropped, per split."""
-
-    seqid: str
-    # (split, start, end, input ids, target ids, intergenic, hinted, bases, base labels)
-    samples: list[tuple] = field(default_factory=list)
-    dropped: dict[str, SplitCounts] = field(default_factory=lambda: {s: SplitCounts() for s in SPLITS})
-
-
-_TOKENIZERS: dict[str, Any] = {}
-
-
-def _tokenizer(path: str) -> Any:
-    """The worker process's tokenizer for ``path`` (loaded once per process)."""
-    tok = _TOKENIZERS.get(path)
-    if tok is None:
-        from genoforge.tokenizer.core import GenoTokenizer
-
-        tok = _TOKENIZERS[path] = GenoTokenizer.load(path)
-    return tok
-
-
-def bake_chunk(task: ChunkTask) -> ChunkResult:
-    """Filter, annotate and tokenize the windows of one chunk (runs in a worker process)."""
-    import numpy as np
-
-    from genoforge.baking import reverse
-    from genoforge.baking.packed import TOKEN_DTYPES
-    from genoforge.baking.target import encode_target, window_annotation
-    from genoforge.genes.classes import (
-        encode_bases,
-        representative_transcripts,
-        window_labels,
-    )
-
-    settings = task.settings
-    tok = _tokenizer(settings.tokenizer)
-    dtype = np.dtype(TOKEN_DTYPES[settings.token_dtype])
-    result = ChunkResult(task.seqid)
-    # Per-base classes of the whole chunk from whole transcripts (so a window cutting a gene
-    # still gets its true codon positions), sliced per window below.
-    chunk_end = task.offset + len(task.sequence)
-    coding = representative_transcripts(task.annotation.transcripts_overlapping(task.seqid, task.offset, chunk_end))
-    chunk_labels = window_labels(coding, task.offset, chunk_end)
-    chunk_bases = encode_bases(task.sequence)
-    for split, start, end in task.windows:
-        sequence = task.sequence[start - task.offset : end - task.offset]
-        if is_mostly_n(sequence, settings.max_n_ratio):
-            result.dropped[split].dropped_mostly_n += 1
-            continue
-        annotated = window_annotation(task.annotation, task.seqid, start, end)
-        intergenic = not annotated.records
-        if intergenic and not keep_intergenic(
-            settings.seed, settings.species, task.seqid, start, settings.intergenic_rate
-        ):
-            result.dropped[split].dropped_intergenic += 1
-            continue
-        hinted = hints_module.wants_hints(settings.seed, settings.species, task.seqid, start, settings.hint_ratio)
-        local = slice(start - task.offset, end - task.offset)
-        views = [(sequence, annotated, chunk_bases[local], chunk_labels[local])]
-        if settings.reverse_complement and split == "training":
-            views.append((reverse.reverse_complement_dna(sequence),
-                          reverse.reverse_complement_annotation(annotated, end - start),
-                          reverse.reverse_complement_codes(chunk_bases[local]),
-                          reverse.reverse_complement_labels(chunk_labels[local])))
-        for view_sequence, view_annotation, view_bases, view_labels in views:
-            target_ids = np.asarray(tok.encode_target(encode_target(view_annotation)), dtype=dtype)
-            input_ids = tok.encode_dna(view_sequence)
-            if hinted:
-                input_ids += tok.encode_target(hints_module.hint_tokens(view_annotation.records))
-            input_array = np.asarray(input_ids, dtype=dtype)
-            result.samples.append((split, start, end, input_array, target_ids, intergenic, hinted,
-                                   view_bases, view_labels))
-    return result
 
 
 # -- species side ----------------------------------------------------------------------------
@@ -332,7 +229,7 @@ def bake_species(
     parts = {split: str(Path(job.parts_dir) / f"{species}.{split}.packed") for split in SPLITS}
     own_pool = None
     if pool is None and job.n_workers > 1:
-        own_pool = pool = ProcessPoolExecutor(job.n_workers, mp_context=_mp_context())
+        own_pool = pool = ProcessPoolExecutor(job.n_workers, mp_context=process_context())
 
     try:
         writers = {
@@ -407,14 +304,6 @@ def _relative(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    # fork is cheap (the tokenizer and modules are inherited) and pools are created before any
-    # progress thread starts; elsewhere (macOS, Windows) the platform default, spawn, also works:
-    # every task and its worker state are picklable and the tokenizer is loaded per process.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else methods[0])
 
 
 # Species processes report progress through this queue (set by the pool initializer).
@@ -516,7 +405,7 @@ def bake(config: BakeConfig) -> BakeSummary:
     # Our own processes are the parallelism; the tokenizer's thread pool would oversubscribe the
     # cores and is unsafe across fork.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _TOKENIZERS[str(config.tokenizer)] = tok  # inherited by forked workers: no reload there
+    share_tokenizer(str(config.tokenizer), tok)  # inherited by forked workers: no reload there
     tokenizer_hash = tok.content_hash()
     token_dtype = token_dtype_for(tok.vocab_size)
     folders = discover_species(config.raw_dir, config.species)
@@ -629,7 +518,7 @@ def _run_species(jobs: list[SpeciesJob], config: BakeConfig, failed: dict[str, s
 
     if config.species_parallel == 1 or len(jobs) == 1:
         # Pools are forked before the progress display starts its refresh thread.
-        pool = ProcessPoolExecutor(config.n_workers, mp_context=_mp_context()) if config.n_workers > 1 else None
+        pool = ProcessPoolExecutor(config.n_workers, mp_context=process_context()) if config.n_workers > 1 else None
         try:
             if pool is not None:
                 pool.submit(int).result()  # start the workers now, before any thread exists
@@ -647,7 +536,7 @@ def _run_species(jobs: list[SpeciesJob], config: BakeConfig, failed: dict[str, s
                 pool.shutdown(cancel_futures=True)
         return results
 
-    context = _mp_context()
+    context = process_context()
     progress_queue = context.Queue()
     pool = ProcessPoolExecutor(
         min(config.species_parallel, len(jobs)),
@@ -748,7 +637,10 @@ __all__ = [
     "UNSUPPORTED_MAGIC",
     "BakeConfig",
     "BakeSummary",
+    "ChunkResult",
+    "ChunkTask",
     "SpeciesInput",
+    "WindowSettings",
     "bake",
     "bake_chunk",
     "bake_species",
