@@ -1,20 +1,23 @@
 """The bake pipeline: ``raw_dir/<species>/`` genomes + annotations -> packed shards + manifest.
 
-Stages (the modules named hold each rule):
+:func:`bake` runs it; each stage lives in its own module (which holds its rules):
 
-1. Discovery (:mod:`~genoforge.baking.discovery`): every non-hidden folder of ``raw_dir`` is a species; it
-   must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation (``.gff3 .gff``), each
-   plain, gzip or bgzip (an extra ``.gz``/``.bgz`` suffix is allowed; compression is read from the
-   magic bytes). ``--species a,b`` restricts the bake to those folders. A file named ``taxon``
-   may name the species' taxon (:mod:`~genoforge.baking.taxa`).
-2. Per species (:func:`bake_species`): FASTA lengths, then the gene models
+1. Settings (:mod:`~genoforge.baking.config`): :class:`BakeConfig`, defaults < config file < flags.
+2. Discovery (:mod:`~genoforge.baking.discovery`): every non-hidden folder of ``raw_dir`` is a
+   species; it must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation (``.gff3 .gff
+   .gtf``), each plain, gzip or bgzip (an extra ``.gz``/``.bgz`` suffix is allowed; compression is
+   read from the magic bytes). ``--species a,b`` restricts the bake to those folders. A file named
+   ``taxon`` may name the species' taxon (:mod:`~genoforge.baking.taxa`).
+3. Per species (:mod:`~genoforge.baking.species`): FASTA lengths
+   (:mod:`~genoforge.baking.fasta_lengths`), then the gene models
    (:func:`genoforge.baking.genes.load_annotation`), then one chromosome at a time: the split
    (:mod:`~genoforge.baking.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
-   the DNA tokens (+ hints, :mod:`~genoforge.baking.hints`) and the target tokens
-   (:mod:`~genoforge.baking.target`). Each species writes its own part shards.
-3. Merge: the parts are appended, species in sorted order, into ``training.packed`` and
-   ``validation.packed`` (:mod:`~genoforge.baking.packed`), then ``manifest.json``
-   (:mod:`~genoforge.baking.manifest`) records counts and checksums.
+   (:mod:`~genoforge.baking.chunks`, in worker processes) the DNA tokens (+ hints,
+   :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.baking.target`). Each
+   species writes its own part shards.
+4. Merge (:mod:`~genoforge.baking.outputs`): the parts are appended, species in sorted order, into
+   ``training.packed`` and ``validation.packed`` (:mod:`~genoforge.baking.packed`), then
+   ``manifest.json`` (:mod:`~genoforge.baking.manifest`) records counts and checksums.
 
 Order and determinism. Samples are written species by species (sorted by name), chromosome by
 chromosome (FASTA order), window by window (by start). Windows are independent of one another and
@@ -22,17 +25,20 @@ every random choice is a hash of the seed and the window's names, so the output 
 whatever ``n_workers`` and ``species_parallel`` are: workers only change who computes a window,
 never what is computed or where it is written.
 
-Parallelism. ``species_parallel`` species run at once, each in its own process; inside a species,
-``n_workers`` processes (a ``ProcessPoolExecutor``) turn chunks of about
-:data:`CHUNK_BASES` bases of windows into samples. At most ``species_parallel * n_workers`` worker
-processes compute, and each species process holds one chromosome (plus the chunks in flight), so
-memory is bounded by the longest chromosome times ``species_parallel``, not by genome size times
-workers.
+Parallelism (:mod:`~genoforge.baking.pool`). ``species_parallel`` species run at once, each in its
+own process; inside a species, ``n_workers`` processes (a ``ProcessPoolExecutor``) turn chunks of
+about :data:`~genoforge.baking.species.CHUNK_BASES` bases of windows into samples. At most
+``species_parallel * n_workers`` worker processes compute, and each species process holds one
+chromosome (plus the chunks in flight), so memory is bounded by the longest chromosome times
+``species_parallel``, not by genome size times workers.
 
 Atomicity. Everything is written under a temporary folder beside ``output_dir`` and renamed into
 place at the end (:func:`genoforge.io.atomic_dir`): an interrupted or failed bake leaves nothing that
 looks like a baked directory. An existing ``output_dir`` is replaced only with ``overwrite``, and
 only if it is empty or a previous bake (holds ``manifest.json``).
+
+Names that moved to those modules are re-exported here, so ``from genoforge.baking.bake import
+BakeConfig`` and the other old import paths keep working.
 """
 
 from __future__ import annotations
@@ -62,7 +68,14 @@ from genoforge.baking.discovery import (
     find_species_files,
 )
 from genoforge.baking.fasta_lengths import quick_fasta_lengths
-from genoforge.baking.manifest import MANIFEST_FILE, build_manifest, write_manifest
+from genoforge.baking.manifest import build_manifest, write_manifest
+from genoforge.baking.outputs import (
+    OUTPUT_FILES,
+    check_output_dir,
+    default_permissions,
+    merge_parts,
+    write_gene_structures,
+)
 from genoforge.baking.pool import run_species
 from genoforge.baking.species import (
     CHUNK_BASES,
@@ -71,15 +84,9 @@ from genoforge.baking.species import (
     SpeciesResult,
     bake_species,
 )
-from genoforge.baking.split import SPLITS
 from genoforge.baking.taxa import load_taxa, parse_taxa_assignments
 from genoforge.baking.windows import overlap_of
 from genoforge.errors import GenoforgeError, InputError, TokenizerError
-
-OUTPUT_FILES = ("training.packed", "validation.packed")
-
-
-# -- the whole bake --------------------------------------------------------------------------
 
 
 @dataclass
@@ -93,23 +100,6 @@ class BakeSummary:
     @property
     def failed_species(self) -> dict[str, str]:
         return dict(self.manifest["failed_species"])
-
-
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    if not output_dir.exists():
-        return
-    if not overwrite:
-        raise InputError(
-            "already exists; pass --overwrite to replace it or choose another --output_dir", output_dir
-        )
-    if not output_dir.is_dir():
-        raise InputError("exists and is not a directory; choose another --output_dir", output_dir)
-    if any(output_dir.iterdir()) and not (output_dir / MANIFEST_FILE).is_file():
-        raise InputError(
-            "exists, is not empty and holds no manifest.json, so it is not a previous bake; "
-            "--overwrite only replaces bakes: choose another --output_dir",
-            output_dir,
-        )
 
 
 def _load_tokenizer(config: BakeConfig) -> Any:
@@ -138,20 +128,14 @@ def bake(config: BakeConfig) -> BakeSummary:
         ConfigError: bad settings.
         GenoforgeError: bad input (unless ``keep_going`` skips the species); nothing is written.
     """
-    from genoforge.baking.packed import (
-        PackedShard,
-        PackedWriter,
-        file_sha256,
-        token_dtype_for,
-    )
+    from genoforge.baking.packed import token_dtype_for
     from genoforge.console import info, warn
-    from genoforge.genes.structure_set import GENE_STRUCTURE_FILE, GeneStructureSet
     from genoforge.io import atomic_dir
 
     began = time.monotonic()
     config.validate()
     output_dir = Path(config.output_dir)
-    _check_output_dir(output_dir, config.overwrite)
+    check_output_dir(output_dir, config.overwrite)
     taxa = load_taxa(config.taxa).with_assignments(parse_taxa_assignments(config.species_taxa))
     tok = _load_tokenizer(config)
     # Our own processes are the parallelism; the tokenizer's thread pool would oversubscribe the
@@ -207,22 +191,10 @@ def bake(config: BakeConfig) -> BakeSummary:
             raise InputError(
                 "nothing was baked: every species failed (see the warnings above); fix the inputs", config.raw_dir
             )
-        outputs: dict[str, dict[str, Any]] = {}
         ordered = [results[name] for name in sorted(results)]
-        for split, file_name in zip(SPLITS, OUTPUT_FILES):
-            path = tmp / file_name
-            with PackedWriter(path, tokenizer_hash=tokenizer_hash, token_dtype=token_dtype) as writer:
-                for result in ordered:
-                    writer.add_shard(PackedShard(result.parts[split]))
-            n_samples = len(PackedShard(path))
-            outputs[file_name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size, "samples": n_samples}
-            if n_samples == 0:
-                warn(f"{file_name} holds no sample (inputs too small for a {split} window?)")
+        outputs = merge_parts(tmp, ordered, tokenizer_hash=tokenizer_hash, token_dtype=token_dtype)
         shutil.rmtree(parts_dir)
-        structures = GeneStructureSet()
-        for result in ordered:
-            structures.add(result.report.name, result.report.taxon, result.structure)
-        structures.save(tmp / GENE_STRUCTURE_FILE)
+        write_gene_structures(tmp, ordered)
         manifest = build_manifest(
             config=config.manifest_view(),
             tokenizer={"hash": tokenizer_hash, "vocab_size": tok.vocab_size, "token_dtype": token_dtype},
@@ -231,7 +203,7 @@ def bake(config: BakeConfig) -> BakeSummary:
             outputs=outputs,
         )
         write_manifest(tmp, manifest)
-        _default_permissions(tmp)
+        default_permissions(tmp)
     seconds = time.monotonic() - began
     totals = manifest["totals"]
     info(
@@ -241,20 +213,13 @@ def bake(config: BakeConfig) -> BakeSummary:
     return BakeSummary(output_dir, manifest, seconds)
 
 
-def _default_permissions(directory: Path) -> None:
-    """Give the output the permissions of a normal mkdir/open (temp files are created 0700/0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    directory.chmod(0o777 & ~umask)
-    for path in directory.iterdir():
-        path.chmod(0o666 & ~umask)
-
 __all__ = [
     "CHUNK_BASES",
     "COMPRESSION_SUFFIXES",
     "EXECUTION_ONLY",
     "FASTA_SUFFIXES",
     "GFF_SUFFIXES",
+    "OUTPUT_FILES",
     "UNSUPPORTED_MAGIC",
     "BakeConfig",
     "BakeSummary",
