@@ -77,7 +77,7 @@ def _chunk_tasks(
     Training segments and the transcripts wholly inside them are added to ``structure`` (a
     ``StructureCounts``) when given: validation regions never inform the decoder.
     """
-    from genoforge.baking.genes import Annotation
+    from genoforge.baking.gene_models import Annotation
     from genoforge.genes.fasta import read_fasta
 
     species = job.species.name

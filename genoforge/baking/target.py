@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from genoforge.baking.genes import (
+from genoforge.baking.gene_models import (
     Annotation,
     ExonChain,
     RegionFeature,

@@ -189,7 +189,7 @@ def _print_skips(manifest: dict) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from genoforge.baking.genes import BROKEN_MODEL_REASONS
+    from genoforge.baking.gene_models import BROKEN_MODEL_REASONS
     from genoforge.baking.taxa import UNASSIGNED
 
     console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)

@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from genoforge.baking.genes import ExonChain, cds_pieces
+from genoforge.baking.gene_models import ExonChain, cds_pieces
 from genoforge.baking.target import WindowAnnotation, WindowFeature, WindowTranscript
 from genoforge.tokenizer import inventory as inv
 

@@ -24,7 +24,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from genoforge.baking.genes import Transcript
+from genoforge.baking.gene_models import Transcript
 from genoforge.baking.target import WindowAnnotation, parse_target_tokens
 from genoforge.errors import TargetParseError
 from genoforge.evaluation.compare import LEVELS, compare_transcripts
