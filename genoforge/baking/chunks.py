@@ -82,7 +82,8 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
 
     from genoforge.baking import reverse
     from genoforge.baking.packed import TOKEN_DTYPES
-    from genoforge.baking.target import encode_target, window_annotation
+    from genoforge.baking.target import encode_target
+    from genoforge.baking.window_models import window_annotation
     from genoforge.genes.classes import (
         encode_bases,
         representative_transcripts,
