@@ -128,7 +128,7 @@ def bake(config: BakeConfig) -> BakeSummary:
         ConfigError: bad settings.
         GenoforgeError: bad input (unless ``keep_going`` skips the species); nothing is written.
     """
-    from genoforge.baking.packed import token_dtype_for
+    from genoforge.baking.packed_format import token_dtype_for
     from genoforge.console import info, warn
     from genoforge.io import atomic_dir
 

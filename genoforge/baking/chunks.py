@@ -81,7 +81,7 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
     import numpy as np
 
     from genoforge.baking import reverse
-    from genoforge.baking.packed import TOKEN_DTYPES
+    from genoforge.baking.packed_format import TOKEN_DTYPES
     from genoforge.baking.target import encode_target
     from genoforge.baking.window_models import window_annotation
     from genoforge.genes.classes import (

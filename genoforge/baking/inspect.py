@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genoforge.baking.manifest import read_manifest
-from genoforge.baking.packed import PackedShard
+from genoforge.baking.packed_reader import PackedShard
 from genoforge.errors import TokenizerError
 from genoforge.tokenizer import inventory
 

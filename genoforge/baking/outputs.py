@@ -56,7 +56,9 @@ def merge_parts(
         file name -> ``sha256``, ``bytes`` and ``samples`` of that output (the manifest's
         ``outputs``).
     """
-    from genoforge.baking.packed import PackedShard, PackedWriter, file_sha256
+    from genoforge.baking.packed import file_sha256
+    from genoforge.baking.packed_reader import PackedShard
+    from genoforge.baking.packed_writer import PackedWriter
     from genoforge.console import warn
 
     outputs: dict[str, dict[str, Any]] = {}

@@ -142,7 +142,8 @@ def bake_species(
         GenoforgeError: malformed input, naming the file, line and fix.
     """
     from genoforge.baking.genes import load_annotation
-    from genoforge.baking.packed import PackedWriter, file_sha256
+    from genoforge.baking.packed import file_sha256
+    from genoforge.baking.packed_writer import PackedWriter
     from genoforge.genes.structure import StructureCounts
 
     species = job.species.name
