@@ -53,6 +53,8 @@ class SpeciesJob:
 
 @dataclass
 class SpeciesResult:
+    """What one species' bake made: its manifest report, its part shards, its structure counts."""
+
     report: SpeciesReport
     parts: dict[str, str]  # split -> part shard path
     structure: Any = None  # genes.structure.StructureCounts of the training region
