@@ -72,7 +72,8 @@ def run_quickstart(
     ``model_flags`` and ``tune_settings`` override the quickstart's model-init flags and
     TuneConfig fields (for experiments; the defaults are what the command runs).
     """
-    from genoforge.baking.bake import bake, resolve_bake_config
+    from genoforge.baking.bake import bake
+    from genoforge.baking.config import resolve_bake_config
     from genoforge.evaluation.compare import evaluate
     from genoforge.inference.predict import PredictConfig, predict_genome
     from genoforge.io import atomic_dir, atomic_write

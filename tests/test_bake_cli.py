@@ -216,9 +216,9 @@ def test_out_of_range_values_are_refused(tmp_path, tiny_raw_dir, baking_tokenize
 
 
 def test_an_interrupted_bake_leaves_nothing_that_looks_complete(tmp_path, monkeypatch, tiny_raw_dir, baking_tokenizer_dir):
-    import genoforge.baking.bake as bake_module
+    import genoforge.baking.species as species_module  # where chunks are handed to bake_chunk
 
-    real_bake_chunk = bake_module.bake_chunk
+    real_bake_chunk = species_module.bake_chunk
     calls = []
 
     def interrupted(task):  # Ctrl-C arrives while the second chunk is being baked
@@ -227,7 +227,7 @@ def test_an_interrupted_bake_leaves_nothing_that_looks_complete(tmp_path, monkey
             raise KeyboardInterrupt
         return real_bake_chunk(task)
 
-    monkeypatch.setattr(bake_module, "bake_chunk", interrupted)
+    monkeypatch.setattr(species_module, "bake_chunk", interrupted)
     output = tmp_path / "baked"
     result = _bake(*_base_args(tiny_raw_dir, output, baking_tokenizer_dir))
     assert result.exit_code == 130

@@ -327,7 +327,7 @@ def test_bake_unreadable_file_is_one_line_error_even_as_root(
     # discovery (its compression sniff, the first read of each input) is refused instead.
     import builtins
 
-    from genoforge.baking import bake as bake_module
+    from genoforge.baking import discovery as discovery_module
 
     data = (PARTNER_FASTA if kind == "fa" else PARTNER_GFF3).encode()
     path = _species(tmp_path / "raw", f"unreadable.{kind}", data)
@@ -339,7 +339,7 @@ def test_bake_unreadable_file_is_one_line_error_even_as_root(
             raise PermissionError(13, "Permission denied", str(file))
         return builtins.open(file, *args, **kwargs)
 
-    monkeypatch.setattr(bake_module, "open", refusing_open, raising=False)
+    monkeypatch.setattr(discovery_module, "open", refusing_open, raising=False)
     result = _bake(tmp_path / "raw", tmp_path / "out", baking_tokenizer_dir)
     assert refused, "the refusing open() was never called: the test no longer covers discovery"
     _assert_one_line_error(

@@ -7,8 +7,19 @@ Parsing half (this package's foundation, usable on its own):
 - :mod:`genoforge.baking.gtf`     ``parse_annotation()``: GFF3 or GTF (told apart by content), as
   GFF3 rows.
 - :mod:`genoforge.baking.genes`   ``load_annotation()``: gene models per seqid (Transcript,
-  RegionFeature) plus counts of what was skipped and why.
-- :mod:`genoforge.baking.target`  one window's annotation <-> target tokens <-> target text,
-  and GFF3 rows back in genome coordinates (the format is specified in docs/target-format.md).
+  RegionFeature) plus counts of what was skipped and why; the models themselves are in
+  :mod:`~genoforge.baking.gene_models`, the rules in :mod:`~genoforge.baking.gene_types`,
+  :mod:`~genoforge.baking.gene_builder` and :mod:`~genoforge.baking.transcript_build`.
+- :mod:`genoforge.baking.target`  one window's annotation <-> target tokens <-> target text
+  (the format is specified in docs/target-format.md); the window records in
+  :mod:`~genoforge.baking.window_models`, their GFF3 rows in genome coordinates in
+  :mod:`~genoforge.baking.target_gff3`.
 - :mod:`genoforge.baking.grammar` the target grammar as an automaton for constrained decoding.
+
+Bake half (``genoforge bake``, :mod:`genoforge.baking.bake` runs it): settings
+(:mod:`~genoforge.baking.config`), species folders (:mod:`~genoforge.baking.discovery`), one
+species (:mod:`~genoforge.baking.species`, chunks of windows in workers:
+:mod:`~genoforge.baking.chunks`), the process pool (:mod:`~genoforge.baking.pool`), the outputs
+(:mod:`~genoforge.baking.outputs`): ``.packed`` shards (:mod:`~genoforge.baking.packed`: format,
+reader, writer) and the manifest (:mod:`~genoforge.baking.manifest`).
 """

@@ -1,20 +1,23 @@
 """The bake pipeline: ``raw_dir/<species>/`` genomes + annotations -> packed shards + manifest.
 
-Stages (the modules named hold each rule):
+:func:`bake` runs it; each stage lives in its own module (which holds its rules):
 
-1. Discovery (:func:`discover_species`): every non-hidden folder of ``raw_dir`` is a species; it
-   must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation (``.gff3 .gff``), each
-   plain, gzip or bgzip (an extra ``.gz``/``.bgz`` suffix is allowed; compression is read from the
-   magic bytes). ``--species a,b`` restricts the bake to those folders. A file named ``taxon``
-   may name the species' taxon (:mod:`~genoforge.baking.taxa`).
-2. Per species (:func:`bake_species`): FASTA lengths, then the gene models
+1. Settings (:mod:`~genoforge.baking.config`): :class:`BakeConfig`, defaults < config file < flags.
+2. Discovery (:mod:`~genoforge.baking.discovery`): every non-hidden folder of ``raw_dir`` is a
+   species; it must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation (``.gff3 .gff
+   .gtf``), each plain, gzip or bgzip (an extra ``.gz``/``.bgz`` suffix is allowed; compression is
+   read from the magic bytes). ``--species a,b`` restricts the bake to those folders. A file named
+   ``taxon`` may name the species' taxon (:mod:`~genoforge.baking.taxa`).
+3. Per species (:mod:`~genoforge.baking.species`): FASTA lengths
+   (:mod:`~genoforge.baking.fasta_lengths`), then the gene models
    (:func:`genoforge.baking.genes.load_annotation`), then one chromosome at a time: the split
    (:mod:`~genoforge.baking.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
-   the DNA tokens (+ hints, :mod:`~genoforge.baking.hints`) and the target tokens
-   (:mod:`~genoforge.baking.target`). Each species writes its own part shards.
-3. Merge: the parts are appended, species in sorted order, into ``training.packed`` and
-   ``validation.packed`` (:mod:`~genoforge.baking.packed`), then ``manifest.json``
-   (:mod:`~genoforge.baking.manifest`) records counts and checksums.
+   (:mod:`~genoforge.baking.chunks`, in worker processes) the DNA tokens (+ hints,
+   :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.baking.target`). Each
+   species writes its own part shards.
+4. Merge (:mod:`~genoforge.baking.outputs`): the parts are appended, species in sorted order, into
+   ``training.packed`` and ``validation.packed`` (:mod:`~genoforge.baking.packed`), then
+   ``manifest.json`` (:mod:`~genoforge.baking.manifest`) records counts and checksums.
 
 Order and determinism. Samples are written species by species (sorted by name), chromosome by
 chromosome (FASTA order), window by window (by start). Windows are independent of one another and
@@ -22,697 +25,68 @@ every random choice is a hash of the seed and the window's names, so the output 
 whatever ``n_workers`` and ``species_parallel`` are: workers only change who computes a window,
 never what is computed or where it is written.
 
-Parallelism. ``species_parallel`` species run at once, each in its own process; inside a species,
-``n_workers`` processes (a ``ProcessPoolExecutor``) turn chunks of about
-:data:`CHUNK_BASES` bases of windows into samples. At most ``species_parallel * n_workers`` worker
-processes compute, and each species process holds one chromosome (plus the chunks in flight), so
-memory is bounded by the longest chromosome times ``species_parallel``, not by genome size times
-workers.
+Parallelism (:mod:`~genoforge.baking.pool`). ``species_parallel`` species run at once, each in its
+own process; inside a species, ``n_workers`` processes (a ``ProcessPoolExecutor``) turn chunks of
+about :data:`~genoforge.baking.species.CHUNK_BASES` bases of windows into samples. At most
+``species_parallel * n_workers`` worker processes compute, and each species process holds one
+chromosome (plus the chunks in flight), so memory is bounded by the longest chromosome times
+``species_parallel``, not by genome size times workers.
 
 Atomicity. Everything is written under a temporary folder beside ``output_dir`` and renamed into
 place at the end (:func:`genoforge.io.atomic_dir`): an interrupted or failed bake leaves nothing that
 looks like a baked directory. An existing ``output_dir`` is replaced only with ``overwrite``, and
 only if it is empty or a previous bake (holds ``manifest.json``).
+
+Names that moved to those modules are re-exported here, so ``from genoforge.baking.bake import
+BakeConfig`` and the other old import paths keep working.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import multiprocessing
 import os
-import queue as queue_module
 import shutil
-import signal
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from genoforge.baking import hints as hints_module
-from genoforge.baking.manifest import (
-    MANIFEST_FILE,
-    SpeciesReport,
-    SplitCounts,
-    build_manifest,
-    write_manifest,
+from genoforge.baking.chunks import (
+    ChunkResult,
+    ChunkTask,
+    WindowSettings,
+    bake_chunk,
+    share_tokenizer,
 )
-from genoforge.baking.split import SPLITS, split_chromosome
-from genoforge.baking.taxa import MAX_WINDOW_SIZE, load_taxa, parse_taxa_assignments
-from genoforge.baking.windows import is_mostly_n, keep_intergenic, overlap_of, tile
-from genoforge.errors import ConfigError, GenoforgeError, InputError, TokenizerError
-
-if TYPE_CHECKING:
-    import numpy as np
-
-FASTA_SUFFIXES = (".fa", ".fasta", ".fna")
-GFF_SUFFIXES = (".gff3", ".gff")
-COMPRESSION_SUFFIXES = (".gz", ".bgz", ".gzip")
-# Magic bytes of compressions open_text cannot read, so we can name them instead of failing on
-# binary garbage later: bzip2, xz, zstd.
-UNSUPPORTED_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
-CHUNK_BASES = 500_000  # bases of windows per worker task: ~8 tasks on a 4 Mbp chromosome
-OUTPUT_FILES = ("training.packed", "validation.packed")
-# Settings that change how a bake runs but not one byte of what it writes; left out of the manifest.
-# strict only decides whether a bake with a broken gene model fails.
-EXECUTION_ONLY = frozenset({"output_dir", "n_workers", "species_parallel", "overwrite", "strict"})
-
-
-# -- configuration ---------------------------------------------------------------------------
-
-
-@dataclass(kw_only=True)
-class BakeConfig:
-    """Every setting of ``genoforge bake``; the one source of its defaults.
-
-    Precedence: these defaults < ``--config FILE.toml`` (top-level keys or a ``[bake]`` table) <
-    flags. ``taxa = None`` uses the packaged copy of ``configs/taxa.toml``; ``species_taxa``
-    (``--taxa NAME=TAXON``) gives species folders a taxon, over the table and a folder's ``taxon``
-    file (:mod:`~genoforge.baking.taxa`); ``species = None`` bakes every folder of ``raw_dir``.
-    ``strict`` makes a broken gene model an error instead of a skip (genes.BROKEN_MODEL_REASONS).
-    """
-
-    raw_dir: str = ""
-    output_dir: str = ""
-    tokenizer: str = ""
-    window_size: int = 10000
-    overlap_fraction: float = 0.25
-    taxa: str | None = None
-    species_taxa: list[str] | None = None
-    species: list[str] | None = None
-    n_workers: int = 1
-    species_parallel: int = 1
-    val_fraction: float = 0.05
-    seed: int = 42
-    hint_ratio: float = 0.0
-    max_n_ratio: float = 0.1
-    intergenic_rate: float = 0.25
-    reverse_complement: bool = False
-    keep_going: bool = False
-    strict: bool = False
-    overwrite: bool = False
-
-    def validate(self) -> BakeConfig:
-        """Check every value; returns self.
-
-        Raises:
-            ConfigError: a missing required path or a value out of range, naming the flag.
-        """
-        for name in ("raw_dir", "output_dir", "tokenizer"):
-            if not getattr(self, name):
-                raise ConfigError(f"--{name} is required (as a flag or in --config)")
-        if isinstance(self.species, str):
-            self.species = [s for s in self.species.split(",") if s.strip()]
-        if isinstance(self.species_taxa, str):
-            self.species_taxa = [s for s in self.species_taxa.split(",") if s.strip()]
-        if self.species_taxa is not None:
-            if not all(isinstance(s, str) for s in self.species_taxa):
-                raise ConfigError(f"species_taxa must be a list of NAME=TAXON, got {self.species_taxa!r}")
-            parse_taxa_assignments(self.species_taxa)  # the NAME=TAXON form; taxa checked at bake
-        if self.species is not None:
-            if not all(isinstance(s, str) for s in self.species):
-                raise ConfigError(f"species must be a list of folder names, got {self.species!r}")
-            self.species = [s.strip() for s in self.species if s.strip()]
-            if not self.species:
-                raise ConfigError("--species names no species; pass folder names such as --species yeast,fly")
-        checks: list[tuple[str, bool, str]] = [
-            ("window_size", 1 <= self.window_size <= MAX_WINDOW_SIZE, f"an integer in 1..{MAX_WINDOW_SIZE}"),
-            ("overlap_fraction", 0.0 <= self.overlap_fraction < 1.0, "in [0, 1)"),
-            ("n_workers", self.n_workers >= 1, "at least 1"),
-            ("species_parallel", self.species_parallel >= 1, "at least 1"),
-            ("val_fraction", 0.0 <= self.val_fraction < 1.0, "in [0, 1)"),
-            ("hint_ratio", 0.0 <= self.hint_ratio <= 1.0, "in [0, 1]"),
-            ("max_n_ratio", 0.0 <= self.max_n_ratio <= 1.0, "in [0, 1]"),
-            ("intergenic_rate", 0.0 <= self.intergenic_rate <= 1.0, "in [0, 1]"),
-        ]
-        for name, ok, wanted in checks:
-            if not ok:
-                raise ConfigError(f"--{name} {getattr(self, name)!r} is out of range; it must be {wanted}")
-        return self
-
-    def manifest_view(self) -> dict[str, Any]:
-        """The settings that determine the output (execution-only ones left out)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_ONLY}
-
-
-def resolve_bake_config(config_file: str | Path | None, flags: dict[str, Any]) -> BakeConfig:
-    """Defaults < ``config_file`` < ``flags`` (flags left at None are "not given").
-
-    Raises:
-        ConfigError: the file is unreadable, has an unknown key or a mistyped value, or a value is
-            out of range.
-    """
-    from genoforge.config import config_section, load_toml_config, resolve_config
-
-    file_values = config_section(load_toml_config(config_file), "bake") if config_file else {}
-    config, _ = resolve_config(BakeConfig(), file_values, flags, file_path=config_file)
-    return config.validate()
-
-
-# -- discovery -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpeciesInput:
-    """One species folder: its FASTA and annotation files."""
-
-    name: str
-    fasta: Path
-    annotation: Path
-
-
-def _data_kind(path: Path) -> str | None:
-    """``"fasta"``, ``"gff"`` (a GFF3 or GTF annotation) or None, from the file name (an extra
-    compression suffix allowed). Which of GFF3 and GTF a file holds is read from its content
-    (:func:`genoforge.baking.gtf.sniff_format`), so ``.gtf`` is one more annotation suffix."""
-    name = path.name.lower()
-    for suffix in COMPRESSION_SUFFIXES:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    if name.endswith(FASTA_SUFFIXES):
-        return "fasta"
-    if name.endswith((*GFF_SUFFIXES, ".gtf")):
-        return "gff"
-    return None
-
-
-def _check_compression(path: Path) -> None:
-    """Refuse a compression that open_text cannot read, by its magic bytes.
-
-    Raises:
-        InputError: the file cannot be read (permissions) or is bzip2/xz/zstd-compressed.
-    """
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except PermissionError as exc:
-        raise InputError(f"cannot be read ({exc.strerror}); check its permissions", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror or exc}); check the file", path) from None
-    for magic, name in UNSUPPORTED_MAGIC.items():
-        if head.startswith(magic):
-            raise InputError(
-                f"is {name}-compressed; genoforge reads plain, gzip or bgzip: recompress it with bgzip", path
-            )
-
-
-def find_species_files(folder: Path) -> SpeciesInput:
-    """The one FASTA and one annotation (GFF3 or GTF) of a species folder.
-
-    Raises:
-        InputError: none or several of either kind, naming the folder and the fix; a file that
-            cannot be read or is in an unsupported compression, naming the file.
-    """
-    found: dict[str, list[Path]] = {"fasta": [], "gff": []}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        kind = _data_kind(path)
-        if kind is not None:
-            found[kind].append(path)
-    kinds = (
-        ("fasta", "genome FASTA", FASTA_SUFFIXES),
-        ("gff", "GFF3 annotation or GTF", (*GFF_SUFFIXES, ".gtf")),  # the suffixes _data_kind reads
-    )
-    for kind, what, suffixes in kinds:
-        paths = found[kind]
-        if not paths:
-            raise InputError(
-                f"no {what} ({' '.join(suffixes)}, optionally .gz) in this species folder; add one "
-                "or remove the folder from --raw_dir",
-                folder,
-            )
-        if len(paths) > 1:
-            names = ", ".join(p.name for p in paths)
-            raise InputError(f"several {what} files ({names}); keep exactly one per species folder", folder)
-        _check_compression(paths[0])
-    return SpeciesInput(folder.name, found["fasta"][0], found["gff"][0])
-
-
-def discover_species(raw_dir: str | Path, selected: list[str] | None = None) -> list[Path]:
-    """Species folders of ``raw_dir``, sorted by name (only ``selected`` ones when given).
-
-    Raises:
-        InputError: ``raw_dir`` is missing or empty, or a selected species has no folder.
-    """
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise InputError("--raw_dir is not a directory; point it at a folder of <species>/ folders", raw_dir)
-    folders = sorted(
-        (p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name
-    )
-    if selected is not None:
-        by_name = {p.name: p for p in folders}
-        missing = [name for name in selected if name not in by_name]
-        if missing:
-            raise InputError(
-                f"--species {','.join(missing)}: no such folder; available: {', '.join(by_name) or 'none'}",
-                raw_dir,
-            )
-        folders = [by_name[name] for name in sorted(set(selected))]
-    if not folders:
-        raise InputError("no species folders; expected raw_dir/<species>/ with a FASTA and a GFF3 each", raw_dir)
-    return folders
-
-
-# -- worker side -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WindowSettings:
-    """What a worker needs to turn windows into samples (all picklable)."""
-
-    species: str
-    tokenizer: str
-    token_dtype: str
-    seed: int
-    max_n_ratio: float
-    intergenic_rate: float
-    hint_ratio: float
-    reverse_complement: bool = False  # also bake each training window's reverse complement
-
-
-@dataclass
-class ChunkTask:
-    """Consecutive windows of one chromosome and everything needed to bake them."""
-
-    settings: WindowSettings
-    seqid: str
-    offset: int  # genome coordinate of sequence[0]
-    sequence: str
-    windows: list[tuple[str, int, int]]  # (split, start, end), sorted by start
-    annotation: Any  # genes.Annotation restricted to what overlaps the chunk
-
-
-@dataclass
-class ChunkResult:
-    """The samples of a chunk in window order, and the windows that were dropped, per split."""
-
-    seqid: str
-    # (split, start, end, input ids, target ids, intergenic, hinted, bases, base labels)
-    samples: list[tuple] = field(default_factory=list)
-    dropped: dict[str, SplitCounts] = field(default_factory=lambda: {s: SplitCounts() for s in SPLITS})
-
-
-_TOKENIZERS: dict[str, Any] = {}
-
-
-def _tokenizer(path: str) -> Any:
-    """The worker process's tokenizer for ``path`` (loaded once per process)."""
-    tok = _TOKENIZERS.get(path)
-    if tok is None:
-        from genoforge.tokenizer.core import GenoTokenizer
-
-        tok = _TOKENIZERS[path] = GenoTokenizer.load(path)
-    return tok
-
-
-def bake_chunk(task: ChunkTask) -> ChunkResult:
-    """Filter, annotate and tokenize the windows of one chunk (runs in a worker process)."""
-    import numpy as np
-
-    from genoforge.baking import reverse
-    from genoforge.baking.packed import TOKEN_DTYPES
-    from genoforge.baking.target import encode_target, window_annotation
-    from genoforge.genes.classes import (
-        encode_bases,
-        representative_transcripts,
-        window_labels,
-    )
-
-    settings = task.settings
-    tok = _tokenizer(settings.tokenizer)
-    dtype = np.dtype(TOKEN_DTYPES[settings.token_dtype])
-    result = ChunkResult(task.seqid)
-    # Per-base classes of the whole chunk from whole transcripts (so a window cutting a gene
-    # still gets its true codon positions), sliced per window below.
-    chunk_end = task.offset + len(task.sequence)
-    coding = representative_transcripts(task.annotation.transcripts_overlapping(task.seqid, task.offset, chunk_end))
-    chunk_labels = window_labels(coding, task.offset, chunk_end)
-    chunk_bases = encode_bases(task.sequence)
-    for split, start, end in task.windows:
-        sequence = task.sequence[start - task.offset : end - task.offset]
-        if is_mostly_n(sequence, settings.max_n_ratio):
-            result.dropped[split].dropped_mostly_n += 1
-            continue
-        annotated = window_annotation(task.annotation, task.seqid, start, end)
-        intergenic = not annotated.records
-        if intergenic and not keep_intergenic(
-            settings.seed, settings.species, task.seqid, start, settings.intergenic_rate
-        ):
-            result.dropped[split].dropped_intergenic += 1
-            continue
-        hinted = hints_module.wants_hints(settings.seed, settings.species, task.seqid, start, settings.hint_ratio)
-        local = slice(start - task.offset, end - task.offset)
-        views = [(sequence, annotated, chunk_bases[local], chunk_labels[local])]
-        if settings.reverse_complement and split == "training":
-            views.append((reverse.reverse_complement_dna(sequence),
-                          reverse.reverse_complement_annotation(annotated, end - start),
-                          reverse.reverse_complement_codes(chunk_bases[local]),
-                          reverse.reverse_complement_labels(chunk_labels[local])))
-        for view_sequence, view_annotation, view_bases, view_labels in views:
-            target_ids = np.asarray(tok.encode_target(encode_target(view_annotation)), dtype=dtype)
-            input_ids = tok.encode_dna(view_sequence)
-            if hinted:
-                input_ids += tok.encode_target(hints_module.hint_tokens(view_annotation.records))
-            input_array = np.asarray(input_ids, dtype=dtype)
-            result.samples.append((split, start, end, input_array, target_ids, intergenic, hinted,
-                                   view_bases, view_labels))
-    return result
-
-
-# -- species side ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpeciesJob:
-    """Everything one species' bake needs (picklable: it crosses into a species process)."""
-
-    species: SpeciesInput
-    raw_dir: str
-    taxon: str
-    window_size: int
-    overlap: int
-    val_fraction: float
-    settings: WindowSettings
-    tokenizer_hash: str
-    parts_dir: str
-    n_workers: int
-    strict: bool = False
-
-
-@dataclass
-class SpeciesResult:
-    report: SpeciesReport
-    parts: dict[str, str]  # split -> part shard path
-    structure: Any = None  # genes.structure.StructureCounts of the training region
-
-
-Reporter = Callable[[str, str, float], None]  # (species, event, amount)
-
-
-def _no_report(species: str, event: str, amount: float) -> None:
-    return None
-
-
-def _chunk_tasks(
-    job: SpeciesJob, annotation: Any, lengths: dict[str, int], counts: dict[str, SplitCounts],
-    structure: Any = None,
-) -> Iterator[tuple[ChunkTask | None, int]]:
-    """Chunk tasks in canonical order, chromosome by chromosome (one chromosome in memory).
-
-    Yields ``(task, bases)``: ``bases`` of progress to report once the task is done (a chromosome's
-    last task also carries the bases no window covers); ``task`` is None for a chromosome that
-    yields no window. Segments too short for a window are counted in ``counts`` as they are seen.
-    Training segments and the transcripts wholly inside them are added to ``structure`` (a
-    ``StructureCounts``) when given: validation regions never inform the decoder.
-    """
-    from genoforge.baking.genes import Annotation
-    from genoforge.genes.fasta import read_fasta
-
-    species = job.species.name
-    stride = job.window_size - job.overlap
-    windows_per_chunk = max(1, CHUNK_BASES // stride)
-    for record in read_fasta(job.species.fasta):
-        seqid, sequence = record.seqid, record.sequence
-        if lengths.get(seqid) != len(sequence):
-            raise AssertionError(f"{job.species.fasta}: quick length pass disagrees on {seqid!r}")
-        windows: list[tuple[str, int, int]] = []
-        for segment in split_chromosome(species, seqid, len(sequence), job.val_fraction, job.settings.seed):
-            if structure is not None and segment.split == "training":
-                _count_structure(structure, sequence, annotation, seqid, segment.start, segment.end)
-            tiles = tile(segment.start, segment.end, job.window_size, job.overlap)
-            if not tiles:
-                counts[segment.split].dropped_short += 1
-            windows += [(segment.split, start, end) for start, end in tiles]
-        covered = 0
-        for first in range(0, len(windows), windows_per_chunk):
-            chunk = windows[first : first + windows_per_chunk]
-            begin, end = chunk[0][1], max(w[2] for w in chunk)
-            # Only the models the chunk's windows can see travel to the worker.
-            sub = Annotation(
-                transcripts={seqid: annotation.transcripts_overlapping(seqid, begin, end)},
-                features={seqid: annotation.features_overlapping(seqid, begin, end)},
-            )
-            last = first + windows_per_chunk >= len(windows)
-            done = (len(sequence) if last else end) - covered
-            covered += done
-            yield ChunkTask(job.settings, seqid, begin, sequence[begin:end], chunk, sub), done
-        if not windows:
-            yield None, len(sequence)
-
-
-def _count_structure(structure: Any, sequence: str, annotation: Any, seqid: str, start: int, end: int) -> None:
-    """Add ``sequence[start:end]`` and the transcripts wholly inside it to ``structure``."""
-    from types import SimpleNamespace
-
-    inside = [
-        SimpleNamespace(gene_id=t.gene_id, biotype=t.biotype, strand=t.strand,
-                        exons=tuple((a - start, b - start) for a, b in t.exons),
-                        cds=None if t.cds is None else (t.cds[0] - start, t.cds[1] - start))
-        for t in annotation.transcripts_overlapping(seqid, start, end)
-        if t.exons[0][0] >= start and t.exons[-1][1] <= end
-    ]
-    structure.add_sequence(sequence[start:end], inside)
-
-
-_WHITESPACE = b" \t\r\n\v\f"
-# Bytes of a plain sequence line: the IUPAC codes fasta.py accepts, in either case.
-_SEQUENCE_BYTES = b"ACGTURYSWKMBDHVNacgturyswkmbdhvn"
-# Control bytes a header must not hold (TAB separates words; a trailing CR is a CRLF ending).
-_HEADER_CONTROL = bytes([*range(9), *range(10, 32), 127])
-_NOT_HEADER_CONTROL = bytes(b for b in range(256) if b not in _HEADER_CONTROL)
-
-
-class _Unusual(Exception):
-    """The quick length pass met something only the validating reader can judge."""
-
-
-def quick_fasta_lengths(path: str | Path) -> dict[str, int]:
-    """seqid -> sequence length, as :func:`genoforge.genes.fasta.read_fasta` will yield them.
-
-    The gene models need every length before the first chromosome is baked, so the FASTA is read
-    twice; this first pass counts bytes at several times the speed of the validating reader. It
-    trusts only the common case: ASCII headers with a name, LF or CRLF line ends, sequence lines of
-    IUPAC codes with whitespace at most at their ends, unique names, no empty record. At anything
-    else (another encoding, a BOM, CR-only line ends, a bad character, a truncated stream, an
-    empty file) it returns :func:`genoforge.genes.fasta.fasta_lengths`, the validating pass,
-    which either agrees with ``read_fasta`` by construction or raises the file:line error, so a
-    malformed FASTA is reported before the annotation is judged against its lengths.
-
-    Raises:
-        FastaFormatError, InputError: as ``fasta_lengths`` (only on unusual input).
-    """
-    import gzip
-
-    from genoforge.genes.fasta import fasta_lengths
-    from genoforge.io import is_gzip
-
-    lengths: dict[str, int] = {}
-    current: list = [None, 0]  # seqid, bases so far
-
-    def take(line: bytes) -> None:
-        if line[:1] == b">" or line[:1].isspace() and line.lstrip()[:1] == b">":
-            header = line.strip()
-            if current[0] is not None and current[1] == 0:
-                raise _Unusual  # the previous record has no sequence
-            if not header.isascii() or header.rstrip(b"\r").translate(None, _NOT_HEADER_CONTROL):
-                raise _Unusual
-            words = header[1:].split()
-            if not words or words[0].decode() in lengths:
-                raise _Unusual
-            current[:] = [words[0].decode(), 0]
-            lengths[current[0]] = 0
-            return
-        rest = line.translate(None, _SEQUENCE_BYTES)
-        bases = len(line) - len(rest)
-        if rest:
-            # Whitespace is allowed at the ends only; a CR inside a line is a CR-only line end.
-            if rest.translate(None, _WHITESPACE) or len(line.strip()) != bases:
-                raise _Unusual
-        if bases and current[0] is None:
-            raise _Unusual  # sequence before the first header
-        if bases:
-            current[1] += bases
-            lengths[current[0]] = current[1]
-
-    carry = b""
-    try:
-        opener = gzip.open if is_gzip(path) else open
-        with opener(path, "rb") as handle:  # type: ignore[operator]
-            while block := handle.read(1 << 22):
-                lines = (carry + block).split(b"\n")
-                carry = lines.pop()
-                for line in lines:
-                    take(line)
-        take(carry)
-        if current[0] is None or current[1] == 0:
-            raise _Unusual  # no header at all, or the last record has no sequence
-    except (_Unusual, EOFError, OSError, UnicodeDecodeError):
-        return fasta_lengths(path)
-    return lengths
-
-
-def bake_species(
-    job: SpeciesJob, report: Reporter = _no_report, pool: ProcessPoolExecutor | None = None
-) -> SpeciesResult:
-    """Bake one species into part shards under ``job.parts_dir``.
-
-    Args:
-        job: the species and its settings.
-        report: progress callback ``(species, event, amount)``; events ``total`` (genome bases),
-            ``bases`` (done), ``windows`` (written).
-        pool: a process pool for chunks; None: make one when ``job.n_workers > 1`` (in a species
-            process), else bake inline.
-
-    Raises:
-        GenoforgeError: malformed input, naming the file, line and fix.
-    """
-    from genoforge.baking.genes import load_annotation
-    from genoforge.baking.packed import PackedWriter, file_sha256
-    from genoforge.genes.structure import StructureCounts
-
-    species = job.species.name
-    raw_dir = Path(job.raw_dir)
-    lengths = quick_fasta_lengths(job.species.fasta)
-    report(species, "total", float(sum(lengths.values())))
-    annotation = load_annotation(
-        job.species.annotation, seqid_lengths=lengths, strict=job.strict, require_models=True
-    )
-    annotation_name = _relative(job.species.annotation, raw_dir)
-    species_report = SpeciesReport(
-        name=species,
-        taxon=job.taxon,
-        window_size=job.window_size,
-        overlap=job.overlap,
-        fasta=_relative(job.species.fasta, raw_dir),
-        annotation=_relative(job.species.annotation, raw_dir),
-        fasta_sha256=file_sha256(job.species.fasta),
-        annotation_sha256=file_sha256(job.species.annotation),
-        seqids=len(lengths),
-        bases=sum(lengths.values()),
-        genes=annotation.n_genes,
-        transcripts=annotation.n_transcripts,
-        skipped_features=annotation.skipped.copy(),
-        skipped_first_line={
-            reason: f"{annotation_name}:{site.line}" for reason, site in annotation.skip_sites.items()
-        },
-    )
-    counts = species_report.splits
-    parts = {split: str(Path(job.parts_dir) / f"{species}.{split}.packed") for split in SPLITS}
-    own_pool = None
-    if pool is None and job.n_workers > 1:
-        own_pool = pool = ProcessPoolExecutor(job.n_workers, mp_context=_mp_context())
-
-    try:
-        writers = {
-            split: PackedWriter(
-                parts[split], tokenizer_hash=job.tokenizer_hash, token_dtype=job.settings.token_dtype
-            )
-            for split in SPLITS
-        }
-        try:
-            structure = StructureCounts()
-            tasks = _chunk_tasks(job, annotation, lengths, counts, structure)
-            for result, bases in _run_in_order(tasks, pool, job.n_workers):
-                if result is not None:
-                    for split, dropped in result.dropped.items():
-                        counts[split].add(dropped)
-                    for (split, start, end, input_ids, target_ids, intergenic, hinted,
-                         window_bases, window_base_labels) in result.samples:
-                        writers[split].add(input_ids, target_ids, species=species, seqid=result.seqid,
-                                           window_start=start, window_end=end, bases=window_bases,
-                                           base_labels=window_base_labels)
-                        split_counts = counts[split]
-                        split_counts.windows += 1
-                        split_counts.bases += end - start
-                        split_counts.input_tokens += int(input_ids.size)
-                        split_counts.target_tokens += int(target_ids.size)
-                        split_counts.intergenic_windows += int(intergenic)
-                        split_counts.hinted_windows += int(hinted)
-                    report(species, "windows", len(result.samples))
-                report(species, "bases", bases)
-        except BaseException:
-            for writer in writers.values():
-                writer.abort()
-            raise
-        for writer in writers.values():
-            writer.close()
-    finally:
-        if own_pool is not None:
-            own_pool.shutdown(cancel_futures=True)
-    return SpeciesResult(species_report, parts, structure)
-
-
-def _run_in_order(
-    tasks: Iterator[tuple[ChunkTask | None, int]], pool: ProcessPoolExecutor | None, n_workers: int
-) -> Iterator[tuple[ChunkResult | None, int]]:
-    """Results of ``tasks`` in task order; at most ``2 * n_workers`` tasks in flight.
-
-    Collecting in submission order (not completion order) is what makes the output independent
-    of the worker count.
-    """
-    if pool is None:
-        for task, bases in tasks:
-            yield (bake_chunk(task) if task is not None else None), bases
-        return
-    pending: deque[tuple[Future | None, int]] = deque()
-    try:
-        for task, bases in tasks:
-            pending.append((pool.submit(bake_chunk, task) if task is not None else None, bases))
-            while len(pending) > 2 * n_workers:
-                future, done = pending.popleft()
-                yield (future.result() if future is not None else None), done
-        while pending:
-            future, done = pending.popleft()
-            yield (future.result() if future is not None else None), done
-    finally:
-        for future, _ in pending:
-            if future is not None:
-                future.cancel()
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    # fork is cheap (the tokenizer and modules are inherited) and pools are created before any
-    # progress thread starts; elsewhere (macOS, Windows) the platform default, spawn, also works:
-    # every task and its worker state are picklable and the tokenizer is loaded per process.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else methods[0])
-
-
-# Species processes report progress through this queue (set by the pool initializer).
-_PROGRESS_QUEUE: Any = None
-
-
-def _init_species_process(progress_queue: Any) -> None:
-    global _PROGRESS_QUEUE
-    _PROGRESS_QUEUE = progress_queue
-    if hasattr(os, "setpgid"):
-        # Lead a process group holding this species' chunk workers, so that _terminate reaches
-        # them all. (Ctrl-C in a terminal reaches the main process, which then calls _terminate.)
-        os.setpgid(0, 0)
-
-
-def _queue_report(species: str, event: str, amount: float) -> None:
-    _PROGRESS_QUEUE.put((species, event, amount))
-
-
-def _bake_species_in_process(job: SpeciesJob) -> SpeciesResult:
-    return bake_species(job, _queue_report)
-
-
-# -- the whole bake --------------------------------------------------------------------------
+from genoforge.baking.config import EXECUTION_ONLY, BakeConfig, resolve_bake_config
+from genoforge.baking.discovery import (
+    COMPRESSION_SUFFIXES,
+    FASTA_SUFFIXES,
+    GFF_SUFFIXES,
+    UNSUPPORTED_MAGIC,
+    SpeciesInput,
+    discover_species,
+    find_species_files,
+)
+from genoforge.baking.fasta_lengths import quick_fasta_lengths
+from genoforge.baking.manifest import build_manifest, write_manifest
+from genoforge.baking.outputs import (
+    OUTPUT_FILES,
+    check_output_dir,
+    default_permissions,
+    merge_parts,
+    write_gene_structures,
+)
+from genoforge.baking.pool import run_species
+from genoforge.baking.species import (
+    CHUNK_BASES,
+    Reporter,
+    SpeciesJob,
+    SpeciesResult,
+    bake_species,
+)
+from genoforge.baking.taxa import load_taxa, parse_taxa_assignments
+from genoforge.baking.windows import overlap_of
+from genoforge.errors import GenoforgeError, InputError, TokenizerError
 
 
 @dataclass
@@ -726,23 +100,6 @@ class BakeSummary:
     @property
     def failed_species(self) -> dict[str, str]:
         return dict(self.manifest["failed_species"])
-
-
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    if not output_dir.exists():
-        return
-    if not overwrite:
-        raise InputError(
-            "already exists; pass --overwrite to replace it or choose another --output_dir", output_dir
-        )
-    if not output_dir.is_dir():
-        raise InputError("exists and is not a directory; choose another --output_dir", output_dir)
-    if any(output_dir.iterdir()) and not (output_dir / MANIFEST_FILE).is_file():
-        raise InputError(
-            "exists, is not empty and holds no manifest.json, so it is not a previous bake; "
-            "--overwrite only replaces bakes: choose another --output_dir",
-            output_dir,
-        )
 
 
 def _load_tokenizer(config: BakeConfig) -> Any:
@@ -771,26 +128,20 @@ def bake(config: BakeConfig) -> BakeSummary:
         ConfigError: bad settings.
         GenoforgeError: bad input (unless ``keep_going`` skips the species); nothing is written.
     """
-    from genoforge.baking.packed import (
-        PackedShard,
-        PackedWriter,
-        file_sha256,
-        token_dtype_for,
-    )
+    from genoforge.baking.packed_format import token_dtype_for
     from genoforge.console import info, warn
-    from genoforge.genes.structure_set import GENE_STRUCTURE_FILE, GeneStructureSet
     from genoforge.io import atomic_dir
 
     began = time.monotonic()
     config.validate()
     output_dir = Path(config.output_dir)
-    _check_output_dir(output_dir, config.overwrite)
+    check_output_dir(output_dir, config.overwrite)
     taxa = load_taxa(config.taxa).with_assignments(parse_taxa_assignments(config.species_taxa))
     tok = _load_tokenizer(config)
     # Our own processes are the parallelism; the tokenizer's thread pool would oversubscribe the
     # cores and is unsafe across fork.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _TOKENIZERS[str(config.tokenizer)] = tok  # inherited by forked workers: no reload there
+    share_tokenizer(str(config.tokenizer), tok)  # inherited by forked workers: no reload there
     tokenizer_hash = tok.content_hash()
     token_dtype = token_dtype_for(tok.vocab_size)
     folders = discover_species(config.raw_dir, config.species)
@@ -835,27 +186,15 @@ def bake(config: BakeConfig) -> BakeSummary:
                     strict=config.strict,
                 )
             )
-        results = _run_species(jobs, config, failed)
+        results = run_species(jobs, config, failed)
         if not results:
             raise InputError(
                 "nothing was baked: every species failed (see the warnings above); fix the inputs", config.raw_dir
             )
-        outputs: dict[str, dict[str, Any]] = {}
         ordered = [results[name] for name in sorted(results)]
-        for split, file_name in zip(SPLITS, OUTPUT_FILES):
-            path = tmp / file_name
-            with PackedWriter(path, tokenizer_hash=tokenizer_hash, token_dtype=token_dtype) as writer:
-                for result in ordered:
-                    writer.add_shard(PackedShard(result.parts[split]))
-            n_samples = len(PackedShard(path))
-            outputs[file_name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size, "samples": n_samples}
-            if n_samples == 0:
-                warn(f"{file_name} holds no sample (inputs too small for a {split} window?)")
+        outputs = merge_parts(tmp, ordered, tokenizer_hash=tokenizer_hash, token_dtype=token_dtype)
         shutil.rmtree(parts_dir)
-        structures = GeneStructureSet()
-        for result in ordered:
-            structures.add(result.report.name, result.report.taxon, result.structure)
-        structures.save(tmp / GENE_STRUCTURE_FILE)
+        write_gene_structures(tmp, ordered)
         manifest = build_manifest(
             config=config.manifest_view(),
             tokenizer={"hash": tokenizer_hash, "vocab_size": tok.vocab_size, "token_dtype": token_dtype},
@@ -864,7 +203,7 @@ def bake(config: BakeConfig) -> BakeSummary:
             outputs=outputs,
         )
         write_manifest(tmp, manifest)
-        _default_permissions(tmp)
+        default_permissions(tmp)
     seconds = time.monotonic() - began
     totals = manifest["totals"]
     info(
@@ -874,154 +213,28 @@ def bake(config: BakeConfig) -> BakeSummary:
     return BakeSummary(output_dir, manifest, seconds)
 
 
-def _default_permissions(directory: Path) -> None:
-    """Give the output the permissions of a normal mkdir/open (temp files are created 0700/0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    directory.chmod(0o777 & ~umask)
-    for path in directory.iterdir():
-        path.chmod(0o666 & ~umask)
-
-
-def _run_species(jobs: list[SpeciesJob], config: BakeConfig, failed: dict[str, str]) -> dict[str, SpeciesResult]:
-    """Bake every job (species_parallel at once), with a progress display; results by species.
-
-    A failing species raises, or with ``keep_going`` is recorded in ``failed`` and skipped.
-    """
-    from genoforge.console import progress, warn
-
-    results: dict[str, SpeciesResult] = {}
-    if not jobs:
-        return results
-    state = _ProgressState(len(jobs))
-
-    def record_failure(name: str, exc: BaseException) -> None:
-        if not (config.keep_going and isinstance(exc, GenoforgeError)):
-            raise exc
-        failed[name] = str(exc)
-        warn(f"skipping species {name}: {exc}")
-
-    if config.species_parallel == 1 or len(jobs) == 1:
-        # Pools are forked before the progress display starts its refresh thread.
-        pool = ProcessPoolExecutor(config.n_workers, mp_context=_mp_context()) if config.n_workers > 1 else None
-        try:
-            if pool is not None:
-                pool.submit(int).result()  # start the workers now, before any thread exists
-            with progress(state.description(), total=None, unit="bp") as bar:
-                state.bar = bar
-                for job in jobs:
-                    try:
-                        results[job.species.name] = bake_species(job, state.event, pool)
-                    except BaseException as exc:  # noqa: BLE001 - re-raised unless keep_going
-                        record_failure(job.species.name, exc)
-                    state.species_done += 1
-                    state.refresh()
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-        return results
-
-    context = _mp_context()
-    progress_queue = context.Queue()
-    pool = ProcessPoolExecutor(
-        min(config.species_parallel, len(jobs)),
-        mp_context=context,
-        initializer=_init_species_process,
-        initargs=(progress_queue,),
-    )
-    stopped = False
-    try:
-        futures = {pool.submit(_bake_species_in_process, job): job.species.name for job in jobs}
-        with progress(state.description(), total=None, unit="bp") as bar:
-            state.bar = bar
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(progress_queue, state)
-                for future in sorted(done, key=lambda f: futures[f]):
-                    name = futures[future]
-                    try:
-                        results[name] = future.result()
-                    except BrokenProcessPool as exc:
-                        raise GenoforgeError(
-                            f"a bake process died while baking {name} (out of memory?); lower "
-                            "--species_parallel / --n_workers"
-                        ) from exc
-                    except BaseException as exc:  # noqa: BLE001 - re-raised unless keep_going
-                        record_failure(name, exc)
-                    state.species_done += 1
-                    state.refresh()
-            _drain(progress_queue, state)
-    except BaseException:
-        # A failure (or Ctrl-C) should not wait for the other species: stop them and their workers.
-        stopped = True
-        _terminate(pool)
-        raise
-    finally:
-        pool.shutdown(wait=not stopped, cancel_futures=True)
-        progress_queue.close()
-    return results
-
-
-def _drain(progress_queue: Any, state: _ProgressState) -> None:
-    while True:
-        try:
-            species, event, amount = progress_queue.get_nowait()
-        except queue_module.Empty:
-            return
-        state.event(species, event, amount)
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop the species processes of ``pool`` and their chunk workers, now.
-
-    Each species process leads its own process group (:func:`_init_species_process`), so one
-    signal to the group also reaches the chunk workers it forked; terminating only the species
-    process would leave them orphaned, blocked on their task queue forever.
-    """
-    for process in list(getattr(pool, "_processes", {}).values()):
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except (AttributeError, OSError):  # no process groups here, or not set up yet
-            process.terminate()
-    for process in list(getattr(pool, "_processes", {}).values()):
-        process.join(timeout=5)
-
-
-@dataclass
-class _ProgressState:
-    n_species: int
-    species_done: int = 0
-    windows: int = 0
-    total_bases: float = 0.0
-    bar: Any = None
-
-    def description(self) -> str:
-        return f"bake: {self.species_done}/{self.n_species} species, {self.windows:,} windows"
-
-    def refresh(self) -> None:
-        if self.bar is not None:
-            self.bar.update(description=self.description(), total=self.total_bases or None)
-
-    def event(self, species: str, event: str, amount: float) -> None:
-        if event == "total":
-            self.total_bases += amount
-            self.refresh()
-        elif event == "bases" and self.bar is not None:
-            self.bar.advance(amount)
-        elif event == "windows":
-            self.windows += int(amount)
-            self.refresh()
-
-
 __all__ = [
+    "CHUNK_BASES",
+    "COMPRESSION_SUFFIXES",
+    "EXECUTION_ONLY",
+    "FASTA_SUFFIXES",
+    "GFF_SUFFIXES",
+    "OUTPUT_FILES",
+    "UNSUPPORTED_MAGIC",
     "BakeConfig",
     "BakeSummary",
+    "ChunkResult",
+    "ChunkTask",
+    "Reporter",
     "SpeciesInput",
+    "SpeciesJob",
+    "SpeciesResult",
+    "WindowSettings",
     "bake",
     "bake_chunk",
     "bake_species",
     "discover_species",
     "find_species_files",
+    "quick_fasta_lengths",
     "resolve_bake_config",
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genoforge.baking.manifest import read_manifest
-from genoforge.baking.packed import PackedShard
+from genoforge.baking.packed_reader import PackedShard
 from genoforge.errors import TokenizerError
 from genoforge.tokenizer import inventory
 
@@ -171,7 +171,8 @@ def inspect_baked(
     )
     lines.append(readable_tokens(target_tokens).rstrip("\n"))
     if gff:
-        from genoforge.baking.target import parse_target_tokens, to_gff3_rows
+        from genoforge.baking.target import parse_target_tokens
+        from genoforge.baking.target_gff3 import to_gff3_rows
 
         annotation = parse_target_tokens(target_tokens, window_size=length)
         rows = to_gff3_rows(annotation, sample.seqid, sample.window_start)

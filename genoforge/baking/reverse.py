@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from genoforge.baking.target import WindowAnnotation, WindowFeature, WindowTranscript, canonicalize
+from genoforge.baking.window_models import (
+    WindowAnnotation,
+    WindowFeature,
+    WindowTranscript,
+    canonicalize,
+)
 from genoforge.genes.classes import N_CLASSES, N_CODE, STRAND_OFFSET
 
 _DNA_COMPLEMENT = str.maketrans("ACGTURYSWKMBDHVNacgturyswkmbdhvn", "TGCAAYRSWMKVHDBNtgcaayrswmkvhdbn")

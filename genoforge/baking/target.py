@@ -21,29 +21,36 @@ start < end on every line, exons strictly increasing with at least one intron ba
 CDS start and CDS end - 1 inside exons, gene indices numbered 0, 1, ... in order of first
 appearance, and (when given) limits on records and exons per transcript. It does not require
 canonical record order (a model may write records in any order; :func:`canonicalize` restores it).
+
+Where the code is: this module holds the tokens and text of a target (:func:`encode_target`,
+:func:`parse_target_tokens`, :func:`parse_target_text`); the window records and how they are cut
+from the genome's models are in :mod:`~genoforge.baking.window_models`, and their GFF3 rows in
+:mod:`~genoforge.baking.target_gff3`. Those modules' names are re-exported here.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
 
-from genoforge.baking.genes import (
-    Annotation,
-    ExonChain,
-    RegionFeature,
-    Transcript,
-    cds_pieces,
-    piece_phases,
+from genoforge.baking.target_gff3 import to_gff3_rows, transcript_gff3_rows
+from genoforge.baking.window_models import (
+    COORD_BASE,
+    MAX_COORD,
+    MAX_GENES,
+    WindowAnnotation,
+    WindowFeature,
+    WindowRecord,
+    WindowTranscript,
+    canonicalize,
+    clip_feature,
+    clip_transcript,
+    window_annotation,
+    window_records,
 )
 from genoforge.errors import ConfigError, TargetParseError
 from genoforge.tokenizer import inventory as inv
 
-COORD_BASE = inv.MAX_NUMBER + 1  # 1000: a coordinate is two base-1000 digits
-MAX_COORD = COORD_BASE * COORD_BASE - 1  # 999,999: the largest window end the format can write
-MAX_GENES = inv.MAX_NUMBER + 1  # gene indices are one NUM token
 PHASES = ("0", "1", "2")
 
 _NUMBER_VALUE = {token: value for value, token in enumerate(inv.NUMBERS)}
@@ -51,216 +58,6 @@ _BIOTYPES = frozenset(inv.TRANSCRIPT_BIOTYPES)
 _FEATURE_TYPES = frozenset(inv.FEATURE_TYPES)
 _FEATURE_STRANDS = (inv.PLUS, inv.MINUS, inv.DOT)
 _COORD_SPLIT = re.compile(f"({re.escape(inv.COORD_SEP)})")
-
-
-@dataclass(frozen=True, slots=True)
-class WindowTranscript(ExonChain):
-    """A transcript in window coordinates (0-based half-open, relative to the window start).
-
-    ``gene`` is the gene index within the window (0, 1, ... in order of first appearance;
-    isoforms share it). ``partial`` is one of ``. < > <>`` (the transcript extends past the
-    left/right/both window edges). ``exons`` are the exons clipped to the window; ``cds`` is the
-    clipped coding span or None; ``cds_phase`` the GFF3 phase at its 5' end (0 without a CDS).
-    """
-
-    strand: str
-    biotype: str
-    gene: int
-    partial: str
-    exons: tuple[tuple[int, int], ...]
-    cds: tuple[int, int] | None
-    cds_phase: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class WindowFeature:
-    """A stand-alone feature in window coordinates."""
-
-    type: str
-    strand: str
-    start: int
-    end: int
-    partial: str
-
-
-WindowRecord = WindowTranscript | WindowFeature
-
-
-@dataclass(frozen=True, slots=True)
-class WindowAnnotation:
-    """The records of one window, in canonical order when built by :func:`window_annotation`."""
-
-    records: tuple[WindowRecord, ...] = ()
-
-    @property
-    def transcripts(self) -> list[WindowTranscript]:
-        return [r for r in self.records if isinstance(r, WindowTranscript)]
-
-    @property
-    def features(self) -> list[WindowFeature]:
-        return [r for r in self.records if isinstance(r, WindowFeature)]
-
-
-# --- annotation -> window -----------------------------------------------------------------------
-
-
-def _partial(cut_left: bool, cut_right: bool) -> str:
-    if cut_left and cut_right:
-        return inv.PARTIAL_BOTH
-    if cut_left:
-        return inv.PARTIAL_LEFT
-    if cut_right:
-        return inv.PARTIAL_RIGHT
-    return inv.PARTIAL_NONE
-
-
-def clip_transcript(t: Transcript, window_start: int, window_end: int, gene: int = 0):
-    """``t`` clipped to the window, in window coordinates; None if no exon reaches into it.
-
-    Exons are clipped to ``[0, W)`` and those wholly outside dropped (a window that falls inside
-    an intron shows nothing of the transcript). The CDS is clipped to its exonic bases inside
-    the window, and its phase is recomputed at the clipped 5' end: removing r coding bases from
-    the 5' end turns phase p into ``(p - r) mod 3``, so every CDS piece inside the window keeps
-    its GFF3 phase. ``partial`` marks the sides where the transcript's span leaves the window.
-    """
-    exons = tuple(
-        (max(s, window_start) - window_start, min(e, window_end) - window_start)
-        for s, e in t.exons
-        if s < window_end and e > window_start
-    )
-    if not exons:
-        return None
-    cds = None
-    cds_phase = 0
-    pieces = cds_pieces(t.exons, t.cds)
-    inside = [(max(s, window_start), min(e, window_end)) for s, e in pieces]
-    inside = [(s, e) for s, e in inside if s < e]
-    if inside:
-        cds = (inside[0][0] - window_start, inside[-1][1] - window_start)
-        if t.strand == "+":
-            removed = sum(max(0, min(e, window_start) - s) for s, e in pieces)
-        else:
-            removed = sum(max(0, e - max(s, window_end)) for s, e in pieces)
-        cds_phase = (t.cds_phase - removed) % 3
-    return WindowTranscript(
-        strand=t.strand,
-        biotype=t.biotype,
-        gene=gene,
-        partial=_partial(t.start < window_start, t.end > window_end),
-        exons=exons,
-        cds=cds,
-        cds_phase=cds_phase,
-    )
-
-
-def clip_feature(f: RegionFeature, window_start: int, window_end: int) -> WindowFeature:
-    """``f`` clipped to the window (it must overlap it), in window coordinates."""
-    return WindowFeature(
-        type=f.type,
-        strand=f.strand,
-        start=max(f.start, window_start) - window_start,
-        end=min(f.end, window_end) - window_start,
-        partial=_partial(f.start < window_start, f.end > window_end),
-    )
-
-
-def _record_key(record: WindowRecord) -> tuple:
-    """Canonical order: by start, end, then transcripts before features, strand, type, content."""
-    if isinstance(record, WindowTranscript):
-        return (record.start, record.end, 0, record.strand, record.biotype, record.exons,
-                record.cds or (-1, -1), record.cds_phase, record.partial)
-    return (record.start, record.end, 1, record.strand, record.type, (), (-1, -1), 0,
-            record.partial)
-
-
-def _order_and_number(items: list[tuple[WindowRecord, Any, Any]]) -> list[tuple[WindowRecord, Any]]:
-    """Sort ``(record, gene_key, source)`` canonically and number genes by first appearance.
-
-    Records equal in every field but the gene (identical isoforms of different genes) are
-    ordered by the index their gene already has, then, for genes not seen yet, by ``gene_key``
-    (genome gene ID, or the input gene index in :func:`canonicalize`). Gene indices thus increase
-    along every run of equal records, so ordering an already canonical target changes nothing.
-    """
-    items = sorted(items, key=lambda item: _record_key(item[0]))
-    genes: dict[Any, int] = {}
-    out: list[tuple[WindowRecord, Any]] = []
-    first = 0
-    while first < len(items):
-        last = first + 1
-        key = _record_key(items[first][0])
-        while last < len(items) and _record_key(items[last][0]) == key:
-            last += 1
-        run = items[first:last]
-        if len(run) > 1:
-            run.sort(
-                key=lambda item: (0, genes[item[1]], "") if item[1] in genes else (1, 0, item[1])
-            )
-        for record, gene_key, source in run:
-            if isinstance(record, WindowTranscript):
-                gene = genes.setdefault(gene_key, len(genes))
-                if gene >= MAX_GENES:
-                    raise ConfigError(
-                        f"a window holds more than {MAX_GENES} genes, more than a gene index "
-                        "token can number; use a smaller window size"
-                    )
-                record = replace(record, gene=gene)
-            out.append((record, source))
-        first = last
-    return out
-
-
-def window_records(
-    annotation: Annotation, seqid: str, window_start: int, window_end: int
-) -> list[tuple[WindowRecord, Transcript | RegionFeature]]:
-    """The window's records in canonical order, each with the genome model it came from.
-
-    Gene indices are assigned 0, 1, ... in canonical order of first appearance. Uses the
-    annotation's sorted overlap index, so tiling a chromosome costs O(records) per window.
-
-    Raises:
-        ConfigError: the window is longer than the format can address (999,999 bp) or holds
-            more than 1000 genes.
-    """
-    if not 0 <= window_start < window_end or window_end - window_start > MAX_COORD:
-        raise ConfigError(
-            f"window [{window_start}, {window_end}) is empty or longer than {MAX_COORD:,} bp, "
-            "the most a two-token coordinate can address; use a smaller window size"
-        )
-    items: list[tuple[WindowRecord, Any, Any]] = []
-    for t in annotation.transcripts_overlapping(seqid, window_start, window_end):
-        clipped = clip_transcript(t, window_start, window_end)
-        if clipped is not None:
-            items.append((clipped, t.gene_id, t))
-    for f in annotation.features_overlapping(seqid, window_start, window_end):
-        items.append((clip_feature(f, window_start, window_end), "", f))
-    return _order_and_number(items)
-
-
-def window_annotation(
-    annotation: Annotation, seqid: str, window_start: int, window_end: int
-) -> WindowAnnotation:
-    """The annotation of ``[window_start, window_end)`` on ``seqid``, clipped and canonical.
-
-    See :func:`clip_transcript` for clipping and :func:`window_records` for the order.
-    """
-    return WindowAnnotation(
-        tuple(record for record, _ in window_records(annotation, seqid, window_start, window_end))
-    )
-
-
-def canonicalize(wa: WindowAnnotation) -> WindowAnnotation:
-    """Sort records canonically and renumber genes in order of first appearance.
-
-    Idempotent, and the identity on the output of :func:`window_annotation`; use it on decoded
-    model output, whose records may come in any order.
-    """
-    items = [
-        (r, r.gene if isinstance(r, WindowTranscript) else -1, None) for r in wa.records
-    ]
-    return WindowAnnotation(tuple(record for record, _ in _order_and_number(items)))
-
-
-# --- window <-> tokens --------------------------------------------------------------------------
 
 
 def _coord(value: int) -> list[str]:
@@ -499,108 +296,25 @@ def parse_target_text(
         raise TargetParseError(message) from None
 
 
-# --- window -> GFF3 -----------------------------------------------------------------------------
-
-_TRANSCRIPT_ROW_TYPE = {
-    inv.PROTEIN_CODING: "mRNA",
-    inv.TRANSPOSABLE_ELEMENT: "mRNA",
-    inv.PSEUDOGENE: "pseudogenic_transcript",
-    "lncRNA": "lnc_RNA",
-}
-_GENE_ROW_TYPE = {
-    inv.PSEUDOGENE: "pseudogene",
-    inv.TRANSPOSABLE_ELEMENT: "transposable_element_gene",
-}
-_PARTIAL_ATTRIBUTE = {
-    inv.PARTIAL_LEFT: "left",
-    inv.PARTIAL_RIGHT: "right",
-    inv.PARTIAL_BOTH: "both",
-}
-
-
-def transcript_gff3_rows(
-    t: WindowTranscript,
-    seqid: str,
-    offset: int,
-    transcript_id: str,
-    gene_id: str,
-    source: str = "genoforge",
-) -> list[str]:
-    """The transcript row and its exon, CDS and UTR rows (window coordinates + ``offset``)."""
-
-    def row(ftype: str, start: int, end: int, phase: str, attributes: str) -> str:
-        return "\t".join((seqid, source, ftype, str(offset + start + 1), str(offset + end), ".",
-                          t.strand, phase, attributes))
-
-    extra = f";biotype={t.biotype}"
-    if t.partial != inv.PARTIAL_NONE:
-        side = _PARTIAL_ATTRIBUTE[t.partial]
-        # NCBI's convention for incomplete ends (genome browsers and submission tools read it):
-        # start_range=.,<start> when the lower end is cut, end_range=<end>,. when the upper one is.
-        if side in ("left", "both"):
-            extra += f";start_range=.,{offset + t.start + 1}"
-        if side in ("right", "both"):
-            extra += f";end_range={offset + t.end},."
-        extra += f";partial={side}"
-    ttype = _TRANSCRIPT_ROW_TYPE.get(t.biotype, t.biotype)
-    rows = [row(ttype, t.start, t.end, ".", f"ID={transcript_id};Parent={gene_id}{extra}")]
-    child = f"Parent={transcript_id}"
-    rows += [row("exon", s, e, ".", child) for s, e in t.exons]
-    pieces = cds_pieces(t.exons, t.cds)
-    for (s, e), phase in zip(pieces, piece_phases(pieces, t.strand, t.cds_phase)):
-        rows.append(row("CDS", s, e, str(phase), f"ID={transcript_id}.cds;{child}"))
-    if t.cds is not None:
-        left = "five_prime_UTR" if t.strand == "+" else "three_prime_UTR"
-        right = "three_prime_UTR" if t.strand == "+" else "five_prime_UTR"
-        for s, e in t.exons:
-            if s < t.cds[0]:
-                rows.append(row(left, s, min(e, t.cds[0]), ".", child))
-            if e > t.cds[1]:
-                rows.append(row(right, max(s, t.cds[1]), e, ".", child))
-    return rows
-
-
-def to_gff3_rows(
-    wa: WindowAnnotation,
-    seqid: str,
-    window_start: int,
-    source: str = "genoforge",
-    id_prefix: str | None = None,
-) -> list[str]:
-    """GFF3 feature lines (no trailing newline) of a window annotation, in genome coordinates.
-
-    One gene row per gene index (``pseudogene`` / ``transposable_element_gene`` for those
-    biotypes, else ``gene``, so that :func:`~genoforge.baking.genes.load_annotation` reads the
-    rows back to the same models), then per
-    transcript its row (``mRNA``, ``pseudogenic_transcript``, ``lnc_RNA`` or the RNA type),
-    exon rows, CDS rows with their GFF3 phases on either strand, and UTR rows; stand-alone
-    features as single rows. IDs are ``{id_prefix}.g{gene}`` and ``{id_prefix}.g{gene}.t{k}``
-    (default prefix ``{seqid}.w{window_start}``); partial models carry ``partial=left|right|both``.
-    Blocks are ordered by start.
-    """
-    prefix = id_prefix if id_prefix is not None else f"{seqid}.w{window_start}"
-    by_gene: dict[int, list[WindowTranscript]] = {}
-    for t in wa.transcripts:
-        by_gene.setdefault(t.gene, []).append(t)
-    blocks: list[tuple[int, list[str]]] = []
-    for gene, transcripts in by_gene.items():
-        gene_id = f"{prefix}.g{gene}"
-        start = min(t.start for t in transcripts)
-        end = max(t.end for t in transcripts)
-        first = transcripts[0]
-        gtype = _GENE_ROW_TYPE.get(first.biotype, "gene")
-        rows = ["\t".join((seqid, source, gtype, str(window_start + start + 1),
-                           str(window_start + end), ".", first.strand, ".",
-                           f"ID={gene_id};biotype={first.biotype}"))]
-        for k, t in enumerate(transcripts):
-            rows += transcript_gff3_rows(t, seqid, window_start, f"{gene_id}.t{k}", gene_id, source)
-        blocks.append((start, rows))
-    for k, f in enumerate(wa.features):
-        attributes = f"ID={prefix}.f{k}"
-        if f.partial != inv.PARTIAL_NONE:
-            attributes += f";partial={_PARTIAL_ATTRIBUTE[f.partial]}"
-        blocks.append((f.start, ["\t".join((seqid, source, f.type, str(window_start + f.start + 1),
-                                            str(window_start + f.end), ".", f.strand, ".",
-                                            attributes))]))
-    blocks.sort(key=lambda block: block[0])
-    return [line for _, rows in blocks for line in rows]
+__all__ = [
+    "COORD_BASE",
+    "MAX_COORD",
+    "MAX_GENES",
+    "PHASES",
+    "WindowAnnotation",
+    "WindowFeature",
+    "WindowRecord",
+    "WindowTranscript",
+    "canonicalize",
+    "clip_feature",
+    "clip_transcript",
+    "encode_target",
+    "parse_target_text",
+    "parse_target_tokens",
+    "split_target_text",
+    "target_text",
+    "to_gff3_rows",
+    "transcript_gff3_rows",
+    "window_annotation",
+    "window_records",
+]

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from genoforge.baking.bake import BakeConfig
+from genoforge.baking.config import BakeConfig
 from genoforge.cli._common import boundary, examples, flag, new_app
 
 DEFAULTS = BakeConfig()
@@ -139,7 +139,7 @@ def bake(
         if missing:
             raise typer.BadParameter(f"{', '.join(missing)} required (as flags or in --config FILE.toml)")
     from genoforge.baking.bake import bake as run_bake
-    from genoforge.baking.bake import resolve_bake_config
+    from genoforge.baking.config import resolve_bake_config
 
     taxa_table, species_taxa = _split_taxa(taxa)
     flags = {
@@ -189,7 +189,7 @@ def _print_skips(manifest: dict) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from genoforge.baking.genes import BROKEN_MODEL_REASONS
+    from genoforge.baking.gene_models import BROKEN_MODEL_REASONS
     from genoforge.baking.taxa import UNASSIGNED
 
     console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)

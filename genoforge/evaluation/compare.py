@@ -86,7 +86,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genoforge.baking.genes import Annotation, Transcript, load_annotation
+from genoforge.baking.gene_models import Annotation, Transcript
+from genoforge.baking.genes import load_annotation
 from genoforge.console import warn
 from genoforge.errors import GffFormatError
 from genoforge.evaluation.metrics import (

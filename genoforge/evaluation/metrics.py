@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from genoforge.baking.genes import Transcript
+from genoforge.baking.gene_models import Transcript
 
 # (seqid, strand): the strand-aware coordinate system every key lives in.
 Track = tuple[str, str]

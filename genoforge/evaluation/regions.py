@@ -75,11 +75,8 @@ def validation_regions(
         InputError: no such species folder, or it lacks (or has several) FASTA / GFF3 files.
         ConfigError: ``val_fraction`` is outside [0, 1).
     """
-    from genoforge.baking.bake import (
-        discover_species,
-        find_species_files,
-        quick_fasta_lengths,
-    )
+    from genoforge.baking.discovery import discover_species, find_species_files
+    from genoforge.baking.fasta_lengths import quick_fasta_lengths
     from genoforge.baking.split import validation_region
 
     if not 0.0 <= val_fraction < 1.0:
@@ -125,7 +122,8 @@ def write_region(
         FastaFormatError, GffFormatError: a malformed input, with file and line.
     """
     from genoforge.baking.genes import load_annotation
-    from genoforge.baking.target import MAX_COORD, to_gff3_rows, window_annotation
+    from genoforge.baking.target_gff3 import to_gff3_rows
+    from genoforge.baking.window_models import MAX_COORD, window_annotation
     from genoforge.genes.fasta import read_fasta
     from genoforge.io import atomic_write
 

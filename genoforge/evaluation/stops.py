@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from genoforge.baking.genes import Transcript
+from genoforge.baking.gene_models import Transcript
 from genoforge.evaluation.metrics import cds_pieces
 from genoforge.genes.fasta import read_fasta
 

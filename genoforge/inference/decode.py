@@ -43,7 +43,8 @@ import torch
 from torch import Tensor
 
 from genoforge.baking.grammar import AllowedKey, GrammarState, TargetGrammar
-from genoforge.baking.target import WindowAnnotation, parse_target_tokens
+from genoforge.baking.target import parse_target_tokens
+from genoforge.baking.window_models import WindowAnnotation
 from genoforge.errors import ConfigError
 
 # Target tokens of real 10 kb windows (shared genomes): mean ~230, fly 99th percentile ~2,100.

@@ -101,7 +101,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoforge.baking.genes import ExonChain
+from genoforge.baking.gene_models import ExonChain
 from genoforge.genes.classes import N_CLASSES, N_SIGNALS, encode_bases
 from genoforge.genes.structure import GeneStructureParams
 from genoforge.inference.hmm_graph import (

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from genoforge import __version__, console
-from genoforge.baking.target import WindowAnnotation
+from genoforge.baking.window_models import WindowAnnotation
 from genoforge.errors import ConfigError, DependencyError, InputError, TokenizerError
 from genoforge.inference.decode import (
     DEFAULT_MAX_EXONS,

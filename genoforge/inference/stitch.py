@@ -43,8 +43,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from genoforge.baking.genes import ExonChain, cds_pieces
-from genoforge.baking.target import WindowAnnotation, WindowFeature, WindowTranscript
+from genoforge.baking.gene_models import ExonChain, cds_pieces
+from genoforge.baking.window_models import (
+    WindowAnnotation,
+    WindowFeature,
+    WindowTranscript,
+)
 from genoforge.tokenizer import inventory as inv
 
 Interval = tuple[int, int]

@@ -361,7 +361,7 @@ class MicroBatchDataset:
         return len(self.micro_batches)
 
     def __getitem__(self, index: int) -> dict:
-        from genoforge.baking.packed import PackedShard
+        from genoforge.baking.packed_reader import PackedShard
         from genoforge.training.collate import collate_rows
 
         if self._shard is None:

@@ -24,8 +24,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from genoforge.baking.genes import Transcript
-from genoforge.baking.target import WindowAnnotation, parse_target_tokens
+from genoforge.baking.gene_models import Transcript
+from genoforge.baking.target import parse_target_tokens
+from genoforge.baking.window_models import WindowAnnotation
 from genoforge.errors import TargetParseError
 from genoforge.evaluation.compare import LEVELS, compare_transcripts
 from genoforge.evaluation.metrics import LevelScore

@@ -149,7 +149,7 @@ class Trainer:
     def _setup(self) -> None:
         import torch
 
-        from genoforge.baking.packed import PackedShard
+        from genoforge.baking.packed_reader import PackedShard
         from genoforge.model.io import load_model
         from genoforge.tokenizer.core import GenoTokenizer
 
