@@ -43,7 +43,7 @@ from genoforge.model.config import ModelConfig, preset  # noqa: E402
 from genoforge.model.io import build_empty_model  # noqa: E402
 from genoforge.model.moe import MoEFeedForward  # noqa: E402
 
-PEAK_BF16_FLOPS = 989e12  # H100 SXM dense bf16, no sparsity (as genoforge.training.telemetry)
+PEAK_BF16_FLOPS = 989e12  # H100 SXM dense bf16, no sparsity (as genoforge.training.flops)
 SEED_VOCAB = 5154  # DNABERT-2's 4096 + the built-in inventory (genoforge model init)
 
 

@@ -170,7 +170,7 @@ class Trainer(SetupMixin, ArtifactsMixin, ValidationMixin):
         return True
 
     def _flush_metrics(self) -> None:
-        from genoforge.training.telemetry import peak_flops
+        from genoforge.training.flops import peak_flops
 
         records, load = self.acc.read()
         if self.env.is_main and records:

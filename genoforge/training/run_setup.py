@@ -79,7 +79,7 @@ class SetupMixin:
                 f"{self.model_dir}: the model has {model.config.vocab_size} embedding rows but its "
                 f"tokenizer {self.tokenizer.vocab_size} ids; run genoforge tokens resize"
             )
-        from genoforge.training.telemetry import flop_model
+        from genoforge.training.flops import flop_model
 
         self.flops = flop_model(model, model.config)
         self.n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
