@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ from genoforge.training.run_artifacts import (
     ArtifactsMixin,
 )
 from genoforge.training.run_setup import SetupMixin
-from genoforge.training.signals import install_stop_handlers, restore_handlers
+from genoforge.training.signals import StopRequest, install_stop_handlers, restore_handlers
 from genoforge.training.validation import ValidationMixin
 
 # Test hook: SIGKILL this process right after the given optimizer step (and its checkpoint).
@@ -68,6 +67,9 @@ class TuneResult:
     best_step: int | None
     final_dir: Path | None
     best_dir: Path | None
+    # The signal that interrupted the run (signal.SIGINT or SIGTERM); None when no signal reached
+    # this process (also a DDP rank that stopped because another rank was signalled).
+    stop_signal: int | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -93,7 +95,7 @@ class Trainer(SetupMixin, ArtifactsMixin, ValidationMixin):
         self.model_dir = Path(model_dir)
         self.config = config
         self.config_sources = config_sources or {}
-        self.stop_requested = threading.Event()
+        self.stop_requested = StopRequest()
 
     # ------------------------------------------------------------------------------ steps
     def _forward_losses(self, batch, label_smoothing: float):
@@ -246,6 +248,7 @@ class Trainer(SetupMixin, ArtifactsMixin, ValidationMixin):
             output_dir=self.output_dir, global_step=self.global_step, total_steps=self.total_steps,
             stopped=stopped, best_val_loss=self.early.best_val_loss, best_step=self.early.best_step,
             final_dir=final if final.exists() else None, best_dir=best if best.exists() else None,
+            stop_signal=self.stop_requested.signum if stopped == "interrupted" else None,
         )
 
     def _log_start(self) -> None:
@@ -374,6 +377,6 @@ def tune(train_path, val_path, output_dir, model_dir, config: TuneConfig,
     """Train ``model_dir`` on ``train_path``, validate on ``val_path``, write to ``output_dir``.
 
     Returns a TuneResult; ``result.interrupted`` is True after SIGINT/SIGTERM (a checkpoint was
-    saved first). Raises GenoforgeError subclasses for bad input (see the CLI help).
+    saved first; ``result.stop_signal`` says which). Raises GenoforgeError subclasses for bad input (see the CLI help).
     """
     return Trainer(train_path, val_path, output_dir, model_dir, config, config_sources).run()
