@@ -43,7 +43,7 @@ from genoforge.model.config import ModelConfig, preset  # noqa: E402
 from genoforge.model.io import build_empty_model  # noqa: E402
 from genoforge.model.moe import MoEFeedForward  # noqa: E402
 
-PEAK_BF16_FLOPS = 989e12  # H100 SXM dense bf16, no sparsity (as genoforge.training.telemetry)
+PEAK_BF16_FLOPS = 989e12  # H100 SXM dense bf16, no sparsity (as genoforge.training.flops)
 SEED_VOCAB = 5154  # DNABERT-2's 4096 + the built-in inventory (genoforge model init)
 
 
@@ -411,10 +411,10 @@ def main() -> None:
                              "them every forward; --no-bf16_expert_copies casts.")
     parser.add_argument("--encoder_kernel_options", default="auto",
                         help="FlexAttention kernel options of the encoder's self-attention "
-                             "(attention.ENCODER_KERNEL_OPTIONS): auto (the package default: "
+                             "(flex.ENCODER_KERNEL_OPTIONS): auto (the package default: "
                              "ENCODER_TILES_SM90 on Hopper), none (torch's choice) or a JSON object.")
     parser.add_argument("--eager_masks", action="store_true",
-                        help="Build the block masks eagerly (attention.GRAPH_BLOCK_MASKS off) instead "
+                        help="Build the block masks eagerly (mask_graphs.GRAPH_BLOCK_MASKS off) instead "
                              "of replaying their CUDA graphs.")
     parser.add_argument("--flex_mode", default=None,
                         help="torch.compile mode for FlexAttention and the model's compiled layers, e.g. "
@@ -425,25 +425,26 @@ def main() -> None:
     if args.smoke:
         args.rows, args.docs, args.enc_doc_tokens, args.dec_doc_tokens, args.steps = 2, 2, 40, 16, 2
     torch._dynamo.config.cache_size_limit = 64  # never fall back to eager silently
-    import genoforge.model.attention as attention
+    import genoforge.model.flex as flex
+    import genoforge.model.mask_graphs as mask_graphs
 
     if args.encoder_kernel_options == "none":
-        attention.ENCODER_KERNEL_OPTIONS = None
+        flex.ENCODER_KERNEL_OPTIONS = None
     elif args.encoder_kernel_options != "auto":
-        attention.ENCODER_KERNEL_OPTIONS = json.loads(args.encoder_kernel_options)
-    attention.GRAPH_BLOCK_MASKS = not args.eager_masks
+        flex.ENCODER_KERNEL_OPTIONS = json.loads(args.encoder_kernel_options)
+    mask_graphs.GRAPH_BLOCK_MASKS = not args.eager_masks
     if args.flex_mode and device == "cuda":
         from torch.nn.attention.flex_attention import flex_attention
 
-        attention._flex_fn(torch.device("cuda"))  # the library's setup (recompile limit) first
-        attention._compiled_flex = torch.compile(flex_attention, dynamic=False, mode=args.flex_mode)
+        flex.flex_attention_fn(torch.device("cuda"))  # the library's setup (recompile limit) first
+        flex._compiled_flex = torch.compile(flex_attention, dynamic=False, mode=args.flex_mode)
     torch.set_float32_matmul_precision("high")  # the fp32 router matmuls may use TF32
     results: dict = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "command": " ".join(sys.argv),
-        "encoder_kernel_options": attention.encoder_kernel_options(torch.device(device)),
+        "encoder_kernel_options": flex.encoder_kernel_options(torch.device(device)),
     }
     print(f"{results['device']}  torch {results['torch']}  encoder kernel options "
           f"{results['encoder_kernel_options']}", flush=True)

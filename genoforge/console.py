@@ -23,8 +23,10 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    """A yellow warning line on stderr."""
-    stderr.print(f"[yellow]Warning:[/yellow] {_escape(message)}")
+    """A yellow warning on stderr, on one line whatever the terminal width (so logs can be grepped):
+    rich does not wrap it, and a newline in ``message`` becomes a space."""
+    one_line = " ".join(message.split("\n"))
+    stderr.print(f"[yellow]Warning:[/yellow] {_escape(one_line)}", soft_wrap=True)
 
 
 def _escape(text: str) -> str:

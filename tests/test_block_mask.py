@@ -147,29 +147,29 @@ def test_flex_with_range_built_masks_equals_reference(seed):
 def test_compiled_flex_may_compile_every_attention_kind(monkeypatch):
     """Training with the compressor compiles flex_attention for 5 kinds x (train, eval) shapes;
     dynamo's default limit of 8 graphs per function made the 9th run unfused (seen on an H100)."""
-    import genoforge.model.attention as attention
+    import genoforge.model.flex as flex
 
-    monkeypatch.setattr(attention, "_compiled_flex", None)
-    # dynamo's own patch restores the limit on exit (what _flex_fn raised it to included);
+    monkeypatch.setattr(flex, "_compiled_flex", None)
+    # dynamo's own patch restores the limit on exit (what flex_attention_fn raised it to included);
     # monkeypatch's undo of a config-module attribute deletes the setting under pytest 9.
     with torch._dynamo.config.patch(recompile_limit=8):
-        attention._flex_fn(torch.device("cuda"))  # torch.compile is lazy: nothing runs on a GPU here
+        flex.flex_attention_fn(torch.device("cuda"))  # torch.compile is lazy: nothing runs on a GPU here
         assert torch._dynamo.config.recompile_limit >= 2 * 5
 
 
 def test_encoder_tiles_apply_on_hopper_only(monkeypatch):
     """The measured encoder tiles go to compute capability 9.x GPUs; others keep torch's choice."""
-    from genoforge.model import attention
+    from genoforge.model import attention, flex
 
     capability = {0: (9, 0), 1: (8, 0)}
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability[device.index])
-    assert attention.encoder_kernel_options(torch.device("cpu")) is None
-    assert attention.encoder_kernel_options(torch.device("cuda", 0)) == attention.ENCODER_TILES_SM90
-    assert attention.encoder_kernel_options(torch.device("cuda", 1)) is None
-    monkeypatch.setattr(attention, "ENCODER_KERNEL_OPTIONS", None)
-    assert attention.encoder_kernel_options(torch.device("cuda", 0)) is None
-    monkeypatch.setattr(attention, "ENCODER_KERNEL_OPTIONS", {"BLOCK_M1": 32})
-    assert attention.encoder_kernel_options(torch.device("cuda", 1)) == {"BLOCK_M1": 32}
+    assert flex.encoder_kernel_options(torch.device("cpu")) is None
+    assert flex.encoder_kernel_options(torch.device("cuda", 0)) == flex.ENCODER_TILES_SM90
+    assert flex.encoder_kernel_options(torch.device("cuda", 1)) is None
+    monkeypatch.setattr(flex, "ENCODER_KERNEL_OPTIONS", None)
+    assert flex.encoder_kernel_options(torch.device("cuda", 0)) is None
+    monkeypatch.setattr(flex, "ENCODER_KERNEL_OPTIONS", {"BLOCK_M1": 32})
+    assert flex.encoder_kernel_options(torch.device("cuda", 1)) == {"BLOCK_M1": 32}
     # The encoder's mask carries them; the decoder's and the cross masks never do.
     doc = torch.zeros(1, 8, dtype=torch.long)
     assert attention.encoder_self_mask(doc, 0, 4).kernel_options is None  # a CPU batch

@@ -19,7 +19,8 @@ from test_tune_fixtures import TUNE_TOML, read_metrics, run_tune, tune_workspace
 
 from genoforge import console
 from genoforge.training import telemetry
-from genoforge.training.telemetry import BAR_UPDATE_S, StepBar, TrainingLog, format_duration, format_rate
+from genoforge.training.step_bar import BAR_UPDATE_S, StepBar, format_duration, format_rate
+from genoforge.training.telemetry import TrainingLog
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

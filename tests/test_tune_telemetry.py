@@ -12,8 +12,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from genoforge.training.flops import flop_model
 from genoforge.training.memwatch import COLUMNS, MemWatch, host_rss_bytes
-from genoforge.training.telemetry import StepAccumulator, TrainingLog, flop_model, truncate_metrics
+from genoforge.training.telemetry import StepAccumulator, TrainingLog, truncate_metrics
 
 
 def test_accumulator_reads_every_pending_step_at_once():

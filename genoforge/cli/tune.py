@@ -8,6 +8,7 @@ and the default each shows is read from TuneConfig, the one source of defaults.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -31,7 +32,8 @@ HELP = """Train MODEL_DIR on TRAIN.packed, validate on VAL.packed, write the run
 
 OUTPUT_DIR gets step-NNNNNNNN/ checkpoints (resume exactly with --resume auto), best/ (lowest
 validation loss) and final/ (loadable model directories), metrics.jsonl, tune_config.json and,
-with --memwatch, memory.csv. Ctrl-C or SIGTERM saves a checkpoint and exits with code 130.
+with --memwatch, memory.csv. Ctrl-C saves a checkpoint and exits with code 130; SIGTERM saves one
+and exits with code 143.
 
 Units: a row packs whole samples into a fixed number of encoder + decoder positions; a
 micro-batch is up to --max_batch_size rows; an optimizer step is --grad_accum micro-batches on
@@ -180,8 +182,8 @@ def tune(
     from genoforge.training.loop import tune as run_tune
 
     result = run_tune(train, validation, output_dir, model_dir, resolved, sources)
-    if result.interrupted:
-        raise typer.Exit(130)
+    if result.interrupted:  # 128 + the signal, as a shell reports it: Ctrl-C 130, SIGTERM 143
+        raise typer.Exit(128 + int(result.stop_signal or signal.SIGINT))
     if os.environ.get("RANK", "0") != "0":
         return
     best = f"{result.best_val_loss:.4f} at step {result.best_step}" if result.best_val_loss is not None else "n/a"

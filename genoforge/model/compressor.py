@@ -29,8 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoforge.model.attention import Backend, GQAttention, MaskSpec, RMSNorm, SwiGLU, document_positions
+from genoforge.model.attention import Backend, GQAttention, document_positions
 from genoforge.model.config import ModelConfig
+from genoforge.model.masks import MaskSpec
+from genoforge.model.norms import RMSNorm, SwiGLU
 
 
 class CompressorBlock(nn.Module):

@@ -30,18 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoforge.model.attention import (
-    Backend,
-    GQAttention,
-    MaskSpec,
-    RMSNorm,
-    SwiGLU,
-    apply_rope,
-    attend,
-    rope_cos_sin,
-)
+from genoforge.model.attention import Backend, GQAttention, apply_rope, attend, rope_cos_sin
 from genoforge.model.config import ModelConfig
+from genoforge.model.masks import MaskSpec
 from genoforge.model.moe import MoEFeedForward, RouterStats
+from genoforge.model.norms import RMSNorm, SwiGLU
 
 
 @dataclass

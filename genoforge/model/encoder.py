@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoforge.model.attention import AlibiScore, Backend, MaskSpec, alibi_slopes, attend
+from genoforge.model.attention import AlibiScore, Backend, alibi_slopes, attend
 from genoforge.model.config import ModelConfig
+from genoforge.model.masks import MaskSpec
 
 
 class EncoderLayer(nn.Module):

@@ -1,7 +1,7 @@
 """Parameter accounting per block: total, active per token, memory for weights and training.
 
 Counting rules (the same as the MFU of benchmarks/RESULTS.md, "How the figures are measured",
-and of :mod:`genoforge.training.telemetry`):
+and of :mod:`genoforge.training.flops`):
 
 * total: distinct parameters (a tied matrix counts once, under "embeddings").
 * active per token: parameters that take part in a matmul for one token of the row's stream:

@@ -25,7 +25,7 @@ from typing import Any
 from genoforge.errors import InputError, TokenizerError
 from genoforge.io import atomic_write, open_text
 from genoforge.tokenizer import inventory
-from genoforge.tokenizer.core import (
+from genoforge.tokenizer.files import (
     JOINING_DECODER,
     SPECIAL_TOKENS_MAP_FILE,
     TOKENIZER_CONFIG_FILE,

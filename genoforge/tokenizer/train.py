@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from genoforge import console
 from genoforge.errors import ConfigError, InputError
 from genoforge.genes.fasta import read_fasta
-from genoforge.tokenizer.core import CLS, DNABERT2_SPECIALS, SEP, UNK
+from genoforge.tokenizer.files import CLS, DNABERT2_SPECIALS, SEP, UNK
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

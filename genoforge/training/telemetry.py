@@ -1,4 +1,4 @@
-"""Training telemetry: device-side metric accumulation, FLOP/MFU accounting, and the logs.
+"""Training telemetry: device-side metric accumulation and the logs.
 
 Metrics stay on the device as tensors and are read (one host sync) every ``log_steps`` optimizer
 steps; each step still gets its own ``metrics.jsonl`` record, written at the read. Record kinds:
@@ -18,16 +18,14 @@ steps; each step still gets its own ``metrics.jsonl`` record, written at the rea
   ``gen_truncated`` (:mod:`genoforge.training.generate`);
 * ``end``: why the run stopped.
 
-MFU (as benchmarks/RESULTS.md states it): model FLOPs of the real tokens / (time x GPUs x peak), counting the
-active parameters (routed experts x top_k / num_experts), 6 FLOPs per parameter per token for the
-linear layers (the output head included) and 12 x layers x width x (query, key) pairs for
-attention, with the pairs each document's masks actually allow.
+MFU: :mod:`genoforge.training.flops`.
 
 The live panel (``--log_memory`` on a terminal) shows the newest step and perf numbers and, when
 generative validation is on, the newest evaluation's scores (:data:`GENERATION_ROWS`), '-' until
 the first evaluation. Without the panel, a terminal gets a progress bar of optimizer steps
-(:class:`StepBar`: step/total, steps/s, ETA) under the log lines; off a terminal (CI, pipes) there is
-no animation, only the log lines. The lines and the panel carry steps/s and the ETA too.
+(:class:`~genoforge.training.step_bar.StepBar`: step/total, steps/s, ETA) under the log lines;
+off a terminal (CI, pipes) there is no animation, only the log lines. The lines and the panel
+carry steps/s and the ETA too.
 """
 
 from __future__ import annotations
@@ -35,14 +33,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from genoforge.console import info
 from genoforge.training.memwatch import gpu_memory, host_rss_bytes
+from genoforge.training.step_bar import StepBar, format_duration, format_rate
 
 _MB = 1024 * 1024
 
@@ -55,122 +51,6 @@ GENERATION_ROWS = {
     "gen truncated": "gen_truncated",
 }
 NOT_YET = "-"  # a panel value before its first evaluation
-
-# bf16 dense peak per GPU (FLOP/s), the MFU denominator (vendor datasheets, as torchtitan uses).
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "B200": 2250e12}
-
-
-def peak_flops(device) -> float | None:
-    """The card's bf16 dense peak, or None where unknown (CPU, unlisted cards)."""
-    import torch
-
-    if getattr(device, "type", None) != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, value in PEAK_BF16_FLOPS.items():
-        if key in name:
-            return value
-    return None
-
-
-@dataclass(frozen=True)
-class FlopModel:
-    """Active parameter counts by what they are applied to, and the attention shapes.
-
-    Parameters are applied per encoder token (encoder, bp signal, memory projection, the
-    compressor's key/value projections of the memory), per latent slot of a document (the rest of
-    the compressor), per memory slot of a document (the decoder's cross-attention key/value
-    projections) or per decoder token (everything else of the decoder, the output head included).
-    """
-
-    encoder_token_params: int
-    latent_params: int
-    memory_params: int
-    decoder_token_params: int
-    encoder_layers: int
-    encoder_width: int
-    encoder_window: int
-    compressor_layers: int
-    compressor_width: int
-    num_latents: int
-    decoder_layers: int
-    decoder_width: int
-    decoder_window: int
-
-    def micro_batch_flops(self, doc_enc: np.ndarray, doc_dec: np.ndarray) -> float:
-        """Model FLOPs (fwd + bwd) of the real tokens of one micro-batch, from document lengths."""
-        enc = doc_enc.astype(np.float64)
-        dec = doc_dec.astype(np.float64)
-        n_docs = float(enc.size)
-        memory = np.full_like(dec, self.num_latents) if self.num_latents else enc
-        flops = 6.0 * (
-            self.encoder_token_params * enc.sum()
-            + self.latent_params * self.num_latents * n_docs
-            + self.memory_params * memory.sum()
-            + self.decoder_token_params * dec.sum()
-        )
-        # Encoder self-attention: a token sees at most `window` tokens of its document.
-        enc_window = self.encoder_window or np.inf
-        pairs = float((enc * np.minimum(enc, enc_window)).sum())
-        flops += 12.0 * self.encoder_layers * self.encoder_width * pairs
-        if self.num_latents:
-            # Latents read their document's memory (one layer), then attend each other.
-            pairs = self.num_latents * enc.sum() + n_docs * self.num_latents**2 * self.compressor_layers
-            flops += 12.0 * self.compressor_width * float(pairs)
-        # Decoder causal self-attention with a look-back window, then cross-attention.
-        w = self.decoder_window or np.inf
-        causal = np.where(dec <= w, dec * (dec + 1) / 2, w * (w + 1) / 2 + (dec - w) * w)
-        flops += 12.0 * self.decoder_layers * self.decoder_width * float(causal.sum() + (dec * memory).sum())
-        return flops
-
-
-def flop_model(model, config) -> FlopModel:
-    """Classify the model's parameters (see :class:`FlopModel`); embeddings and latents are
-    lookups, not matmuls, and are left out; experts count top_k / num_experts of their size; the
-    output head counts ``vocab x decoder_dim`` whether or not it is tied."""
-    from torch import nn
-
-    skip = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    use_moe = bool(getattr(config, "use_moe", False))
-    experts = config.num_experts if use_moe else 0
-    expert_share = config.moe_top_k / config.num_experts if use_moe else 1.0
-    parts = {"encoder": 0.0, "latent": 0.0, "memory": 0.0, "decoder": 0.0}
-    seen: set[int] = set()
-    for name, param in model.named_parameters():
-        if id(param) in seen or id(param) in skip or "embed" in name or "latents" in name:
-            continue
-        seen.add(id(param))
-        if "lm_head" in name:
-            continue  # added below, tied or not
-        count = float(param.numel())
-        if experts and param.ndim == 3 and param.shape[0] == experts:
-            count *= expert_share
-        top = name.split(".", 1)[0]
-        if top == "decoder":
-            part = "memory" if ("cross_attn.k_proj" in name or "cross_attn.v_proj" in name) else "decoder"
-        elif top == "compressor":
-            reads_memory = name.startswith(("compressor.read.attn.k_proj", "compressor.read.attn.v_proj",
-                                            "compressor.read.kv_norm"))
-            part = "encoder" if reads_memory else "latent"
-        else:
-            part = "encoder"
-        parts[part] += count
-    parts["decoder"] += float(config.vocab_size * config.decoder_dim)
-    return FlopModel(
-        encoder_token_params=int(parts["encoder"]),
-        latent_params=int(parts["latent"]),
-        memory_params=int(parts["memory"]),
-        decoder_token_params=int(parts["decoder"]),
-        encoder_layers=config.encoder_layers,
-        encoder_width=config.encoder_hidden_size,
-        encoder_window=config.encoder_window_size,
-        compressor_layers=config.compressor_layers,
-        compressor_width=config.decoder_dim,
-        num_latents=config.num_latents,
-        decoder_layers=config.decoder_layers,
-        decoder_width=config.decoder_dim,
-        decoder_window=config.decoder_window_size,
-    )
 
 
 class StepAccumulator:
@@ -248,93 +128,6 @@ class StepAccumulator:
             load = (float(ratio.min()), float(ratio.max()))
             self._expert_counts = None
         return records, load
-
-
-BAR_UPDATE_S = 0.25  # the step loop hands the bar a new step at most 4 times a second
-BAR_REFRESH_PER_S = 4  # rich redraws the bar (elapsed time, ETA) from its own thread
-
-
-def format_rate(steps_per_s: float | None) -> str:
-    """Optimizer steps per second, with the seconds per step where a step takes longer than 1 s."""
-    if not steps_per_s:
-        return "-"
-    if steps_per_s >= 1:
-        return f"{steps_per_s:.2f} steps/s"
-    return f"{steps_per_s:.2f} steps/s ({1 / steps_per_s:.1f} s/step)"
-
-
-def format_duration(seconds: float | None) -> str:
-    """H:MM:SS (as rich's ETA column), '-' when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-class StepBar:
-    """A rich progress bar of optimizer steps on the library's stderr console: description, bar,
-    step/total, steps/s, ETA.
-
-    Log lines printed through :func:`genoforge.console.info` meanwhile appear above it (rich's live
-    display owns the console). :meth:`update` costs the step loop one ``time.monotonic()`` per
-    step: it passes the step on at most every :data:`BAR_UPDATE_S` seconds, and rich redraws from
-    its own thread. rich.progress is imported only here, i.e. only on a terminal.
-    """
-
-    def __init__(self, total_steps: int, *, start_step: int = 0, console=None, description: str = "tune"):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from genoforge import console as library_console
-
-        self.step = start_step
-        self._shown = start_step
-        self._last_update = time.monotonic()
-        self._progress = Progress(
-            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("steps"), _rate_column(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=console if console is not None else library_console.stderr,
-            refresh_per_second=BAR_REFRESH_PER_S, transient=False,
-        )
-        self._task = self._progress.add_task(description, total=total_steps, completed=start_step)
-        self._progress.start()
-
-    def update(self, step: int) -> None:
-        """Optimizer step ``step`` is done (throttled; see the class docstring)."""
-        self.step = step
-        now = time.monotonic()
-        if now - self._last_update >= BAR_UPDATE_S:
-            self._last_update = now
-            self._push()
-
-    def flush(self) -> None:
-        """Show the newest step now (before a log line or an evaluation, which may take a while)."""
-        self._last_update = time.monotonic()
-        self._push()
-        self._progress.refresh()  # a line printed now redraws the bar as last rendered
-
-    def _push(self) -> None:
-        if self.step != self._shown:
-            self._progress.update(self._task, completed=self.step)
-            self._shown = self.step
-
-    def close(self) -> None:
-        """Show the last step and stop the display (the final bar stays on the terminal)."""
-        if self._progress is not None:
-            self._push()
-            self._progress.stop()
-            self._progress = None
-
-
-def _rate_column():  # built lazily: rich.progress is imported only for terminals
-    from rich.progress import ProgressColumn
-    from rich.text import Text
-
-    class StepRateColumn(ProgressColumn):
-        def render(self, task):  # type: ignore[no-untyped-def]
-            return Text(format_rate(task.finished_speed or task.speed), style="progress.data.speed")
-
-    return StepRateColumn()
 
 
 def _fmt_tokens(value: float) -> str:

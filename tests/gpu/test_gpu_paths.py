@@ -71,7 +71,8 @@ def test_flex_matches_reference_attention_fwd_bwd(kind):
 def test_graphed_block_lists_equal_the_eager_ones(kind):
     """Mask building replayed from a CUDA graph gives the eager lists, batch after batch, and a
     mask kept from an earlier batch is not overwritten by the next replay."""
-    from genoforge.model.attention import block_lists, build_block_lists
+    from genoforge.model.block_lists import block_lists
+    from genoforge.model.mask_graphs import build_block_lists
 
     layouts = [[700, 900, 400], [1500, 300], [128, 1000, 512, 200], [2048]]
     made = []
