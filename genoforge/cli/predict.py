@@ -134,7 +134,8 @@ def predict_command(
 
     require_model_dir(model_dir)  # before the torch import below: a typo fails in a blink
     require_file(genome)
-    from genoforge.inference.predict import PredictConfig, predict_genome
+    from genoforge.inference.predict import predict_genome
+    from genoforge.inference.predict_config import PredictConfig
 
     names = None
     if seqids is not None:
