@@ -35,6 +35,9 @@ from genoforge.inference.predict_config import (
 )
 
 DEFAULTS = PredictConfig()
+# The structure decoder's options get a table of their own, whose columns fit --head_signal_weight
+# at 80 columns (tests/test_cli_help.py); beside --no_cuda_graphs it would be cut.
+HMM_PANEL = "Structure decoder (--decoder hmm)"
 
 SUMMARY = "Annotate a genome: FASTA in, GFF3 gene models out."
 
@@ -114,29 +117,30 @@ def predict_command(
     ] = DEFAULTS.decoder,
     species: Annotated[
         str | None,
-        typer.Option(*flag("species"), help=(
-            "hmm: use the gene-structure statistics (intron, exon, intergenic lengths; splice and "
+        typer.Option(*flag("species"), rich_help_panel=HMM_PANEL, help=(
+            "Use the gene-structure statistics (intron, exon, intergenic lengths; splice and "
             "start/stop PWMs) of this baked species. \\[default: all baked species pooled]")),
     ] = DEFAULTS.species,
     taxon: Annotated[
         str | None,
-        typer.Option(*flag("taxon"), help="hmm: gene-structure statistics of this taxon's baked species."),
+        typer.Option(*flag("taxon"), rich_help_panel=HMM_PANEL,
+                     help="Gene-structure statistics of this taxon's baked species."),
     ] = DEFAULTS.taxon,
     emission_weight: Annotated[
         float,
-        typer.Option(*flag("emission_weight"), help=(
-            "hmm: weight of the network's per-base evidence against the gene-structure model "
+        typer.Option(*flag("emission_weight"), rich_help_panel=HMM_PANEL, help=(
+            "Weight of the network's per-base evidence against the gene-structure model "
             "(the head is overconfident: small weights score best on the held-out regions).")),
     ] = DEFAULTS.emission_weight,
     signal_weight: Annotated[
         float,
-        typer.Option(*flag("signal_weight"), help=(
-            "hmm: weight of the splice-site and start/stop position weight matrices.")),
+        typer.Option(*flag("signal_weight"), rich_help_panel=HMM_PANEL, help=(
+            "Weight of the splice-site and start/stop position weight matrices.")),
     ] = DEFAULTS.signal_weight,
     head_signal_weight: Annotated[
         float,
-        typer.Option(*flag("head_signal_weight"), help=(
-            "hmm: weight of the per-base head's own splice-site and start/stop log-odds (models "
+        typer.Option(*flag("head_signal_weight"), rich_help_panel=HMM_PANEL, help=(
+            "Weight of the per-base head's own splice-site and start/stop log-odds (models "
             "whose head has signal outputs).")),
     ] = DEFAULTS.head_signal_weight,
     resume: Annotated[
