@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--species", nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    from genoforge.inference.predict import PredictConfig
+    from genoforge.inference.predict_config import PredictConfig
 
     args.emission_weight = args.emission_weight or [PredictConfig.emission_weight]
     args.signal_weight = args.signal_weight or [PredictConfig.signal_weight]

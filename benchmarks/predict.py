@@ -40,7 +40,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genoforge.inference import stream as stream_module  # noqa: E402
-from genoforge.inference.predict import PredictConfig, Predictor, predict_genome  # noqa: E402
+from genoforge.inference.predict import predict_genome  # noqa: E402
+from genoforge.inference.predict_config import PredictConfig  # noqa: E402
+from genoforge.inference.predictor import Predictor  # noqa: E402
 from genoforge.model.config import preset  # noqa: E402
 from genoforge.model.io import build_empty_model  # noqa: E402
 

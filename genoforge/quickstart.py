@@ -75,7 +75,8 @@ def run_quickstart(
     from genoforge.baking.bake import bake
     from genoforge.baking.config import resolve_bake_config
     from genoforge.evaluation.compare import evaluate
-    from genoforge.inference.predict import PredictConfig, predict_genome
+    from genoforge.inference.predict import predict_genome
+    from genoforge.inference.predict_config import PredictConfig
     from genoforge.io import atomic_dir, atomic_write
     from genoforge.model.init import init_model
     from genoforge.model.resize import resize_model

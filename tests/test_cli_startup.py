@@ -40,6 +40,7 @@ def _run(args: list[str]) -> tuple[int, str, bool, bool]:
         (["model", "info", "/nonexistent"], "/nonexistent/config.json: not found"),
         (["predict", "/nonexistent", "x.fa"], "Missing option"),  # a usage error: exit 2
         (["tune", "--help"], ""),
+        (["predict", "--help"], ""),  # its defaults come from PredictConfig, read without torch
     ],
 )
 def test_missing_input_fails_before_heavy_imports(args: list[str], message: str) -> None:

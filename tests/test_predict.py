@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 from genoforge.baking.genes import load_annotation
 from genoforge.cli.app import app
 from genoforge.errors import ConfigError, InputError
-from genoforge.inference.predict import PredictConfig, Predictor, predict_genome
+from genoforge.inference.predict import predict_genome
+from genoforge.inference.predict_config import PredictConfig
+from genoforge.inference.predictor import Predictor
 from genoforge.inference.windows import stream_windows, tile_contig
 
 from test_decode import build_debug_model_dir

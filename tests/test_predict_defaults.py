@@ -21,13 +21,13 @@ from typer.testing import CliRunner
 
 from genoforge.cli.app import app
 from genoforge.errors import CheckpointError
-from genoforge.inference.predict import (
+from genoforge.inference.predict_config import (
     DEFAULT_WINDOW_SIZE,
     PredictConfig,
-    Predictor,
     default_max_new_tokens,
     describe_window,
 )
+from genoforge.inference.predictor import Predictor
 from genoforge.training import checkpoint as ckpt
 from genoforge.training.checkpoint import TrainingWindow
 

@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 
 from genoforge.cli.app import app
 from genoforge.errors import ConfigError
-from genoforge.inference.predict import PredictConfig, Predictor
+from genoforge.inference.predict_config import PredictConfig
+from genoforge.inference.predictor import Predictor
 from genoforge.inference.stream import (
     GraphedRowStep,
     RowCache,
@@ -288,7 +289,7 @@ def test_cuda_graphs_default_follows_the_device_and_the_experts(tokenizer) -> No
     Only the decision is tested here (a torch.device("cuda") object allocates nothing); the
     capture itself is tests/gpu's.
     """
-    from genoforge.inference.predict import use_cuda_graphs
+    from genoforge.inference.device import use_cuda_graphs
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     grouped, loop = aligned_model(tokenizer), aligned_model(tokenizer)

@@ -29,13 +29,8 @@ import pytest
 
 from genoforge.errors import ConfigError
 from genoforge.genes.classes import N_CLASSES, encode_bases
-from genoforge.genes.structure import (
-    INTRON_HISTOGRAM_BINS,
-    MIN_INTRON_FLOOR,
-    GeneStructureParams,
-    StructureCounts,
-    estimate_structure_params,
-)
+from genoforge.genes.intron_lengths import INTRON_HISTOGRAM_BINS, MIN_INTRON_FLOOR
+from genoforge.genes.structure import GeneStructureParams, StructureCounts, estimate_structure_params
 from genoforge.inference.hmm import decode_genes
 
 IG1, UTR5, EXON1, INTRON, EXON2, UTR3 = "C" * 10, "AAAAA", "ATGGC", "GTAAGT" + "T" * 14 + "CAG", "TGAATAA", "GGGG"
@@ -267,7 +262,7 @@ def test_a_class_the_head_never_saw_is_never_rewarded():
 
 
 def test_two_intron_length_components_are_recovered_from_a_planted_mixture():
-    from genoforge.genes.structure import INTRON_HISTOGRAM_BINS, fit_intron_lengths
+    from genoforge.genes.intron_lengths import INTRON_HISTOGRAM_BINS, fit_intron_lengths
 
     rng = np.random.default_rng(0)
     min_intron = 50

@@ -1,7 +1,9 @@
 """`genoforge predict`: annotate a genome FASTA with a trained model, writing GFF3.
 
 Parses the flags, calls :func:`genoforge.inference.predict.predict_genome`, and prints a one-line
-summary on stdout (the GFF3 goes to the ``-o`` file; progress goes to stderr).
+summary on stdout (the GFF3 goes to the ``-o`` file; progress goes to stderr). Every flag of a
+PredictConfig field defaults to that field's default, and the help shows it: PredictConfig is the
+one source of defaults.
 
 SIGTERM and SIGINT (Ctrl-C) stop the run where it is: SIGTERM is raised in the main thread as
 :class:`Terminated` (SIGINT already is, as KeyboardInterrupt), the writer keeps
@@ -19,6 +21,23 @@ from typing import Annotated, Optional
 import typer
 
 from genoforge.cli._common import boundary, examples, flag
+
+# Cheap: neither module imports torch (tests/test_cli_startup.py checks `predict --help`).
+from genoforge.inference.device import CPU_BATCH_SIZE, CUDA_BATCH_SIZE
+from genoforge.inference.predict_config import (
+    DECODERS,
+    DEFAULT_WINDOW_SIZE,
+    MAX_NEW_TOKENS_MULTIPLE,
+    MIN_MAX_NEW_TOKENS,
+    WINDOWLESS_MAX_NEW_TOKENS,
+    PredictConfig,
+    default_max_new_tokens,
+)
+
+DEFAULTS = PredictConfig()
+# The structure decoder's options get a table of their own, whose columns fit --head_signal_weight
+# at 80 columns (tests/test_cli_help.py); beside --no_cuda_graphs it would be cut.
+HMM_PANEL = "Structure decoder (--decoder hmm)"
 
 SUMMARY = "Annotate a genome: FASTA in, GFF3 gene models out."
 
@@ -48,36 +67,38 @@ def predict_command(
     genome: Annotated[Path, typer.Argument(help="Genome FASTA (plain, gzip or bgzip).")],
     output: Annotated[Path, typer.Option("-o", *flag("output"), help="GFF3 file to write.")],
     batch_size: Annotated[
-        int, typer.Option(*flag("batch_size"), help="Windows decoded together (0: 8 on CPU, 128 on CUDA).")
-    ] = 0,
+        int, typer.Option(*flag("batch_size"), help=(
+            f"Windows decoded together (0: {CPU_BATCH_SIZE} on CPU, {CUDA_BATCH_SIZE} on CUDA)."))
+    ] = DEFAULTS.batch_size,
     device: Annotated[
         str, typer.Option(*flag("device"), help="auto, cpu, cuda or cuda:N (auto: CUDA when available).")
-    ] = "auto",
+    ] = DEFAULTS.device,
     window_size: Annotated[
         int | None,
         typer.Option(*flag("window_size"), show_default=False, help=(
             "Window length in bp. Default: the training window (the bake's window size) that "
-            "tune recorded in MODEL_DIR, in training_window.json; 10000 for a model without one "
-            "(e.g. from `model init`). stderr says which one applies.")),
-    ] = None,
+            f"tune recorded in MODEL_DIR, in training_window.json; {DEFAULT_WINDOW_SIZE} for a model "
+            "without one (e.g. from `model init`). stderr says which one applies.")),
+    ] = DEFAULTS.window_size,
     overlap: Annotated[
         int | None,
         typer.Option(*flag("overlap"), show_default=False, help=(
             "Bases shared by neighbouring windows, at most half a window. Default: the recorded "
             "training overlap when the window is the recorded one, else a quarter of the window.")),
-    ] = None,
+    ] = DEFAULTS.overlap,
     max_new_tokens: Annotated[
         int | None,
         typer.Option(*flag("max_new_tokens"), show_default=False, help=(
             "Target tokens decoded per window at most (a window that reaches it loses its "
-            "unfinished last record). Default: the window size rounded up to a multiple of 1024, "
-            "at least 8192 (10 kb windows: 10240); at most 4096 for a model with no decoder window "
-            "(decoder window size 0).")),
-    ] = None,
+            f"unfinished last record). Default: the window size rounded up to a multiple of "
+            f"{MAX_NEW_TOKENS_MULTIPLE}, at least {MIN_MAX_NEW_TOKENS} (10 kb windows: "
+            f"{default_max_new_tokens(10_000)}); at most {WINDOWLESS_MAX_NEW_TOKENS} for a model with no "
+            "decoder window (decoder window size 0).")),
+    ] = DEFAULTS.max_new_tokens,
     seqids: Annotated[
         str | None,
-        typer.Option(*flag("seqids"), help="Comma-separated contigs to annotate (default: all)."),
-    ] = None,
+        typer.Option(*flag("seqids"), help="Comma-separated contigs to annotate. \\[default: all]"),
+    ] = None,  # as DEFAULTS.seqids (every contig); the flag is one string, the field a tuple
     cuda_graphs: Annotated[
         Optional[bool],
         typer.Option("--cuda_graphs/--no_cuda_graphs", help=(
@@ -85,42 +106,43 @@ def predict_command(
             "~1,600 per step, ~4x the bp/s on an H100. Default: on with CUDA when the model "
             "allows it (grouped-GEMM experts), else eager decoding; --no_cuda_graphs decodes "
             "eagerly; --cuda_graphs requires it (refused on a CPU).")),
-    ] = None,
+    ] = DEFAULTS.cuda_graphs,
     decoder: Annotated[
         str,
-        typer.Option(*flag("decoder"), autocompletion=lambda: ["auto", "hmm", "generative"], help=(
+        typer.Option(*flag("decoder"), autocompletion=lambda: list(DECODERS), help=(
             "hmm: the per-base head's class probabilities decoded by a Viterbi gene-structure "
             "model (every CDS a complete ORF, canonical splice sites); generative: the token "
-            "decoder. auto (default): hmm when MODEL_DIR has gene_structure.json (every model "
-            "tune exports), else generative.")),
-    ] = "auto",
+            "decoder; auto: hmm when MODEL_DIR has gene_structure.json (every model tune "
+            "exports), else generative.")),
+    ] = DEFAULTS.decoder,
     species: Annotated[
         str | None,
-        typer.Option(*flag("species"), help=(
-            "hmm: use the gene-structure statistics (intron, exon, intergenic lengths; splice and "
-            "start/stop PWMs) of this baked species. Default: all baked species pooled.")),
-    ] = None,
+        typer.Option(*flag("species"), rich_help_panel=HMM_PANEL, help=(
+            "Use the gene-structure statistics (intron, exon, intergenic lengths; splice and "
+            "start/stop PWMs) of this baked species. \\[default: all baked species pooled]")),
+    ] = DEFAULTS.species,
     taxon: Annotated[
         str | None,
-        typer.Option(*flag("taxon"), help="hmm: gene-structure statistics of this taxon's baked species."),
-    ] = None,
+        typer.Option(*flag("taxon"), rich_help_panel=HMM_PANEL,
+                     help="Gene-structure statistics of this taxon's baked species."),
+    ] = DEFAULTS.taxon,
     emission_weight: Annotated[
         float,
-        typer.Option(*flag("emission_weight"), help=(
-            "hmm: weight of the network's per-base evidence against the gene-structure model "
+        typer.Option(*flag("emission_weight"), rich_help_panel=HMM_PANEL, help=(
+            "Weight of the network's per-base evidence against the gene-structure model "
             "(the head is overconfident: small weights score best on the held-out regions).")),
-    ] = 0.02,
+    ] = DEFAULTS.emission_weight,
     signal_weight: Annotated[
         float,
-        typer.Option(*flag("signal_weight"), help=(
-            "hmm: weight of the splice-site and start/stop position weight matrices.")),
-    ] = 3.0,
+        typer.Option(*flag("signal_weight"), rich_help_panel=HMM_PANEL, help=(
+            "Weight of the splice-site and start/stop position weight matrices.")),
+    ] = DEFAULTS.signal_weight,
     head_signal_weight: Annotated[
         float,
-        typer.Option(*flag("head_signal_weight"), help=(
-            "hmm: weight of the per-base head's own splice-site and start/stop log-odds (models "
+        typer.Option(*flag("head_signal_weight"), rich_help_panel=HMM_PANEL, help=(
+            "Weight of the per-base head's own splice-site and start/stop log-odds (models "
             "whose head has signal outputs).")),
-    ] = 1.0,
+    ] = DEFAULTS.head_signal_weight,
     resume: Annotated[
         bool,
         typer.Option(*flag("resume"), help=(
@@ -134,7 +156,7 @@ def predict_command(
 
     require_model_dir(model_dir)  # before the torch import below: a typo fails in a blink
     require_file(genome)
-    from genoforge.inference.predict import PredictConfig, predict_genome
+    from genoforge.inference.predict import predict_genome
 
     names = None
     if seqids is not None:

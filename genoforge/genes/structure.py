@@ -19,33 +19,15 @@ What is counted, per sequence (0-based half-open coordinates, as everywhere):
   a stop (TAA/TAG/TGA) last, coding length a multiple of 3, and every coding intron GT-AG,
   GC-AG or AT-AC; CDS includes the stop codon): 5' and 3' UTR exonic lengths (where present),
   coding exon (CDS piece) lengths, coding intron lengths (a histogram, for the minimum-intron
-  percentile), coding exons per gene, genes with a coding intron, the intron dinucleotide classes,
-  and base counts of four signal windows read on the transcript's strand:
-
-  ==========  ====================================================  =======================
-  signal      window (``before`` + ``after`` the boundary ``b``)      fixed bases (indices)
-  ==========  ====================================================  =======================
-  donor       3 exon + 6 intron bases, ``b`` = first intron base     GT at 3, 4
-  acceptor    20 intron + 3 exon bases, ``b`` = first exon base      AG at 18, 19
-  start       10 bases before + ATG + 3 bases, ``b`` = the A         ATG at 10-12
-  stop        6 bases before + stop + 6 bases, ``b`` = the stop's    the stop at 6-8
-              first base
-  ==========  ====================================================  =======================
-
-  Window bases outside the sequence, or not A/C/G/T, are not counted.
-
-The position weight matrices are log-odds against the strand-symmetric base composition of the
-counted sequences: ``log((c[k, b] + a * bg[b]) / (n[k] + a)) - log(bg[b])`` with ``a`` =
-``PWM_PSEUDOCOUNT``, so a column without data scores 0. The decoder scores only the non-fixed
-columns (the fixed bases are hard constraints there; their variants are priced by the
-dinucleotide fractions instead).
+  percentile and the two-geometric length model: :mod:`genoforge.genes.intron_lengths`), coding
+  exons per gene, genes with a coding intron, the intron dinucleotide classes, and base counts of
+  four signal windows read on the transcript's strand (the windows, and the position weight
+  matrices derived from them: :mod:`genoforge.genes.signals`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -61,26 +43,51 @@ from genoforge.genes.classes import (
     representative_transcripts,
     window_labels,
 )
+from genoforge.genes.intron_lengths import (
+    INTRON_HISTOGRAM_BINS,
+    MIN_INTRON_FLOOR,
+    MIN_INTRON_PERCENTILE,
+    MIN_INTRONS_FOR_MIX,
+    fit_intron_lengths,
+    min_intron_length,
+)
+from genoforge.genes.signals import (
+    ACCEPTOR_FIXED,
+    ACCEPTOR_FLANK,
+    DONOR_FIXED,
+    DONOR_FLANK,
+    INTRON_CLASSES,
+    PWM_PSEUDOCOUNT,
+    START_FIXED,
+    START_FLANK,
+    STOP_CODONS,
+    STOP_FIXED,
+    STOP_FLANK,
+    count_window,
+    intron_class,
+    is_complete_orf,
+    pwm_log_odds,
+)
+from genoforge.genes.structure_json import (
+    check_fields,
+    load_versioned_object,
+    read_text,
+    write_atomic,
+)
 
 PARAMS_FORMAT_VERSION = 1
 COUNTS_FORMAT_VERSION = 1
 
-# (bases before the boundary, bases from it on) of each signal window; see the module table.
-DONOR_FLANK = (3, 6)
-ACCEPTOR_FLANK = (20, 3)
-START_FLANK = (10, 6)
-STOP_FLANK = (6, 9)
-# Window indices holding the signal's fixed bases (never scored by the decoder).
-DONOR_FIXED = (3, 4)
-ACCEPTOR_FIXED = (18, 19)
-START_FIXED = (10, 11, 12)
-STOP_FIXED = (6, 7, 8)
-
-STOP_CODONS = ("TAA", "TAG", "TGA")
-INTRON_CLASSES = ("GT-AG", "GC-AG", "AT-AC")  # (donor, acceptor) dinucleotide pairs accepted
-INTRON_HISTOGRAM_BINS = 1000  # exact lengths 0..998, and one bin for >= 999
-MIN_INTRON_FLOOR = 20
-MIN_INTRON_PERCENTILE = 1.0
+# The public names of this module before signals, intron lengths and the JSON helpers moved out,
+# importable from here as they were.
+__all__ = [
+    "ACCEPTOR_FIXED", "ACCEPTOR_FLANK", "COUNTS_FORMAT_VERSION", "DONOR_FIXED", "DONOR_FLANK",
+    "INTRON_CLASSES", "INTRON_CLASS_PRIOR", "INTRON_HISTOGRAM_BINS", "MIN_INTRONS_FOR_MIX",
+    "MIN_INTRON_FLOOR", "MIN_INTRON_PERCENTILE", "MIN_MEAN_LENGTH", "PARAMS_FORMAT_VERSION",
+    "PRIOR_EXONS_PER_GENE", "PRIOR_MEANS", "PWM_PSEUDOCOUNT", "START_FIXED", "START_FLANK",
+    "STOP_CODONS", "STOP_FIXED", "STOP_FLANK", "GeneStructureParams", "StructureCounts",
+    "estimate_structure_params", "fit_intron_lengths", "intron_class", "is_complete_orf",
+]
 
 # Pseudocounts. Lengths: one pseudo-observation of a prior mean (plant/animal-typical values);
 # fractions: Laplace (+1/+2); intron classes: a Dirichlet of strength 100 at the spliceosomal
@@ -89,7 +96,6 @@ PRIOR_MEANS = {"intergenic": 10_000.0, "utr5": 150.0, "utr3": 250.0, "intron": 2
                "coding_exon": 200.0}
 PRIOR_EXONS_PER_GENE = 2.0
 INTRON_CLASS_PRIOR = {"GT-AG": 98.9, "GC-AG": 1.0, "AT-AC": 0.1}
-PWM_PSEUDOCOUNT = 2.0
 MIN_MEAN_LENGTH = 10.0  # a geometric duration needs a mean well above 1 base
 
 _PROTEIN_CODING = "protein_coding"  # tokenizer.inventory.PROTEIN_CODING (genes/ imports no stage)
@@ -157,8 +163,8 @@ class GeneStructureParams:
             ConfigError: not JSON, another ``format_version``, a missing or unknown field, or a
                 list of the wrong shape (one line naming ``source`` and the defect).
         """
-        data = _load_object(text, source, PARAMS_FORMAT_VERSION)
-        _check_fields(cls, data, source)
+        data = load_versioned_object(text, source, PARAMS_FORMAT_VERSION)
+        check_fields(cls, data, source)
         params = cls(**data)
         shapes = {"donor_pwm": sum(DONOR_FLANK), "acceptor_pwm": sum(ACCEPTOR_FLANK),
                   "start_pwm": sum(START_FLANK), "stop_pwm": sum(STOP_FLANK)}
@@ -175,7 +181,7 @@ class GeneStructureParams:
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` to ``path`` (a temporary name, renamed when complete)."""
-        _write_atomic(Path(path), self.to_json())
+        write_atomic(Path(path), self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> GeneStructureParams:
@@ -184,7 +190,7 @@ class GeneStructureParams:
         Raises:
             ConfigError: the file is unreadable or fails :meth:`from_json`'s checks.
         """
-        return cls.from_json(_read(Path(path)), str(path))
+        return cls.from_json(read_text(Path(path)), str(path))
 
 
 @dataclass(kw_only=True)
@@ -278,11 +284,11 @@ class StructureCounts:
             self.intron_bases += e - s
             self.intron_length_histogram[min(e - s, INTRON_HISTOGRAM_BINS - 1)] += 1
             self.intron_classes[cls] += 1
-            _count_window(self.donor_counts, codes, s, DONOR_FLANK)
-            _count_window(self.acceptor_counts, codes, e, ACCEPTOR_FLANK)
-        _count_window(self.start_counts, codes, cds[0], START_FLANK)
+            count_window(self.donor_counts, codes, s, DONOR_FLANK)
+            count_window(self.acceptor_counts, codes, e, ACCEPTOR_FLANK)
+        count_window(self.start_counts, codes, cds[0], START_FLANK)
         if pieces[-1][1] - pieces[-1][0] >= 3:  # a stop split by an intron has no contiguous context
-            _count_window(self.stop_counts, codes, cds[1] - 3, STOP_FLANK)
+            count_window(self.stop_counts, codes, cds[1] - 3, STOP_FLANK)
 
     def merge(self, other: StructureCounts) -> StructureCounts:
         """The element-wise sum of ``self`` and ``other`` (a new object; both are unchanged)."""
@@ -335,22 +341,17 @@ class StructureCounts:
             atac_fraction=intron_fraction["AT-AC"],
             min_intron=self.min_intron(),
             class_log_prior=[float(x) for x in np.log(classes / classes.sum())],
-            donor_pwm=_log_odds(self.donor_counts, background),
-            acceptor_pwm=_log_odds(self.acceptor_counts, background),
-            start_pwm=_log_odds(self.start_counts, background),
-            stop_pwm=_log_odds(self.stop_counts, background),
+            donor_pwm=pwm_log_odds(self.donor_counts, background),
+            acceptor_pwm=pwm_log_odds(self.acceptor_counts, background),
+            start_pwm=pwm_log_odds(self.start_counts, background),
+            stop_pwm=pwm_log_odds(self.stop_counts, background),
             n_genes=self.complete_genes,
             intron_length_mix=fit_intron_lengths(self.intron_length_histogram, self.intron_bases, self.min_intron()),
         )
 
     def min_intron(self) -> int:
         """The ``MIN_INTRON_PERCENTILE`` percentile of coding intron lengths, at least the floor."""
-        histogram = np.asarray(self.intron_length_histogram)
-        total = int(histogram.sum())
-        if total == 0:
-            return MIN_INTRON_FLOOR
-        at = int(np.searchsorted(np.cumsum(histogram), total * MIN_INTRON_PERCENTILE / 100.0))
-        return max(MIN_INTRON_FLOOR, at)
+        return min_intron_length(self.intron_length_histogram)
 
     # --- files -----------------------------------------------------------------------------
 
@@ -365,8 +366,8 @@ class StructureCounts:
             ConfigError: not JSON, another ``format_version``, a missing or unknown field, or a
                 table of the wrong shape (merging would silently truncate it).
         """
-        data = _load_object(text, source, COUNTS_FORMAT_VERSION)
-        _check_fields(cls, data, source)
+        data = load_versioned_object(text, source, COUNTS_FORMAT_VERSION)
+        check_fields(cls, data, source)
         counts = cls(**data)
         shapes = {"base_counts": (4,), "class_counts": (N_CLASSES,),
                   "intron_length_histogram": (INTRON_HISTOGRAM_BINS,),
@@ -382,11 +383,11 @@ class StructureCounts:
         return counts
 
     def save(self, path: str | Path) -> None:
-        _write_atomic(Path(path), self.to_json())
+        write_atomic(Path(path), self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> StructureCounts:
-        return cls.from_json(_read(Path(path)), str(path))
+        return cls.from_json(read_text(Path(path)), str(path))
 
 
 def estimate_structure_params(examples: Iterable[tuple[str, list]]) -> GeneStructureParams:
@@ -400,136 +401,3 @@ def estimate_structure_params(examples: Iterable[tuple[str, list]]) -> GeneStruc
     for sequence, transcripts in examples:
         counts.add_sequence(sequence, transcripts)
     return counts.to_params()
-
-
-# --- sequence checks -------------------------------------------------------------------------
-
-_STOP_CODES = {tuple(int(c) for c in encode_bases(codon)) for codon in STOP_CODONS}
-_ATG = tuple(int(c) for c in encode_bases("ATG"))
-_DINUCLEOTIDES = {cls: (tuple(int(c) for c in encode_bases(cls[:2])), tuple(int(c) for c in encode_bases(cls[3:])))
-                  for cls in INTRON_CLASSES}
-
-
-def is_complete_orf(orf: np.ndarray) -> bool:
-    """ATG first, a stop codon last, length a multiple of 3 (base codes, read 5'->3')."""
-    return (orf.size >= 6 and orf.size % 3 == 0 and tuple(int(c) for c in orf[:3]) == _ATG
-            and tuple(int(c) for c in orf[-3:]) in _STOP_CODES)
-
-
-def intron_class(codes: np.ndarray, start: int, end: int) -> str | None:
-    """``"GT-AG"``, ``"GC-AG"``, ``"AT-AC"`` or None for the intron ``[start, end)`` (+ strand)."""
-    if end - start < 4:
-        return None
-    donor = tuple(int(c) for c in codes[start:start + 2])
-    acceptor = tuple(int(c) for c in codes[end - 2:end])
-    for cls, pair in _DINUCLEOTIDES.items():
-        if (donor, acceptor) == pair:
-            return cls
-    return None
-
-
-def _count_window(table: list[list[int]], codes: np.ndarray, boundary: int, flank: tuple[int, int]) -> None:
-    before, after = flank
-    for k in range(before + after):
-        at = boundary - before + k
-        if 0 <= at < codes.size and codes[at] < 4:
-            table[k][int(codes[at])] += 1
-
-
-def _log_odds(table: list[list[int]], background: np.ndarray) -> list[list[float]]:
-    counts = np.asarray(table, dtype=np.float64)
-    freq = (counts + PWM_PSEUDOCOUNT * background) / (counts.sum(axis=1, keepdims=True) + PWM_PSEUDOCOUNT)
-    return [[float(x) for x in row] for row in np.log(freq) - np.log(background)]
-
-
-# --- JSON plumbing ----------------------------------------------------------------------------
-
-
-def _load_object(text: str, source: str, version: int) -> dict:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{source}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object, found {type(data).__name__}")
-    found = data.get("format_version")
-    if found != version:
-        raise ConfigError(f"{source}: format_version {found!r}, this genoforge reads {version}; "
-                          "re-run bake to regenerate it")
-    return data
-
-
-MIN_INTRONS_FOR_MIX = 50  # fewer coding introns than this: one geometric (the mean is all we trust)
-_MIX_ITERATIONS = 100
-
-
-def fit_intron_lengths(histogram: list[int], intron_bases: int, min_intron: int) -> list[list[float]]:
-    """Two geometric components of the intron lengths past ``min_intron - 1`` (EM), or [].
-
-    Each intron of length L counts as ``k = L - min_intron + 1 >= 1`` positions of the looping
-    intron state (the decoder's ENTRY base and chain cover the rest); a component of mean ``mu``
-    gives ``k`` the probability ``(1 - 1/mu) ** (k - 1) / mu``. Lengths in the histogram's
-    overflow bin count at the mean overflow length (from ``intron_bases``). Returns [[weight,
-    mu], [weight, mu]], short component first; [] with fewer than ``MIN_INTRONS_FOR_MIX``
-    introns or when the two components do not separate (means within a factor of 2).
-    """
-    counts = np.asarray(histogram, dtype=np.float64)
-    total = counts.sum()
-    if total < MIN_INTRONS_FOR_MIX:
-        return []
-    lengths = np.arange(counts.size, dtype=np.float64)
-    overflow = counts[-1]
-    if overflow:
-        exact = float((counts[:-1] * lengths[:-1]).sum())
-        lengths[-1] = max(float(counts.size - 1), (intron_bases - exact) / overflow)
-    k = np.maximum(lengths - (min_intron - 1), 1.0)
-    keep = counts > 0
-    k, counts = k[keep], counts[keep]
-    order = np.argsort(k)
-    cumulative = np.cumsum(counts[order])
-    median = k[order][np.searchsorted(cumulative, total / 2)]
-    weight = np.array([0.5, 0.5])
-    mean = np.array([max(1.5, median / 2), max(3.0, float((counts * k).sum() / total) * 2)])
-    for _ in range(_MIX_ITERATIONS):
-        log_p = np.log(weight)[:, None] + (k[None, :] - 1) * np.log1p(-1 / mean)[:, None] - np.log(mean)[:, None]
-        resp = np.exp(log_p - np.logaddexp.reduce(log_p, axis=0))
-        mass = (resp * counts).sum(axis=1)
-        if np.any(mass <= 0):
-            return []
-        weight = mass / total
-        mean = np.maximum((resp * counts * k).sum(axis=1) / mass, 1.0 + 1e-6)
-    order = np.argsort(mean)
-    weight, mean = weight[order], mean[order]
-    if mean[1] < 2 * mean[0] or weight.min() < 0.02:
-        return []
-    return [[float(w), float(m)] for w, m in zip(weight, mean)]
-
-
-def _check_fields(cls: type, data: dict, source: str) -> None:
-    names = {f.name for f in fields(cls)}
-    missing = sorted(names - set(data))
-    unknown = sorted(set(data) - names)
-    if missing:
-        raise ConfigError(f"{source}: missing field(s) {', '.join(missing)}")
-    if unknown:
-        raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}")
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-

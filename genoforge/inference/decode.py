@@ -46,12 +46,10 @@ from genoforge.baking.grammar import AllowedKey, GrammarState, TargetGrammar
 from genoforge.baking.target import parse_target_tokens
 from genoforge.baking.window_models import WindowAnnotation
 from genoforge.errors import ConfigError
+from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RECORDS
 
 # Target tokens of real 10 kb windows (shared genomes): mean ~230, fly 99th percentile ~2,100.
 DEFAULT_MAX_NEW_TOKENS = 4096
-# The grammar's own limits; generous next to real windows (a 10 kb yeast window holds ~5 genes).
-DEFAULT_MAX_RECORDS = 512
-DEFAULT_MAX_EXONS = 1000
 
 
 class GrammarCache:

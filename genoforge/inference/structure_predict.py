@@ -65,20 +65,13 @@ def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengt
                        resume: bool = False):
     """Run the structure decoder over ``regions`` and write ``output`` (see the module docstring).
 
-    ``config`` is a settled :class:`~genoforge.inference.predict.PredictConfig`; ``result`` the
-    :class:`~genoforge.inference.predict.PredictResult` to fill; ``resume`` as for
+    ``config`` is a settled :class:`~genoforge.inference.predict_config.PredictConfig`;
+    ``result`` the :class:`~genoforge.inference.predict.PredictResult` to fill; ``resume`` as for
     :func:`~genoforge.inference.predict.predict_genome`.
     """
     from genoforge.inference.base_track import BaseTrackPredictor
-    from genoforge.inference.predict import (
-        collect_counts,
-        default_batch_size,
-        load_for_inference,
-        open_output,
-        remaining_regions,
-        resolve_device,
-        run_record,
-    )
+    from genoforge.inference.device import default_batch_size, load_for_inference, resolve_device
+    from genoforge.inference.resume import collect_counts, open_output, remaining_regions, run_record
     from genoforge.inference.windows import stream_windows
 
     params, whose = structure_params(model_dir, config.species, config.taxon)

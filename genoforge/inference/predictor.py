@@ -1,0 +1,138 @@
+"""The generative decoder's :class:`Predictor`: a loaded model that annotates windows.
+
+What ``predict --decoder generative`` runs (:func:`genoforge.inference.predict.predict_genome`;
+training-time validation decodes with :func:`genoforge.inference.decode.decode_windows`).
+Windows are decoded with continuous batching (:mod:`genoforge.inference.stream`) under the
+target grammar (:mod:`genoforge.inference.decode`); a window with no A/C/G/T base (a run of N)
+is not decoded: it holds no gene.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from genoforge.baking.target import WindowAnnotation
+from genoforge.errors import TokenizerError
+from genoforge.inference.decode import GrammarCache, WindowPrediction
+from genoforge.inference.device import (
+    CUDA_LENGTH_MULTIPLE,
+    check_cuda_graphs,
+    default_batch_size,
+    load_for_inference,
+    resolve_device,
+    use_cuda_graphs,
+)
+from genoforge.inference.predict_config import PredictConfig, default_max_new_tokens
+from genoforge.inference.stream import decode_stream
+from genoforge.inference.windows import GenomeWindow
+from genoforge.model.training_window import TrainingWindow, read_training_window
+
+_HAS_BASE = re.compile(r"[ACGTUacgtu]")
+
+
+class Predictor:
+    """A loaded model ready to annotate windows (the generative decoder of predict_genome).
+
+    Build with :meth:`from_dir`, or wrap a model and tokenizer already in memory
+    (``training_window``: the model's record, if known, for the default window).
+    ``self.config`` is the resolved configuration (window size settled); ``self.max_new_tokens``
+    the token cap in force.
+    """
+
+    def __init__(self, model, tokenizer, config: PredictConfig | None = None,
+                 training_window: TrainingWindow | None = None):
+        self.training_window = training_window
+        self.config = (config or PredictConfig()).for_model(training_window)
+        self.config.validate()
+        self.max_new_tokens = self.config.max_new_tokens
+        if self.max_new_tokens is None:
+            self.max_new_tokens = default_max_new_tokens(self.config.resolved_window_size,
+                                                         model.config.decoder_window_size)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.device = next(model.parameters()).device
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise TokenizerError(
+                f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                f"{model.config.vocab_size} embeddings; run `genoforge tokens resize` on the model"
+            )
+        self.grammars = GrammarCache(tokenizer, self.config.max_records, self.config.max_exons)
+        cuda = self.device.type == "cuda"
+        self.batch_size = default_batch_size(self.config, self.device)
+        self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
+        self.step = None  # decode_stream's default row_step, unless CUDA graphs are used
+        if use_cuda_graphs(self.config, self.device, self.model):
+            from genoforge.inference.stream import GraphedRowStep
+
+            self.step = GraphedRowStep(fallback=self.config.cuda_graphs is None)
+        self.target_tokens = 0  # target tokens kept (after <bos>), all windows so far
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, config: PredictConfig | None = None,
+                 training_window: TrainingWindow | None = None) -> Predictor:
+        """Load a model directory (config.json, weights, tokenizer) onto the configured device.
+
+        ``training_window``: the directory's record when the caller already read it; otherwise
+        it is read here when ``config`` leaves the window size open.
+
+        Raises:
+            CheckpointError: the model directory (or its training-window record) is unreadable.
+        """
+        config = config or PredictConfig()
+        record = training_window
+        if record is None and config.window_size is None:
+            record = read_training_window(model_dir)
+        config = config.for_model(record)
+        config.validate()
+        device = resolve_device(config.device)
+        check_cuda_graphs(config, device)  # before loading the weights
+        model, tokenizer = load_for_inference(model_dir, config, device)
+        return cls(model, tokenizer, config, training_window=record)
+
+    def stream(
+        self, windows: Iterable[GenomeWindow]
+    ) -> Iterator[tuple[GenomeWindow, WindowPrediction | None]]:
+        """Decode windows with continuous batching (:mod:`genoforge.inference.stream`).
+
+        Yields ``(window, prediction)`` in completion order, not input order; windows without an
+        A/C/G/T base are not decoded and come back with None. Windows are read from ``windows``
+        lazily, ``batch_size`` at a time.
+        """
+        skipped: deque[GenomeWindow] = deque()
+
+        def decodable() -> Iterator[tuple[GenomeWindow, list[int], int]]:
+            for window in windows:
+                if _HAS_BASE.search(window.sequence):
+                    yield window, self.tokenizer.encode_dna(window.sequence), window.length
+                else:  # kept without its bases: a long N run must not pile up sequence
+                    skipped.append(dataclasses.replace(window, sequence=""))
+
+        try:
+            for window, prediction in decode_stream(
+                self.model, self.tokenizer, decodable(), batch_size=self.batch_size,
+                max_new_tokens=self.max_new_tokens, grammars=self.grammars,
+                length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
+                step=self.step,
+            ):
+                while skipped:
+                    yield skipped.popleft(), None
+                self.target_tokens += len(prediction.token_ids) - 1
+                yield window, prediction
+            while skipped:
+                yield skipped.popleft(), None
+        finally:
+            if self.step is not None:
+                self.step.release()  # the graph's buffers hold this stream's decode cache
+
+    def annotate(self, windows: Sequence[GenomeWindow]) -> list[WindowAnnotation]:
+        """The decoded annotation of each window, in input order (empty for all-N windows)."""
+        position = {id(window): i for i, window in enumerate(windows)}
+        out = [WindowAnnotation()] * len(windows)
+        for window, prediction in self.stream(windows):
+            if prediction is not None:
+                out[position[id(window)]] = prediction.annotation
+        return out
