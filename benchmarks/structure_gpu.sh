@@ -8,7 +8,7 @@
 #       over the bundled DNABERT-2 tokenizer, weights dropped: re-made on the device), regions/
 #       (quality.py --region_only: every species' validation regions, bake's default split).
 #   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl; BAKE_FLAGS, e.g.
-#       --reverse_complement, go to bake; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune)
+#       --reverse_complement, go to bake; MODEL_TOML to model init; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune)
 #       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
 #       tracks.npz and tracks.signals.npz (benchmarks/base_tracks.py), summary.json.
 #
@@ -84,7 +84,7 @@ run() {
   device_env
   rm -rf "$W" && mkdir -p "$W/pred"
   local t0=$SECONDS
-  init_small "$W/init"
+  init_small "$W/init" "${MODEL_TOML:-}"
   bake_all "$W/baked" "$W/init" ${BAKE_FLAGS:-}
   echo "init + bake: $((SECONDS - t0)) s"
   t0=$SECONDS

@@ -85,9 +85,9 @@ class PredictConfig:
     taxon: str | None = None  # hmm: ... of this taxon's baked species
     # hmm: scale of the per-base head's scaled log-likelihoods and of the signal PWMs' log-odds;
     # chosen on the shared data's held-out regions (benchmarks/decode_tracks.py grid, RESULTS.md)
-    emission_weight: float = 0.02
+    emission_weight: float = 0.05
     signal_weight: float = 3.0
-    head_signal_weight: float = 1.0  # ... and of the head's own site log-odds (models with them)
+    head_signal_weight: float = 0.5  # ... and of the head's own site log-odds (models with them)
 
     @property
     def resolved_window_size(self) -> int:
