@@ -343,3 +343,19 @@ def test_boundary_weight_is_a_weighted_mean_of_the_class_weighted_ce():
     w = model.base_class_weights[labels.reshape(-1)[keep]] * (1 + 4.0 * near_boundary(labels).reshape(-1)[keep])
     torch.testing.assert_close(boosted, (w * ce).sum() / w.sum())
     assert count == keep.sum()
+
+
+def test_signal_weight_scales_the_signal_bce_inside_the_per_base_loss():
+    model = debug_model().eval()
+    batch = with_bases(packed_batch(**TWO_ROWS), seed=1)
+    with torch.no_grad():
+        one = model(batch, with_decoder=False)
+        model.base_signal_weight = 3.0
+        three = model(batch, with_decoder=False)
+        model.base_signal_weight = 0.0
+        none = model(batch, with_decoder=False)
+    assert one.signal_loss is not None and one.signal_loss > 0
+    class_ce, _ = model.base_loss(one.base_logits, batch["base_labels"])
+    torch.testing.assert_close(none.base_loss, class_ce)
+    torch.testing.assert_close(one.base_loss, class_ce + one.signal_loss)
+    torch.testing.assert_close(three.base_loss, class_ce + 3.0 * one.signal_loss)

@@ -104,6 +104,9 @@ def tune(
     base_boundary_weight: Annotated[OptFloat, typer.Option(*flag("base_boundary_weight"), min=0, metavar="<float>", help=(
         "Extra per-base CE weight on bases next to a class change (gene boundaries). "
         f"{_default('base_boundary_weight')}"))] = None,
+    base_signal_weight: Annotated[OptFloat, typer.Option(*flag("base_signal_weight"), min=0, metavar="<float>", help=(
+        "Weight of the per-base head's splice-site and start/stop outputs' BCE, beside the class CE. "
+        f"{_default('base_signal_weight')}"))] = None,
     generative_loss_weight: Annotated[OptFloat, typer.Option(*flag("generative_loss_weight"), min=0, metavar="<float>", help=(
         "Weight of the decoder's token CE (0: train only the encoder and per-base head). "
         f"{_default('generative_loss_weight')}"))] = None,
@@ -174,6 +177,7 @@ def tune(
         "strategy": strategy, "device": device, "max_steps": max_steps, "skip_memory_check": skip_memory_check,
         "base_loss_weight": base_loss_weight, "generative_loss_weight": generative_loss_weight,
         "base_boundary_weight": base_boundary_weight,
+        "base_signal_weight": base_signal_weight,
     }
     resolved, sources = resolve_tune_config(config, flags)
     for path in (train, validation):  # before the torch import below: a typo fails in a blink

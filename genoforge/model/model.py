@@ -141,6 +141,7 @@ class GenoforgeModel(nn.Module):
         # labels, not saved with the weights.
         self.base_class_weights: Tensor | None = None
         self.base_boundary_weight = 0.0  # set by the trainer (TuneConfig.base_boundary_weight)
+        self.base_signal_weight = 1.0  # set by the trainer (TuneConfig.base_signal_weight)
         # Token ids of "0".."999" (from the tokenizer); saved with the weights.
         if bp_digit_token_ids is None:
             bp_digit_token_ids = torch.zeros(BP_DIGIT_BASE, dtype=torch.long)
@@ -325,7 +326,7 @@ class GenoforgeModel(nn.Module):
             base_loss, n_base = self.base_loss(base_logits, base_labels)
             if signal_logits is not None:
                 signal_term = signal_loss(signal_logits, base_labels)
-                base_loss = base_loss + signal_term
+                base_loss = base_loss + self.base_signal_weight * signal_term
         if not with_decoder:
             zero = hidden_BSH.new_zeros((), dtype=torch.float32)
             return ModelOutput(

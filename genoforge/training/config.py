@@ -66,6 +66,9 @@ class TuneConfig:
     # CE (genoforge.model.model.GenoModel.base_loss): gene boundaries are few, and exact ones are
     # what the structure decoder needs.
     base_boundary_weight: float = 4.0  # measured: fly exon F1 52.5 -> 57.8 (benchmarks/RESULTS.md)
+    # Weight of the head's splice-site / start / stop BCE (genoforge.model.base_signals) within
+    # the per-base loss, beside the class CE's 1.
+    base_signal_weight: float = 1.0
 
     # Batching (see the module docstring).
     token_budget: int = 16384
@@ -121,7 +124,8 @@ class TuneConfig:
                         "early_stopping",
                         "save_steps", "save_total_limit", "empty_cache_steps", "encoder_row_len",
                         "decoder_row_len", "weight_decay", "max_grad_norm", "early_stopping_min_delta",
-                        "base_loss_weight", "generative_loss_weight", "base_boundary_weight")
+                        "base_loss_weight", "generative_loss_weight", "base_boundary_weight",
+                        "base_signal_weight")
         for name in non_negative:
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")

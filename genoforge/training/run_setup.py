@@ -90,6 +90,7 @@ class SetupMixin:
             warn("the model has no per-base head (base_head_channels 0): --base_loss_weight has no effect")
         model.base_class_weights = base_class_weights(self.train_shard)
         model.base_boundary_weight = cfg.base_boundary_weight
+        model.base_signal_weight = cfg.base_signal_weight
         model.to(self.device)
         model.train()
         self.raw_model = model
