@@ -1,4 +1,4 @@
-"""The CUDA-graph path of the batched decoder step (genoforge/inference/stream.py), on a CPU.
+"""The CUDA-graph path of the batched decoder step (genoforge/inference/cuda_graphs.py), on a CPU.
 
 A CPU cannot capture a graph, so these tests run :class:`GraphedRowStep` with ``emulate=True``:
 the same static input/output buffers, warm-up count and capture/replay control flow, with the
@@ -29,15 +29,8 @@ from genoforge.cli.app import app
 from genoforge.errors import ConfigError
 from genoforge.inference.predict_config import PredictConfig
 from genoforge.inference.predictor import Predictor
-from genoforge.inference.stream import (
-    GraphedRowStep,
-    RowCache,
-    StaticRowStep,
-    cache_layout,
-    check_capturable,
-    decode_stream,
-    row_step,
-)
+from genoforge.inference.cuda_graphs import GraphedRowStep, StaticRowStep, cache_layout, check_capturable
+from genoforge.inference.stream import RowCache, decode_stream, row_step
 
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
 

@@ -66,7 +66,7 @@ class Predictor:
         self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
         self.step = None  # decode_stream's default row_step, unless CUDA graphs are used
         if use_cuda_graphs(self.config, self.device, self.model):
-            from genoforge.inference.stream import GraphedRowStep
+            from genoforge.inference.cuda_graphs import GraphedRowStep
 
             self.step = GraphedRowStep(fallback=self.config.cuda_graphs is None)
         self.target_tokens = 0  # target tokens kept (after <bos>), all windows so far
