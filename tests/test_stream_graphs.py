@@ -27,10 +27,11 @@ from typer.testing import CliRunner
 
 from genoforge.cli.app import app
 from genoforge.errors import ConfigError
+from genoforge.inference.cuda_graphs import GraphedRowStep, StaticRowStep, cache_layout, check_capturable
 from genoforge.inference.predict_config import PredictConfig
 from genoforge.inference.predictor import Predictor
-from genoforge.inference.cuda_graphs import GraphedRowStep, StaticRowStep, cache_layout, check_capturable
-from genoforge.inference.stream import RowCache, decode_stream, row_step
+from genoforge.inference.stream import decode_stream, row_step
+from genoforge.model.decode_cache import RowCache
 
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
 
@@ -66,8 +67,7 @@ def clone_cache(cache: RowCache) -> RowCache:
 
 
 def cache_tensors(cache: RowCache) -> list[torch.Tensor]:
-    return [cache.position_B, cache.slot_pos_BW, cache.memory_ok_BM,
-            *cache.self_k, *cache.self_v, *cache.cross_k, *cache.cross_v]
+    return cache.tensors()
 
 
 class TwinCheck:

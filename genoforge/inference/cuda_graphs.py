@@ -7,12 +7,13 @@ Shape legend: B decoder rows, M memory tokens per row, W ring slots, V vocabular
 At batch 256 the decoder step is launch-bound (benchmarks/RESULTS.md, "## Predict": the seed
 model issues 1,629 kernels for 8.3 ms of GPU time in a 31.8 ms step; replayed from a graph,
 predict runs 4x faster). :class:`GraphedRowStep` runs the same step function
-(:func:`genoforge.inference.stream.row_step`) over static buffers and replays it from one
-captured graph:
+(:func:`genoforge.inference.stream.row_step`, the model's
+:meth:`~genoforge.model.decoder.GenoforgeDecoder.step`) over static buffers and replays it from
+one captured graph:
 
 * inputs: the step's token ids [B] and active mask [B] are copied into fixed buffers; the logits
   are written into a fixed [B, V] buffer by the graph and cloned out for the caller;
-* state: the :class:`~genoforge.inference.stream.RowCache` tensors are read and updated in
+* state: the :class:`~genoforge.model.decode_cache.RowCache` tensors are read and updated in
   place (index writes, ``+=``), so they keep their addresses from step to step.
   :meth:`RowCache.widen_memory` (models without a compressor, where M = S grows with the
   longest window seen) allocates NEW cross K/V tensors; this path does not pre-size them (the
@@ -36,7 +37,7 @@ import torch
 from torch import Tensor
 
 from genoforge.inference import stream
-from genoforge.inference.stream import RowCache
+from genoforge.model.decode_cache import RowCache
 
 # Eager steps run on a side stream before each capture (torch.cuda.graphs docs: warm up before
 # capturing, so lazy initialisation such as cuBLAS handles and workspaces and the allocator's
@@ -75,9 +76,7 @@ def check_capturable(model) -> None:
 
 def cache_layout(model, cache: RowCache) -> tuple:
     """What a captured step has baked in: the model and each cache tensor's address and shape."""
-    tensors = [cache.position_B, cache.slot_pos_BW, cache.memory_ok_BM,
-               *cache.self_k, *cache.self_v, *cache.cross_k, *cache.cross_v]
-    return (id(model), *((t.data_ptr(), tuple(t.shape)) for t in tensors))
+    return (id(model), *((t.data_ptr(), tuple(t.shape)) for t in cache.tensors()))
 
 
 StepFn = Callable[[Any, Tensor, RowCache, Tensor], Tensor]

@@ -1,41 +1,42 @@
-"""Continuous batching: decode a stream of windows, refilling each batch row as its window ends.
+"""The decode engine: continuous batching of windows, each row refilled as its window ends.
 
-Shape legend: B batch rows, G key/value heads, W decoder look-back (ring slots), M memory tokens
-per window, d head dim, D decoder width, V vocabulary.
+Shape legend: B batch rows, M memory tokens per window, T decoded tokens, V vocabulary.
 
-Why: target lengths vary a lot (10 kb windows of the shared genomes: mean ~230 tokens, but the
-fly's 99th percentile is ~2,100). In lockstep decoding (:func:`genoforge.inference.decode.
-greedy_decode`) a batch runs as long as its longest window, so most rows idle; here a row that
-finishes takes the next window at once, and the cost follows the mean length instead of the
-maximum.
+Every decoding path runs through :func:`decode_stream`: predict (:mod:`genoforge.inference.
+predictor`, windows streamed from a genome), generative validation during training and the tests
+(:func:`decode_windows`, one batch of windows held in memory), and the benchmarks.
 
-The model's own decode step (:meth:`GenoforgeModel.decode_step`) keeps one position for the whole
-batch; rows that start at different times need one position per row. :class:`RowCache` holds
-that state and :func:`row_step` is the model's decoder step computed per row: the same modules
-(embeddings, norms, projections, RoPE, MoE FFN, output head), the same ring buffer of the
-``decoder_window_size`` look-back (slot = position mod W) and each row's cross-attention keys and
-values computed once when its window is loaded. Tests check that it writes the same tokens as
-the model's lockstep step and as the uncached full forward.
+Why continuous batching: target lengths vary a lot (10 kb windows of the shared genomes: mean
+~230 tokens, but the fly's 99th percentile is ~2,100). Decoded in lockstep, a batch runs as long
+as its longest window, so most rows idle; here a row that finishes takes the next window at once,
+and the cost follows the mean length instead of the maximum.
 
-Grammar, token cap and truncation are exactly those of :mod:`genoforge.inference.decode`.
+The step: :func:`row_step`, the model's cached decoder step
+(:meth:`genoforge.model.decoder.GenoforgeDecoder.step`: one token per row, each row at its own
+position; the state is a :class:`~genoforge.model.decode_cache.RowCache`, each row's
+cross-attention keys and values computed once when its window is loaded). On CUDA it is replayed
+from a captured graph (:mod:`genoforge.inference.cuda_graphs`). :class:`FullPrefixStep` is the
+reference it is tested against: no cache, the decoder's training forward over each row's whole
+prefix at every step (``decode_windows(use_cache=False)``); tests check that both write the same
+tokens.
 
-On CUDA the step is replayed from a captured graph (:mod:`genoforge.inference.cuda_graphs`);
-:func:`row_step` is written for it: device work only, the cache updated in place.
+Grammar, token cap and truncation: :mod:`genoforge.inference.decode`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from genoforge.baking.target import parse_target_tokens
+from genoforge.errors import ConfigError
 from genoforge.inference.decode import (
+    DEFAULT_MAX_NEW_TOKENS,
     GrammarCache,
     GrammarRows,
     WindowPrediction,
@@ -43,110 +44,38 @@ from genoforge.inference.decode import (
     encoder_batch,
     record_start_ids,
 )
-
-@dataclass
-class RowCache:
-    """Per-row decoding state of B rows (see the module docstring).
-
-    ``position_B`` is each row's next position (0 = the ``<bos>`` input); ``slot_pos_BW`` the
-    position held in each ring slot (-1 = empty); ``memory_ok_BM`` which memory tokens a row may
-    attend (its window's, not padding).
-    """
-
-    position_B: Tensor
-    slot_pos_BW: Tensor
-    self_k: list[Tensor]  # per layer [B, G, W, d]
-    self_v: list[Tensor]
-    cross_k: list[Tensor]  # per layer [B, G, M, d]
-    cross_v: list[Tensor]
-    memory_ok_BM: Tensor
-
-    @classmethod
-    def empty(cls, model, rows: int, memory_width: int, device, dtype, max_positions: int) -> RowCache:
-        """Zeroed state; without a decoder look-back window the ring holds ``max_positions``."""
-        config = model.config
-        window = config.decoder_window_size or max_positions
-        layers = config.decoder_layers
-        g, d = config.decoder_kv_heads, config.decoder_head_dim
-
-        def zeros(width: int) -> list[Tensor]:
-            return [torch.zeros(rows, g, width, d, device=device, dtype=dtype) for _ in range(layers)]
-
-        return cls(
-            position_B=torch.zeros(rows, dtype=torch.long, device=device),
-            slot_pos_BW=torch.full((rows, window), -1, dtype=torch.long, device=device),
-            self_k=zeros(window), self_v=zeros(window), cross_k=zeros(memory_width),
-            cross_v=zeros(memory_width),
-            memory_ok_BM=torch.zeros(rows, memory_width, dtype=torch.bool, device=device),
-        )
-
-    @property
-    def memory_width(self) -> int:
-        return self.memory_ok_BM.shape[1]
-
-    def widen_memory(self, width: int) -> None:
-        """Pad every row's memory to ``width`` tokens (models without a compressor: M = S varies)."""
-        extra = width - self.memory_width
-        if extra <= 0:
-            return
-        self.cross_k = [F.pad(t, (0, 0, 0, extra)) for t in self.cross_k]
-        self.cross_v = [F.pad(t, (0, 0, 0, extra)) for t in self.cross_v]
-        self.memory_ok_BM = F.pad(self.memory_ok_BM, (0, extra), value=False)
-
-    def load(self, row: int, window: _EncodedWindow) -> None:
-        """Start decoding ``window`` in ``row``: its cross K/V, an empty ring, position 0."""
-        width = window.memory_ok_M.shape[0]
-        self.widen_memory(width)
-        for layer, (k, v) in enumerate(zip(window.cross_k, window.cross_v, strict=True)):
-            self.cross_k[layer][row].zero_()
-            self.cross_v[layer][row].zero_()
-            self.cross_k[layer][row, :, :width] = k
-            self.cross_v[layer][row, :, :width] = v
-        self.memory_ok_BM[row] = False
-        self.memory_ok_BM[row, :width] = window.memory_ok_M
-        self.slot_pos_BW[row] = -1
-        self.position_B[row] = 0
+from genoforge.inference.predict_config import WINDOWLESS_MAX_NEW_TOKENS
+from genoforge.model.attention import cross_mask, decoder_self_mask
+from genoforge.model.decode_cache import RowCache
 
 
-@torch.no_grad()
 def row_step(model, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
-    """Logits [B, V] of the next token of every row, each at its own position.
+    """Logits [B, V] of the next token of every row, each at its own position: the model's
+    cached decoder step (:meth:`genoforge.model.decoder.GenoforgeDecoder.step`).
 
     Rows where ``active_B`` is False are computed on padding and must be ignored.
     """
-    from genoforge.model.attention import apply_rope
+    return model.decoder.step(token_ids_B, cache, active_B)
 
-    decoder = model.decoder
-    rows = torch.arange(token_ids_B.shape[0], device=token_ids_B.device)
-    window = cache.slot_pos_BW.shape[1]
-    x_B1D = decoder.embed_tokens(token_ids_B)[:, None]
-    rope = decoder.rope(cache.position_B[:, None])
-    slot_B = cache.position_B % window
-    cache.slot_pos_BW[rows, slot_B] = cache.position_B
-    visible_BW = (cache.slot_pos_BW >= 0) & (cache.slot_pos_BW > cache.position_B[:, None] - window)
-    self_mask = visible_BW[:, None, None, :]
-    # An idle row may see no memory at all; let it see everything rather than produce NaN.
-    cross_mask = (cache.memory_ok_BM | ~active_B[:, None])[:, None, None, :]
-    valid = torch.ones(x_B1D.shape[:2], dtype=torch.bool, device=x_B1D.device)
-    for index, layer in enumerate(decoder.layers):
-        attn = layer.self_attn
-        h = layer.self_norm(x_B1D)
-        q = apply_rope(attn.split(attn.q_proj(h), attn.n_heads), *rope)
-        k, v = attn.project_kv(h)
-        cache.self_k[index][rows, :, slot_B] = apply_rope(k, *rope)[:, :, 0]
-        cache.self_v[index][rows, :, slot_B] = v[:, :, 0]
-        out = F.scaled_dot_product_attention(q, cache.self_k[index], cache.self_v[index],
-                                             attn_mask=self_mask, enable_gqa=True)
-        x_B1D = x_B1D + attn.merge(out)
-        cross = layer.cross_attn
-        h = layer.cross_norm(x_B1D)
-        q = cross.split(cross.q_proj(h), cross.n_heads)
-        out = F.scaled_dot_product_attention(q, cache.cross_k[index], cache.cross_v[index],
-                                             attn_mask=cross_mask, enable_gqa=True)
-        x_B1D = x_B1D + cross.merge(out)
-        x_B1D = layer.feed_forward(x_B1D, valid)[0]
-    cache.position_B += 1
-    return decoder.logits(decoder.norm(x_B1D))[:, 0]
+
+def check_max_new_tokens(config, max_new_tokens: int) -> None:
+    """Refuse a token cap below 1, or one the decode cache of ``config``'s decoder cannot hold.
+
+    Without a decoder look-back window (``decoder_window_size`` 0) the ring keeps every position
+    (``max_new_tokens + 1`` slots, all read at every step), so the cap is bounded by
+    :data:`~genoforge.inference.predict_config.WINDOWLESS_MAX_NEW_TOKENS`.
+
+    Raises:
+        ConfigError: either bound is crossed.
+    """
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if config.decoder_window_size == 0 and max_new_tokens > WINDOWLESS_MAX_NEW_TOKENS:
+        raise ConfigError(
+            f"max_new_tokens {max_new_tokens} does not fit the decode cache of a model without a "
+            f"decoder window ({WINDOWLESS_MAX_NEW_TOKENS:,} positions); use --max_new_tokens "
+            f"{WINDOWLESS_MAX_NEW_TOKENS} or less"
+        )
 
 
 @dataclass
@@ -186,16 +115,19 @@ def decode_stream(
         windows: ``(key, encoder ids, window length in bp)`` per window, consumed lazily
             (``batch_size`` windows are encoded together when rows free up).
         batch_size: decoder rows (windows decoded at once) and encoder batch.
-        max_new_tokens: decoder steps per window at most (module docstring of ``decode``).
+        max_new_tokens: decoder steps per window at most (tokens after ``<bos>``, ``<eos>``
+            included; module docstring of :mod:`genoforge.inference.decode`).
         length_multiple, pad_encoder_rows: fixed encoder shapes (for compiled kernels on CUDA).
-        step: replaces :func:`row_step` (tests).
+        step: replaces :func:`row_step`: a :class:`~genoforge.inference.cuda_graphs.
+            GraphedRowStep`, the :class:`FullPrefixStep` reference, or a test's.
 
     Results come in completion order, not input order; every prediction parses.
-    """
-    if max_new_tokens < 1:
-        from genoforge.errors import ConfigError
 
-        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    Raises:
+        ConfigError: ``max_new_tokens`` is below 1 or beyond the decode cache
+            (:func:`check_max_new_tokens`).
+    """
+    check_max_new_tokens(model.config, max_new_tokens)
     grammars = grammars or GrammarCache(tokenizer)
     record_starts = record_start_ids(grammars(None))
     step = step or row_step
@@ -226,11 +158,10 @@ def decode_stream(
                               length_multiple=length_multiple,
                               rows=batch_size if pad_encoder_rows else None)
         memory = model.encode(batch)
-        states = model.decoder.memory_norm(memory.states_BMD)
-        kv = [layer.cross_attn.project_kv(states) for layer in model.decoder.layers]
+        kv = model.decoder.cross_kv(memory.states_BMD)
         if cache is None:
-            cache = RowCache.empty(model, batch_size, states.shape[1], device, kv[0][0].dtype,
-                                   max_positions=max_new_tokens + 1)
+            cache = RowCache.empty(model.config, batch_size, memory.states_BMD.shape[1], device,
+                                   kv[0][0].dtype, max_positions=max_new_tokens + 1)
         ok = memory.doc_BM >= 0
         for i, (key, _, length) in enumerate(chunk):
             queue.append(_EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i]))
@@ -256,7 +187,7 @@ def decode_stream(
                 break
             window = queue.popleft()
             assert cache is not None
-            cache.load(b, window)
+            cache.load(b, window.cross_k, window.cross_v, window.memory_ok_M)
             grammar_rows.start(b, grammars(window.length), bos)
             rows[b] = _Row(window.key, window.length, [bos])
             current_B[b] = bos
@@ -280,3 +211,90 @@ def decode_stream(
                 yield finish(b, truncated=True)
                 picked[b] = pad
         current_B = torch.tensor(picked, dtype=torch.long, device=device)
+
+
+class FullPrefixStep:
+    """The reference ``step`` for :func:`decode_stream`: no KV cache, the decoder's training
+    forward over every row's whole prefix at each step, and the logits of its last position.
+
+    ``memory`` is the encoding (``model.encode``) of the batch whose window b decodes in row b,
+    which holds when every window has a row of its own from the first step (no refills, as in
+    :func:`decode_windows`). Only ``cache.position_B`` is used (advanced as the cached step
+    does); a row given a second window is refused.
+    """
+
+    def __init__(self, memory):
+        self.memory = memory
+        self.fed: list[Tensor] = []  # the [B] token ids of every step so far
+
+    @torch.no_grad()
+    def __call__(self, model, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
+        if self.fed and bool(((cache.position_B == 0) & active_B).any()):
+            raise ValueError("FullPrefixStep decodes one window per row; a row was refilled")
+        self.fed.append(token_ids_B.clone())
+        cache.position_B += 1
+        return prefix_logits(model, self.memory, torch.stack(self.fed, dim=1))
+
+
+def prefix_logits(model, memory, decoder_ids_BT: Tensor) -> Tensor:
+    """Logits [B, V] after the last of ``decoder_ids_BT`` (one document per row, position 0 at
+    its first token), from the decoder's full forward over the whole prefix."""
+    config = model.config
+    decoder_doc_BT = torch.zeros(decoder_ids_BT.shape, dtype=torch.long, device=decoder_ids_BT.device)
+    self_spec = decoder_self_mask(decoder_doc_BT, config.decoder_window_size, config.decoder_block_size)
+    cross_spec = cross_mask(decoder_doc_BT, memory.doc_BM.long(), config.decoder_block_size)
+    positions_BT = torch.arange(decoder_ids_BT.shape[1], device=decoder_ids_BT.device).expand_as(decoder_ids_BT)
+    hidden, _ = model.decoder(decoder_ids_BT, positions_BT, memory.states_BMD, self_spec, cross_spec,
+                              model.backend_for(decoder_ids_BT.device))
+    return model.decoder.logits(hidden[:, -1])
+
+
+@torch.no_grad()
+def decode_windows(
+    model,
+    tokenizer,
+    input_ids: Sequence[Sequence[int]],
+    window_lengths: Sequence[int],
+    *,
+    grammars: GrammarCache | None = None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    use_cache: bool = True,
+    length_multiple: int = 1,
+    rows: int | None = None,
+) -> list[WindowPrediction]:
+    """Decode one batch of windows with :func:`decode_stream`, one row per window; every result
+    parses (:mod:`genoforge.inference.decode`). Results in input order.
+
+    This is the entry point for callers that already hold encoder ids, such as generative
+    validation during training (the ids of a baked sample, hints included, work as they are).
+
+    Args:
+        model: a GenoforgeModel (put it in eval mode; its device is used).
+        tokenizer: the model's GenoTokenizer.
+        input_ids: encoder ids per window.
+        window_lengths: each window's length in bp (the grammar's coordinate limit).
+        grammars: a shared GrammarCache (built here when None).
+        max_new_tokens: decoder steps per window at most.
+        use_cache: False decodes with the :class:`FullPrefixStep` reference instead of the KV
+            cache (tests compare the two).
+        length_multiple, rows: pad the encoder batch (see :func:`encoder_batch`); ``rows`` also
+            pads the decoder batch.
+
+    Raises:
+        ConfigError: ``max_new_tokens`` out of range (:func:`check_max_new_tokens`).
+    """
+    if len(input_ids) != len(window_lengths):
+        raise ValueError("one window length per window is needed")
+    if not input_ids:
+        return []
+    batch_size = max(rows or 0, len(input_ids))
+    step = None
+    if not use_cache:
+        batch = encoder_batch(input_ids, tokenizer.bp_lengths(), tokenizer.pad_id, next(model.parameters()).device,
+                              length_multiple=length_multiple, rows=batch_size)
+        step = FullPrefixStep(model.encode(batch))
+    windows = [(k, ids, length) for k, (ids, length) in enumerate(zip(input_ids, window_lengths, strict=True))]
+    decoded = dict(decode_stream(model, tokenizer, windows, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                 grammars=grammars, length_multiple=length_multiple, pad_encoder_rows=True,
+                                 step=step))
+    return [decoded[k] for k in range(len(windows))]
