@@ -74,7 +74,8 @@ def fixed_length_step(target_tokens: int, eos_id: int):
     """row_step with <eos> pushed down until a row has decoded ``target_tokens`` tokens.
 
     Device work only (no host sync), so with ``--cuda_graphs`` it is captured with the step:
-    GraphedRowStep captures this module's ``row_step`` as bound when it builds its graph.
+    GraphedRowStep captures ``genoforge.inference.stream.row_step`` as bound when it builds its
+    graph, and decode_stream's eager default reads it at each call.
     """
     original = stream_module.row_step
 

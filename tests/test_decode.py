@@ -1,4 +1,5 @@
-"""Grammar-constrained greedy decoding (genoforge/inference/decode.py) on random debug models.
+"""Grammar-constrained greedy decoding (genoforge/inference/decode.py, the grammar side, driven
+by the one engine in genoforge/inference/stream.py) on random debug models.
 
 The models are the debug preset over the bundled DNABERT-2 tokenizer plus the token inventory
 (what `genoforge model init --preset debug` builds), with random weights: whatever such a model
@@ -18,8 +19,9 @@ import pytest
 import torch
 
 from genoforge.baking.target import parse_target_tokens
-from genoforge.inference.decode import GrammarCache, decode_windows, encoder_batch, greedy_decode
-from genoforge.inference.stream import decode_stream
+from genoforge.errors import ConfigError
+from genoforge.inference.decode import GrammarCache, encoder_batch
+from genoforge.inference.stream import FullPrefixStep, check_max_new_tokens, decode_stream, decode_windows
 
 
 def build_debug_model(tokenizer, seed: int = 0, **changes):
@@ -115,21 +117,22 @@ def test_masking_holds_against_logits_that_prefer_forbidden_tokens(models, monke
     wants to stop still writes a target that parses (cut back at the token cap)."""
     model_list, tokenizer = models
     model = model_list[0]
-    step = model.decode_step
+    step = model.decoder.step
     dna = tokenizer.bp_lengths() > 0
     dna_ids = torch.from_numpy(np.flatnonzero(dna))
 
-    def rigged(token_ids, cache):
-        logits = step(token_ids, cache).clone()
+    def rigged(token_ids, cache, active):
+        logits = step(token_ids, cache, active).clone()
         logits[:, dna_ids] += 1e4
         logits[:, tokenizer.eos_id] -= 1e4
         return logits
 
-    monkeypatch.setattr(model, "decode_step", rigged)
+    monkeypatch.setattr(model.decoder, "step", rigged)
     ids = [tokenizer.encode_dna(w) for w in random_windows(5, [300, 90])]
     for p, length in zip(decode_windows(model, tokenizer, ids, [300, 90], max_new_tokens=80), [300, 90]):
         parse_target_tokens([tokenizer.id_to_token(i) for i in p.token_ids], window_size=length)
         assert not dna[p.token_ids].any()
+        assert p.truncated  # the rigged step was used: it never lets a row end
         assert len(p.token_ids) > 2  # the rigged model still wrote records
 
 
@@ -147,9 +150,9 @@ def test_kv_cached_decoding_gives_the_same_tokens_as_uncached(models) -> None:
     assert longest > 2 * model_list[0].config.decoder_window_size
 
 
-def test_continuous_batching_writes_the_same_tokens_as_lockstep_and_uncached(models) -> None:
+def test_continuous_batching_writes_the_same_tokens_as_uncached(models) -> None:
     """Rows refilled at different times (per-row positions, ring buffers and cross K/V) decode
-    exactly what the model's own lockstep step and the uncached full forward decode."""
+    exactly what the uncached full forward over the whole prefix decodes, one row per window."""
     model_list, tokenizer = models
     lengths = [640, 33, 1_000, 250, 777]
     ids = [tokenizer.encode_dna(w) for w in random_windows(11, lengths)]
@@ -203,16 +206,42 @@ def test_encoder_batch_offsets_follow_the_bases_of_each_token(models) -> None:
     assert (batch["input_doc"][2] == -1).all()
 
 
-def test_greedy_decode_rejects_a_cap_beyond_the_cache(models) -> None:
-    from genoforge.errors import ConfigError
+def test_decoding_rejects_a_cap_beyond_the_cache(models) -> None:
+    from genoforge.inference.predict_config import WINDOWLESS_MAX_NEW_TOKENS, PredictConfig
+    from genoforge.inference.predictor import Predictor
 
     model_list, tokenizer = models
     model = model_list[0]
-    memory = model.encode(encoder_batch([tokenizer.encode_dna("ACGT")], tokenizer.bp_lengths(), tokenizer.pad_id))
-    grammar = GrammarCache(tokenizer)(4)
-    with pytest.raises(ConfigError, match="max_new_tokens"):
-        greedy_decode(model, memory, [grammar], bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id,
-                      pad_id=tokenizer.pad_id, max_new_tokens=0)
+    ids = tokenizer.encode_dna("ACGT")
+    with pytest.raises(ConfigError, match="max_new_tokens must be >= 1, got 0"):
+        decode_windows(model, tokenizer, [ids], [4], max_new_tokens=0)
+    with pytest.raises(ConfigError, match="max_new_tokens must be >= 1"):
+        next(decode_stream(model, tokenizer, [(0, ids, 4)], batch_size=1, max_new_tokens=-3))
+    # Without a decoder look-back the ring holds every position: the cap is bounded.
+    windowless = build_debug_model(tokenizer, decoder_window_size=0).eval()
+    beyond = WINDOWLESS_MAX_NEW_TOKENS + 1
+    for use_cache in (True, False):
+        with pytest.raises(ConfigError, match=f"max_new_tokens {beyond} does not fit the decode cache"):
+            decode_windows(windowless, tokenizer, [ids], [4], max_new_tokens=beyond, use_cache=use_cache)
+    with pytest.raises(ConfigError, match="does not fit the decode cache"):
+        Predictor(windowless, tokenizer, PredictConfig(window_size=600, device="cpu", max_new_tokens=beyond))
+    check_max_new_tokens(windowless.config, WINDOWLESS_MAX_NEW_TOKENS)  # the largest cap it takes
+    check_max_new_tokens(model.config, 10 * WINDOWLESS_MAX_NEW_TOKENS)  # a look-back window: any cap
+    predictions = decode_windows(windowless, tokenizer, [ids], [4], max_new_tokens=12)
+    assert predictions[0].token_ids[0] == tokenizer.bos_id and predictions[0].token_ids[-1] == tokenizer.eos_id
+
+
+def test_the_full_prefix_reference_refuses_a_refilled_row(models) -> None:
+    """The reference knows each row's memory only as row b = window b: a second window in a row
+    would be decoded against the first one's memory, so it is refused."""
+    model_list, tokenizer = models
+    model = model_list[0]
+    lengths = [640, 33]
+    ids = [tokenizer.encode_dna(w) for w in random_windows(11, lengths)]
+    memory = model.encode(encoder_batch(ids[:1], tokenizer.bp_lengths(), tokenizer.pad_id))
+    items = [(k, ids[k], lengths[k]) for k in range(2)]
+    with pytest.raises(ValueError, match="one window per row"):
+        list(decode_stream(model, tokenizer, items, batch_size=1, max_new_tokens=48, step=FullPrefixStep(memory)))
 
 
 def test_pure_noise_logits_always_parse(models, monkeypatch) -> None:
@@ -221,11 +250,11 @@ def test_pure_noise_logits_always_parse(models, monkeypatch) -> None:
     model = model_list[0]
     generator = torch.Generator().manual_seed(0)
 
-    def noise(token_ids, cache):
-        cache.position += 1
+    def noise(token_ids, cache, active):
+        cache.position_B += 1
         return torch.randn(token_ids.shape[0], model.config.vocab_size, generator=generator) * 5
 
-    monkeypatch.setattr(model, "decode_step", noise)
+    monkeypatch.setattr(model.decoder, "step", noise)
     lengths = [random.Random(k).choice([1, 2, 999, 1_000, 1_001, 4_321]) for k in range(24)]
     ids = [tokenizer.encode_dna("A" * n) for n in lengths]
     grammars = GrammarCache(tokenizer, max_records=6, max_exons=4)
@@ -345,10 +374,11 @@ def test_grammar_rows_pick_what_per_row_masks_pick(extra_width) -> None:
     assert finished > 30 and resets > 3
 
 
-def test_greedy_decode_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
-    """greedy_decode writes, on random debug models, exactly the tokens of the step loop it
-    replaced: the model's cached step, each row's allowed_mask in a numpy array, argmax."""
-    from genoforge.inference.decode import cut_unfinished_record, greedy_decode, record_start_ids
+def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
+    """decode_windows writes, on random debug models, exactly the tokens of the step loop the
+    mask table replaced: the model's cached step, each row's allowed_mask in a numpy array, argmax."""
+    from genoforge.inference.decode import cut_unfinished_record, record_start_ids
+    from genoforge.model.decode_cache import RowCache
 
     model_list, tokenizer = models
     lengths = [700, 45, 1_000, 320]
@@ -356,13 +386,17 @@ def test_greedy_decode_gives_the_tokens_of_the_per_row_mask_loop(models) -> None
     cache_of_grammars = GrammarCache(tokenizer)
     grammars = [cache_of_grammars(length) for length in lengths]
     bos, eos, pad = tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id
-    steps = 60
+    steps, rows = 60, 5
     for model in model_list[:2]:
-        memory = model.encode(encoder_batch(ids, tokenizer.bp_lengths(), pad, rows=5))
-        out = greedy_decode(model, memory, grammars, bos_id=bos, eos_id=eos, pad_id=pad,
-                            max_new_tokens=steps)
-        # The reference loop, then the same cut-back for rows the cap stopped.
-        cache = model.new_decode_cache(memory)
+        out = decode_windows(model, tokenizer, ids, lengths, max_new_tokens=steps, rows=rows)
+        # The reference loop (every window loaded at step 0, one row each, one row idle), then the
+        # same cut-back for rows the cap stopped.
+        memory = model.encode(encoder_batch(ids, tokenizer.bp_lengths(), pad, rows=rows))
+        kv = model.decoder.cross_kv(memory.states_BMD)
+        cache = RowCache.empty(model.config, rows, memory.states_BMD.shape[1], "cpu", kv[0][0].dtype,
+                               max_positions=steps + 1)
+        for b in range(len(lengths)):
+            cache.load(b, [k[b] for k, _ in kv], [v[b] for _, v in kv], memory.doc_BM[b] >= 0)
         states = [g.advance(g.start_state(), bos) for g in grammars]
         tokens = [[bos] for _ in lengths]
         current = torch.tensor([bos] * len(lengths) + [pad], dtype=torch.long)
@@ -370,7 +404,8 @@ def test_greedy_decode_gives_the_tokens_of_the_per_row_mask_loop(models) -> None
             masks = [None if g.is_final(s) else g.allowed_mask(s) for g, s in zip(grammars, states)]
             if all(m is None for m in masks):
                 break
-            picked = _reference_pick(model.decode_step(current, cache), masks + [None])
+            active = torch.tensor([m is not None for m in masks] + [False])
+            picked = _reference_pick(model.decoder.step(current, cache, active), masks + [None])
             for b, mask in enumerate(masks):
                 if mask is None:
                     picked[b] = pad
@@ -382,14 +417,13 @@ def test_greedy_decode_gives_the_tokens_of_the_per_row_mask_loop(models) -> None
         starts = record_start_ids(grammars[0])
         for b in range(len(lengths)):
             finished = grammars[b].is_final(states[b])
-            assert out.truncated[b] == (not finished)
-            assert out.token_ids[b] == (tokens[b] if finished else cut_unfinished_record(tokens[b], starts, eos))
+            assert out[b].truncated == (not finished)
+            assert out[b].token_ids == (tokens[b] if finished else cut_unfinished_record(tokens[b], starts, eos))
         assert sum(len(t) for t in tokens) > 10 * len(lengths)
 
 
 def test_grammar_rows_refuse_grammars_of_another_vocabulary() -> None:
     from genoforge.baking.grammar import TargetGrammar
-    from genoforge.errors import ConfigError
     from genoforge.inference.decode import GrammarRows
     from genoforge.tokenizer import inventory as inv
 

@@ -295,14 +295,37 @@ def test_uniform_router_gives_unit_balance_loss():
 
 
 def test_incremental_decoding_matches_the_full_forward():
+    """The decoder's cached step (one token per row, each row at its own position) gives the full
+    forward's logits: row 1 takes its window 7 steps after row 0, and idles before and after."""
+    from genoforge.model.decode_cache import RowCache
+
     model = debug_model().eval()  # decoder window 11 < 20 target tokens: the ring buffer wraps
     batch = packed_batch(enc_docs=[([30], 0), ([24], 6)], dec_docs=[([20], 0), ([20], 0)], seed=3)
     full = logits_of(model, batch)
+    ids, length, late = batch["decoder_ids"], 20, 7
+    stepped: list[list[torch.Tensor]] = [[], []]
     with torch.no_grad():
         memory = model.encode(batch)
-        cache = model.new_decode_cache(memory)
-        steps = [model.decode_step(batch["decoder_ids"][:, t], cache) for t in range(20)]
-    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-4, atol=1e-4)
+        kv = model.decoder.cross_kv(memory.states_BMD)
+        cache = RowCache.empty(model.config, 2, memory.states_BMD.shape[1], "cpu", kv[0][0].dtype,
+                               max_positions=length + 1)
+
+        def load(b: int) -> None:
+            cache.load(b, [k[b] for k, _ in kv], [v[b] for _, v in kv], memory.doc_BM[b] >= 0)
+
+        load(0)
+        for t in range(length + late):
+            if t == late:
+                load(1)
+            start = (0, late)
+            tokens = torch.stack([ids[b, min(max(t - start[b], 0), length - 1)] for b in range(2)])
+            active = torch.tensor([0 <= t - start[b] < length for b in range(2)])
+            logits = model.decoder.step(tokens, cache, active)
+            for b in range(2):
+                if active[b]:
+                    stepped[b].append(logits[b])
+    for b in range(2):
+        torch.testing.assert_close(torch.stack(stepped[b]), full[b], rtol=1e-4, atol=1e-4)
 
 
 def test_config_rejects_inconsistent_sizes():

@@ -84,7 +84,7 @@ def _batch(tokenizer, inputs, targets) -> dict:
 
 @pytest.mark.parametrize("num_latents", [7, 0], ids=["compressor", "no-compressor"])
 def test_the_decoder_learns_what_only_the_input_says(tmp_path: Path, num_latents: int) -> None:
-    from genoforge.inference.decode import decode_windows
+    from genoforge.inference.stream import decode_windows
     from genoforge.model.config import preset
     from genoforge.model.model import GenoforgeModel
 

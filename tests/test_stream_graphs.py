@@ -1,4 +1,4 @@
-"""The CUDA-graph path of the batched decoder step (genoforge/inference/stream.py), on a CPU.
+"""The CUDA-graph path of the batched decoder step (genoforge/inference/cuda_graphs.py), on a CPU.
 
 A CPU cannot capture a graph, so these tests run :class:`GraphedRowStep` with ``emulate=True``:
 the same static input/output buffers, warm-up count and capture/replay control flow, with the
@@ -27,17 +27,11 @@ from typer.testing import CliRunner
 
 from genoforge.cli.app import app
 from genoforge.errors import ConfigError
+from genoforge.inference.cuda_graphs import GraphedRowStep, StaticRowStep, cache_layout, check_capturable
 from genoforge.inference.predict_config import PredictConfig
 from genoforge.inference.predictor import Predictor
-from genoforge.inference.stream import (
-    GraphedRowStep,
-    RowCache,
-    StaticRowStep,
-    cache_layout,
-    check_capturable,
-    decode_stream,
-    row_step,
-)
+from genoforge.inference.stream import decode_stream, row_step
+from genoforge.model.decode_cache import RowCache
 
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
 
@@ -73,8 +67,7 @@ def clone_cache(cache: RowCache) -> RowCache:
 
 
 def cache_tensors(cache: RowCache) -> list[torch.Tensor]:
-    return [cache.position_B, cache.slot_pos_BW, cache.memory_ok_BM,
-            *cache.self_k, *cache.self_v, *cache.cross_k, *cache.cross_v]
+    return cache.tensors()
 
 
 class TwinCheck:

@@ -1,6 +1,6 @@
-"""Batched, grammar-constrained greedy decoding of window targets.
+"""Grammar-constrained greedy decoding of window targets: the contract, and the grammar side.
 
-Shape legend: B windows in the batch, S encoder tokens, M memory tokens, V vocabulary.
+Shape legend: B decoder rows (one window each), S encoder tokens, V vocabulary.
 
 The contract: every window's output parses. Each row keeps a state of the target grammar
 (:class:`genoforge.baking.grammar.TargetGrammar`, built for that window's length); at every step
@@ -20,12 +20,8 @@ model's device; a step sends B row indices and gathers the masks with one ``inde
 instead of building and copying a [B, V] array. The picks are exactly those of masking each
 row's :meth:`TargetGrammar.allowed_mask` (a test checks it over many random states).
 
-Rows advance in lockstep (one decoder step feeds one token to every row), reusing the model's
-KV cache (:meth:`GenoforgeModel.new_decode_cache` / :meth:`GenoforgeModel.decode_step`: ring
-buffers of the decoder look-back for self-attention, and each window's cross-attention keys and
-values computed once). Finished rows are fed padding until the whole batch is done.
-``use_cache=False`` recomputes the decoder over the whole prefix at every step instead: the
-reference the cached path is tested against (same tokens).
+The decoding loop that drives these pieces is :func:`genoforge.inference.stream.decode_stream`,
+the one decode engine (predict, generative validation, tests and benchmarks all run it).
 
 Encoder input (:func:`encoder_batch`) is built exactly as training's collate builds it
 (``genoforge.training.collate``): one document per row, ``input_bp`` the window-relative offset
@@ -43,7 +39,6 @@ import torch
 from torch import Tensor
 
 from genoforge.baking.grammar import AllowedKey, GrammarState, TargetGrammar
-from genoforge.baking.target import parse_target_tokens
 from genoforge.baking.window_models import WindowAnnotation
 from genoforge.errors import ConfigError
 from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RECORDS
@@ -274,154 +269,9 @@ class GrammarRows:
 
 
 @dataclass
-class DecodeOutput:
-    """Per row: the target ids ``<bos>`` ... ``<eos>`` and whether the cap cut it short."""
-
-    token_ids: list[list[int]]
-    truncated: list[bool]
-    steps: int
-
-
-@torch.no_grad()
-def greedy_decode(
-    model,
-    memory,
-    grammars: Sequence[TargetGrammar],
-    *,
-    bos_id: int,
-    eos_id: int,
-    pad_id: int,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-    use_cache: bool = True,
-) -> DecodeOutput:
-    """Greedy decoding of one batch under the grammar (contract in the module docstring).
-
-    Args:
-        model: a :class:`genoforge.model.model.GenoforgeModel` in eval mode.
-        memory: ``model.encode(batch)`` of the batch (rows beyond ``len(grammars)`` are ignored).
-        grammars: one grammar per window, for that window's length.
-        max_new_tokens: decoder steps at most (tokens after ``<bos>``, ``<eos>`` included).
-        use_cache: False recomputes the whole prefix every step (the reference path).
-
-    Raises:
-        ConfigError: ``max_new_tokens`` exceeds what the model's KV cache can hold.
-    """
-    if max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    config = model.config
-    if use_cache and config.decoder_window_size == 0 and max_new_tokens > 4096:
-        raise ConfigError(
-            f"max_new_tokens {max_new_tokens} does not fit the decode cache of a model without a "
-            "decoder window (4,096 positions); use --max_new_tokens 4096 or less"
-        )
-    batch = memory.states_BMD.shape[0]
-    n = len(grammars)
-    device = memory.states_BMD.device
-    rows = GrammarRows(batch, device)
-    for b, grammar in enumerate(grammars):
-        rows.start(b, grammar, bos_id)
-    tokens: list[list[int]] = [[bos_id] for _ in range(n)]
-    done = [False] * n
-    current_B = torch.full((batch,), pad_id, dtype=torch.long, device=device)
-    current_B[:n] = bos_id
-    cache = model.new_decode_cache(memory) if use_cache else None
-    history: list[Tensor] = [current_B]
-    steps = 0
-    for _ in range(max_new_tokens):
-        if all(done):
-            break
-        if cache is not None:
-            logits_BV = model.decode_step(current_B, cache)
-        else:
-            logits_BV = _uncached_logits(model, memory, torch.stack(history, dim=1))
-        picked = rows.pick(logits_BV)
-        steps += 1
-        for b in range(n):
-            if done[b]:
-                picked[b] = pad_id
-                continue
-            tokens[b].append(picked[b])
-            done[b] = rows.advance(b, picked[b])
-        picked[n:] = [pad_id] * (batch - n)
-        current_B = torch.tensor(picked, dtype=torch.long, device=device)
-        if cache is None:
-            history.append(current_B)
-    truncated = [not d for d in done]
-    starts = record_start_ids(grammars[0]) if any(truncated) else frozenset()
-    for b in range(n):
-        if truncated[b]:
-            tokens[b] = cut_unfinished_record(tokens[b], starts, eos_id)
-    return DecodeOutput(token_ids=tokens, truncated=truncated, steps=steps)
-
-
-def _uncached_logits(model, memory, decoder_ids_BT: Tensor) -> Tensor:
-    """Logits [B, V] of the last position, recomputing the decoder over the whole prefix."""
-    from genoforge.model.attention import cross_mask, decoder_self_mask
-
-    config = model.config
-    decoder_doc_BT = torch.zeros(decoder_ids_BT.shape, dtype=torch.long, device=decoder_ids_BT.device)
-    self_spec = decoder_self_mask(decoder_doc_BT, config.decoder_window_size, config.decoder_block_size)
-    cross_spec = cross_mask(decoder_doc_BT, memory.doc_BM.long(), config.decoder_block_size)
-    steps = torch.arange(decoder_ids_BT.shape[1], device=decoder_ids_BT.device)
-    positions_BT = steps.expand_as(decoder_ids_BT)
-    hidden, _ = model.decoder(decoder_ids_BT, positions_BT, memory.states_BMD, self_spec, cross_spec,
-                              model.backend_for(decoder_ids_BT.device))
-    return model.decoder.logits(hidden[:, -1])
-
-
-@dataclass
 class WindowPrediction:
     """One decoded window: its target ids, the parsed annotation, and whether it was cut short."""
 
     token_ids: list[int]
     annotation: WindowAnnotation
     truncated: bool
-
-
-@torch.no_grad()
-def decode_windows(
-    model,
-    tokenizer,
-    input_ids: Sequence[Sequence[int]],
-    window_lengths: Sequence[int],
-    *,
-    grammars: GrammarCache | None = None,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-    use_cache: bool = True,
-    length_multiple: int = 1,
-    rows: int | None = None,
-) -> list[WindowPrediction]:
-    """Encode and decode one batch of windows; every result parses (module docstring).
-
-    This is the entry point for callers that already hold encoder ids, such as generative
-    validation during training (the ids of a baked sample, hints included, work as they are).
-
-    Args:
-        model: a GenoforgeModel (put it in eval mode; its device is used).
-        tokenizer: the model's GenoTokenizer.
-        input_ids: encoder ids per window.
-        window_lengths: each window's length in bp (the grammar's coordinate limit).
-        grammars: a shared GrammarCache (built here when None).
-        length_multiple, rows: pad the encoder batch (see :func:`encoder_batch`).
-    """
-    if len(input_ids) != len(window_lengths):
-        raise ValueError("one window length per window is needed")
-    if not input_ids:
-        return []
-    grammars = grammars or GrammarCache(tokenizer)
-    device = next(model.parameters()).device
-    batch = encoder_batch(input_ids, tokenizer.bp_lengths(), tokenizer.pad_id, device,
-                          length_multiple=length_multiple, rows=rows)
-    memory = model.encode(batch)
-    out = greedy_decode(
-        model, memory, [grammars(length) for length in window_lengths],
-        bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
-        max_new_tokens=max_new_tokens, use_cache=use_cache,
-    )
-    results = []
-    for ids, truncated, length in zip(out.token_ids, out.truncated, window_lengths, strict=True):
-        strings = [tokenizer.id_to_token(i) for i in ids]
-        annotation = parse_target_tokens(strings, window_size=length, max_records=grammars.max_records,
-                                         max_exons=grammars.max_exons)
-        results.append(WindowPrediction(ids, annotation, truncated))
-    return results

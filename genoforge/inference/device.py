@@ -80,7 +80,7 @@ def use_cuda_graphs(config: PredictConfig, device, model) -> bool:
         ConfigError: ``config.cuda_graphs`` is True but ``device`` is not CUDA, or the model's
             experts run the per-expert loop (which syncs with the host and cannot be captured).
     """
-    from genoforge.inference.stream import check_capturable
+    from genoforge.inference.cuda_graphs import check_capturable
 
     if config.cuda_graphs is False:
         return False

@@ -38,7 +38,7 @@ DEFAULT_MAX_EXONS = 1000
 MAX_NEW_TOKENS_MULTIPLE = 1024
 MIN_MAX_NEW_TOKENS = 8192
 # A model without a decoder look-back window keeps every position in its decode cache (ring
-# width = max_new_tokens + 1, read at every step); decode.greedy_decode refuses more than 4,096.
+# width = max_new_tokens + 1, read at every step); stream.check_max_new_tokens refuses more.
 WINDOWLESS_MAX_NEW_TOKENS = 4096
 
 

@@ -1,7 +1,7 @@
 """The generative decoder's :class:`Predictor`: a loaded model that annotates windows.
 
 What ``predict --decoder generative`` runs (:func:`genoforge.inference.predict.predict_genome`;
-training-time validation decodes with :func:`genoforge.inference.decode.decode_windows`).
+training-time validation decodes with :func:`genoforge.inference.stream.decode_windows`).
 Windows are decoded with continuous batching (:mod:`genoforge.inference.stream`) under the
 target grammar (:mod:`genoforge.inference.decode`); a window with no A/C/G/T base (a run of N)
 is not decoded: it holds no gene.
@@ -27,7 +27,7 @@ from genoforge.inference.device import (
     use_cuda_graphs,
 )
 from genoforge.inference.predict_config import PredictConfig, default_max_new_tokens
-from genoforge.inference.stream import decode_stream
+from genoforge.inference.stream import check_max_new_tokens, decode_stream
 from genoforge.inference.windows import GenomeWindow
 from genoforge.model.training_window import TrainingWindow, read_training_window
 
@@ -52,6 +52,7 @@ class Predictor:
         if self.max_new_tokens is None:
             self.max_new_tokens = default_max_new_tokens(self.config.resolved_window_size,
                                                          model.config.decoder_window_size)
+        check_max_new_tokens(model.config, self.max_new_tokens)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
@@ -66,7 +67,7 @@ class Predictor:
         self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
         self.step = None  # decode_stream's default row_step, unless CUDA graphs are used
         if use_cuda_graphs(self.config, self.device, self.model):
-            from genoforge.inference.stream import GraphedRowStep
+            from genoforge.inference.cuda_graphs import GraphedRowStep
 
             self.step = GraphedRowStep(fallback=self.config.cuda_graphs is None)
         self.target_tokens = 0  # target tokens kept (after <bos>), all windows so far

@@ -1,60 +1,42 @@
-"""Continuous batching: decode a stream of windows, refilling each batch row as its window ends.
+"""The decode engine: continuous batching of windows, each row refilled as its window ends.
 
-Shape legend: B batch rows, G key/value heads, W decoder look-back (ring slots), M memory tokens
-per window, d head dim, D decoder width, V vocabulary.
+Shape legend: B batch rows, M memory tokens per window, T decoded tokens, V vocabulary.
 
-Why: target lengths vary a lot (10 kb windows of the shared genomes: mean ~230 tokens, but the
-fly's 99th percentile is ~2,100). In lockstep decoding (:func:`genoforge.inference.decode.
-greedy_decode`) a batch runs as long as its longest window, so most rows idle; here a row that
-finishes takes the next window at once, and the cost follows the mean length instead of the
-maximum.
+Every decoding path runs through :func:`decode_stream`: predict (:mod:`genoforge.inference.
+predictor`, windows streamed from a genome), generative validation during training and the tests
+(:func:`decode_windows`, one batch of windows held in memory), and the benchmarks.
 
-The model's own decode step (:meth:`GenoforgeModel.decode_step`) keeps one position for the whole
-batch; rows that start at different times need one position per row. :class:`RowCache` holds
-that state and :func:`row_step` is the model's decoder step computed per row: the same modules
-(embeddings, norms, projections, RoPE, MoE FFN, output head), the same ring buffer of the
-``decoder_window_size`` look-back (slot = position mod W) and each row's cross-attention keys and
-values computed once when its window is loaded. Tests check that it writes the same tokens as
-the model's lockstep step and as the uncached full forward.
+Why continuous batching: target lengths vary a lot (10 kb windows of the shared genomes: mean
+~230 tokens, but the fly's 99th percentile is ~2,100). Decoded in lockstep, a batch runs as long
+as its longest window, so most rows idle; here a row that finishes takes the next window at once,
+and the cost follows the mean length instead of the maximum.
 
-Grammar, token cap and truncation are exactly those of :mod:`genoforge.inference.decode`.
+The step: :func:`row_step`, the model's cached decoder step
+(:meth:`genoforge.model.decoder.GenoforgeDecoder.step`: one token per row, each row at its own
+position; the state is a :class:`~genoforge.model.decode_cache.RowCache`, each row's
+cross-attention keys and values computed once when its window is loaded). On CUDA it is replayed
+from a captured graph (:mod:`genoforge.inference.cuda_graphs`). :class:`FullPrefixStep` is the
+reference it is tested against: no cache, the decoder's training forward over each row's whole
+prefix at every step (``decode_windows(use_cache=False)``); tests check that both write the same
+tokens.
 
-CUDA graphs (``PredictConfig.cuda_graphs``; on by default on CUDA, ``predict --no_cuda_graphs``
-turns them off). At batch 256 :func:`row_step` is launch-bound (benchmarks/RESULTS.md, "## Predict":
-the seed model issues 1,629 kernels for 8.3 ms of GPU time in a 31.8 ms step; replayed from a
-graph, predict runs 4x faster). :class:`GraphedRowStep` runs the same function over static
-buffers and replays it from one captured graph:
-
-* inputs: the step's token ids [B] and active mask [B] are copied into fixed buffers; the logits
-  are written into a fixed [B, V] buffer by the graph and cloned out for the caller;
-* state: the :class:`RowCache` tensors are read and updated in place (index writes, ``+=``), so
-  they keep their addresses from step to step. :meth:`RowCache.widen_memory` (models without a
-  compressor, where M = S grows with the longest window seen) allocates NEW cross K/V tensors;
-  this path does not pre-size them (the widest window is not known up front) but RE-CAPTURES:
-  every call compares the cache's layout (address and shape of each tensor) with the one the
-  graph was captured on, and a change means warm-up and capture again. On CUDA the encoder
-  pads S to a multiple of 512, so a genome costs a few captures; with a compressor M is fixed
-  and one capture serves the whole run;
-* no host synchronisation inside the step: the embedding, RoPE tables (positions from the device
-  tensor), masks (device comparisons), SDPA and the grouped MoE (argsort, a fixed-size
-  index_add count, cumsum offsets, ``torch._grouped_mm``) are all device work with shapes fixed
-  by B, W, M. The per-expert ``loop`` MoE is not (``torch.where`` = nonzero, and a branch on
-  its size, once per expert): :func:`check_capturable` refuses models whose experts resolve to it.
+Grammar, token cap and truncation: :mod:`genoforge.inference.decode`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from genoforge.baking.target import parse_target_tokens
+from genoforge.errors import ConfigError
 from genoforge.inference.decode import (
+    DEFAULT_MAX_NEW_TOKENS,
     GrammarCache,
     GrammarRows,
     WindowPrediction,
@@ -62,296 +44,38 @@ from genoforge.inference.decode import (
     encoder_batch,
     record_start_ids,
 )
-
-# Eager steps run on a side stream before each capture (torch.cuda.graphs docs: warm up before
-# capturing, so lazy initialisation such as cuBLAS handles and workspaces and the allocator's
-# first blocks happens outside the graph). They are real decoding steps, not throwaway ones:
-# the cache is advanced exactly as by the graph, so nothing has to be saved and restored.
-GRAPH_WARMUP_STEPS = 2
+from genoforge.inference.predict_config import WINDOWLESS_MAX_NEW_TOKENS
+from genoforge.model.attention import cross_mask, decoder_self_mask
+from genoforge.model.decode_cache import RowCache
 
 
-@dataclass
-class RowCache:
-    """Per-row decoding state of B rows (see the module docstring).
-
-    ``position_B`` is each row's next position (0 = the ``<bos>`` input); ``slot_pos_BW`` the
-    position held in each ring slot (-1 = empty); ``memory_ok_BM`` which memory tokens a row may
-    attend (its window's, not padding).
-    """
-
-    position_B: Tensor
-    slot_pos_BW: Tensor
-    self_k: list[Tensor]  # per layer [B, G, W, d]
-    self_v: list[Tensor]
-    cross_k: list[Tensor]  # per layer [B, G, M, d]
-    cross_v: list[Tensor]
-    memory_ok_BM: Tensor
-
-    @classmethod
-    def empty(cls, model, rows: int, memory_width: int, device, dtype, max_positions: int) -> RowCache:
-        """Zeroed state; without a decoder look-back window the ring holds ``max_positions``."""
-        config = model.config
-        window = config.decoder_window_size or max_positions
-        layers = config.decoder_layers
-        g, d = config.decoder_kv_heads, config.decoder_head_dim
-
-        def zeros(width: int) -> list[Tensor]:
-            return [torch.zeros(rows, g, width, d, device=device, dtype=dtype) for _ in range(layers)]
-
-        return cls(
-            position_B=torch.zeros(rows, dtype=torch.long, device=device),
-            slot_pos_BW=torch.full((rows, window), -1, dtype=torch.long, device=device),
-            self_k=zeros(window), self_v=zeros(window), cross_k=zeros(memory_width),
-            cross_v=zeros(memory_width),
-            memory_ok_BM=torch.zeros(rows, memory_width, dtype=torch.bool, device=device),
-        )
-
-    @property
-    def memory_width(self) -> int:
-        return self.memory_ok_BM.shape[1]
-
-    def widen_memory(self, width: int) -> None:
-        """Pad every row's memory to ``width`` tokens (models without a compressor: M = S varies)."""
-        extra = width - self.memory_width
-        if extra <= 0:
-            return
-        self.cross_k = [F.pad(t, (0, 0, 0, extra)) for t in self.cross_k]
-        self.cross_v = [F.pad(t, (0, 0, 0, extra)) for t in self.cross_v]
-        self.memory_ok_BM = F.pad(self.memory_ok_BM, (0, extra), value=False)
-
-    def load(self, row: int, window: _EncodedWindow) -> None:
-        """Start decoding ``window`` in ``row``: its cross K/V, an empty ring, position 0."""
-        width = window.memory_ok_M.shape[0]
-        self.widen_memory(width)
-        for layer, (k, v) in enumerate(zip(window.cross_k, window.cross_v, strict=True)):
-            self.cross_k[layer][row].zero_()
-            self.cross_v[layer][row].zero_()
-            self.cross_k[layer][row, :, :width] = k
-            self.cross_v[layer][row, :, :width] = v
-        self.memory_ok_BM[row] = False
-        self.memory_ok_BM[row, :width] = window.memory_ok_M
-        self.slot_pos_BW[row] = -1
-        self.position_B[row] = 0
-
-
-@torch.no_grad()
 def row_step(model, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
-    """Logits [B, V] of the next token of every row, each at its own position.
+    """Logits [B, V] of the next token of every row, each at its own position: the model's
+    cached decoder step (:meth:`genoforge.model.decoder.GenoforgeDecoder.step`).
 
     Rows where ``active_B`` is False are computed on padding and must be ignored.
     """
-    from genoforge.model.attention import apply_rope
-
-    decoder = model.decoder
-    rows = torch.arange(token_ids_B.shape[0], device=token_ids_B.device)
-    window = cache.slot_pos_BW.shape[1]
-    x_B1D = decoder.embed_tokens(token_ids_B)[:, None]
-    rope = decoder.rope(cache.position_B[:, None])
-    slot_B = cache.position_B % window
-    cache.slot_pos_BW[rows, slot_B] = cache.position_B
-    visible_BW = (cache.slot_pos_BW >= 0) & (cache.slot_pos_BW > cache.position_B[:, None] - window)
-    self_mask = visible_BW[:, None, None, :]
-    # An idle row may see no memory at all; let it see everything rather than produce NaN.
-    cross_mask = (cache.memory_ok_BM | ~active_B[:, None])[:, None, None, :]
-    valid = torch.ones(x_B1D.shape[:2], dtype=torch.bool, device=x_B1D.device)
-    for index, layer in enumerate(decoder.layers):
-        attn = layer.self_attn
-        h = layer.self_norm(x_B1D)
-        q = apply_rope(attn.split(attn.q_proj(h), attn.n_heads), *rope)
-        k, v = attn.project_kv(h)
-        cache.self_k[index][rows, :, slot_B] = apply_rope(k, *rope)[:, :, 0]
-        cache.self_v[index][rows, :, slot_B] = v[:, :, 0]
-        out = F.scaled_dot_product_attention(q, cache.self_k[index], cache.self_v[index],
-                                             attn_mask=self_mask, enable_gqa=True)
-        x_B1D = x_B1D + attn.merge(out)
-        cross = layer.cross_attn
-        h = layer.cross_norm(x_B1D)
-        q = cross.split(cross.q_proj(h), cross.n_heads)
-        out = F.scaled_dot_product_attention(q, cache.cross_k[index], cache.cross_v[index],
-                                             attn_mask=cross_mask, enable_gqa=True)
-        x_B1D = x_B1D + cross.merge(out)
-        x_B1D = layer.feed_forward(x_B1D, valid)[0]
-    cache.position_B += 1
-    return decoder.logits(decoder.norm(x_B1D))[:, 0]
+    return model.decoder.step(token_ids_B, cache, active_B)
 
 
-def check_capturable(model) -> None:
-    """Refuse a model whose decoder step cannot be captured as a CUDA graph.
+def check_max_new_tokens(config, max_new_tokens: int) -> None:
+    """Refuse a token cap below 1, or one the decode cache of ``config``'s decoder cannot hold.
 
-    The MoE ``loop`` path synchronises with the host (``torch.where`` and a size check per
-    expert); experts fall back to it where ``torch._grouped_mm`` cannot take their widths (see
-    :func:`genoforge.model.moe.grouped_mm_supported`) or where ``impl`` forces it.
+    Without a decoder look-back window (``decoder_window_size`` 0) the ring keeps every position
+    (``max_new_tokens + 1`` slots, all read at every step), so the cap is bounded by
+    :data:`~genoforge.inference.predict_config.WINDOWLESS_MAX_NEW_TOKENS`.
 
     Raises:
-        ConfigError: a decoder MoE layer resolves to the per-expert loop.
+        ConfigError: either bound is crossed.
     """
-    from genoforge.errors import ConfigError
-    from genoforge.model.moe import MoEFeedForward
-
-    parameter = next(model.parameters())
-    for index, layer in enumerate(model.decoder.layers):
-        ffn = layer.ffn
-        if not isinstance(ffn, MoEFeedForward):
-            continue
-        probe = torch.empty(0, ffn.dim, device=parameter.device, dtype=parameter.dtype)
-        if ffn.resolve_impl(probe) == "loop":
-            raise ConfigError(
-                f"--cuda_graphs: decoder layer {index}'s MoE runs the per-expert loop (decoder_dim "
-                f"{ffn.dim}, decoder_ff_dim {ffn.ff_dim}, impl {ffn.impl!r}), which syncs with the host "
-                "every step and cannot be captured; drop --cuda_graphs, or use widths that are "
-                "multiples of 8 so the grouped GEMM path applies"
-            )
-
-
-def cache_layout(model, cache: RowCache) -> tuple:
-    """What a captured step has baked in: the model and each cache tensor's address and shape."""
-    tensors = [cache.position_B, cache.slot_pos_BW, cache.memory_ok_BM,
-               *cache.self_k, *cache.self_v, *cache.cross_k, *cache.cross_v]
-    return (id(model), *((t.data_ptr(), tuple(t.shape)) for t in tensors))
-
-
-StepFn = Callable[[Any, Tensor, RowCache, Tensor], Tensor]
-
-
-class StaticRowStep:
-    """One decoder step over fixed buffers: the body a CUDA graph captures, for one cache layout.
-
-    ``token_ids_B`` and ``active_B`` are the inputs (copy into them before :meth:`run`),
-    ``logits_BV`` the output, all allocated here once; ``cache`` is updated in place by ``body``.
-    """
-
-    def __init__(self, model, cache: RowCache, body: StepFn):
-        rows = cache.position_B.shape[0]
-        device = cache.position_B.device
-        head = model.decoder.lm_head.weight
-        self.model, self.cache, self.body = model, cache, body
-        self.layout = cache_layout(model, cache)
-        self.token_ids_B = torch.zeros(rows, dtype=torch.long, device=device)
-        self.active_B = torch.zeros(rows, dtype=torch.bool, device=device)
-        self.logits_BV = torch.zeros(rows, head.shape[0], dtype=head.dtype, device=device)
-        self.warmup_left = 0
-        self.replay: Callable[[], None] | None = None
-
-    @torch.no_grad()
-    def run(self) -> None:
-        """The step on the buffers: what is captured, and what warm-up runs eagerly."""
-        self.logits_BV.copy_(self.body(self.model, self.token_ids_B, self.cache, self.active_B))
-
-
-class GraphedRowStep:
-    """A drop-in ``step`` for :func:`decode_stream`: :func:`row_step` replayed from a CUDA graph.
-
-    Per call: the inputs are copied into the static buffers; the first ``warmup_steps`` calls
-    after a (re)build run the step eagerly (on a side stream on CUDA), the next one captures it
-    and every later call replays it; the returned logits are a copy (the next replay overwrites
-    the buffer). A call whose cache layout differs from the captured one (a new cache, or
-    :meth:`RowCache.widen_memory`) rebuilds: new buffers, warm-up, capture (module docstring).
-
-    Args:
-        warmup_steps: eager steps before each capture (:data:`GRAPH_WARMUP_STEPS`).
-        emulate: run the captured body eagerly instead of capturing it, with the same buffers
-            and control flow (CPU tests of everything but the graph itself).
-        body: the step function to capture; default this module's ``row_step`` as bound when
-            the graph is built (benchmarks/predict.py wraps it to fix target lengths).
-        fallback: when a capture fails, warn once on stderr and run every later step eagerly
-            (the default-on mode of predict) instead of raising ConfigError (``--cuda_graphs``
-            asked for explicitly).
-
-    ``captures`` counts captures (or emulated ones); :meth:`release` drops the graph and its
-    buffers (call it when the stream is done: they keep the cache alive).
-    """
-
-    def __init__(self, *, warmup_steps: int = GRAPH_WARMUP_STEPS, emulate: bool = False,
-                 body: StepFn | None = None, fallback: bool = False):
-        self.warmup_steps = warmup_steps
-        self.emulate = emulate
-        self.body = body
-        self.fallback = fallback
-        self.failed = False  # a capture failed under ``fallback``: every step runs eagerly
-        self.captures = 0
-        self.static: StaticRowStep | None = None
-        self._side_stream = None
-
-    def __call__(self, model, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
-        if self.failed:
-            return (self.body or row_step)(model, token_ids_B, cache, active_B)
-        static = self.static
-        if static is None or static.cache is not cache or static.layout != cache_layout(model, cache):
-            static = self._rebuild(model, cache)
-        static.token_ids_B.copy_(token_ids_B)
-        static.active_B.copy_(active_B)
-        if static.warmup_left > 0:
-            static.warmup_left -= 1
-            self._warm(static)
-        else:
-            if static.replay is None:
-                static.replay = self._capture(static)
-                if static.replay is None:  # failed, fallback: this step and the rest eagerly
-                    self.release()
-                    self.failed = True
-                    return (self.body or row_step)(model, token_ids_B, cache, active_B)
-                self.captures += 1
-            static.replay()
-        return static.logits_BV.clone()
-
-    def release(self) -> None:
-        """Drop the graph, its memory pool and the static buffers (and so the cache they hold)."""
-        self.static = None
-
-    def _rebuild(self, model, cache: RowCache) -> StaticRowStep:
-        self.static = None  # free the old graph's pool before the new buffers are allocated
-        if not self.emulate:
-            if cache.position_B.device.type != "cuda":
-                from genoforge.errors import ConfigError
-
-                raise ConfigError(
-                    f"--cuda_graphs needs a CUDA device, but the decoder runs on "
-                    f"{cache.position_B.device}; drop --cuda_graphs or pass --device cuda")
-            check_capturable(model)
-        static = StaticRowStep(model, cache, self.body or row_step)
-        static.warmup_left = self.warmup_steps
-        self.static = static
-        return static
-
-    def _warm(self, static: StaticRowStep) -> None:
-        if self.emulate:
-            static.run()
-            return
-        device = static.logits_BV.device
-        if self._side_stream is None:
-            self._side_stream = torch.cuda.Stream(device)
-        side, main = self._side_stream, torch.cuda.current_stream(device)
-        side.wait_stream(main)  # the inputs and any rows loaded since the last step
-        with torch.cuda.stream(side):
-            static.run()
-        main.wait_stream(side)
-
-    def _capture(self, static: StaticRowStep) -> Callable[[], None] | None:
-        """The replay of a fresh capture; None when it failed and ``fallback`` is on.
-
-        A capture records kernels without running them, so a failed one leaves the cache as it
-        was before the step and the step can run eagerly instead.
-        """
-        if self.emulate:
-            return static.run
-        from genoforge.errors import ConfigError
-
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                static.run()
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if self.fallback:
-                import sys
-
-                print(f"warning: capturing the decoder step as a CUDA graph failed ({first}); "
-                      "decoding eagerly (slower). Pass --no_cuda_graphs to skip the attempt, and "
-                      "please report this", file=sys.stderr)
-                return None
-            raise ConfigError(f"--cuda_graphs: capturing the decoder step failed ({first}); "
-                              "run with --no_cuda_graphs and report this") from exc
-        return graph.replay
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if config.decoder_window_size == 0 and max_new_tokens > WINDOWLESS_MAX_NEW_TOKENS:
+        raise ConfigError(
+            f"max_new_tokens {max_new_tokens} does not fit the decode cache of a model without a "
+            f"decoder window ({WINDOWLESS_MAX_NEW_TOKENS:,} positions); use --max_new_tokens "
+            f"{WINDOWLESS_MAX_NEW_TOKENS} or less"
+        )
 
 
 @dataclass
@@ -391,16 +115,19 @@ def decode_stream(
         windows: ``(key, encoder ids, window length in bp)`` per window, consumed lazily
             (``batch_size`` windows are encoded together when rows free up).
         batch_size: decoder rows (windows decoded at once) and encoder batch.
-        max_new_tokens: decoder steps per window at most (module docstring of ``decode``).
+        max_new_tokens: decoder steps per window at most (tokens after ``<bos>``, ``<eos>``
+            included; module docstring of :mod:`genoforge.inference.decode`).
         length_multiple, pad_encoder_rows: fixed encoder shapes (for compiled kernels on CUDA).
-        step: replaces :func:`row_step` (tests).
+        step: replaces :func:`row_step`: a :class:`~genoforge.inference.cuda_graphs.
+            GraphedRowStep`, the :class:`FullPrefixStep` reference, or a test's.
 
     Results come in completion order, not input order; every prediction parses.
-    """
-    if max_new_tokens < 1:
-        from genoforge.errors import ConfigError
 
-        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    Raises:
+        ConfigError: ``max_new_tokens`` is below 1 or beyond the decode cache
+            (:func:`check_max_new_tokens`).
+    """
+    check_max_new_tokens(model.config, max_new_tokens)
     grammars = grammars or GrammarCache(tokenizer)
     record_starts = record_start_ids(grammars(None))
     step = step or row_step
@@ -431,11 +158,10 @@ def decode_stream(
                               length_multiple=length_multiple,
                               rows=batch_size if pad_encoder_rows else None)
         memory = model.encode(batch)
-        states = model.decoder.memory_norm(memory.states_BMD)
-        kv = [layer.cross_attn.project_kv(states) for layer in model.decoder.layers]
+        kv = model.decoder.cross_kv(memory.states_BMD)
         if cache is None:
-            cache = RowCache.empty(model, batch_size, states.shape[1], device, kv[0][0].dtype,
-                                   max_positions=max_new_tokens + 1)
+            cache = RowCache.empty(model.config, batch_size, memory.states_BMD.shape[1], device,
+                                   kv[0][0].dtype, max_positions=max_new_tokens + 1)
         ok = memory.doc_BM >= 0
         for i, (key, _, length) in enumerate(chunk):
             queue.append(_EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i]))
@@ -461,7 +187,7 @@ def decode_stream(
                 break
             window = queue.popleft()
             assert cache is not None
-            cache.load(b, window)
+            cache.load(b, window.cross_k, window.cross_v, window.memory_ok_M)
             grammar_rows.start(b, grammars(window.length), bos)
             rows[b] = _Row(window.key, window.length, [bos])
             current_B[b] = bos
@@ -485,3 +211,90 @@ def decode_stream(
                 yield finish(b, truncated=True)
                 picked[b] = pad
         current_B = torch.tensor(picked, dtype=torch.long, device=device)
+
+
+class FullPrefixStep:
+    """The reference ``step`` for :func:`decode_stream`: no KV cache, the decoder's training
+    forward over every row's whole prefix at each step, and the logits of its last position.
+
+    ``memory`` is the encoding (``model.encode``) of the batch whose window b decodes in row b,
+    which holds when every window has a row of its own from the first step (no refills, as in
+    :func:`decode_windows`). Only ``cache.position_B`` is used (advanced as the cached step
+    does); a row given a second window is refused.
+    """
+
+    def __init__(self, memory):
+        self.memory = memory
+        self.fed: list[Tensor] = []  # the [B] token ids of every step so far
+
+    @torch.no_grad()
+    def __call__(self, model, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
+        if self.fed and bool(((cache.position_B == 0) & active_B).any()):
+            raise ValueError("FullPrefixStep decodes one window per row; a row was refilled")
+        self.fed.append(token_ids_B.clone())
+        cache.position_B += 1
+        return prefix_logits(model, self.memory, torch.stack(self.fed, dim=1))
+
+
+def prefix_logits(model, memory, decoder_ids_BT: Tensor) -> Tensor:
+    """Logits [B, V] after the last of ``decoder_ids_BT`` (one document per row, position 0 at
+    its first token), from the decoder's full forward over the whole prefix."""
+    config = model.config
+    decoder_doc_BT = torch.zeros(decoder_ids_BT.shape, dtype=torch.long, device=decoder_ids_BT.device)
+    self_spec = decoder_self_mask(decoder_doc_BT, config.decoder_window_size, config.decoder_block_size)
+    cross_spec = cross_mask(decoder_doc_BT, memory.doc_BM.long(), config.decoder_block_size)
+    positions_BT = torch.arange(decoder_ids_BT.shape[1], device=decoder_ids_BT.device).expand_as(decoder_ids_BT)
+    hidden, _ = model.decoder(decoder_ids_BT, positions_BT, memory.states_BMD, self_spec, cross_spec,
+                              model.backend_for(decoder_ids_BT.device))
+    return model.decoder.logits(hidden[:, -1])
+
+
+@torch.no_grad()
+def decode_windows(
+    model,
+    tokenizer,
+    input_ids: Sequence[Sequence[int]],
+    window_lengths: Sequence[int],
+    *,
+    grammars: GrammarCache | None = None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    use_cache: bool = True,
+    length_multiple: int = 1,
+    rows: int | None = None,
+) -> list[WindowPrediction]:
+    """Decode one batch of windows with :func:`decode_stream`, one row per window; every result
+    parses (:mod:`genoforge.inference.decode`). Results in input order.
+
+    This is the entry point for callers that already hold encoder ids, such as generative
+    validation during training (the ids of a baked sample, hints included, work as they are).
+
+    Args:
+        model: a GenoforgeModel (put it in eval mode; its device is used).
+        tokenizer: the model's GenoTokenizer.
+        input_ids: encoder ids per window.
+        window_lengths: each window's length in bp (the grammar's coordinate limit).
+        grammars: a shared GrammarCache (built here when None).
+        max_new_tokens: decoder steps per window at most.
+        use_cache: False decodes with the :class:`FullPrefixStep` reference instead of the KV
+            cache (tests compare the two).
+        length_multiple, rows: pad the encoder batch (see :func:`encoder_batch`); ``rows`` also
+            pads the decoder batch.
+
+    Raises:
+        ConfigError: ``max_new_tokens`` out of range (:func:`check_max_new_tokens`).
+    """
+    if len(input_ids) != len(window_lengths):
+        raise ValueError("one window length per window is needed")
+    if not input_ids:
+        return []
+    batch_size = max(rows or 0, len(input_ids))
+    step = None
+    if not use_cache:
+        batch = encoder_batch(input_ids, tokenizer.bp_lengths(), tokenizer.pad_id, next(model.parameters()).device,
+                              length_multiple=length_multiple, rows=batch_size)
+        step = FullPrefixStep(model.encode(batch))
+    windows = [(k, ids, length) for k, (ids, length) in enumerate(zip(input_ids, window_lengths, strict=True))]
+    decoded = dict(decode_stream(model, tokenizer, windows, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                 grammars=grammars, length_multiple=length_multiple, pad_encoder_rows=True,
+                                 step=step))
+    return [decoded[k] for k in range(len(windows))]

@@ -5,7 +5,9 @@ Public API (import from the submodules; this package imports nothing, so that im
 
 * ``config``: ``ModelConfig`` (every hyperparameter) and ``preset("debug" | "small" | "seed")``;
 * ``model``: ``GenoforgeModel(config)``, ``forward(batch, label_smoothing=0.0) -> ModelOutput``,
-  ``encode(batch) -> Memory``, ``new_decode_cache(memory)`` + ``decode_step(token_ids, cache)``;
+  ``encode(batch) -> Memory``; incremental decoding through ``model.decoder``:
+  ``cross_kv(memory.states_BMD)`` + ``step(token_ids, cache, active)`` on a
+  ``decode_cache.RowCache``;
 * ``io``: ``save_model(model, dir, tokenizer)``, ``load_model(dir, device, dtype)``,
   ``read_model_config(dir)``;
 * ``init``: ``init_model(...)`` (``genoforge model init``); ``resize``: ``resize_model(...)``

@@ -120,6 +120,17 @@ def attend(
     return out * has_key_BQ[:, None, :, None].to(out.dtype)
 
 
+def attend_cached(q_BHQd: Tensor, k_BGKd: Tensor, v_BGKd: Tensor, allowed_BQK: Tensor) -> Tensor:
+    """Scaled dot-product attention over cached keys under a boolean mask; returns [B, H, Q, d].
+
+    The decode step's attention (:meth:`genoforge.model.decoder.DecoderLayer.step`): ``allowed``
+    (broadcastable to [B, H, Q, K], True = may attend) is built on the device every step, so no
+    block mask or host work is needed; every query must see at least one key. GQA as in
+    :func:`attend`.
+    """
+    return F.scaled_dot_product_attention(q_BHQd, k_BGKd, v_BGKd, attn_mask=allowed_BQK, enable_gqa=True)
+
+
 def rope_cos_sin(positions_BT: Tensor, head_dim: int, theta: float) -> tuple[Tensor, Tensor]:
     """cos/sin tables [B, 1, T, d/2] for rotary embeddings at integer ``positions``."""
     half = head_dim // 2
@@ -156,9 +167,17 @@ class GQAttention(nn.Module):
         batch, length, _ = x_BTX.shape
         return x_BTX.view(batch, length, n_heads, self.head_dim).transpose(1, 2)
 
-    def project_kv(self, kv_BKD: Tensor) -> tuple[Tensor, Tensor]:
-        """Key and value heads [B, G, K, d] (cached once per window for cross-attention)."""
-        return self.split(self.k_proj(kv_BKD), self.n_kv_heads), self.split(self.v_proj(kv_BKD), self.n_kv_heads)
+    def project_q(self, x_BQD: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Query heads [B, H, Q, d], rotated when ``rope`` (cos, sin) is given."""
+        q = self.split(self.q_proj(x_BQD), self.n_heads)
+        return q if rope is None else apply_rope(q, *rope)
+
+    def project_kv(self, kv_BKD: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """Key and value heads [B, G, K, d], keys rotated when ``rope`` is given (what a decode
+        cache stores: cross-attention's once per window, self-attention's one token per step)."""
+        k = self.split(self.k_proj(kv_BKD), self.n_kv_heads)
+        v = self.split(self.v_proj(kv_BKD), self.n_kv_heads)
+        return (k if rope is None else apply_rope(k, *rope)), v
 
     def merge(self, out_BHQd: Tensor) -> Tensor:
         batch, _, length, _ = out_BHQd.shape
@@ -172,10 +191,8 @@ class GQAttention(nn.Module):
         backend: Backend,
         rope: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
-        q = self.split(self.q_proj(x_BQD), self.n_heads)
-        k, v = self.project_kv(kv_BKD)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q = self.project_q(x_BQD, rope)
+        k, v = self.project_kv(kv_BKD, rope)
         return self.merge(attend(q, k, v, spec, backend))
 
 

@@ -17,50 +17,30 @@ a packed document is computed exactly as it would be alone, and incremental deco
 step number. Rotary rather than ALiBi because it composes with the look-back window and the KV
 cache without a bias tensor, and FlexAttention then needs only a mask.
 
-Incremental decoding (:class:`DecodeCache`): per layer a ring buffer of the last W keys/values
-(already rotated) and the cross-attention keys/values of the memory, computed once per window.
+Incremental decoding (:meth:`GenoforgeDecoder.step`, state in
+:class:`~genoforge.model.decode_cache.RowCache`): one token per row, each row at its own position,
+per layer a ring buffer of the last W keys/values (already rotated) and the cross-attention
+keys/values of the row's memory, computed once per window (:meth:`GenoforgeDecoder.cross_kv`).
+A layer's body is written once (:meth:`DecoderLayer._body`): the full-sequence forward and the
+cached step differ only in where attention reads its keys and values.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoforge.model.attention import Backend, GQAttention, apply_rope, attend, rope_cos_sin
+from genoforge.model.attention import Backend, GQAttention, attend_cached, rope_cos_sin
 from genoforge.model.config import ModelConfig
+from genoforge.model.decode_cache import LayerKV, RowCache, StepMasks
 from genoforge.model.masks import MaskSpec
 from genoforge.model.moe import MoEFeedForward, RouterStats
 from genoforge.model.norms import RMSNorm, SwiGLU
 
-
-@dataclass
-class LayerCache:
-    """Decode state of one layer."""
-
-    self_k_BGWd: Tensor
-    self_v_BGWd: Tensor
-    cross_k_BGMd: Tensor
-    cross_v_BGMd: Tensor
-
-
-@dataclass
-class DecodeCache:
-    """Incremental-decoding state for a batch of windows (one document per row).
-
-    ``slot_pos_W`` holds the position stored in each ring slot (-1 = empty); all rows advance in
-    lockstep, one token per :meth:`GenoforgeDecoder.step`.
-    """
-
-    layers: list[LayerCache]
-    memory_doc_BM: Tensor
-    query_doc_B: Tensor
-    slot_pos_W: Tensor
-    position: int = 0
-    extra: dict = field(default_factory=dict)
+Branch = Callable[[Tensor], Tensor]  # an attention branch: normed stream [B, T, D] -> its output
 
 
 class ScaledEmbedding(nn.Embedding):
@@ -122,36 +102,43 @@ class DecoderLayer(nn.Module):
         valid_BT: Tensor,
         backend: Backend,
     ) -> tuple[Tensor, RouterStats | None]:
-        h = self.self_norm(x_BTD)
-        x_BTD = x_BTD + self.dropout(self.self_attn(h, h, self_spec, backend, rope=rope))
-        h = self.cross_norm(x_BTD)
-        x_BTD = x_BTD + self.dropout(self.cross_attn(h, memory_BMD, cross_spec, backend))
-        return self.feed_forward(x_BTD, valid_BT)
-
-    def step(self, x_B1D: Tensor, cache: LayerCache, state: DecodeCache, rope: tuple[Tensor, Tensor]) -> Tensor:
-        """One token per row, reading and updating ``cache`` (the ring slot of this position)."""
-        attn = self.self_attn
-        h = self.self_norm(x_B1D)
-        q = apply_rope(attn.split(attn.q_proj(h), attn.n_heads), *rope)
-        k, v = attn.project_kv(h)
-        slot = state.position % cache.self_k_BGWd.shape[2]
-        cache.self_k_BGWd[:, :, slot] = apply_rope(k, *rope)[:, :, 0]
-        cache.self_v_BGWd[:, :, slot] = v[:, :, 0]
-        window = cache.self_k_BGWd.shape[2]
-        visible_W = (state.slot_pos_W >= 0) & (state.slot_pos_W > state.position - window)
-        out = F.scaled_dot_product_attention(
-            q, cache.self_k_BGWd, cache.self_v_BGWd, attn_mask=visible_W[None, None, None], enable_gqa=True
+        """The layer over whole sequences (training, and the full-prefix decoding reference)."""
+        return self._body(
+            x_BTD,
+            lambda h: self.self_attn(h, h, self_spec, backend, rope=rope),
+            lambda h: self.cross_attn(h, memory_BMD, cross_spec, backend),
+            valid_BT,
         )
-        x_B1D = x_B1D + attn.merge(out)
 
-        cross = self.cross_attn
-        h = self.cross_norm(x_B1D)
-        q = cross.split(cross.q_proj(h), cross.n_heads)
-        spec = MaskSpec(state.query_doc_B[:, None], state.memory_doc_BM)
-        out = attend(q, cache.cross_k_BGMd, cache.cross_v_BGMd, spec, "reference")
-        x_B1D = x_B1D + cross.merge(out)
-        valid = torch.ones(x_B1D.shape[:2], dtype=torch.bool, device=x_B1D.device)
-        return self.feed_forward(x_B1D, valid)[0]
+    def step(self, x_B1D: Tensor, kv: LayerKV, rope: tuple[Tensor, Tensor], masks: StepMasks) -> Tensor:
+        """The layer for one token per row, at each row's own position (``rope`` of it).
+
+        Writes the token's rotated key and value into its ring slot of ``kv`` (``masks.rows_B``,
+        ``masks.slot_B``), then attends the ring and the row's cached memory keys/values under
+        the step's masks. Device work only: no host sync, shapes fixed by the cache.
+        """
+
+        def self_attention(h_B1D: Tensor) -> Tensor:
+            attn = self.self_attn
+            k, v = attn.project_kv(h_B1D, rope)
+            kv.self_k_BGWd[masks.rows_B, :, masks.slot_B] = k[:, :, 0]
+            kv.self_v_BGWd[masks.rows_B, :, masks.slot_B] = v[:, :, 0]
+            q = attn.project_q(h_B1D, rope)
+            return attn.merge(attend_cached(q, kv.self_k_BGWd, kv.self_v_BGWd, masks.self_visible_B11W))
+
+        def cross_attention(h_B1D: Tensor) -> Tensor:
+            attn = self.cross_attn
+            q = attn.project_q(h_B1D)
+            return attn.merge(attend_cached(q, kv.cross_k_BGMd, kv.cross_v_BGMd, masks.cross_visible_B11M))
+
+        return self._body(x_B1D, self_attention, cross_attention, masks.valid_B1)[0]
+
+    def _body(self, x_BTD: Tensor, self_attention: Branch, cross_attention: Branch,
+              valid_BT: Tensor) -> tuple[Tensor, RouterStats | None]:
+        """The layer (module docstring), given its two attention branches."""
+        x_BTD = x_BTD + self.dropout(self_attention(self.self_norm(x_BTD)))
+        x_BTD = x_BTD + self.dropout(cross_attention(self.cross_norm(x_BTD)))
+        return self.feed_forward(x_BTD, valid_BT)
 
 
 class GenoforgeDecoder(nn.Module):
@@ -198,42 +185,24 @@ class GenoforgeDecoder(nn.Module):
         return self.lm_head(hidden_BTD)
 
     @torch.no_grad()
-    def new_cache(self, memory_BMD: Tensor, memory_doc_BM: Tensor, query_doc_B: Tensor | None = None) -> DecodeCache:
-        """A fresh decode cache: cross K/V of every layer from ``memory``, empty self-attn rings."""
-        config = self.config
-        batch = memory_BMD.shape[0]
-        window = config.decoder_window_size if config.decoder_window_size > 0 else 4096
+    def cross_kv(self, memory_BMD: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each layer's cross-attention keys and values [B, G, M, d] of ``memory`` (the encoder
+        side's output, before ``memory_norm``): what a :class:`RowCache` row holds per window."""
         memory = self.memory_norm(memory_BMD)
-        layers = []
-        for layer in self.layers:
-            ck, cv = layer.cross_attn.project_kv(memory)
-            shape = (batch, config.decoder_kv_heads, window, config.decoder_head_dim)
-            layers.append(
-                LayerCache(
-                    self_k_BGWd=torch.zeros(shape, device=memory.device, dtype=ck.dtype),
-                    self_v_BGWd=torch.zeros(shape, device=memory.device, dtype=ck.dtype),
-                    cross_k_BGMd=ck,
-                    cross_v_BGMd=cv,
-                )
-            )
-        if query_doc_B is None:
-            query_doc_B = torch.zeros(batch, dtype=memory_doc_BM.dtype, device=memory.device)
-        slot_pos = torch.full((window,), -1, dtype=torch.long, device=memory.device)
-        return DecodeCache(layers=layers, memory_doc_BM=memory_doc_BM, query_doc_B=query_doc_B, slot_pos_W=slot_pos)
+        return [layer.cross_attn.project_kv(memory) for layer in self.layers]
 
     @torch.no_grad()
-    def step(self, token_ids_B: Tensor, cache: DecodeCache) -> Tensor:
-        """Logits [B, V] for the next token after ``token_ids_B`` at position ``cache.position``.
+    def step(self, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
+        """Logits [B, V] of the next token of every row, fed ``token_ids_B`` at its own position.
 
-        The ring buffer holds ``decoder_window_size`` slots (4096 when the window is 0, i.e. the
-        whole document: longer targets then need a larger cache).
+        Advances every row of ``cache`` by one position (:meth:`RowCache.begin_step`). Rows
+        where ``active_B`` is False hold no window: they are computed on padding, and their
+        logits must be ignored.
         """
-        x = self.embed_tokens(token_ids_B)[:, None]
-        positions = torch.full((token_ids_B.shape[0], 1), cache.position, device=x.device)
-        rope = self.rope(positions)
-        window = cache.slot_pos_W.shape[0]
-        cache.slot_pos_W[cache.position % window] = cache.position
-        for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
-            x = layer.step(x, layer_cache, cache, rope)
-        cache.position += 1
-        return self.logits(self.norm(x))[:, 0]
+        masks = cache.begin_step(active_B)
+        x_B1D = self.embed_tokens(token_ids_B)[:, None]
+        rope = self.rope(cache.position_B[:, None])
+        for index, layer in enumerate(self.layers):
+            x_B1D = layer.step(x_B1D, cache.layer(index), rope, masks)
+        cache.position_B += 1
+        return self.logits(self.norm(x_B1D))[:, 0]

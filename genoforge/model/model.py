@@ -45,7 +45,7 @@ from genoforge.model.base_head import BaseHead
 from genoforge.model.base_signals import signal_loss
 from genoforge.model.compressor import LatentCompressor
 from genoforge.model.config import ModelConfig
-from genoforge.model.decoder import DecodeCache, GenoforgeDecoder
+from genoforge.model.decoder import GenoforgeDecoder
 from genoforge.model.encoder import DnabertEncoder
 from genoforge.model.moe import MoEFeedForward, MoeImpl
 
@@ -403,15 +403,6 @@ class GenoforgeModel(nn.Module):
         # All bases ignored: CE is nan (0/0); a zero that keeps the graph instead.
         loss = torch.where(n_base > 0, loss, base_logits_WLK.sum() * 0.0)
         return loss, n_base
-
-    # ------------------------------------------------------------------------- incremental decode
-    def new_decode_cache(self, memory: Memory, query_doc_B: Tensor | None = None) -> DecodeCache:
-        """Start decoding a batch of windows from their :meth:`encode` output."""
-        return self.decoder.new_cache(memory.states_BMD, memory.doc_BM, query_doc_B)
-
-    def decode_step(self, token_ids_B: Tensor, cache: DecodeCache) -> Tensor:
-        """Logits [B, V] of the next token; feeds ``token_ids_B`` at ``cache.position``."""
-        return self.decoder.step(token_ids_B, cache)
 
 
 def split_head_logits(head_logits: Tensor | None) -> tuple[Tensor | None, Tensor | None]:

@@ -4,7 +4,7 @@ Loss says how well the model predicts the reference token by token; generative v
 what it writes on its own. At each evaluation (``--generate_samples N``), the processes decode the
 first N windows of the validation shard (deterministic: the same windows every time; under DDP
 each rank decodes every world_size-th window and the predictions are gathered) with the
-inference decoder (:func:`genoforge.inference.decode.decode_windows`: greedy, grammar-
+inference decoder (:func:`genoforge.inference.stream.decode_windows`: greedy, grammar-
 constrained) and scores them against the windows' own targets with the ``genoforge eval`` scorer
 (:func:`genoforge.evaluation.compare.compare_transcripts`).
 
@@ -111,7 +111,8 @@ def decode_validation_windows(model, tokenizer, windows: ValidationWindows, indi
     """
     import torch
 
-    from genoforge.inference.decode import GrammarCache, decode_windows
+    from genoforge.inference.decode import GrammarCache
+    from genoforge.inference.stream import decode_windows
 
     was_training = model.training
     model.eval()

@@ -191,7 +191,8 @@ def test_cuda_graph_decoding_writes_the_eager_tokens(tmp_path):
     import random
     import shutil
 
-    from genoforge.inference.stream import GraphedRowStep, decode_stream, row_step
+    from genoforge.inference.cuda_graphs import GraphedRowStep
+    from genoforge.inference.stream import decode_stream, row_step
     from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
     from genoforge.tokenizer.edit import ensure_builtin_tokens
 

@@ -1,0 +1,140 @@
+"""The decode cache: per-row state of incremental decoding, one token per row and step.
+
+Shape legend: B decoder rows, G key/value heads, W ring slots (the decoder look-back), M memory
+tokens per row, d head dim.
+
+Every row decodes its own window at its own position (continuous batching: a row that finishes
+takes the next window at once, :mod:`genoforge.inference.stream`). Per layer the cache holds a
+ring buffer of the last W self-attention keys and values (keys already rotated; the token at
+position p sits in slot p mod W) and the cross-attention keys and values of the row's memory,
+computed once when the window is loaded (:meth:`GenoforgeDecoder.cross_kv`).
+:meth:`GenoforgeDecoder.step` reads and updates it.
+
+CUDA graphs: a step only reads these tensors and updates them in place (index writes, ``+=``),
+so they keep their addresses from step to step and a captured step can be replayed on them;
+:meth:`RowCache.widen_memory` allocates new cross-attention tensors (a changed layout, which a
+graph must be captured again for). Nothing here reads a tensor's value on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from genoforge.model.config import ModelConfig
+
+
+class LayerKV(NamedTuple):
+    """One decoder layer's tensors of a :class:`RowCache` (views of its lists, not copies)."""
+
+    self_k_BGWd: Tensor
+    self_v_BGWd: Tensor
+    cross_k_BGMd: Tensor
+    cross_v_BGMd: Tensor
+
+
+@dataclass
+class StepMasks:
+    """Where one step writes and what it may read, shared by every layer of the step.
+
+    ``rows_B``/``slot_B`` index each row's ring slot for this step's key and value;
+    ``self_visible_B11W`` the slots a row's query may attend (its own last W positions);
+    ``cross_visible_B11M`` its window's memory tokens; ``valid_B1`` the tokens the FFN counts.
+    """
+
+    rows_B: Tensor
+    slot_B: Tensor
+    self_visible_B11W: Tensor
+    cross_visible_B11M: Tensor
+    valid_B1: Tensor
+
+
+@dataclass
+class RowCache:
+    """Per-row decoding state of B rows (see the module docstring).
+
+    ``position_B`` is each row's next position (0 = the ``<bos>`` input); ``slot_pos_BW`` the
+    position held in each ring slot (-1 = empty); ``memory_ok_BM`` which memory tokens a row may
+    attend (its window's, not padding).
+    """
+
+    position_B: Tensor
+    slot_pos_BW: Tensor
+    self_k: list[Tensor]  # per layer [B, G, W, d]
+    self_v: list[Tensor]
+    cross_k: list[Tensor]  # per layer [B, G, M, d]
+    cross_v: list[Tensor]
+    memory_ok_BM: Tensor
+
+    @classmethod
+    def empty(cls, config: ModelConfig, rows: int, memory_width: int, device, dtype,
+              max_positions: int) -> RowCache:
+        """Zeroed state; without a decoder look-back window the ring holds ``max_positions``."""
+        window = config.decoder_window_size or max_positions
+        layers = config.decoder_layers
+        g, d = config.decoder_kv_heads, config.decoder_head_dim
+
+        def zeros(width: int) -> list[Tensor]:
+            return [torch.zeros(rows, g, width, d, device=device, dtype=dtype) for _ in range(layers)]
+
+        return cls(
+            position_B=torch.zeros(rows, dtype=torch.long, device=device),
+            slot_pos_BW=torch.full((rows, window), -1, dtype=torch.long, device=device),
+            self_k=zeros(window), self_v=zeros(window), cross_k=zeros(memory_width),
+            cross_v=zeros(memory_width),
+            memory_ok_BM=torch.zeros(rows, memory_width, dtype=torch.bool, device=device),
+        )
+
+    @property
+    def memory_width(self) -> int:
+        return self.memory_ok_BM.shape[1]
+
+    def tensors(self) -> list[Tensor]:
+        """Every tensor of the state (what a captured step has baked in)."""
+        return [self.position_B, self.slot_pos_BW, self.memory_ok_BM,
+                *self.self_k, *self.self_v, *self.cross_k, *self.cross_v]
+
+    def layer(self, index: int) -> LayerKV:
+        return LayerKV(self.self_k[index], self.self_v[index], self.cross_k[index], self.cross_v[index])
+
+    def widen_memory(self, width: int) -> None:
+        """Pad every row's memory to ``width`` tokens (models without a compressor: M = S varies)."""
+        extra = width - self.memory_width
+        if extra <= 0:
+            return
+        self.cross_k = [F.pad(t, (0, 0, 0, extra)) for t in self.cross_k]
+        self.cross_v = [F.pad(t, (0, 0, 0, extra)) for t in self.cross_v]
+        self.memory_ok_BM = F.pad(self.memory_ok_BM, (0, extra), value=False)
+
+    def load(self, row: int, cross_k: list[Tensor], cross_v: list[Tensor], memory_ok_M: Tensor) -> None:
+        """Start a window in ``row``: its cross K/V (per layer [G, M, d]), an empty ring, position 0."""
+        width = memory_ok_M.shape[0]
+        self.widen_memory(width)
+        for layer, (k, v) in enumerate(zip(cross_k, cross_v, strict=True)):
+            self.cross_k[layer][row].zero_()
+            self.cross_v[layer][row].zero_()
+            self.cross_k[layer][row, :, :width] = k
+            self.cross_v[layer][row, :, :width] = v
+        self.memory_ok_BM[row] = False
+        self.memory_ok_BM[row, :width] = memory_ok_M
+        self.slot_pos_BW[row] = -1
+        self.position_B[row] = 0
+
+    def begin_step(self, active_B: Tensor) -> StepMasks:
+        """Claim each row's ring slot for the position it is fed now, and build the step's masks.
+
+        Rows where ``active_B`` is False hold no window; they are computed on padding and may
+        see no memory at all, so they see all of it rather than produce NaN.
+        """
+        window = self.slot_pos_BW.shape[1]
+        rows_B = torch.arange(self.position_B.shape[0], device=self.position_B.device)
+        slot_B = self.position_B % window
+        self.slot_pos_BW[rows_B, slot_B] = self.position_B
+        visible_BW = (self.slot_pos_BW >= 0) & (self.slot_pos_BW > self.position_B[:, None] - window)
+        cross_BM = self.memory_ok_BM | ~active_B[:, None]
+        valid_B1 = torch.ones(rows_B.shape[0], 1, dtype=torch.bool, device=rows_B.device)
+        return StepMasks(rows_B, slot_B, visible_BW[:, None, None, :], cross_BM[:, None, None, :], valid_B1)
