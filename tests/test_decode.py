@@ -302,8 +302,8 @@ def test_grammar_rows_pick_what_per_row_masks_pick(extra_width) -> None:
     every state equal those of the per-row reference. The logits are wider than the grammar's
     vocabulary, as wide, or cut just above the last grammar token."""
     from genoforge.baking.grammar import TargetGrammar
+    from genoforge.genes import inventory as inv
     from genoforge.inference.decode import GrammarRows
-    from genoforge.tokenizer import inventory as inv
 
     vocab = {token: i + 7 for i, token in enumerate(inv.builtin_tokens())}
     grammars = [TargetGrammar(vocab, window_size=w, max_records=4, max_exons=3) for w in (40, 1_500, 10_000)]
@@ -390,8 +390,8 @@ def test_greedy_decode_gives_the_tokens_of_the_per_row_mask_loop(models) -> None
 def test_grammar_rows_refuse_grammars_of_another_vocabulary() -> None:
     from genoforge.baking.grammar import TargetGrammar
     from genoforge.errors import ConfigError
+    from genoforge.genes import inventory as inv
     from genoforge.inference.decode import GrammarRows
-    from genoforge.tokenizer import inventory as inv
 
     vocab = {token: i for i, token in enumerate(inv.builtin_tokens())}
     shifted = {token: i + 1 for token, i in vocab.items()}

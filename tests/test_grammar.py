@@ -17,8 +17,8 @@ from genoforge.baking.target import (
     window_annotation,
 )
 from genoforge.errors import TargetParseError, TokenizerError
+from genoforge.genes import inventory as inv
 from genoforge.genes.fasta import fasta_lengths
-from genoforge.tokenizer import inventory as inv
 
 DATA = Path(__file__).parent / "data"
 VOCAB = {token: i + 7 for i, token in enumerate(inv.builtin_tokens())}  # ids need not start at 0

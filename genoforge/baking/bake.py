@@ -103,13 +103,13 @@ class BakeSummary:
 
 
 def _load_tokenizer(config: BakeConfig) -> Any:
+    from genoforge.genes.inventory import builtin_tokens
     from genoforge.tokenizer.core import GenoTokenizer
-    from genoforge.tokenizer.inventory import builtin_tokens
 
     tok = GenoTokenizer.load(config.tokenizer)
     missing = [token for token in builtin_tokens() if token not in tok]
     if missing:
-        from genoforge.tokenizer.inventory import escape_token
+        from genoforge.genes.inventory import escape_token
 
         shown = " ".join(escape_token(t) for t in missing[:5])
         raise TokenizerError(

@@ -33,7 +33,7 @@ from genoforge.baking.gene_types import (
 from genoforge.baking.gff3 import Feature
 from genoforge.baking.transcript_build import ModelSkip, build_transcript, check_inside
 from genoforge.errors import GffFormatError
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
 
 
 def _same_feature(first: Feature, row: Feature) -> bool:

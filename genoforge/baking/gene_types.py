@@ -9,7 +9,7 @@ RNA, gene or stand-alone type maps to (``inventory.TRANSCRIPT_BIOTYPES``,
 from __future__ import annotations
 
 from genoforge.baking.gff3 import Feature
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
 
 RNA_BIOTYPES = {t.lower(): t for t in inv.RNA_TYPES} | {"lncrna": "lncRNA", "lnc_rna": "lncRNA"}
 TRANSCRIPT_TYPES = {"mrna", "transcript", "primary_transcript", "pseudogenic_transcript"}

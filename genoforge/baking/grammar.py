@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from genoforge.errors import ConfigError, TokenizerError
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
 
 COORD_BASE = inv.MAX_NUMBER + 1
 MAX_COORD = COORD_BASE * COORD_BASE - 1

@@ -15,7 +15,7 @@ from typing import Any
 from genoforge.baking.manifest import read_manifest
 from genoforge.baking.packed_reader import PackedShard
 from genoforge.errors import TokenizerError
-from genoforge.tokenizer import inventory
+from genoforge.genes import inventory
 
 VISIBLE_TAB = "\u2409"  # ␉ SYMBOL FOR HORIZONTAL TABULATION
 VISIBLE_NEWLINE = "\u2424"  # ␤ SYMBOL FOR NEWLINE

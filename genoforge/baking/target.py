@@ -12,7 +12,7 @@ The format is specified, with worked examples, in docs/target-format.md. In shor
     COORD            := NUM : NUM        (hi : lo, value hi * 1000 + lo)
 
 Coordinates are 0-based half-open and window-relative (start inclusive, end exclusive). Every
-token string comes from :mod:`genoforge.tokenizer.inventory`.
+token string comes from :mod:`genoforge.genes.inventory`.
 
 What the parser checks beyond the shape of each line (the grammar automaton in
 :mod:`genoforge.baking.grammar` enforces exactly the same, so constrained decoding always parses):
@@ -49,7 +49,7 @@ from genoforge.baking.window_models import (
     window_records,
 )
 from genoforge.errors import ConfigError, TargetParseError
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
 
 PHASES = ("0", "1", "2")
 

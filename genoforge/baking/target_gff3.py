@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from genoforge.baking.gene_models import cds_pieces, piece_phases
 from genoforge.baking.window_models import WindowAnnotation, WindowTranscript
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
 
 _TRANSCRIPT_ROW_TYPE = {
     inv.PROTEIN_CODING: "mRNA",

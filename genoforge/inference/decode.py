@@ -127,7 +127,7 @@ def encoder_batch(
 
 def record_start_ids(grammar: TargetGrammar) -> frozenset[int]:
     """Ids of the tokens that begin a record: ``transcript`` and the stand-alone feature types."""
-    from genoforge.tokenizer.inventory import FEATURE_TYPES, LINE_TRANSCRIPT
+    from genoforge.genes.inventory import FEATURE_TYPES, LINE_TRANSCRIPT
 
     return frozenset(grammar.id_of[token] for token in (LINE_TRANSCRIPT, *FEATURE_TYPES))
 

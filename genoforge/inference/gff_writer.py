@@ -66,9 +66,9 @@ from genoforge import __version__, console
 from genoforge.baking.target_gff3 import transcript_gff3_rows
 from genoforge.baking.window_models import WindowTranscript
 from genoforge.errors import ConfigError, InputError
+from genoforge.genes import inventory as inv
 from genoforge.inference.stitch import ContigAnnotation, ContigTranscript
 from genoforge.io import atomic_write, fsync_directory, remove_stale_temps, umask_mode
-from genoforge.tokenizer import inventory as inv
 
 try:
     import fcntl

@@ -49,7 +49,7 @@ from genoforge.baking.window_models import (
     WindowFeature,
     WindowTranscript,
 )
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
 
 Interval = tuple[int, int]
 MAX_CHAINS_PER_START = 64  # isoform pairings explode combinatorially; real loci need a handful

@@ -2,7 +2,8 @@
 
 This module is the single source of these strings. The target grammar
 (``genoforge.baking.target``), the tokenizer API and ``genoforge tokens init`` all read them from
-here. Order is part of the contract: ``tokens init`` writes them in this order, and ``tokens append``
+here; it sits in the domain layer because the target text is written in these words, and the
+domain layer imports no stage. Order is part of the contract: ``tokens init`` writes them in this order, and ``tokens append``
 / ``model init`` add them in this order, so ids are deterministic.
 
 Token classes (see docs/target-format.md for how the target grammar uses them):
