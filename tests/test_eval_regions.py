@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import write_tiny_species
 
-from genoforge.baking.genes import load_annotation
-from genoforge.baking.gff3 import parse_gff3
 from genoforge.errors import ConfigError, InputError
 from genoforge.evaluation.regions import region_name, validation_regions, write_region
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.fasta import read_fasta
+from genoforge.genes.gff3 import parse_gff3
 
 START, END = 1_200, 31_500
 

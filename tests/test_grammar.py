@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genoforge.baking.genes import load_annotation
 from genoforge.baking.grammar import TargetGrammar
 from genoforge.baking.target import (
     encode_target,
@@ -18,6 +17,7 @@ from genoforge.baking.target import (
 )
 from genoforge.errors import TargetParseError, TokenizerError
 from genoforge.genes import inventory as inv
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.fasta import fasta_lengths
 
 DATA = Path(__file__).parent / "data"

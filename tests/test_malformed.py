@@ -22,17 +22,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from genoforge.baking.genes import (
+from genoforge.cli.app import app
+from genoforge.errors import FastaFormatError, GffFormatError
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.fasta import fasta_lengths, read_fasta
+from genoforge.genes.gene_models import (
     SKIP_CDS_OUTSIDE_EXON,
     SKIP_DUPLICATE_ID,
     SKIP_MISSING_SEQID,
     SKIP_ORPHAN,
-    load_annotation,
 )
-from genoforge.baking.gff3 import parse_gff3
-from genoforge.cli.app import app
-from genoforge.errors import FastaFormatError, GffFormatError
-from genoforge.genes.fasta import fasta_lengths, read_fasta
+from genoforge.genes.gff3 import parse_gff3
 
 MALFORMED = Path(__file__).parent / "data" / "malformed"
 

@@ -17,10 +17,10 @@ from conftest import write_tiny_species
 from typer.testing import CliRunner
 
 from genoforge.baking import reverse
-from genoforge.baking.genes import load_annotation
 from genoforge.baking.packed import PackedShard
 from genoforge.baking.target import encode_target, window_annotation
 from genoforge.cli.app import app
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.classes import (
     encode_bases,
     representative_transcripts,

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.genes import load_annotation
 from genoforge.baking.target import (
     WindowAnnotation,
     WindowTranscript,
@@ -29,6 +28,7 @@ from genoforge.baking.target import (
     parse_target_text,
     window_records,
 )
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.fasta import fasta_lengths
 
 SPECIES = ("athal_chloroplast", "fly_chr2R", "oscillibacter_JAOQKG01", "yeast_chrI_chrII")

@@ -3,13 +3,13 @@
 Parsing half (this package's foundation, usable on its own):
 
 - :mod:`genoforge.genes.fasta`   ``read_fasta()`` / ``fasta_lengths()``: streaming FASTA records.
-- :mod:`genoforge.baking.gff3`    ``parse_gff3()``: strict streaming GFF3 rows (0-based half-open).
-- :mod:`genoforge.baking.gtf`     ``parse_annotation()``: GFF3 or GTF (told apart by content), as
+- :mod:`genoforge.genes.gff3`    ``parse_gff3()``: strict streaming GFF3 rows (0-based half-open).
+- :mod:`genoforge.genes.gtf`     ``parse_annotation()``: GFF3 or GTF (told apart by content), as
   GFF3 rows.
-- :mod:`genoforge.baking.genes`   ``load_annotation()``: gene models per seqid (Transcript,
+- :mod:`genoforge.genes.annotation`   ``load_annotation()``: gene models per seqid (Transcript,
   RegionFeature) plus counts of what was skipped and why; the models themselves are in
-  :mod:`~genoforge.baking.gene_models`, the rules in :mod:`~genoforge.baking.gene_types`,
-  :mod:`~genoforge.baking.gene_builder` and :mod:`~genoforge.baking.transcript_build`.
+  :mod:`~genoforge.genes.gene_models`, the rules in :mod:`~genoforge.genes.gene_types`,
+  :mod:`~genoforge.genes.gene_builder` and :mod:`~genoforge.genes.transcript_build`.
 - :mod:`genoforge.baking.target`  one window's annotation <-> target tokens <-> target text
   (the format is specified in docs/target-format.md); the window records in
   :mod:`~genoforge.baking.window_models`, their GFF3 rows in genome coordinates in

@@ -10,7 +10,7 @@
    ``taxon`` may name the species' taxon (:mod:`~genoforge.baking.taxa`).
 3. Per species (:mod:`~genoforge.baking.species`): FASTA lengths
    (:mod:`~genoforge.baking.fasta_lengths`), then the gene models
-   (:func:`genoforge.baking.genes.load_annotation`), then one chromosome at a time: the split
+   (:func:`genoforge.genes.annotation.load_annotation`), then one chromosome at a time: the split
    (:mod:`~genoforge.baking.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
    (:mod:`~genoforge.baking.chunks`, in worker processes) the DNA tokens (+ hints,
    :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.baking.target`). Each

@@ -14,7 +14,7 @@ Schema (version :data:`MANIFEST_SCHEMA_VERSION`), keys in this order::
                       skipped_features {reason: count}, skipped_first_line {reason: "annotation
                       path:line" of the reason's first occurrence}, and per split
                       (training/validation) the window and token counts below. Reasons in
-                      genoforge.baking.genes.BROKEN_MODEL_REASONS are broken gene models (what
+                      genoforge.genes.gene_models.BROKEN_MODEL_REASONS are broken gene models (what
                       bake --strict refuses); the others are rows genoforge does not model
     taxa              {taxon: the same counts summed over its species, plus the species list}
     totals            the same counts summed over everything baked

@@ -1,7 +1,7 @@
 """One species' bake: its FASTA and annotation in, one part shard per split out.
 
 :func:`bake_species` reads the sequence lengths (:mod:`~genoforge.baking.fasta_lengths`), then the
-gene models (:func:`genoforge.baking.genes.load_annotation`), then one chromosome at a time: the
+gene models (:func:`genoforge.genes.annotation.load_annotation`), then one chromosome at a time: the
 split into training and validation segments (:mod:`~genoforge.baking.split`), the windows of each
 segment (:mod:`~genoforge.baking.windows`), and chunks of about :data:`CHUNK_BASES` bases of
 windows, each a :class:`~genoforge.baking.chunks.ChunkTask` for a worker. Results are collected in
@@ -79,8 +79,8 @@ def _chunk_tasks(
     Training segments and the transcripts wholly inside them are added to ``structure`` (a
     ``StructureCounts``) when given: validation regions never inform the decoder.
     """
-    from genoforge.baking.gene_models import Annotation
     from genoforge.genes.fasta import read_fasta
+    from genoforge.genes.gene_models import Annotation
 
     species = job.species.name
     stride = job.window_size - job.overlap
@@ -143,9 +143,9 @@ def bake_species(
     Raises:
         GenoforgeError: malformed input, naming the file, line and fix.
     """
-    from genoforge.baking.genes import load_annotation
     from genoforge.baking.packed import file_sha256
     from genoforge.baking.packed_writer import PackedWriter
+    from genoforge.genes.annotation import load_annotation
     from genoforge.genes.structure import StructureCounts
 
     species = job.species.name

@@ -14,15 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from genoforge.baking.gene_models import (
+from genoforge.errors import ConfigError
+from genoforge.genes import inventory as inv
+from genoforge.genes.gene_models import (
     Annotation,
     ExonChain,
     RegionFeature,
     Transcript,
     cds_pieces,
 )
-from genoforge.errors import ConfigError
-from genoforge.genes import inventory as inv
 
 COORD_BASE = inv.MAX_NUMBER + 1  # 1000: a coordinate is two base-1000 digits
 MAX_COORD = COORD_BASE * COORD_BASE - 1  # 999,999: the largest window end the format can write

@@ -121,9 +121,9 @@ def write_region(
             clipping works in target-format coordinates; cut a shorter region).
         FastaFormatError, GffFormatError: a malformed input, with file and line.
     """
-    from genoforge.baking.genes import load_annotation
     from genoforge.baking.target_gff3 import to_gff3_rows
     from genoforge.baking.window_models import MAX_COORD, window_annotation
+    from genoforge.genes.annotation import load_annotation
     from genoforge.genes.fasta import read_fasta
     from genoforge.io import atomic_write
 

@@ -12,7 +12,7 @@ File layout::
 Rows (9 tab-separated columns, 1-based closed coordinates, source ``genoforge``, score ``.``):
 
 - a gene row per gene: type ``gene``, or ``pseudogene`` / ``transposable_element_gene`` for those
-  biotypes (so :func:`genoforge.baking.genes.load_annotation` reads the file back to the same
+  biotypes (so :func:`genoforge.genes.annotation.load_annotation` reads the file back to the same
   models), ``ID=<seqid>.g<n>;biotype=<biotype>``;
 - per transcript (``ID=<seqid>.g<n>.t<k>``): its row (``mRNA``, ``pseudogenic_transcript``,
   ``lnc_RNA`` or the RNA type), exon rows, CDS rows (one ID per transcript's CDS, as GFF3 allows

@@ -101,8 +101,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoforge.baking.gene_models import ExonChain
 from genoforge.genes.classes import N_CLASSES, N_SIGNALS, encode_bases
+from genoforge.genes.gene_models import ExonChain
 from genoforge.genes.inventory import PROTEIN_CODING
 from genoforge.genes.structure import GeneStructureParams
 from genoforge.inference.hmm_graph import (

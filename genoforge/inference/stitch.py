@@ -43,13 +43,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from genoforge.baking.gene_models import ExonChain, cds_pieces
 from genoforge.baking.window_models import (
     WindowAnnotation,
     WindowFeature,
     WindowTranscript,
 )
 from genoforge.genes import inventory as inv
+from genoforge.genes.gene_models import ExonChain, cds_pieces
 
 Interval = tuple[int, int]
 MAX_CHAINS_PER_START = 64  # isoform pairings explode combinatorially; real loci need a handful
