@@ -76,10 +76,10 @@ def test_default_max_new_tokens_scales_with_the_window():
 @pytest.mark.parametrize("window_size", [5_000, 10_000, 15_000])
 def test_default_cap_covers_every_real_window(shared_data, window_size):
     """Tile every shared genome as bake does (a quarter overlap): no window's target exceeds the cap."""
-    from genoforge.baking.target import encode_target, window_annotation
     from genoforge.baking.windows import tile
     from genoforge.genes.annotation import load_annotation
     from genoforge.genes.fasta import fasta_lengths
+    from genoforge.genes.target import encode_target, window_annotation
 
     cap = default_max_new_tokens(window_size)
     longest = {}

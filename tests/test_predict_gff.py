@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from genoforge.genes.annotation import load_annotation
-from genoforge.baking.target import WindowAnnotation, WindowFeature, WindowTranscript
+from genoforge.genes.target import WindowAnnotation, WindowFeature, WindowTranscript
 from genoforge.inference.gff_writer import escape_seqid, open_gff
 from genoforge.inference.stitch import WindowResult, stitch_contig
 

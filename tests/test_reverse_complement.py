@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 from genoforge.baking import reverse
 from genoforge.baking.packed import PackedShard
-from genoforge.baking.target import encode_target, window_annotation
 from genoforge.cli.app import app
 from genoforge.genes.annotation import load_annotation
 from genoforge.genes.classes import (
@@ -27,6 +26,7 @@ from genoforge.genes.classes import (
     window_labels,
 )
 from genoforge.genes.fasta import read_fasta
+from genoforge.genes.target import encode_target, window_annotation
 
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 

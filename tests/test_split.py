@@ -112,9 +112,9 @@ def test_validation_windows_are_built_like_training_windows(baked):
 
 def test_every_sample_decodes_back_to_its_window(baked, shared_data, baking_tokenizer_dir):
     """Training and validation samples alike: input = the window's DNA, target = its annotation."""
-    from genoforge.baking.target import parse_target_tokens, window_annotation
     from genoforge.genes.annotation import load_annotation
     from genoforge.genes.fasta import read_fasta
+    from genoforge.genes.target import parse_target_tokens, window_annotation
     from genoforge.tokenizer.core import GenoTokenizer
 
     tok = GenoTokenizer.load(baking_tokenizer_dir)

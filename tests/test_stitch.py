@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from genoforge.baking.target import WindowAnnotation, WindowTranscript, window_annotation
 from genoforge.genes.gene_models import Annotation, RegionFeature, Transcript, transcript_sort_key
+from genoforge.genes.target import WindowAnnotation, WindowTranscript, window_annotation
 from genoforge.inference.stitch import WindowResult, stitch_contig
 from genoforge.inference.windows import tile_contig
 

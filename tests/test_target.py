@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.target import (
+from genoforge.errors import ConfigError, TargetParseError
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.fasta import fasta_lengths
+from genoforge.genes.gene_models import Annotation, piece_phases
+from genoforge.genes.target import (
     WindowAnnotation,
     WindowFeature,
     WindowTranscript,
@@ -20,10 +24,6 @@ from genoforge.baking.target import (
     window_annotation,
     window_records,
 )
-from genoforge.errors import ConfigError, TargetParseError
-from genoforge.genes.annotation import load_annotation
-from genoforge.genes.fasta import fasta_lengths
-from genoforge.genes.gene_models import Annotation, piece_phases
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_tune_fixtures import read_metrics, run_tune, tune_workspace  # noqa: F401 - fixture
 
-from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
 from genoforge.genes import inventory as inv
+from genoforge.genes.target import WindowAnnotation, WindowTranscript, encode_target
 from genoforge.training.generate import ValidationWindows, score_decoded, score_windows, window_transcripts
 
 GEN_KEYS = ("gen_cds_nucleotide_f1", "gen_cds_exon_f1", "gen_transcript_f1", "gen_gene_f1")

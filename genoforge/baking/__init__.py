@@ -10,11 +10,11 @@ Parsing half (this package's foundation, usable on its own):
   RegionFeature) plus counts of what was skipped and why; the models themselves are in
   :mod:`~genoforge.genes.gene_models`, the rules in :mod:`~genoforge.genes.gene_types`,
   :mod:`~genoforge.genes.gene_builder` and :mod:`~genoforge.genes.transcript_build`.
-- :mod:`genoforge.baking.target`  one window's annotation <-> target tokens <-> target text
+- :mod:`genoforge.genes.target`  one window's annotation <-> target tokens <-> target text
   (the format is specified in docs/target-format.md); the window records in
-  :mod:`~genoforge.baking.window_models`, their GFF3 rows in genome coordinates in
-  :mod:`~genoforge.baking.target_gff3`.
-- :mod:`genoforge.baking.grammar` the target grammar as an automaton for constrained decoding.
+  :mod:`~genoforge.genes.window_models`, their GFF3 rows in genome coordinates in
+  :mod:`~genoforge.genes.target_gff3`.
+- :mod:`genoforge.genes.grammar` the target grammar as an automaton for constrained decoding.
 
 Bake half (``genoforge bake``, :mod:`genoforge.baking.bake` runs it): settings
 (:mod:`~genoforge.baking.config`), species folders (:mod:`~genoforge.baking.discovery`), one

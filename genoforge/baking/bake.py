@@ -13,7 +13,7 @@
    (:func:`genoforge.genes.annotation.load_annotation`), then one chromosome at a time: the split
    (:mod:`~genoforge.baking.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
    (:mod:`~genoforge.baking.chunks`, in worker processes) the DNA tokens (+ hints,
-   :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.baking.target`). Each
+   :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.genes.target`). Each
    species writes its own part shards.
 4. Merge (:mod:`~genoforge.baking.outputs`): the parts are appended, species in sorted order, into
    ``training.packed`` and ``validation.packed`` (:mod:`~genoforge.baking.packed`), then

@@ -4,7 +4,7 @@ A :class:`ChunkTask` holds consecutive windows of one chromosome, the sequence t
 gene models that overlap it; :func:`bake_chunk` (run in a worker process, or inline with one
 worker) drops the windows that are mostly N and the intergenic ones not sampled
 (:mod:`~genoforge.baking.windows`), and turns each other window into input ids (DNA tokens, plus
-hints, :mod:`~genoforge.baking.hints`), target ids (:mod:`~genoforge.baking.target`) and per-base
+hints, :mod:`~genoforge.baking.hints`), target ids (:mod:`~genoforge.genes.target`) and per-base
 classes; with ``reverse_complement`` a training window also gives its reverse-complement view
 (:mod:`~genoforge.baking.reverse`). Every task and result is picklable; each worker process loads
 the tokenizer once (:func:`share_tokenizer` seeds that cache so forked workers inherit it).
@@ -82,13 +82,13 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
 
     from genoforge.baking import reverse
     from genoforge.baking.packed_format import TOKEN_DTYPES
-    from genoforge.baking.target import encode_target
-    from genoforge.baking.window_models import window_annotation
     from genoforge.genes.classes import (
         encode_bases,
         representative_transcripts,
         window_labels,
     )
+    from genoforge.genes.target import encode_target
+    from genoforge.genes.window_models import window_annotation
 
     settings = task.settings
     tok = _tokenizer(settings.tokenizer)

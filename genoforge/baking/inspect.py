@@ -3,7 +3,7 @@
 The target is shown as its text form (tokens joined with no spaces, as the tokenizer decodes) with
 the whitespace tokens made visible: TAB is written ``␉`` and NEWLINE ``␤`` (followed by a real line
 break), so every line of the target is one line on screen and nothing is hidden. With ``gff`` the
-target is parsed back (:func:`genoforge.baking.target.parse_target_tokens`) and written as GFF3 rows
+target is parsed back (:func:`genoforge.genes.target.parse_target_tokens`) and written as GFF3 rows
 in genome coordinates (window-relative coordinates + the sample's ``window_start``).
 """
 
@@ -171,8 +171,8 @@ def inspect_baked(
     )
     lines.append(readable_tokens(target_tokens).rstrip("\n"))
     if gff:
-        from genoforge.baking.target import parse_target_tokens
-        from genoforge.baking.target_gff3 import to_gff3_rows
+        from genoforge.genes.target import parse_target_tokens
+        from genoforge.genes.target_gff3 import to_gff3_rows
 
         annotation = parse_target_tokens(target_tokens, window_size=length)
         rows = to_gff3_rows(annotation, sample.seqid, sample.window_start)

@@ -9,7 +9,7 @@ names, seqids, fraction and seed, :func:`genoforge.baking.split.validation_regio
   any predictor can run on it as on a small genome;
 - ``{name}.reference.gff3``: ``##gff-version 3``, ``##sequence-region {name} 1 {length}``, then
   the annotation's models clipped to the region exactly as bake clips them into a window
-  (:func:`genoforge.baking.target.window_annotation`): exons and CDS cut at the region ends, the
+  (:func:`genoforge.genes.target.window_annotation`): exons and CDS cut at the region ends, the
   CDS phase recomputed at a cut 5' end, models leaving the region marked
   ``partial=left|right|both``; noncoding models and stand-alone features are kept too (``genoforge
   eval`` scores only the coding ones). IDs are ``{name}.g{k}`` / ``{name}.g{k}.t{j}``, the source column ``reference``.
@@ -121,10 +121,10 @@ def write_region(
             clipping works in target-format coordinates; cut a shorter region).
         FastaFormatError, GffFormatError: a malformed input, with file and line.
     """
-    from genoforge.baking.target_gff3 import to_gff3_rows
-    from genoforge.baking.window_models import MAX_COORD, window_annotation
     from genoforge.genes.annotation import load_annotation
     from genoforge.genes.fasta import read_fasta
+    from genoforge.genes.target_gff3 import to_gff3_rows
+    from genoforge.genes.window_models import MAX_COORD, window_annotation
     from genoforge.io import atomic_write
 
     sequence = next((r.sequence for r in read_fasta(fasta_path) if r.seqid == seqid), None)

@@ -42,10 +42,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genoforge.baking.grammar import AllowedKey, GrammarState, TargetGrammar
-from genoforge.baking.target import parse_target_tokens
-from genoforge.baking.window_models import WindowAnnotation
 from genoforge.errors import ConfigError
+from genoforge.genes.grammar import AllowedKey, GrammarState, TargetGrammar
+from genoforge.genes.target import parse_target_tokens
+from genoforge.genes.window_models import WindowAnnotation
 from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RECORDS
 
 # Target tokens of real 10 kb windows (shared genomes): mean ~230, fly 99th percentile ~2,100.

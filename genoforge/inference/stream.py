@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genoforge.baking.target import parse_target_tokens
+from genoforge.genes.target import parse_target_tokens
 from genoforge.inference.decode import (
     GrammarCache,
     GrammarRows,

@@ -6,7 +6,7 @@ relative to the window start), held in canonical order by a :class:`WindowAnnota
 :func:`clip_feature`), orders them and numbers their genes; :func:`canonicalize` restores that
 order on records written in any order (decoded model output). A window can hold at most
 :data:`MAX_COORD` bases and :data:`MAX_GENES` genes, the most the target format
-(:mod:`~genoforge.baking.target`) can write.
+(:mod:`~genoforge.genes.target`) can write.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The target grammar as an automaton over token ids, for constrained decoding.
 
 The automaton accepts exactly the token sequences that
-:func:`genoforge.baking.target.parse_target_tokens` accepts with the same ``window_size``,
+:func:`genoforge.genes.target.parse_target_tokens` accepts with the same ``window_size``,
 ``max_records`` and ``max_exons`` (a property test walks it at random and parses every walk, and
 mutates real targets to check that both reject the same ones). So a decoder that only ever picks
 an allowed token writes a target that parses, and always ends: the record count is capped and

@@ -4,9 +4,9 @@ write, and what :func:`genoforge.genes.annotation.load_annotation` reads back to
 
 from __future__ import annotations
 
-from genoforge.baking.window_models import WindowAnnotation, WindowTranscript
 from genoforge.genes import inventory as inv
 from genoforge.genes.gene_models import cds_pieces, piece_phases
+from genoforge.genes.window_models import WindowAnnotation, WindowTranscript
 
 _TRANSCRIPT_ROW_TYPE = {
     inv.PROTEIN_CODING: "mRNA",
