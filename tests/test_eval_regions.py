@@ -97,8 +97,8 @@ def test_reference_from_real_data_keeps_every_overlapping_model(shared_data: Pat
 
 def test_validation_regions_are_the_regions_bake_holds_out(tmp_path: Path, baking_tokenizer_dir: Path) -> None:
     from genoforge.baking.bake import BakeConfig, bake
-    from genoforge.baking.packed import PackedShard
     from genoforge.baking.windows import overlap_of, tile
+    from genoforge.genes.packed_reader import PackedShard
 
     raw = tmp_path / "raw"
     write_tiny_species(raw / "tiny_a", seed=1)

@@ -17,7 +17,6 @@ from conftest import write_tiny_species
 from typer.testing import CliRunner
 
 from genoforge.baking import reverse
-from genoforge.baking.packed import PackedShard
 from genoforge.cli.app import app
 from genoforge.genes.annotation import load_annotation
 from genoforge.genes.classes import (
@@ -26,6 +25,7 @@ from genoforge.genes.classes import (
     window_labels,
 )
 from genoforge.genes.fasta import read_fasta
+from genoforge.genes.packed_reader import PackedShard
 from genoforge.genes.target import encode_target, window_annotation
 
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")

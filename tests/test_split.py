@@ -7,7 +7,6 @@ import shutil
 import pytest
 
 from genoforge.baking.bake import BakeConfig, bake
-from genoforge.baking.packed import PackedShard
 from genoforge.baking.split import (
     VALIDATION,
     split_chromosome,
@@ -15,6 +14,7 @@ from genoforge.baking.split import (
     validation_region,
 )
 from genoforge.baking.windows import overlap_of, tile
+from genoforge.genes.packed_reader import PackedShard
 
 LENGTHS = {"NC_000932.1": 154_478, "chr1": 40_000, "chr2": 8_000}  # the baked chromosomes
 

@@ -40,7 +40,8 @@ def test_windows_do_not_match_each_other():
 
 def _parseable_validation(path, tokenizer, n: int):
     """Random windows whose targets parse (the shared fixture's toy targets do not)."""
-    from genoforge.baking.packed import PackedWriter, token_dtype_for
+    from genoforge.baking.packed_writer import PackedWriter
+    from genoforge.genes.packed_format import token_dtype_for
 
     rng = np.random.default_rng(3)
     with PackedWriter(path, tokenizer_hash=tokenizer.content_hash(),

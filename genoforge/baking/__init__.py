@@ -20,6 +20,6 @@ Bake half (``genoforge bake``, :mod:`genoforge.baking.bake` runs it): settings
 (:mod:`~genoforge.baking.config`), species folders (:mod:`~genoforge.baking.discovery`), one
 species (:mod:`~genoforge.baking.species`, chunks of windows in workers:
 :mod:`~genoforge.baking.chunks`), the process pool (:mod:`~genoforge.baking.pool`), the outputs
-(:mod:`~genoforge.baking.outputs`): ``.packed`` shards (:mod:`~genoforge.baking.packed`: format,
-reader, writer) and the manifest (:mod:`~genoforge.baking.manifest`).
+(:mod:`~genoforge.baking.outputs`): ``.packed`` shards (:mod:`~genoforge.genes.packed_format`: format,
+reader, writer) and the manifest (:mod:`~genoforge.genes.manifest`).
 """

@@ -16,8 +16,8 @@
    :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.genes.target`). Each
    species writes its own part shards.
 4. Merge (:mod:`~genoforge.baking.outputs`): the parts are appended, species in sorted order, into
-   ``training.packed`` and ``validation.packed`` (:mod:`~genoforge.baking.packed`), then
-   ``manifest.json`` (:mod:`~genoforge.baking.manifest`) records counts and checksums.
+   ``training.packed`` and ``validation.packed`` (:mod:`~genoforge.genes.packed_format`), then
+   ``manifest.json`` (:mod:`~genoforge.genes.manifest`) records counts and checksums.
 
 Order and determinism. Samples are written species by species (sorted by name), chromosome by
 chromosome (FASTA order), window by window (by start). Windows are independent of one another and
@@ -68,7 +68,6 @@ from genoforge.baking.discovery import (
     find_species_files,
 )
 from genoforge.baking.fasta_lengths import quick_fasta_lengths
-from genoforge.baking.manifest import build_manifest, write_manifest
 from genoforge.baking.outputs import (
     OUTPUT_FILES,
     check_output_dir,
@@ -87,6 +86,7 @@ from genoforge.baking.species import (
 from genoforge.baking.taxa import load_taxa, parse_taxa_assignments
 from genoforge.baking.windows import overlap_of
 from genoforge.errors import GenoforgeError, InputError, TokenizerError
+from genoforge.genes.manifest import build_manifest, write_manifest
 
 
 @dataclass
@@ -128,8 +128,8 @@ def bake(config: BakeConfig) -> BakeSummary:
         ConfigError: bad settings.
         GenoforgeError: bad input (unless ``keep_going`` skips the species); nothing is written.
     """
-    from genoforge.baking.packed_format import token_dtype_for
     from genoforge.console import info, warn
+    from genoforge.genes.packed_format import token_dtype_for
     from genoforge.io import atomic_dir
 
     began = time.monotonic()

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genoforge.baking import hints as hints_module
-from genoforge.baking.manifest import SplitCounts
 from genoforge.baking.split import SPLITS
 from genoforge.baking.windows import is_mostly_n, keep_intergenic
+from genoforge.genes.manifest import SplitCounts
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,12 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
     import numpy as np
 
     from genoforge.baking import reverse
-    from genoforge.baking.packed_format import TOKEN_DTYPES
     from genoforge.genes.classes import (
         encode_bases,
         representative_transcripts,
         window_labels,
     )
+    from genoforge.genes.packed_format import TOKEN_DTYPES
     from genoforge.genes.target import encode_target
     from genoforge.genes.window_models import window_annotation
 

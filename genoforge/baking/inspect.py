@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genoforge.baking.manifest import read_manifest
-from genoforge.baking.packed_reader import PackedShard
 from genoforge.errors import TokenizerError
 from genoforge.genes import inventory
+from genoforge.genes.manifest import read_manifest
+from genoforge.genes.packed_reader import PackedShard
 
 VISIBLE_TAB = "\u2409"  # ␉ SYMBOL FOR HORIZONTAL TABULATION
 VISIBLE_NEWLINE = "\u2424"  # ␤ SYMBOL FOR NEWLINE

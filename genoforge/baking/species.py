@@ -27,9 +27,9 @@ from genoforge.baking.chunks import (
 )
 from genoforge.baking.discovery import SpeciesInput
 from genoforge.baking.fasta_lengths import quick_fasta_lengths
-from genoforge.baking.manifest import SpeciesReport, SplitCounts
 from genoforge.baking.split import SPLITS, split_chromosome
 from genoforge.baking.windows import tile
+from genoforge.genes.manifest import SpeciesReport, SplitCounts
 
 CHUNK_BASES = 500_000  # bases of windows per worker task: ~8 tasks on a 4 Mbp chromosome
 
@@ -143,9 +143,9 @@ def bake_species(
     Raises:
         GenoforgeError: malformed input, naming the file, line and fix.
     """
-    from genoforge.baking.packed import file_sha256
     from genoforge.baking.packed_writer import PackedWriter
     from genoforge.genes.annotation import load_annotation
+    from genoforge.genes.manifest import file_sha256
     from genoforge.genes.structure import StructureCounts
 
     species = job.species.name

@@ -190,3 +190,14 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
             path,
         )
     return manifest
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks: the checksum the manifest records for inputs and outputs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
