@@ -327,7 +327,7 @@ def test_bake_unreadable_file_is_one_line_error_even_as_root(
     # discovery (its compression sniff, the first read of each input) is refused instead.
     import builtins
 
-    from genoforge.baking import discovery as discovery_module
+    from genoforge.genes import discovery as discovery_module
 
     data = (PARTNER_FASTA if kind == "fa" else PARTNER_GFF3).encode()
     path = _species(tmp_path / "raw", f"unreadable.{kind}", data)

@@ -7,14 +7,14 @@ import shutil
 import pytest
 
 from genoforge.baking.bake import BakeConfig, bake
-from genoforge.baking.split import (
+from genoforge.baking.windows import overlap_of, tile
+from genoforge.genes.packed_reader import PackedShard
+from genoforge.genes.split import (
     VALIDATION,
     split_chromosome,
     unit_hash,
     validation_region,
 )
-from genoforge.baking.windows import overlap_of, tile
-from genoforge.genes.packed_reader import PackedShard
 
 LENGTHS = {"NC_000932.1": 154_478, "chr1": 40_000, "chr2": 8_000}  # the baked chromosomes
 

@@ -17,7 +17,7 @@ Parsing half (this package's foundation, usable on its own):
 - :mod:`genoforge.genes.grammar` the target grammar as an automaton for constrained decoding.
 
 Bake half (``genoforge bake``, :mod:`genoforge.baking.bake` runs it): settings
-(:mod:`~genoforge.baking.config`), species folders (:mod:`~genoforge.baking.discovery`), one
+(:mod:`~genoforge.baking.config`), species folders (:mod:`~genoforge.genes.discovery`), one
 species (:mod:`~genoforge.baking.species`, chunks of windows in workers:
 :mod:`~genoforge.baking.chunks`), the process pool (:mod:`~genoforge.baking.pool`), the outputs
 (:mod:`~genoforge.baking.outputs`): ``.packed`` shards (:mod:`~genoforge.genes.packed_format`: format,

@@ -3,15 +3,15 @@
 :func:`bake` runs it; each stage lives in its own module (which holds its rules):
 
 1. Settings (:mod:`~genoforge.baking.config`): :class:`BakeConfig`, defaults < config file < flags.
-2. Discovery (:mod:`~genoforge.baking.discovery`): every non-hidden folder of ``raw_dir`` is a
+2. Discovery (:mod:`~genoforge.genes.discovery`): every non-hidden folder of ``raw_dir`` is a
    species; it must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation (``.gff3 .gff
    .gtf``), each plain, gzip or bgzip (an extra ``.gz``/``.bgz`` suffix is allowed; compression is
    read from the magic bytes). ``--species a,b`` restricts the bake to those folders. A file named
    ``taxon`` may name the species' taxon (:mod:`~genoforge.baking.taxa`).
 3. Per species (:mod:`~genoforge.baking.species`): FASTA lengths
-   (:mod:`~genoforge.baking.fasta_lengths`), then the gene models
+   (:mod:`~genoforge.genes.fasta_lengths`), then the gene models
    (:func:`genoforge.genes.annotation.load_annotation`), then one chromosome at a time: the split
-   (:mod:`~genoforge.baking.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
+   (:mod:`~genoforge.genes.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
    (:mod:`~genoforge.baking.chunks`, in worker processes) the DNA tokens (+ hints,
    :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.genes.target`). Each
    species writes its own part shards.
@@ -58,16 +58,6 @@ from genoforge.baking.chunks import (
     share_tokenizer,
 )
 from genoforge.baking.config import EXECUTION_ONLY, BakeConfig, resolve_bake_config
-from genoforge.baking.discovery import (
-    COMPRESSION_SUFFIXES,
-    FASTA_SUFFIXES,
-    GFF_SUFFIXES,
-    UNSUPPORTED_MAGIC,
-    SpeciesInput,
-    discover_species,
-    find_species_files,
-)
-from genoforge.baking.fasta_lengths import quick_fasta_lengths
 from genoforge.baking.outputs import (
     OUTPUT_FILES,
     check_output_dir,
@@ -86,6 +76,7 @@ from genoforge.baking.species import (
 from genoforge.baking.taxa import load_taxa, parse_taxa_assignments
 from genoforge.baking.windows import overlap_of
 from genoforge.errors import GenoforgeError, InputError, TokenizerError
+from genoforge.genes.discovery import discover_species, find_species_files
 from genoforge.genes.manifest import build_manifest, write_manifest
 
 
@@ -215,26 +206,18 @@ def bake(config: BakeConfig) -> BakeSummary:
 
 __all__ = [
     "CHUNK_BASES",
-    "COMPRESSION_SUFFIXES",
     "EXECUTION_ONLY",
-    "FASTA_SUFFIXES",
-    "GFF_SUFFIXES",
     "OUTPUT_FILES",
-    "UNSUPPORTED_MAGIC",
     "BakeConfig",
     "BakeSummary",
     "ChunkResult",
     "ChunkTask",
     "Reporter",
-    "SpeciesInput",
     "SpeciesJob",
     "SpeciesResult",
     "WindowSettings",
     "bake",
     "bake_chunk",
     "bake_species",
-    "discover_species",
-    "find_species_files",
-    "quick_fasta_lengths",
     "resolve_bake_config",
 ]

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genoforge.baking import hints as hints_module
-from genoforge.baking.split import SPLITS
 from genoforge.baking.windows import is_mostly_n, keep_intergenic
 from genoforge.genes.manifest import SplitCounts
+from genoforge.genes.split import SPLITS
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from genoforge.baking.species import SpeciesResult
-from genoforge.baking.split import SPLITS
 from genoforge.errors import InputError
 from genoforge.genes.manifest import MANIFEST_FILE
+from genoforge.genes.split import SPLITS
 
 OUTPUT_FILES = ("training.packed", "validation.packed")
 

@@ -1,8 +1,8 @@
 """One species' bake: its FASTA and annotation in, one part shard per split out.
 
-:func:`bake_species` reads the sequence lengths (:mod:`~genoforge.baking.fasta_lengths`), then the
+:func:`bake_species` reads the sequence lengths (:mod:`~genoforge.genes.fasta_lengths`), then the
 gene models (:func:`genoforge.genes.annotation.load_annotation`), then one chromosome at a time: the
-split into training and validation segments (:mod:`~genoforge.baking.split`), the windows of each
+split into training and validation segments (:mod:`~genoforge.genes.split`), the windows of each
 segment (:mod:`~genoforge.baking.windows`), and chunks of about :data:`CHUNK_BASES` bases of
 windows, each a :class:`~genoforge.baking.chunks.ChunkTask` for a worker. Results are collected in
 task order (never completion order), so the part shards do not depend on the worker count; at most
@@ -25,11 +25,11 @@ from genoforge.baking.chunks import (
     bake_chunk,
     process_context,
 )
-from genoforge.baking.discovery import SpeciesInput
-from genoforge.baking.fasta_lengths import quick_fasta_lengths
-from genoforge.baking.split import SPLITS, split_chromosome
 from genoforge.baking.windows import tile
+from genoforge.genes.discovery import SpeciesInput
+from genoforge.genes.fasta_lengths import quick_fasta_lengths
 from genoforge.genes.manifest import SpeciesReport, SplitCounts
+from genoforge.genes.split import SPLITS, split_chromosome
 
 CHUNK_BASES = 500_000  # bases of windows per worker task: ~8 tasks on a 4 Mbp chromosome
 

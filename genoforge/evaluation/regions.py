@@ -2,7 +2,7 @@
 
 A gene finder (genoforge's or a peer such as AUGUSTUS or SNAP) is scored on a region it never
 trained on: :func:`validation_regions` names the regions ``bake`` held out (the same rule, species
-names, seqids, fraction and seed, :func:`genoforge.baking.split.validation_region`), and
+names, seqids, fraction and seed, :func:`genoforge.genes.split.validation_region`), and
 :func:`write_region` writes one region as
 
 - ``{name}.fa``: one record ``>{name} {seqid}:{start + 1}-{end}``, coordinates starting at 1, so
@@ -75,9 +75,9 @@ def validation_regions(
         InputError: no such species folder, or it lacks (or has several) FASTA / GFF3 files.
         ConfigError: ``val_fraction`` is outside [0, 1).
     """
-    from genoforge.baking.discovery import discover_species, find_species_files
-    from genoforge.baking.fasta_lengths import quick_fasta_lengths
-    from genoforge.baking.split import validation_region
+    from genoforge.genes.discovery import discover_species, find_species_files
+    from genoforge.genes.fasta_lengths import quick_fasta_lengths
+    from genoforge.genes.split import validation_region
 
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}; use bake's value (default 0.05)")
