@@ -41,7 +41,7 @@ SECTION = "## bake"
 
 
 def _sequences(raw_dir: Path) -> list[str]:
-    from genoforge.baking.bake import discover_species, find_species_files
+    from genoforge.genes.discovery import discover_species, find_species_files
     from genoforge.genes.fasta import read_fasta
 
     return [

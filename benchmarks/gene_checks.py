@@ -13,7 +13,7 @@
 :func:`structure_report` runs both on one GFF3 against its region FASTA and reference, after the
 same stop-codon normalisation ``genoforge eval --genome`` applies (a CDS written without its stop
 codon is extended by it when the next three bases are one), so conventions do not count.
-Only the library is used (``genoforge.baking.genes.load_annotation``,
+Only the library is used (``genoforge.genes.annotation.load_annotation``,
 ``genoforge.evaluation.stops``); nothing here writes files.
 """
 
@@ -23,10 +23,11 @@ import bisect
 from collections import defaultdict
 from pathlib import Path
 
-from genoforge.baking.genes import Transcript, load_annotation
 from genoforge.errors import GffFormatError
 from genoforge.evaluation.stops import STOP_CODONS, with_stop_codon
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.fasta import read_fasta
+from genoforge.genes.gene_models import Transcript
 
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 SPLICE_SITES = frozenset({("GT", "AG"), ("GC", "AG"), ("AT", "AC")})

@@ -52,10 +52,11 @@ from pathlib import Path
 
 from gene_checks import is_complete_orf  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 
-from genoforge.baking.genes import Transcript, load_annotation
 from genoforge.evaluation.regions import HeldOutRegion, validation_regions, write_region
 from genoforge.evaluation.stops import with_stop_codon
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.fasta import read_fasta
+from genoforge.genes.gene_models import Transcript
 from genoforge.io import atomic_write
 
 AUGUSTUS_CONFIG = Path("/usr/share/augustus/config")

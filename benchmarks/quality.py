@@ -555,7 +555,7 @@ def run_all_species(argv: list[str]) -> None:
                         "without genoforge rows, else 'genoforge and peers on the held-out regions')")
     args = parser.parse_args(argv)
     rows_wanted = genoforge_rows(getattr(args, "genoforge_items", None) or [])
-    from genoforge.baking.bake import discover_species
+    from genoforge.genes.discovery import discover_species
 
     if args.species:
         species_list = [s.strip() for s in args.species.split(",") if s.strip()]

@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 
 def prepare(workdir: Path, preset_name: str, copies: int) -> None:
     from genoforge.baking.bake import BakeConfig, bake
-    from genoforge.baking.packed import PackedShard, PackedWriter
+    from genoforge.baking.packed_writer import PackedWriter
+    from genoforge.genes.packed_reader import PackedShard
     from genoforge.model.config import preset
     from genoforge.model.io import write_model_config
     from genoforge.quickstart import stage_raw_dir

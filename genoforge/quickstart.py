@@ -84,7 +84,7 @@ def run_quickstart(
     from genoforge.tokenizer.edit import append_tokens, read_tokens_file, write_tokens_file
     from genoforge.training.config import TuneConfig
     from genoforge.training.loop import tune
-    from genoforge.tokenizer.inventory import builtin_tokens
+    from genoforge.genes.inventory import builtin_tokens
     from genoforge.tokenizer.train import train_dna_bpe
 
     workdir = Path(workdir)

@@ -97,7 +97,7 @@ def write_tiny_species(folder: Path, *, seed: int = 7, bad_line: str | None = No
     """
     import random
 
-    from genoforge.baking.genes import piece_phases
+    from genoforge.genes.gene_models import piece_phases
 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)

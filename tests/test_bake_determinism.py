@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from genoforge.baking.bake import BakeConfig, bake
-from genoforge.baking.packed import PackedShard
+from genoforge.genes.packed_reader import PackedShard
 
 OUTPUTS = ("training.packed", "validation.packed", "manifest.json")
 

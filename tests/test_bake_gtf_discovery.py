@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from genoforge.baking.bake import find_species_files
-from genoforge.baking.genes import load_annotation
 from genoforge.cli.app import app
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.discovery import find_species_files
 
 runner = CliRunner()
 

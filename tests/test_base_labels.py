@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from genoforge.baking.genes import Transcript
 from genoforge.genes.classes import (
     CLASS_NAMES,
     N_CLASSES,
@@ -23,6 +22,7 @@ from genoforge.genes.classes import (
     transcript_labels,
     window_labels,
 )
+from genoforge.genes.gene_models import Transcript
 
 
 def tx(strand: str, exons, cds, gene: str = "g") -> SimpleNamespace:

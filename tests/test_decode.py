@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from genoforge.baking.target import parse_target_tokens
 from genoforge.errors import ConfigError
+from genoforge.genes.target import parse_target_tokens
 from genoforge.inference.decode import GrammarCache, encoder_batch
 from genoforge.inference.stream import FullPrefixStep, check_max_new_tokens, decode_stream, decode_windows
 
@@ -291,7 +291,7 @@ def test_stream_with_noise_logits_parses_and_returns_every_window(models) -> Non
 def test_a_cut_drops_the_transcript_whose_exon_list_was_interrupted(models) -> None:
     """Cut inside a transcript block, the kept target must not show that transcript with fewer
     exons (which would parse as a whole, different transcript): the block is dropped."""
-    from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
+    from genoforge.genes.target import WindowAnnotation, WindowTranscript, encode_target
     from genoforge.inference.decode import cut_unfinished_record, record_start_ids
 
     _, tokenizer = models
@@ -330,9 +330,9 @@ def test_grammar_rows_pick_what_per_row_masks_pick(extra_width) -> None:
     sizes, with a mask table small enough to be emptied and refilled many times: every pick and
     every state equal those of the per-row reference. The logits are wider than the grammar's
     vocabulary, as wide, or cut just above the last grammar token."""
-    from genoforge.baking.grammar import TargetGrammar
+    from genoforge.genes import inventory as inv
+    from genoforge.genes.grammar import TargetGrammar
     from genoforge.inference.decode import GrammarRows
-    from genoforge.tokenizer import inventory as inv
 
     vocab = {token: i + 7 for i, token in enumerate(inv.builtin_tokens())}
     grammars = [TargetGrammar(vocab, window_size=w, max_records=4, max_exons=3) for w in (40, 1_500, 10_000)]
@@ -423,9 +423,9 @@ def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
 
 
 def test_grammar_rows_refuse_grammars_of_another_vocabulary() -> None:
-    from genoforge.baking.grammar import TargetGrammar
+    from genoforge.genes import inventory as inv
+    from genoforge.genes.grammar import TargetGrammar
     from genoforge.inference.decode import GrammarRows
-    from genoforge.tokenizer import inventory as inv
 
     vocab = {token: i for i, token in enumerate(inv.builtin_tokens())}
     shifted = {token: i + 1 for token, i in vocab.items()}

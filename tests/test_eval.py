@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from genoforge.baking.genes import Transcript
 from genoforge.cli.app import app
 from genoforge.evaluation import LEVELS, compare_transcripts, evaluate
 from genoforge.evaluation.metrics import LevelScore
 from genoforge.evaluation.stops import with_stop_codon
+from genoforge.genes.gene_models import Transcript
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data" / "eval"

@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from genoforge.baking.genes import load_annotation
-from genoforge.baking.gtf import sniff_format
 from genoforge.cli.app import app
 from genoforge.errors import GffFormatError
 from genoforge.evaluation import LEVELS, evaluate
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.gtf import sniff_format
 
 runner = CliRunner()
 

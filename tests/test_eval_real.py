@@ -34,10 +34,11 @@ from pathlib import Path
 import pytest
 from Bio.Seq import Seq
 
-from genoforge.baking.genes import Transcript, load_annotation, piece_phases
 from genoforge.evaluation import LEVELS, evaluate
 from genoforge.evaluation.metrics import LevelScore
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.fasta import fasta_lengths, read_fasta
+from genoforge.genes.gene_models import Transcript, piece_phases
 
 pytestmark = pytest.mark.shared_data
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import write_tiny_species
 
-from genoforge.baking.genes import load_annotation
-from genoforge.baking.gff3 import parse_gff3
 from genoforge.errors import ConfigError, InputError
 from genoforge.evaluation.regions import region_name, validation_regions, write_region
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.fasta import read_fasta
+from genoforge.genes.gff3 import parse_gff3
 
 START, END = 1_200, 31_500
 
@@ -97,8 +97,8 @@ def test_reference_from_real_data_keeps_every_overlapping_model(shared_data: Pat
 
 def test_validation_regions_are_the_regions_bake_holds_out(tmp_path: Path, baking_tokenizer_dir: Path) -> None:
     from genoforge.baking.bake import BakeConfig, bake
-    from genoforge.baking.packed import PackedShard
     from genoforge.baking.windows import overlap_of, tile
+    from genoforge.genes.packed_reader import PackedShard
 
     raw = tmp_path / "raw"
     write_tiny_species(raw / "tiny_a", seed=1)

@@ -1,7 +1,7 @@
 """Broken gene models are skipped and counted with their first line; ``strict`` refuses them.
 
 Each test writes a tiny GFF3 whose rows say what they exercise. The rules are in the docstring of
-genoforge/baking/genes.py: rows that belong to no gene model are ignored before any ID check, a
+genoforge/genes/annotation.py: rows that belong to no gene model are ignored before any ID check, a
 broken model is skipped (counted by reason, first ``file:line`` kept), file-level defects and
 Parent cycles are errors. The last tests load every annotation of ../shared/data.
 """
@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.genes import (
+from genoforge.errors import GffFormatError
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.gene_models import (
     BROKEN_MODEL_REASONS,
     SKIP_DUPLICATE_ID,
     SKIP_ORPHAN,
     SKIP_OTHER_STRAND,
     SKIP_OUTSIDE_PARENT,
-    load_annotation,
 )
-from genoforge.errors import GffFormatError
 
 
 def _write(tmp_path: Path, *rows: str, name: str = "x.gff3") -> Path:

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.genes import (
-    SKIP_MISSING_SEQID,
-    SKIP_PHASE,
-    Annotation,
-    load_annotation,
-    piece_phases,
-)
-from genoforge.baking.gff3 import parse_gff3
 from genoforge.errors import GffFormatError
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.fasta import fasta_lengths, read_fasta
+from genoforge.genes.gene_models import SKIP_MISSING_SEQID, SKIP_PHASE, Annotation, piece_phases
+from genoforge.genes.gff3 import parse_gff3
 
 DATA = Path(__file__).parent / "data"
 GENES_GFF = DATA / "genes.gff3"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.gff3 import parse_gff3
 from genoforge.errors import GffFormatError
+from genoforge.genes.gff3 import parse_gff3
 
 GENES_GFF = Path(__file__).parent / "data" / "genes.gff3"
 

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genoforge.baking.genes import load_annotation
-from genoforge.baking.grammar import TargetGrammar
-from genoforge.baking.target import (
+from genoforge.errors import TargetParseError, TokenizerError
+from genoforge.genes import inventory as inv
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.fasta import fasta_lengths
+from genoforge.genes.grammar import TargetGrammar
+from genoforge.genes.target import (
     encode_target,
     parse_target_tokens,
     window_annotation,
 )
-from genoforge.errors import TargetParseError, TokenizerError
-from genoforge.genes.fasta import fasta_lengths
-from genoforge.tokenizer import inventory as inv
 
 DATA = Path(__file__).parent / "data"
 VOCAB = {token: i + 7 for i, token in enumerate(inv.builtin_tokens())}  # ids need not start at 0
@@ -206,7 +206,7 @@ def _random_states(grammar: TargetGrammar, rng: random.Random, walks: int) -> li
 def _reference_allowed(grammar: TargetGrammar, state) -> set[str]:
     """The allowed tokens computed without memo or key: for a coordinate digit, every value of
     the line's allowed coordinate ranges is enumerated; other slots come from a fresh grammar."""
-    from genoforge.baking.grammar import _TEMPLATES, COORD_BASE
+    from genoforge.genes.grammar import _TEMPLATES, COORD_BASE
 
     fresh = TargetGrammar(VOCAB, grammar.window_size, grammar.max_records, grammar.max_exons)
     if state.line in ("gap", "done"):
@@ -223,7 +223,7 @@ def _reference_allowed(grammar: TargetGrammar, state) -> set[str]:
 def test_memoised_masks_equal_the_uncached_computation_over_random_states(monkeypatch) -> None:
     """The memo (keyed by allowed_key, shared by grammars of every window size) gives the masks
     that an uncached, brute-force computation gives, also after the memo overflows and refills."""
-    import genoforge.baking.grammar as grammar_module
+    import genoforge.genes.grammar as grammar_module
 
     monkeypatch.setattr(grammar_module, "_DIGITS_MEMO_SIZE", 64)  # overflow often
     rng = random.Random(5)

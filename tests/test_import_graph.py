@@ -16,16 +16,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "genoforge"
 
 # Shared helpers every part may use.
 BASE = {"errors", "io", "console", "config", "data"}
-# What each part may import besides BASE, in pipeline order: the domain layer (gene models, classes,
-# structure statistics, FASTA), then the tokenizer, bake, model, evaluation, inference, training.
+# What each part may import besides BASE. ``genes`` is the domain layer every stage shares: FASTA,
+# GFF3/GTF and gene models, the token inventory, the target codec and grammar, packed shards and the
+# manifest, the split, per-base classes and structure statistics; it imports no stage. ``baking``
+# only bakes: no stage imports it (only the command layer runs it).
 ALLOWED = {
     "genes": set(),
     "tokenizer": {"genes"},
     "baking": {"genes", "tokenizer"},
     "model": {"genes", "tokenizer"},
-    "evaluation": {"genes", "baking"},
-    "inference": {"genes", "tokenizer", "baking", "model", "evaluation"},
-    "training": {"genes", "tokenizer", "baking", "model", "evaluation", "inference"},
+    "evaluation": {"genes"},
+    "inference": {"genes", "tokenizer", "model"},
+    "training": {"genes", "tokenizer", "model", "evaluation", "inference"},
 }
 COMMAND_LAYER = {"cli", "quickstart", "__main__", "__init__"}  # may import any part
 

@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from genoforge.baking.bake import BakeConfig, bake
 from genoforge.baking.inspect import VISIBLE_NEWLINE, VISIBLE_TAB, readable_tokens
-from genoforge.baking.packed import PackedShard
 from genoforge.cli.app import app
+from genoforge.genes.packed_reader import PackedShard
 
 runner = CliRunner()
 

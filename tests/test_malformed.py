@@ -22,17 +22,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from genoforge.baking.genes import (
+from genoforge.cli.app import app
+from genoforge.errors import FastaFormatError, GffFormatError
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.fasta import fasta_lengths, read_fasta
+from genoforge.genes.gene_models import (
     SKIP_CDS_OUTSIDE_EXON,
     SKIP_DUPLICATE_ID,
     SKIP_MISSING_SEQID,
     SKIP_ORPHAN,
-    load_annotation,
 )
-from genoforge.baking.gff3 import parse_gff3
-from genoforge.cli.app import app
-from genoforge.errors import FastaFormatError, GffFormatError
-from genoforge.genes.fasta import fasta_lengths, read_fasta
+from genoforge.genes.gff3 import parse_gff3
 
 MALFORMED = Path(__file__).parent / "data" / "malformed"
 
@@ -327,7 +327,7 @@ def test_bake_unreadable_file_is_one_line_error_even_as_root(
     # discovery (its compression sniff, the first read of each input) is refused instead.
     import builtins
 
-    from genoforge.baking import discovery as discovery_module
+    from genoforge.genes import discovery as discovery_module
 
     data = (PARTNER_FASTA if kind == "fa" else PARTNER_GFF3).encode()
     path = _species(tmp_path / "raw", f"unreadable.{kind}", data)

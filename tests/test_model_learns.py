@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
+from genoforge.genes.target import WindowAnnotation, WindowTranscript, encode_target
 
 K_WINDOWS = 4
 WINDOW_BP = 240

@@ -37,9 +37,9 @@ class Setup:
 
 def real_batch(shared_data, tokenizer_dir, rows: int = 2) -> dict[str, torch.Tensor]:
     """WINDOWS of yeast chrI as a packed batch (DNA tokens in, target tokens out), like bake."""
-    from genoforge.baking.genes import load_annotation
-    from genoforge.baking.target import encode_target, window_annotation
+    from genoforge.genes.annotation import load_annotation
     from genoforge.genes.fasta import read_fasta
+    from genoforge.genes.target import encode_target, window_annotation
     from genoforge.tokenizer.core import GenoTokenizer
 
     species = shared_data / "yeast_chrI_chrII"

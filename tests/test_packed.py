@@ -7,14 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from genoforge.baking.packed import (
-    ALIGNMENT,
-    MAGIC,
-    PackedShard,
-    PackedWriter,
-    token_dtype_for,
-)
+from genoforge.baking.packed_writer import PackedWriter
 from genoforge.errors import ShardFormatError
+from genoforge.genes.packed_format import ALIGNMENT, MAGIC, token_dtype_for
+from genoforge.genes.packed_reader import PackedShard
 
 SAMPLES = [
     # input ids, target ids, species, seqid, start, end

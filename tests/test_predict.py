@@ -17,7 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from genoforge.baking.genes import load_annotation
+from genoforge.genes.annotation import load_annotation
 from genoforge.cli.app import app
 from genoforge.errors import ConfigError, InputError
 from genoforge.inference.predict import predict_genome

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def write_shard(path: Path, windows: list[tuple[str, int, int]]) -> Path:
     """A shard of placeholder ids with the given (species, window_start, window_end) samples."""
-    from genoforge.baking.packed import PackedWriter
+    from genoforge.baking.packed_writer import PackedWriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with PackedWriter(path, tokenizer_hash="test") as writer:
@@ -49,7 +49,7 @@ def write_shard(path: Path, windows: list[tuple[str, int, int]]) -> Path:
 
 
 def write_bake_manifest(directory: Path, samples: int, species: dict[str, tuple[int, int]]) -> None:
-    """The parts of a bake manifest the training window reads (genoforge.baking.manifest)."""
+    """The parts of a bake manifest the training window reads (genoforge.genes.manifest)."""
     manifest = {
         "format": "genoforge-bake", "schema_version": 1,
         "species": {name: {"taxon": "t", "window_size": size, "overlap": overlap}
@@ -76,10 +76,10 @@ def test_default_max_new_tokens_scales_with_the_window():
 @pytest.mark.parametrize("window_size", [5_000, 10_000, 15_000])
 def test_default_cap_covers_every_real_window(shared_data, window_size):
     """Tile every shared genome as bake does (a quarter overlap): no window's target exceeds the cap."""
-    from genoforge.baking.genes import load_annotation
-    from genoforge.baking.target import encode_target, window_annotation
     from genoforge.baking.windows import tile
+    from genoforge.genes.annotation import load_annotation
     from genoforge.genes.fasta import fasta_lengths
+    from genoforge.genes.target import encode_target, window_annotation
 
     cap = default_max_new_tokens(window_size)
     longest = {}
@@ -123,7 +123,7 @@ def test_window_defaults_follow_the_record_unless_given():
 
 
 def test_training_window_from_the_manifest_or_the_shard(tmp_path):
-    from genoforge.baking.packed import PackedShard
+    from genoforge.genes.packed_reader import PackedShard
 
     windows = [("fly", 0, 15_000), ("fly", 11_250, 20_000), ("bact", 0, 10_000), ("bact", 7_500, 9_000)]
     path = write_shard(tmp_path / "baked" / "training.packed", windows)
@@ -184,7 +184,7 @@ def test_step_checkpoint_records_and_verifies_the_window(tmp_path):
 @pytest.fixture(scope="module")
 def tuned(tune_workspace, tmp_path_factory) -> tuple[Path, int]:  # noqa: F811 - fixture
     """A 2-step tune run (CLI) on the workspace; (run dir, longest training window)."""
-    from genoforge.baking.packed import PackedShard
+    from genoforge.genes.packed_reader import PackedShard
 
     out = tmp_path_factory.mktemp("tuned") / "run"
     result = run_tune(tune_workspace, out, "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2")

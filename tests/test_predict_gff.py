@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.genes import load_annotation
-from genoforge.baking.target import WindowAnnotation, WindowFeature, WindowTranscript
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.target import WindowAnnotation, WindowFeature, WindowTranscript
 from genoforge.inference.gff_writer import escape_seqid, open_gff
 from genoforge.inference.stitch import WindowResult, stitch_contig
 

@@ -65,7 +65,7 @@ def _sequences(fasta: Path) -> dict[str, str]:
 
 
 def test_hmm_decoder_writes_only_complete_orfs(model_and_genome, tmp_path) -> None:
-    from genoforge.baking.genes import load_annotation
+    from genoforge.genes.annotation import load_annotation
 
     model, genome = model_and_genome
     out = tmp_path / "pred.gff3"

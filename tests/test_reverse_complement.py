@@ -17,16 +17,16 @@ from conftest import write_tiny_species
 from typer.testing import CliRunner
 
 from genoforge.baking import reverse
-from genoforge.baking.genes import load_annotation
-from genoforge.baking.packed import PackedShard
-from genoforge.baking.target import encode_target, window_annotation
 from genoforge.cli.app import app
+from genoforge.genes.annotation import load_annotation
 from genoforge.genes.classes import (
     encode_bases,
     representative_transcripts,
     window_labels,
 )
 from genoforge.genes.fasta import read_fasta
+from genoforge.genes.packed_reader import PackedShard
+from genoforge.genes.target import encode_target, window_annotation
 
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.genes import load_annotation
-from genoforge.baking.target import (
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.fasta import fasta_lengths
+from genoforge.genes.target import (
     WindowAnnotation,
     WindowTranscript,
     canonicalize,
@@ -29,7 +30,6 @@ from genoforge.baking.target import (
     parse_target_text,
     window_records,
 )
-from genoforge.genes.fasta import fasta_lengths
 
 SPECIES = ("athal_chloroplast", "fly_chr2R", "oscillibacter_JAOQKG01", "yeast_chrI_chrII")
 WINDOW = 10_000

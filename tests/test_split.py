@@ -7,14 +7,14 @@ import shutil
 import pytest
 
 from genoforge.baking.bake import BakeConfig, bake
-from genoforge.baking.packed import PackedShard
-from genoforge.baking.split import (
+from genoforge.baking.windows import overlap_of, tile
+from genoforge.genes.packed_reader import PackedShard
+from genoforge.genes.split import (
     VALIDATION,
     split_chromosome,
     unit_hash,
     validation_region,
 )
-from genoforge.baking.windows import overlap_of, tile
 
 LENGTHS = {"NC_000932.1": 154_478, "chr1": 40_000, "chr2": 8_000}  # the baked chromosomes
 
@@ -112,9 +112,9 @@ def test_validation_windows_are_built_like_training_windows(baked):
 
 def test_every_sample_decodes_back_to_its_window(baked, shared_data, baking_tokenizer_dir):
     """Training and validation samples alike: input = the window's DNA, target = its annotation."""
-    from genoforge.baking.genes import load_annotation
-    from genoforge.baking.target import parse_target_tokens, window_annotation
+    from genoforge.genes.annotation import load_annotation
     from genoforge.genes.fasta import read_fasta
+    from genoforge.genes.target import parse_target_tokens, window_annotation
     from genoforge.tokenizer.core import GenoTokenizer
 
     tok = GenoTokenizer.load(baking_tokenizer_dir)

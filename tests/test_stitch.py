@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from genoforge.baking.genes import Annotation, RegionFeature, Transcript, transcript_sort_key
-from genoforge.baking.target import WindowAnnotation, WindowTranscript, window_annotation
+from genoforge.genes.gene_models import Annotation, RegionFeature, Transcript, transcript_sort_key
+from genoforge.genes.target import WindowAnnotation, WindowTranscript, window_annotation
 from genoforge.inference.stitch import WindowResult, stitch_contig
 from genoforge.inference.windows import tile_contig
 
@@ -108,7 +108,7 @@ def test_stitching_is_independent_of_window_order() -> None:
 
 def test_minus_strand_phase_survives_joining() -> None:
     """g4's CDS (minus strand) is cut at four window edges; the joined phases are the original's."""
-    from genoforge.baking.genes import cds_pieces, piece_phases
+    from genoforge.genes.gene_models import cds_pieces, piece_phases
 
     stitched = stitch_contig(SEQID, LENGTH, windows_of(synthetic_annotation()))
     g4 = [t for t in stitched.transcripts if t.exons[-1] == (33_000, 34_000)]

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from genoforge.baking.genes import Annotation, load_annotation, piece_phases
-from genoforge.baking.target import (
+from genoforge.errors import ConfigError, TargetParseError
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.fasta import fasta_lengths
+from genoforge.genes.gene_models import Annotation, piece_phases
+from genoforge.genes.target import (
     WindowAnnotation,
     WindowFeature,
     WindowTranscript,
@@ -21,8 +24,6 @@ from genoforge.baking.target import (
     window_annotation,
     window_records,
 )
-from genoforge.errors import ConfigError, TargetParseError
-from genoforge.genes.fasta import fasta_lengths
 
 DATA = Path(__file__).parent / "data"
 
@@ -294,7 +295,7 @@ def test_docs_worked_example_is_what_the_code_writes(annotation: Annotation) -> 
 
 def test_identical_isoforms_of_two_genes_order_by_gene_index() -> None:
     """Ties broken so that canonicalize() is idempotent and the identity on window output."""
-    from genoforge.baking.genes import Transcript
+    from genoforge.genes.gene_models import Transcript
 
     def tx(gene: str, name: str, exons) -> Transcript:
         return Transcript("c", "+", "protein_coding", gene, name, exons, None)

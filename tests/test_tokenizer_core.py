@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from genoforge.errors import InputError, TokenizerError
-from genoforge.tokenizer import inventory
+from genoforge.genes import inventory
 from genoforge.tokenizer.core import (
     TOKENIZER_CONFIG_FILE,
     GenoTokenizer,

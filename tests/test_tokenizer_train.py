@@ -18,7 +18,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from genoforge.errors import ConfigError, FastaFormatError, InputError
-from genoforge.tokenizer import inventory
+from genoforge.genes import inventory
 from genoforge.tokenizer.core import DNABERT2_SPECIALS, GenoTokenizer
 from genoforge.tokenizer.edit import ensure_builtin_tokens
 from genoforge.tokenizer.train import (

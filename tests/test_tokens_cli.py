@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from genoforge.cli.app import app
-from genoforge.tokenizer import inventory
+from genoforge.genes import inventory
 from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
 
 runner = CliRunner()

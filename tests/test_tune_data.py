@@ -187,7 +187,7 @@ def test_collate_refuses_an_overfull_row():
 
 def test_token_budget_batches_of_a_real_shard(tune_workspace):
     """The micro-batches of the test shard stay within the budget and hold whole samples."""
-    from genoforge.baking.packed import PackedShard
+    from genoforge.genes.packed_reader import PackedShard
     from genoforge.tokenizer.core import GenoTokenizer
 
     shard = PackedShard(tune_workspace.train)

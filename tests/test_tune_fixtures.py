@@ -49,7 +49,8 @@ class TuneWorkspace:
 
 def write_samples(path: Path, tokenizer, n: int, seed: int, tokenizer_hash: str | None = None) -> Path:
     """A shard of ``n`` random windows with small transcript targets (see the module docstring)."""
-    from genoforge.baking.packed import PackedWriter, token_dtype_for
+    from genoforge.baking.packed_writer import PackedWriter
+    from genoforge.genes.packed_format import token_dtype_for
 
     rng = np.random.default_rng(seed)
     with PackedWriter(path, tokenizer_hash=tokenizer_hash or tokenizer.content_hash(),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_tune_fixtures import read_metrics, run_tune, tune_workspace  # noqa: F401 - fixture
 
-from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
+from genoforge.genes.target import WindowAnnotation, WindowTranscript, encode_target
 from genoforge.training.generate import ValidationWindows, score_decoded, score_windows, window_transcripts
 
 GEN_KEYS = ("gen_cds_nucleotide_f1", "gen_cds_exon_f1", "gen_transcript_f1", "gen_gene_f1")
@@ -40,7 +40,8 @@ def test_windows_do_not_match_each_other():
 
 def _parseable_validation(path, tokenizer, n: int):
     """Random windows whose targets parse (the shared fixture's toy targets do not)."""
-    from genoforge.baking.packed import PackedWriter, token_dtype_for
+    from genoforge.baking.packed_writer import PackedWriter
+    from genoforge.genes.packed_format import token_dtype_for
 
     rng = np.random.default_rng(3)
     with PackedWriter(path, tokenizer_hash=tokenizer.content_hash(),

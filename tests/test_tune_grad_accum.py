@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from test_tune_fixtures import read_metrics, run_tune, train_losses, tune_env, tune_workspace, write_samples  # noqa: F401
 
-from genoforge.baking.packed import PackedShard
+from genoforge.genes.packed_reader import PackedShard
 from genoforge.tokenizer.core import GenoTokenizer
 from genoforge.training.data import RowShape, decoder_lengths, plan_epoch
 from genoforge.training.loop import FAULT_ENV

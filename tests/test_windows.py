@@ -8,7 +8,7 @@ import pytest
 
 from genoforge.baking.hints import HINT_RECORD_LENGTH, hint_tokens, wants_hints, window_introns
 from genoforge.baking.taxa import UNASSIGNED, default_taxa_path, load_taxa
-from genoforge.baking.target import WindowFeature, WindowTranscript
+from genoforge.genes.target import WindowFeature, WindowTranscript
 from genoforge.baking.windows import is_mostly_n, keep_intergenic, min_window_length, overlap_of, tile
 from genoforge.errors import ConfigError
 

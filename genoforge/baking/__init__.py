@@ -1,25 +1,15 @@
 """Baking: raw genomes + annotations -> windows -> target token sequences -> packed shards.
 
-Parsing half (this package's foundation, usable on its own):
+This package only bakes (``genoforge bake``, :func:`genoforge.baking.bake.bake` runs it); no stage
+imports it. The formats and domain types it reads and writes (FASTA, GFF3/GTF and gene models, the
+target codec, the shard format and the manifest, the split, species folders) are in
+:mod:`genoforge.genes`.
 
-- :mod:`genoforge.genes.fasta`   ``read_fasta()`` / ``fasta_lengths()``: streaming FASTA records.
-- :mod:`genoforge.baking.gff3`    ``parse_gff3()``: strict streaming GFF3 rows (0-based half-open).
-- :mod:`genoforge.baking.gtf`     ``parse_annotation()``: GFF3 or GTF (told apart by content), as
-  GFF3 rows.
-- :mod:`genoforge.baking.genes`   ``load_annotation()``: gene models per seqid (Transcript,
-  RegionFeature) plus counts of what was skipped and why; the models themselves are in
-  :mod:`~genoforge.baking.gene_models`, the rules in :mod:`~genoforge.baking.gene_types`,
-  :mod:`~genoforge.baking.gene_builder` and :mod:`~genoforge.baking.transcript_build`.
-- :mod:`genoforge.baking.target`  one window's annotation <-> target tokens <-> target text
-  (the format is specified in docs/target-format.md); the window records in
-  :mod:`~genoforge.baking.window_models`, their GFF3 rows in genome coordinates in
-  :mod:`~genoforge.baking.target_gff3`.
-- :mod:`genoforge.baking.grammar` the target grammar as an automaton for constrained decoding.
-
-Bake half (``genoforge bake``, :mod:`genoforge.baking.bake` runs it): settings
-(:mod:`~genoforge.baking.config`), species folders (:mod:`~genoforge.baking.discovery`), one
+Settings (:mod:`~genoforge.baking.config`, the taxa table in :mod:`~genoforge.baking.taxa`), one
 species (:mod:`~genoforge.baking.species`, chunks of windows in workers:
-:mod:`~genoforge.baking.chunks`), the process pool (:mod:`~genoforge.baking.pool`), the outputs
-(:mod:`~genoforge.baking.outputs`): ``.packed`` shards (:mod:`~genoforge.baking.packed`: format,
-reader, writer) and the manifest (:mod:`~genoforge.baking.manifest`).
+:mod:`~genoforge.baking.chunks`; the windows in :mod:`~genoforge.baking.windows`, intron hints in
+:mod:`~genoforge.baking.hints`, reverse-complement copies in :mod:`~genoforge.baking.reverse`), the
+process pool (:mod:`~genoforge.baking.pool`), the outputs (:mod:`~genoforge.baking.outputs`:
+``.packed`` shards written by :mod:`~genoforge.baking.packed_writer`, and the manifest), and
+``genoforge bake inspect`` (:mod:`~genoforge.baking.inspect`).
 """

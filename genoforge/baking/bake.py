@@ -3,21 +3,21 @@
 :func:`bake` runs it; each stage lives in its own module (which holds its rules):
 
 1. Settings (:mod:`~genoforge.baking.config`): :class:`BakeConfig`, defaults < config file < flags.
-2. Discovery (:mod:`~genoforge.baking.discovery`): every non-hidden folder of ``raw_dir`` is a
+2. Discovery (:mod:`~genoforge.genes.discovery`): every non-hidden folder of ``raw_dir`` is a
    species; it must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation (``.gff3 .gff
    .gtf``), each plain, gzip or bgzip (an extra ``.gz``/``.bgz`` suffix is allowed; compression is
    read from the magic bytes). ``--species a,b`` restricts the bake to those folders. A file named
    ``taxon`` may name the species' taxon (:mod:`~genoforge.baking.taxa`).
 3. Per species (:mod:`~genoforge.baking.species`): FASTA lengths
-   (:mod:`~genoforge.baking.fasta_lengths`), then the gene models
-   (:func:`genoforge.baking.genes.load_annotation`), then one chromosome at a time: the split
-   (:mod:`~genoforge.baking.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
+   (:mod:`~genoforge.genes.fasta_lengths`), then the gene models
+   (:func:`genoforge.genes.annotation.load_annotation`), then one chromosome at a time: the split
+   (:mod:`~genoforge.genes.split`), the windows (:mod:`~genoforge.baking.windows`), and per window
    (:mod:`~genoforge.baking.chunks`, in worker processes) the DNA tokens (+ hints,
-   :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.baking.target`). Each
+   :mod:`~genoforge.baking.hints`) and the target tokens (:mod:`~genoforge.genes.target`). Each
    species writes its own part shards.
 4. Merge (:mod:`~genoforge.baking.outputs`): the parts are appended, species in sorted order, into
-   ``training.packed`` and ``validation.packed`` (:mod:`~genoforge.baking.packed`), then
-   ``manifest.json`` (:mod:`~genoforge.baking.manifest`) records counts and checksums.
+   ``training.packed`` and ``validation.packed`` (:mod:`~genoforge.genes.packed_format`), then
+   ``manifest.json`` (:mod:`~genoforge.genes.manifest`) records counts and checksums.
 
 Order and determinism. Samples are written species by species (sorted by name), chromosome by
 chromosome (FASTA order), window by window (by start). Windows are independent of one another and
@@ -58,17 +58,6 @@ from genoforge.baking.chunks import (
     share_tokenizer,
 )
 from genoforge.baking.config import EXECUTION_ONLY, BakeConfig, resolve_bake_config
-from genoforge.baking.discovery import (
-    COMPRESSION_SUFFIXES,
-    FASTA_SUFFIXES,
-    GFF_SUFFIXES,
-    UNSUPPORTED_MAGIC,
-    SpeciesInput,
-    discover_species,
-    find_species_files,
-)
-from genoforge.baking.fasta_lengths import quick_fasta_lengths
-from genoforge.baking.manifest import build_manifest, write_manifest
 from genoforge.baking.outputs import (
     OUTPUT_FILES,
     check_output_dir,
@@ -87,6 +76,8 @@ from genoforge.baking.species import (
 from genoforge.baking.taxa import load_taxa, parse_taxa_assignments
 from genoforge.baking.windows import overlap_of
 from genoforge.errors import GenoforgeError, InputError, TokenizerError
+from genoforge.genes.discovery import discover_species, find_species_files
+from genoforge.genes.manifest import build_manifest, write_manifest
 
 
 @dataclass
@@ -103,13 +94,13 @@ class BakeSummary:
 
 
 def _load_tokenizer(config: BakeConfig) -> Any:
+    from genoforge.genes.inventory import builtin_tokens
     from genoforge.tokenizer.core import GenoTokenizer
-    from genoforge.tokenizer.inventory import builtin_tokens
 
     tok = GenoTokenizer.load(config.tokenizer)
     missing = [token for token in builtin_tokens() if token not in tok]
     if missing:
-        from genoforge.tokenizer.inventory import escape_token
+        from genoforge.genes.inventory import escape_token
 
         shown = " ".join(escape_token(t) for t in missing[:5])
         raise TokenizerError(
@@ -128,8 +119,8 @@ def bake(config: BakeConfig) -> BakeSummary:
         ConfigError: bad settings.
         GenoforgeError: bad input (unless ``keep_going`` skips the species); nothing is written.
     """
-    from genoforge.baking.packed_format import token_dtype_for
     from genoforge.console import info, warn
+    from genoforge.genes.packed_format import token_dtype_for
     from genoforge.io import atomic_dir
 
     began = time.monotonic()
@@ -215,26 +206,18 @@ def bake(config: BakeConfig) -> BakeSummary:
 
 __all__ = [
     "CHUNK_BASES",
-    "COMPRESSION_SUFFIXES",
     "EXECUTION_ONLY",
-    "FASTA_SUFFIXES",
-    "GFF_SUFFIXES",
     "OUTPUT_FILES",
-    "UNSUPPORTED_MAGIC",
     "BakeConfig",
     "BakeSummary",
     "ChunkResult",
     "ChunkTask",
     "Reporter",
-    "SpeciesInput",
     "SpeciesJob",
     "SpeciesResult",
     "WindowSettings",
     "bake",
     "bake_chunk",
     "bake_species",
-    "discover_species",
-    "find_species_files",
-    "quick_fasta_lengths",
     "resolve_bake_config",
 ]

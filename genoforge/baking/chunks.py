@@ -4,7 +4,7 @@ A :class:`ChunkTask` holds consecutive windows of one chromosome, the sequence t
 gene models that overlap it; :func:`bake_chunk` (run in a worker process, or inline with one
 worker) drops the windows that are mostly N and the intergenic ones not sampled
 (:mod:`~genoforge.baking.windows`), and turns each other window into input ids (DNA tokens, plus
-hints, :mod:`~genoforge.baking.hints`), target ids (:mod:`~genoforge.baking.target`) and per-base
+hints, :mod:`~genoforge.baking.hints`), target ids (:mod:`~genoforge.genes.target`) and per-base
 classes; with ``reverse_complement`` a training window also gives its reverse-complement view
 (:mod:`~genoforge.baking.reverse`). Every task and result is picklable; each worker process loads
 the tokenizer once (:func:`share_tokenizer` seeds that cache so forked workers inherit it).
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genoforge.baking import hints as hints_module
-from genoforge.baking.manifest import SplitCounts
-from genoforge.baking.split import SPLITS
 from genoforge.baking.windows import is_mostly_n, keep_intergenic
+from genoforge.genes.manifest import SplitCounts
+from genoforge.genes.split import SPLITS
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,14 @@ def bake_chunk(task: ChunkTask) -> ChunkResult:
     import numpy as np
 
     from genoforge.baking import reverse
-    from genoforge.baking.packed_format import TOKEN_DTYPES
-    from genoforge.baking.target import encode_target
-    from genoforge.baking.window_models import window_annotation
     from genoforge.genes.classes import (
         encode_bases,
         representative_transcripts,
         window_labels,
     )
+    from genoforge.genes.packed_format import TOKEN_DTYPES
+    from genoforge.genes.target import encode_target
+    from genoforge.genes.window_models import window_annotation
 
     settings = task.settings
     tok = _tokenizer(settings.tokenizer)

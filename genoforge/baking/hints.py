@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from genoforge.baking.split import unit_hash
-from genoforge.tokenizer import inventory
+from genoforge.genes import inventory
+from genoforge.genes.split import unit_hash
 
 INTRON_HINT = "intron_hc"
 HINT_RECORD_LENGTH = 8

@@ -3,7 +3,7 @@
 The target is shown as its text form (tokens joined with no spaces, as the tokenizer decodes) with
 the whitespace tokens made visible: TAB is written ``␉`` and NEWLINE ``␤`` (followed by a real line
 break), so every line of the target is one line on screen and nothing is hidden. With ``gff`` the
-target is parsed back (:func:`genoforge.baking.target.parse_target_tokens`) and written as GFF3 rows
+target is parsed back (:func:`genoforge.genes.target.parse_target_tokens`) and written as GFF3 rows
 in genome coordinates (window-relative coordinates + the sample's ``window_start``).
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genoforge.baking.manifest import read_manifest
-from genoforge.baking.packed_reader import PackedShard
 from genoforge.errors import TokenizerError
-from genoforge.tokenizer import inventory
+from genoforge.genes import inventory
+from genoforge.genes.manifest import read_manifest
+from genoforge.genes.packed_reader import PackedShard
 
 VISIBLE_TAB = "\u2409"  # ␉ SYMBOL FOR HORIZONTAL TABULATION
 VISIBLE_NEWLINE = "\u2424"  # ␤ SYMBOL FOR NEWLINE
@@ -171,8 +171,8 @@ def inspect_baked(
     )
     lines.append(readable_tokens(target_tokens).rstrip("\n"))
     if gff:
-        from genoforge.baking.target import parse_target_tokens
-        from genoforge.baking.target_gff3 import to_gff3_rows
+        from genoforge.genes.target import parse_target_tokens
+        from genoforge.genes.target_gff3 import to_gff3_rows
 
         annotation = parse_target_tokens(target_tokens, window_size=length)
         rows = to_gff3_rows(annotation, sample.seqid, sample.window_start)

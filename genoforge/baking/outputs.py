@@ -2,9 +2,9 @@
 
 A bake writes into a temporary folder that :func:`genoforge.io.atomic_dir` renames into place at
 the end: the species' part shards merged, species in the order given (sorted by name), into
-:data:`OUTPUT_FILES` (:mod:`~genoforge.baking.packed`); the gene-structure counts of the training
+:data:`OUTPUT_FILES` (:mod:`~genoforge.genes.packed_format`); the gene-structure counts of the training
 regions (:mod:`genoforge.genes.structure_set`); then ``manifest.json``
-(:mod:`~genoforge.baking.manifest`). Temporary files are created 0700/0600, so the finished folder
+(:mod:`~genoforge.genes.manifest`). Temporary files are created 0700/0600, so the finished folder
 is given the permissions of a normal mkdir/open. An existing ``output_dir`` is replaced only with
 ``overwrite``, and only if it is empty or a previous bake (holds ``manifest.json``).
 """
@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from genoforge.baking.manifest import MANIFEST_FILE
 from genoforge.baking.species import SpeciesResult
-from genoforge.baking.split import SPLITS
 from genoforge.errors import InputError
+from genoforge.genes.manifest import MANIFEST_FILE
+from genoforge.genes.split import SPLITS
 
 OUTPUT_FILES = ("training.packed", "validation.packed")
 
@@ -56,10 +56,10 @@ def merge_parts(
         file name -> ``sha256``, ``bytes`` and ``samples`` of that output (the manifest's
         ``outputs``).
     """
-    from genoforge.baking.packed import file_sha256
-    from genoforge.baking.packed_reader import PackedShard
     from genoforge.baking.packed_writer import PackedWriter
     from genoforge.console import warn
+    from genoforge.genes.manifest import file_sha256
+    from genoforge.genes.packed_reader import PackedShard
 
     outputs: dict[str, dict[str, Any]] = {}
     for split, file_name in zip(SPLITS, OUTPUT_FILES):

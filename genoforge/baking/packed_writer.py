@@ -1,4 +1,4 @@
-"""Writing ``.packed`` shards (format: :mod:`~genoforge.baking.packed_format`): :class:`PackedWriter`.
+"""Writing ``.packed`` shards (format: :mod:`~genoforge.genes.packed_format`): :class:`PackedWriter`.
 
 Token ids, bases and labels are spilled to temporary files beside the target as samples arrive;
 only the per-sample metadata stays in memory; the shard is assembled, aligned, on ``close`` and
@@ -16,15 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from genoforge.baking.packed_format import (
+from genoforge.errors import ShardFormatError
+from genoforge.genes.packed_format import (
     ALIGNMENT,
     ARRAY_DTYPES,
     MAGIC,
     SCHEMA_VERSION,
     TOKEN_DTYPES,
 )
-from genoforge.baking.packed_reader import PackedShard
-from genoforge.errors import ShardFormatError
+from genoforge.genes.packed_reader import PackedShard
 from genoforge.io import atomic_write
 
 # Arrays streamed to spill files while samples arrive (the rest is per-sample metadata).

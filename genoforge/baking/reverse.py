@@ -12,7 +12,7 @@ made from the baked window itself, so all its parts agree by construction:
 * the annotation: every record mirrored in the window (``[s, e)`` -> ``[W - e, W - s)``), its
   strand flipped and its partial marks swapped (``<`` <-> ``>``); a CDS keeps its GFF3 phase,
   which is taken at its 5' end, and that end is the same base on either strand. The records are
-  then put back in canonical order (:func:`genoforge.baking.target.canonicalize`).
+  then put back in canonical order (:func:`genoforge.genes.target.canonicalize`).
 
 Validation windows are never copied: they are scored as the genome reads.
 """
@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from genoforge.baking.window_models import (
+from genoforge.genes.classes import N_CLASSES, N_CODE, STRAND_OFFSET
+from genoforge.genes.window_models import (
     WindowAnnotation,
     WindowFeature,
     WindowTranscript,
     canonicalize,
 )
-from genoforge.genes.classes import N_CLASSES, N_CODE, STRAND_OFFSET
 
 _DNA_COMPLEMENT = str.maketrans("ACGTURYSWKMBDHVNacgturyswkmbdhvn", "TGCAAYRSWMKVHDBNtgcaayrswmkvhdbn")
 _CODE_COMPLEMENT = np.array([3, 2, 1, 0, N_CODE], dtype=np.uint8)  # A C G T N -> T G C A N

@@ -1,8 +1,8 @@
 """One species' bake: its FASTA and annotation in, one part shard per split out.
 
-:func:`bake_species` reads the sequence lengths (:mod:`~genoforge.baking.fasta_lengths`), then the
-gene models (:func:`genoforge.baking.genes.load_annotation`), then one chromosome at a time: the
-split into training and validation segments (:mod:`~genoforge.baking.split`), the windows of each
+:func:`bake_species` reads the sequence lengths (:mod:`~genoforge.genes.fasta_lengths`), then the
+gene models (:func:`genoforge.genes.annotation.load_annotation`), then one chromosome at a time: the
+split into training and validation segments (:mod:`~genoforge.genes.split`), the windows of each
 segment (:mod:`~genoforge.baking.windows`), and chunks of about :data:`CHUNK_BASES` bases of
 windows, each a :class:`~genoforge.baking.chunks.ChunkTask` for a worker. Results are collected in
 task order (never completion order), so the part shards do not depend on the worker count; at most
@@ -25,11 +25,11 @@ from genoforge.baking.chunks import (
     bake_chunk,
     process_context,
 )
-from genoforge.baking.discovery import SpeciesInput
-from genoforge.baking.fasta_lengths import quick_fasta_lengths
-from genoforge.baking.manifest import SpeciesReport, SplitCounts
-from genoforge.baking.split import SPLITS, split_chromosome
 from genoforge.baking.windows import tile
+from genoforge.genes.discovery import SpeciesInput
+from genoforge.genes.fasta_lengths import quick_fasta_lengths
+from genoforge.genes.manifest import SpeciesReport, SplitCounts
+from genoforge.genes.split import SPLITS, split_chromosome
 
 CHUNK_BASES = 500_000  # bases of windows per worker task: ~8 tasks on a 4 Mbp chromosome
 
@@ -79,8 +79,8 @@ def _chunk_tasks(
     Training segments and the transcripts wholly inside them are added to ``structure`` (a
     ``StructureCounts``) when given: validation regions never inform the decoder.
     """
-    from genoforge.baking.gene_models import Annotation
     from genoforge.genes.fasta import read_fasta
+    from genoforge.genes.gene_models import Annotation
 
     species = job.species.name
     stride = job.window_size - job.overlap
@@ -143,9 +143,9 @@ def bake_species(
     Raises:
         GenoforgeError: malformed input, naming the file, line and fix.
     """
-    from genoforge.baking.genes import load_annotation
-    from genoforge.baking.packed import file_sha256
     from genoforge.baking.packed_writer import PackedWriter
+    from genoforge.genes.annotation import load_annotation
+    from genoforge.genes.manifest import file_sha256
     from genoforge.genes.structure import StructureCounts
 
     species = job.species.name

@@ -4,7 +4,7 @@ Window size. Each species uses its taxon's ``window_size`` from the taxa table
 (:mod:`genoforge.baking.taxa`); a species without a taxon uses the bake's ``--window_size``.
 
 Tiling (:func:`tile`). Windows are laid inside one segment ``[a, b)`` of a chromosome (a training
-or validation segment, :mod:`genoforge.baking.split`), never across a segment boundary:
+or validation segment, :mod:`genoforge.genes.split`), never across a segment boundary:
 
 - overlap = ``floor(window_size * overlap_fraction)`` (default a quarter of the window), so the
   stride is ``window_size - overlap``; with ``overlap_fraction <= 0.5`` any gene no longer than
@@ -30,7 +30,7 @@ Filters, applied per window in this order:
 
 from __future__ import annotations
 
-from genoforge.baking.split import unit_hash
+from genoforge.genes.split import unit_hash
 
 MIN_WINDOW_DIVISOR = 10  # segments shorter than window_size // 10 are scraps, not samples
 

@@ -189,8 +189,8 @@ def _print_skips(manifest: dict) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from genoforge.baking.gene_models import BROKEN_MODEL_REASONS
     from genoforge.baking.taxa import UNASSIGNED
+    from genoforge.genes.gene_models import BROKEN_MODEL_REASONS
 
     console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
     table = Table(title=Text("Skipped gene models (bake --strict makes each an error)"))

@@ -42,8 +42,8 @@ def init(
     force: Annotated[bool, typer.Option(*flag("force"), help="Overwrite OUT.txt if it exists.")] = False,
 ) -> None:
     """Write every built-in token (escaped: TAB as [\\t], NEWLINE as [\\n]), deterministically."""
+    from genoforge.genes.inventory import builtin_tokens
     from genoforge.tokenizer.edit import write_tokens_file
-    from genoforge.tokenizer.inventory import builtin_tokens
 
     if out.is_dir():
         raise InputError("is a directory; pass a file path such as data/new_tokens.txt", out)
@@ -144,8 +144,8 @@ def append(
     from rich.text import Text
 
     from genoforge import console
+    from genoforge.genes.inventory import escape_token
     from genoforge.tokenizer.edit import append_tokens, read_tokens_file
-    from genoforge.tokenizer.inventory import escape_token
 
     parsed = read_tokens_file(tokens_file)
     if not parsed.tokens:

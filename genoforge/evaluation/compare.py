@@ -2,8 +2,8 @@
 
 What is compared
 ----------------
-Both files (GFF3 or GTF, told apart by content: :mod:`genoforge.baking.gtf`) are read into gene
-models by :func:`genoforge.baking.genes.load_annotation`; a GTF's separate stop_codon rows are
+Both files (GFF3 or GTF, told apart by content: :mod:`genoforge.genes.gtf`) are read into gene
+models by :func:`genoforge.genes.annotation.load_annotation`; a GTF's separate stop_codon rows are
 merged into its CDS, so AUGUSTUS's or Ensembl's GTF scores as its GFF3 twin does.
 Only **coding transcripts** (those with a CDS) on a known strand (``+``/``-``) take part; noncoding
 transcripts (tRNA, ncRNA, pseudogenes without CDS, ...) and unstranded ones are counted in the
@@ -86,8 +86,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genoforge.baking.gene_models import Annotation, Transcript
-from genoforge.baking.genes import load_annotation
 from genoforge.console import warn
 from genoforge.errors import GffFormatError
 from genoforge.evaluation.metrics import (
@@ -98,11 +96,13 @@ from genoforge.evaluation.metrics import (
     transcript_level,
 )
 from genoforge.evaluation.stops import StopReport, include_stop_codons
+from genoforge.genes.annotation import load_annotation
+from genoforge.genes.gene_models import Annotation, Transcript
 from genoforge.io import open_text
 
 SCHEMA_VERSION = 1
 LEVELS = ("cds_nucleotide", "cds_exon", "transcript", "gene")
-# Loader skip reasons (genoforge.baking.genes) that drop a transcript the file meant to define:
+# Loader skip reasons (genoforge.genes.annotation) that drop a transcript the file meant to define:
 # worth a warning, since a dropped prediction can only raise precision. Other reasons (types a
 # gene model does not use, such as repeat_region) are routine and only reported in the JSON.
 TRANSCRIPT_DROP_REASONS = (

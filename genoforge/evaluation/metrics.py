@@ -1,7 +1,7 @@
 """Sensitivity, precision and F1 at the four levels of ``genoforge eval``.
 
 The definitions are stated in :mod:`genoforge.evaluation.compare`; this module computes them from
-coding transcripts (:class:`genoforge.baking.genes.Transcript` with a CDS span), with no I/O.
+coding transcripts (:class:`genoforge.genes.gene_models.Transcript` with a CDS span), with no I/O.
 
 Every level compares two collections on the same footing: strand-aware keys (seqid, strand, ...)
 built identically for the reference and the prediction, so a feature predicted on the wrong strand
@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from genoforge.baking.gene_models import Transcript
+from genoforge.genes.gene_models import Transcript
 
 # (seqid, strand): the strand-aware coordinate system every key lives in.
 Track = tuple[str, str]

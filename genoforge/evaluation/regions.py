@@ -2,14 +2,14 @@
 
 A gene finder (genoforge's or a peer such as AUGUSTUS or SNAP) is scored on a region it never
 trained on: :func:`validation_regions` names the regions ``bake`` held out (the same rule, species
-names, seqids, fraction and seed, :func:`genoforge.baking.split.validation_region`), and
+names, seqids, fraction and seed, :func:`genoforge.genes.split.validation_region`), and
 :func:`write_region` writes one region as
 
 - ``{name}.fa``: one record ``>{name} {seqid}:{start + 1}-{end}``, coordinates starting at 1, so
   any predictor can run on it as on a small genome;
 - ``{name}.reference.gff3``: ``##gff-version 3``, ``##sequence-region {name} 1 {length}``, then
   the annotation's models clipped to the region exactly as bake clips them into a window
-  (:func:`genoforge.baking.target.window_annotation`): exons and CDS cut at the region ends, the
+  (:func:`genoforge.genes.target.window_annotation`): exons and CDS cut at the region ends, the
   CDS phase recomputed at a cut 5' end, models leaving the region marked
   ``partial=left|right|both``; noncoding models and stand-alone features are kept too (``genoforge
   eval`` scores only the coding ones). IDs are ``{name}.g{k}`` / ``{name}.g{k}.t{j}``, the source column ``reference``.
@@ -75,9 +75,9 @@ def validation_regions(
         InputError: no such species folder, or it lacks (or has several) FASTA / GFF3 files.
         ConfigError: ``val_fraction`` is outside [0, 1).
     """
-    from genoforge.baking.discovery import discover_species, find_species_files
-    from genoforge.baking.fasta_lengths import quick_fasta_lengths
-    from genoforge.baking.split import validation_region
+    from genoforge.genes.discovery import discover_species, find_species_files
+    from genoforge.genes.fasta_lengths import quick_fasta_lengths
+    from genoforge.genes.split import validation_region
 
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}; use bake's value (default 0.05)")
@@ -121,10 +121,10 @@ def write_region(
             clipping works in target-format coordinates; cut a shorter region).
         FastaFormatError, GffFormatError: a malformed input, with file and line.
     """
-    from genoforge.baking.genes import load_annotation
-    from genoforge.baking.target_gff3 import to_gff3_rows
-    from genoforge.baking.window_models import MAX_COORD, window_annotation
+    from genoforge.genes.annotation import load_annotation
     from genoforge.genes.fasta import read_fasta
+    from genoforge.genes.target_gff3 import to_gff3_rows
+    from genoforge.genes.window_models import MAX_COORD, window_annotation
     from genoforge.io import atomic_write
 
     sequence = next((r.sequence for r in read_fasta(fasta_path) if r.seqid == seqid), None)

@@ -26,9 +26,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from genoforge.baking.gene_models import Transcript
 from genoforge.evaluation.metrics import cds_pieces
 from genoforge.genes.fasta import read_fasta
+from genoforge.genes.gene_models import Transcript
 
 STOP_CODONS = frozenset({"TAA", "TAG", "TGA"})
 _COMPLEMENT = str.maketrans("ACGTacgt", "TGCAtgca")

@@ -51,6 +51,7 @@ from genoforge.genes.intron_lengths import (
     fit_intron_lengths,
     min_intron_length,
 )
+from genoforge.genes.inventory import PROTEIN_CODING
 from genoforge.genes.signals import (
     ACCEPTOR_FIXED,
     ACCEPTOR_FLANK,
@@ -98,7 +99,6 @@ PRIOR_EXONS_PER_GENE = 2.0
 INTRON_CLASS_PRIOR = {"GT-AG": 98.9, "GC-AG": 1.0, "AT-AC": 0.1}
 MIN_MEAN_LENGTH = 10.0  # a geometric duration needs a mean well above 1 base
 
-_PROTEIN_CODING = "protein_coding"  # tokenizer.inventory.PROTEIN_CODING (genes/ imports no stage)
 _COMPLEMENT_CODE = np.array([3, 2, 1, 0, N_CODE], dtype=np.uint8)
 
 
@@ -232,7 +232,7 @@ class StructureCounts:
         """
         codes = encode_bases(sequence) if isinstance(sequence, str) else np.asarray(sequence, dtype=np.uint8)
         length = int(codes.size)
-        coding = [t for t in transcripts if getattr(t, "biotype", _PROTEIN_CODING) == _PROTEIN_CODING]
+        coding = [t for t in transcripts if getattr(t, "biotype", PROTEIN_CODING) == PROTEIN_CODING]
         reps = representative_transcripts(coding)
         self.bases += length
         composition = np.bincount(codes, minlength=N_CODE + 1)

@@ -3,7 +3,7 @@
 Shape legend: B decoder rows (one window each), S encoder tokens, V vocabulary.
 
 The contract: every window's output parses. Each row keeps a state of the target grammar
-(:class:`genoforge.baking.grammar.TargetGrammar`, built for that window's length); at every step
+(:class:`genoforge.genes.grammar.TargetGrammar`, built for that window's length); at every step
 the logits of the ids the grammar does not allow next are set to -inf before the argmax, so only
 allowed tokens are ever chosen, whatever the weights (random ones included). The grammar caps the
 records per window and exons per transcript, so decoding ends; ``max_new_tokens`` caps it
@@ -38,9 +38,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genoforge.baking.grammar import AllowedKey, GrammarState, TargetGrammar
-from genoforge.baking.window_models import WindowAnnotation
 from genoforge.errors import ConfigError
+from genoforge.genes.grammar import AllowedKey, GrammarState, TargetGrammar
+from genoforge.genes.target import parse_target_tokens
+from genoforge.genes.window_models import WindowAnnotation
 from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RECORDS
 
 # Target tokens of real 10 kb windows (shared genomes): mean ~230, fly 99th percentile ~2,100.
@@ -122,7 +123,7 @@ def encoder_batch(
 
 def record_start_ids(grammar: TargetGrammar) -> frozenset[int]:
     """Ids of the tokens that begin a record: ``transcript`` and the stand-alone feature types."""
-    from genoforge.tokenizer.inventory import FEATURE_TYPES, LINE_TRANSCRIPT
+    from genoforge.genes.inventory import FEATURE_TYPES, LINE_TRANSCRIPT
 
     return frozenset(grammar.id_of[token] for token in (LINE_TRANSCRIPT, *FEATURE_TYPES))
 

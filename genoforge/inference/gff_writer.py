@@ -12,13 +12,13 @@ File layout::
 Rows (9 tab-separated columns, 1-based closed coordinates, source ``genoforge``, score ``.``):
 
 - a gene row per gene: type ``gene``, or ``pseudogene`` / ``transposable_element_gene`` for those
-  biotypes (so :func:`genoforge.baking.genes.load_annotation` reads the file back to the same
+  biotypes (so :func:`genoforge.genes.annotation.load_annotation` reads the file back to the same
   models), ``ID=<seqid>.g<n>;biotype=<biotype>``;
 - per transcript (``ID=<seqid>.g<n>.t<k>``): its row (``mRNA``, ``pseudogenic_transcript``,
   ``lnc_RNA`` or the RNA type), exon rows, CDS rows (one ID per transcript's CDS, as GFF3 allows
   for a discontinuous feature) with their phase on either strand, ``five_prime_UTR`` /
   ``three_prime_UTR`` rows; rows written by
-  :func:`genoforge.baking.target.transcript_gff3_rows`, the same code that writes training
+  :func:`genoforge.genes.target.transcript_gff3_rows`, the same code that writes training
   targets back to GFF3. A transcript cut by a contig end (or left unjoined) carries
   ``partial=left|right|both`` and NCBI's ``start_range=.,<start>`` / ``end_range=<end>,.`` for
   the cut end(s);
@@ -63,12 +63,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from genoforge import __version__, console
-from genoforge.baking.target_gff3 import transcript_gff3_rows
-from genoforge.baking.window_models import WindowTranscript
 from genoforge.errors import ConfigError, InputError
+from genoforge.genes import inventory as inv
+from genoforge.genes.target_gff3 import transcript_gff3_rows
+from genoforge.genes.window_models import WindowTranscript
 from genoforge.inference.stitch import ContigAnnotation, ContigTranscript
 from genoforge.io import atomic_write, fsync_directory, remove_stale_temps, umask_mode
-from genoforge.tokenizer import inventory as inv
 
 try:
     import fcntl

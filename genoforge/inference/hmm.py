@@ -101,8 +101,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoforge.baking.gene_models import ExonChain
 from genoforge.genes.classes import N_CLASSES, N_SIGNALS, encode_bases
+from genoforge.genes.gene_models import ExonChain
+from genoforge.genes.inventory import PROTEIN_CODING
 from genoforge.genes.structure import GeneStructureParams
 from genoforge.inference.hmm_graph import (
     KIND_CODING,
@@ -117,7 +118,6 @@ from genoforge.inference.hmm_graph import (
 )
 from genoforge.inference.hmm_signals import Signals, block_columns
 from genoforge.inference.stitch import ContigAnnotation, ContigTranscript
-from genoforge.tokenizer.inventory import PROTEIN_CODING
 
 DEFAULT_CHUNK = 150_000
 DEFAULT_OVERLAP = 40_000

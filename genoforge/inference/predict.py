@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genoforge import console
-from genoforge.baking.target import WindowAnnotation
 from genoforge.errors import InputError
+from genoforge.genes.target import WindowAnnotation
 from genoforge.inference.device import (
     CPU_BATCH_SIZE,
     CUDA_BATCH_SIZE,

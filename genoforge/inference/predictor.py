@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from genoforge.baking.target import WindowAnnotation
 from genoforge.errors import TokenizerError
+from genoforge.genes.target import WindowAnnotation
 from genoforge.inference.decode import GrammarCache, WindowPrediction
 from genoforge.inference.device import (
     CUDA_LENGTH_MULTIPLE,

@@ -16,7 +16,7 @@ windows overlap:
    any (an intron spans O). Each window is trusted on its own side of the overlap's midpoint
    ``c``: the joined transcript takes window i's exons and CDS left of c and window i+1's from c
    on (exons that meet at c merge into one), and its CDS phase from whichever side holds the
-   CDS's 5' end (re-derived as in :func:`genoforge.baking.target.clip_transcript`). When both
+   CDS's 5' end (re-derived as in :func:`genoforge.genes.target.clip_transcript`). When both
    windows agree, this is exactly the transcript they both describe. Chains of joins cover genes
    longer than a window. Isoforms: every compatible pairing is joined and identical results are
    merged.
@@ -43,13 +43,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from genoforge.baking.gene_models import ExonChain, cds_pieces
-from genoforge.baking.window_models import (
+from genoforge.genes import inventory as inv
+from genoforge.genes.gene_models import ExonChain, cds_pieces
+from genoforge.genes.window_models import (
     WindowAnnotation,
     WindowFeature,
     WindowTranscript,
 )
-from genoforge.tokenizer import inventory as inv
 
 Interval = tuple[int, int]
 MAX_CHAINS_PER_START = 64  # isoform pairings explode combinatorially; real loci need a handful

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genoforge.baking.target import parse_target_tokens
 from genoforge.errors import ConfigError
+from genoforge.genes.target import parse_target_tokens
 from genoforge.inference.decode import (
     DEFAULT_MAX_NEW_TOKENS,
     GrammarCache,

@@ -52,7 +52,7 @@ class GenomeWindow:
 
 def check_tiling(window_size: int, overlap: int) -> None:
     """Raise ConfigError unless ``1 <= window_size <= 999,999`` and ``0 <= overlap <= W // 2``."""
-    from genoforge.baking.window_models import MAX_COORD
+    from genoforge.genes.window_models import MAX_COORD
 
     if not 1 <= window_size <= MAX_COORD:
         raise ConfigError(

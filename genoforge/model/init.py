@@ -134,7 +134,7 @@ def init_model(
     from genoforge.model.io import build_empty_model, save_model
     from genoforge.tokenizer.core import GenoTokenizer
     from genoforge.tokenizer.edit import ensure_builtin_tokens, read_tokens_file
-    from genoforge.tokenizer.inventory import NUMBERS
+    from genoforge.genes.inventory import NUMBERS
 
     flags = dict(flags or {})
     config_path = Path(config_file) if config_file is not None else None

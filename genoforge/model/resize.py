@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from genoforge.errors import CheckpointError, TokenizerError
+from genoforge.genes import inventory
 from genoforge.io import atomic_dir
 from genoforge.model.io import TIED_HEAD_KEY, read_model_config, read_weights, write_model_config, write_weights
-from genoforge.tokenizer import inventory
 
 EMBEDDING_KEYS = ("encoder.word_embeddings.weight", "decoder.embed_tokens.weight")
 RESIZE_SEED = 20240601

@@ -2,7 +2,7 @@
 
 A GenoTokenizer wraps a fast ``tokenizers.Tokenizer`` whose model is a DNA byte-pair encoding
 (DNABERT-2's, or one from ``genoforge tokens train``) plus the built-in token inventory as added
-tokens (``genoforge.tokenizer.inventory``). It encodes two kinds of text differently:
+tokens (``genoforge.genes.inventory``). It encodes two kinds of text differently:
 
 DNA (the encoder input), ``encode_dna``:
   - soft-masked lower-case bases are upper-cased;
@@ -36,7 +36,7 @@ import numpy as np
 
 from genoforge.errors import TokenizerError
 from genoforge.io import atomic_write
-from genoforge.tokenizer import inventory
+from genoforge.genes import inventory
 
 from genoforge.tokenizer.files import (
     JOINING_DECODER,

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from genoforge.errors import InputError, TokenizerError
+from genoforge.genes import inventory
 from genoforge.io import atomic_write, open_text
-from genoforge.tokenizer import inventory
 from genoforge.tokenizer.files import (
     JOINING_DECODER,
     SPECIAL_TOKENS_MAP_FILE,

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genoforge.errors import TokenizerError
+from genoforge.genes import inventory
 from genoforge.io import atomic_write
-from genoforge.tokenizer import inventory
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

@@ -335,7 +335,7 @@ def training_window_of(train_path: str | Path, shard) -> TrainingWindow:
     Raises:
         CheckpointError: the shard holds no sample (no window to record).
     """
-    from genoforge.baking.manifest import MANIFEST_FILE
+    from genoforge.genes.manifest import MANIFEST_FILE
 
     train_path = Path(train_path)
     names = set(shard.species)

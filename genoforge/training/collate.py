@@ -34,7 +34,7 @@ def collate_rows(shard, rows: Sequence[np.ndarray], shape, *, pad_id: int, bp_le
     """Build one micro-batch from ``rows`` (sample indices per row) of a PackedShard.
 
     Args:
-        shard: a :class:`genoforge.baking.packed.PackedShard` (anything with ``array(name)``).
+        shard: a :class:`genoforge.genes.packed_reader.PackedShard` (anything with ``array(name)``).
         rows: at most ``shape.rows_per_batch`` rows; missing rows are all padding.
         shape: the :class:`genoforge.training.data.RowShape` of the run.
         pad_id: the tokenizer's pad id.

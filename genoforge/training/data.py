@@ -361,7 +361,7 @@ class MicroBatchDataset:
         return len(self.micro_batches)
 
     def __getitem__(self, index: int) -> dict:
-        from genoforge.baking.packed_reader import PackedShard
+        from genoforge.genes.packed_reader import PackedShard
         from genoforge.training.collate import collate_rows
 
         if self._shard is None:
@@ -403,7 +403,7 @@ def check_tokenizer_match(train_path: Path, val_path: Path, shards, tokenizer, m
     Raises:
         TokenizerError: naming the shard, both hashes and the fix.
     """
-    from genoforge.baking.manifest import MANIFEST_FILE
+    from genoforge.genes.manifest import MANIFEST_FILE
 
     want = tokenizer.content_hash()
     fix = f"re-bake with --tokenizer {model_dir}, or train the model directory the data was baked with"

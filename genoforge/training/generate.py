@@ -24,12 +24,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from genoforge.baking.gene_models import Transcript
-from genoforge.baking.target import parse_target_tokens
-from genoforge.baking.window_models import WindowAnnotation
 from genoforge.errors import TargetParseError
 from genoforge.evaluation.compare import LEVELS, compare_transcripts
 from genoforge.evaluation.metrics import LevelScore
+from genoforge.genes.gene_models import Transcript
+from genoforge.genes.target import parse_target_tokens
+from genoforge.genes.window_models import WindowAnnotation
 
 
 def window_transcripts(annotation: WindowAnnotation, seqid: str) -> list[Transcript]:

@@ -35,7 +35,7 @@ class SetupMixin:
     def _setup(self) -> None:
         import torch
 
-        from genoforge.baking.packed import PackedShard
+        from genoforge.genes.packed_reader import PackedShard
         from genoforge.model.io import load_model
         from genoforge.tokenizer.core import GenoTokenizer
 

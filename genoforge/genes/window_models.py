@@ -6,7 +6,7 @@ relative to the window start), held in canonical order by a :class:`WindowAnnota
 :func:`clip_feature`), orders them and numbers their genes; :func:`canonicalize` restores that
 order on records written in any order (decoded model output). A window can hold at most
 :data:`MAX_COORD` bases and :data:`MAX_GENES` genes, the most the target format
-(:mod:`~genoforge.baking.target`) can write.
+(:mod:`~genoforge.genes.target`) can write.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from genoforge.baking.gene_models import (
+from genoforge.errors import ConfigError
+from genoforge.genes import inventory as inv
+from genoforge.genes.gene_models import (
     Annotation,
     ExonChain,
     RegionFeature,
     Transcript,
     cds_pieces,
 )
-from genoforge.errors import ConfigError
-from genoforge.tokenizer import inventory as inv
 
 COORD_BASE = inv.MAX_NUMBER + 1  # 1000: a coordinate is two base-1000 digits
 MAX_COORD = COORD_BASE * COORD_BASE - 1  # 999,999: the largest window end the format can write

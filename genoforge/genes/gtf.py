@@ -11,7 +11,7 @@ Accepted GTF (GTF 2.2, https://mblab.wustl.edu/GTF22.html, and what AUGUSTUS, En
 gffread -T and gffcompare write):
 
 - The eight leading columns, comments, ``##FASTA``, compression, encodings and line endings are
-  those of :mod:`genoforge.baking.gff3` (same checks, same 1-based closed -> 0-based half-open
+  those of :mod:`genoforge.genes.gff3` (same checks, same 1-based closed -> 0-based half-open
   conversion); the frame column is GFF3's phase by another name, and is required on CDS rows.
 - Attributes are ``key "value";`` or ``key value;`` pairs separated by ``;`` (the last ``;`` may
   be missing); a key given twice (Ensembl's ``tag "basic"; tag "CCDS";``) collects its values.
@@ -19,7 +19,7 @@ gffread -T and gffcompare write):
   on ``gene`` rows (it is the gene_id) and ``transcript``/``mRNA`` rows (the transcript_id), as
   AUGUSTUS writes them.
 
-How rows become GFF3 rows (then :mod:`genoforge.baking.genes` applies its rules unchanged):
+How rows become GFF3 rows (then :mod:`genoforge.genes.annotation` applies its rules unchanged):
 
 - A row with a ``transcript_id`` that is not a transcript row is a part of that transcript
   (``Parent=<transcript_id>``): exon, CDS, start_codon, stop_codon, UTR, intron ... rows.
@@ -39,7 +39,7 @@ How rows become GFF3 rows (then :mod:`genoforge.baking.genes` applies its rules 
   else) are passed on as they are and ignored or counted by the gene-model rules.
 
 Errors (:class:`~genoforge.errors.GffFormatError`, ``file:line: what; fix``): those of
-:mod:`genoforge.baking.gff3` for the columns, and an attribute column that is neither GTF pairs
+:mod:`genoforge.genes.gff3` for the columns, and an attribute column that is neither GTF pairs
 nor an AUGUSTUS bare name.
 """
 
@@ -49,8 +49,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from genoforge.baking.gff3 import Feature, feature_lines, parse_columns, parse_gff3
 from genoforge.errors import GffFormatError
+from genoforge.genes.gff3 import Feature, feature_lines, parse_columns, parse_gff3
 from genoforge.io import open_text
 
 GFF3 = "gff3"

@@ -25,7 +25,7 @@ compressed stream, an empty file (no feature line at all), and a file that is no
 (binary data, a NUL byte, UTF-16 or another encoding: the first offending line is named). A file
 that cannot be opened is an :class:`~genoforge.errors.InputError`.
 
-Relations between rows (IDs, Parent, gene models) are checked by :mod:`genoforge.baking.genes`.
+Relations between rows (IDs, Parent, gene models) are checked by :mod:`genoforge.genes.annotation`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def parse_gff3(path: str | Path) -> Iterator[Feature]:
 def feature_lines(
     path: str | Path, parse_line: Callable[[str, str | Path, int], Feature]
 ) -> Iterator[Feature]:
-    """The line loop shared by GFF3 and GTF (:mod:`genoforge.baking.gtf`): comments, ``##FASTA``,
+    """The line loop shared by GFF3 and GTF (:mod:`genoforge.genes.gtf`): comments, ``##FASTA``,
     encodings, truncation and empty files as the module docstring says; ``parse_line`` turns one
     feature line into a Feature."""
     n_features = 0

@@ -1,8 +1,9 @@
 """The built-in token inventory: every token genoforge adds to a DNA tokenizer.
 
 This module is the single source of these strings. The target grammar
-(``genoforge.baking.target``), the tokenizer API and ``genoforge tokens init`` all read them from
-here. Order is part of the contract: ``tokens init`` writes them in this order, and ``tokens append``
+(``genoforge.genes.target``), the tokenizer API and ``genoforge tokens init`` all read them from
+here; it sits in the domain layer because the target text is written in these words, and the
+domain layer imports no stage. Order is part of the contract: ``tokens init`` writes them in this order, and ``tokens append``
 / ``model init`` add them in this order, so ids are deterministic.
 
 Token classes (see docs/target-format.md for how the target grammar uses them):

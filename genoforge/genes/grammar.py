@@ -1,7 +1,7 @@
 """The target grammar as an automaton over token ids, for constrained decoding.
 
 The automaton accepts exactly the token sequences that
-:func:`genoforge.baking.target.parse_target_tokens` accepts with the same ``window_size``,
+:func:`genoforge.genes.target.parse_target_tokens` accepts with the same ``window_size``,
 ``max_records`` and ``max_exons`` (a property test walks it at random and parses every walk, and
 mutates real targets to check that both reject the same ones). So a decoder that only ever picks
 an allowed token writes a target that parses, and always ends: the record count is capped and
@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from genoforge.errors import ConfigError, TokenizerError
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
 
 COORD_BASE = inv.MAX_NUMBER + 1
 MAX_COORD = COORD_BASE * COORD_BASE - 1

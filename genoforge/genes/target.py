@@ -12,10 +12,10 @@ The format is specified, with worked examples, in docs/target-format.md. In shor
     COORD            := NUM : NUM        (hi : lo, value hi * 1000 + lo)
 
 Coordinates are 0-based half-open and window-relative (start inclusive, end exclusive). Every
-token string comes from :mod:`genoforge.tokenizer.inventory`.
+token string comes from :mod:`genoforge.genes.inventory`.
 
 What the parser checks beyond the shape of each line (the grammar automaton in
-:mod:`genoforge.baking.grammar` enforces exactly the same, so constrained decoding always parses):
+:mod:`genoforge.genes.grammar` enforces exactly the same, so constrained decoding always parses):
 coordinates within the window (starts < W, ends <= W; W = 999,999 when no window size is given),
 start < end on every line, exons strictly increasing with at least one intron base between them,
 CDS start and CDS end - 1 inside exons, gene indices numbered 0, 1, ... in order of first
@@ -24,8 +24,8 @@ canonical record order (a model may write records in any order; :func:`canonical
 
 Where the code is: this module holds the tokens and text of a target (:func:`encode_target`,
 :func:`parse_target_tokens`, :func:`parse_target_text`); the window records and how they are cut
-from the genome's models are in :mod:`~genoforge.baking.window_models`, and their GFF3 rows in
-:mod:`~genoforge.baking.target_gff3`. Those modules' names are re-exported here.
+from the genome's models are in :mod:`~genoforge.genes.window_models`, and their GFF3 rows in
+:mod:`~genoforge.genes.target_gff3`. Those modules' names are re-exported here.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from genoforge.baking.target_gff3 import to_gff3_rows, transcript_gff3_rows
-from genoforge.baking.window_models import (
+from genoforge.errors import ConfigError, TargetParseError
+from genoforge.genes import inventory as inv
+from genoforge.genes.target_gff3 import to_gff3_rows, transcript_gff3_rows
+from genoforge.genes.window_models import (
     COORD_BASE,
     MAX_COORD,
     MAX_GENES,
@@ -48,8 +50,6 @@ from genoforge.baking.window_models import (
     window_annotation,
     window_records,
 )
-from genoforge.errors import ConfigError, TargetParseError
-from genoforge.tokenizer import inventory as inv
 
 PHASES = ("0", "1", "2")
 

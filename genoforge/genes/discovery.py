@@ -2,7 +2,7 @@
 
 Every non-hidden folder of ``raw_dir`` is a species (``--species a,b`` restricts the bake to those
 folders). A species folder must hold exactly one FASTA (``.fa .fasta .fna``) and one annotation
-(``.gff3 .gff .gtf``; GFF3 and GTF are told apart by content, :func:`genoforge.baking.gtf.sniff_format`),
+(``.gff3 .gff .gtf``; GFF3 and GTF are told apart by content, :func:`genoforge.genes.gtf.sniff_format`),
 each plain, gzip or bgzip: an extra ``.gz``/``.bgz``/``.gzip`` suffix is allowed and the compression
 is read from the magic bytes. Hidden files and other names are ignored; bzip2, xz and zstd files are
 refused by name here rather than failing as binary garbage later.
@@ -35,7 +35,7 @@ class SpeciesInput:
 def _data_kind(path: Path) -> str | None:
     """``"fasta"``, ``"gff"`` (a GFF3 or GTF annotation) or None, from the file name (an extra
     compression suffix allowed). Which of GFF3 and GTF a file holds is read from its content
-    (:func:`genoforge.baking.gtf.sniff_format`), so ``.gtf`` is one more annotation suffix."""
+    (:func:`genoforge.genes.gtf.sniff_format`), so ``.gtf`` is one more annotation suffix."""
     name = path.name.lower()
     for suffix in COMPRESSION_SUFFIXES:
         if name.endswith(suffix):

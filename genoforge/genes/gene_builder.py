@@ -2,10 +2,10 @@
 
 :class:`GeneModelBuilder` indexes the gene-model rows of one file (IDs, children, Parents that no
 row defines, IDs used by rows of different features), refuses Parent cycles, and yields each
-model in file order: a :class:`~genoforge.baking.gene_models.Transcript` (built by
-:func:`~genoforge.baking.transcript_build.build_transcript`) or a
-:class:`~genoforge.baking.gene_models.RegionFeature`, recording every skip on the
-:class:`~genoforge.baking.gene_models.Annotation`. The rules are in :mod:`genoforge.baking.genes`.
+model in file order: a :class:`~genoforge.genes.gene_models.Transcript` (built by
+:func:`~genoforge.genes.transcript_build.build_transcript`) or a
+:class:`~genoforge.genes.gene_models.RegionFeature`, recording every skip on the
+:class:`~genoforge.genes.gene_models.Annotation`. The rules are in :mod:`genoforge.genes.annotation`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from genoforge.baking.gene_models import (
+from genoforge.errors import GffFormatError
+from genoforge.genes import inventory as inv
+from genoforge.genes.gene_models import (
     SKIP_DUPLICATE_ID,
     SKIP_ORPHAN,
     Annotation,
     RegionFeature,
     Transcript,
 )
-from genoforge.baking.gene_types import (
+from genoforge.genes.gene_types import (
     GENE_TYPES,
     IMPLIED_TYPES,
     NON_PART_TYPES,
@@ -30,10 +32,8 @@ from genoforge.baking.gene_types import (
     TRANSCRIPT_TYPES,
     biotype_attribute,
 )
-from genoforge.baking.gff3 import Feature
-from genoforge.baking.transcript_build import ModelSkip, build_transcript, check_inside
-from genoforge.errors import GffFormatError
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes.gff3 import Feature
+from genoforge.genes.transcript_build import ModelSkip, build_transcript, check_inside
 
 
 def _same_feature(first: Feature, row: Feature) -> bool:
@@ -97,7 +97,7 @@ class GeneModelBuilder:
             same.append(row)
         self.children: dict[str, list[Feature]] = defaultdict(list)
         # Keyed by id(row), not by line: a GTF transcript or gene row that the file left out is
-        # made up with the line of its first part (genoforge.baking.gtf), so lines can repeat.
+        # made up with the line of its first part (genoforge.genes.gtf), so lines can repeat.
         self.model_parents: dict[int, tuple[str, ...]] = {}  # row -> Parents that are models
         self.orphan_of: dict[int, str] = {}  # row -> its first Parent that no row defines
         for row in self.model_rows:

@@ -3,13 +3,13 @@
 Which rows are genes, transcripts, parts (exon, CDS, stop_codon) or stand-alone features, which
 are implied by exons + CDS (UTRs, introns: neither modelled nor counted), and the biotype each
 RNA, gene or stand-alone type maps to (``inventory.TRANSCRIPT_BIOTYPES``,
-``inventory.FEATURE_TYPES``). The rules that use them are in :mod:`genoforge.baking.genes`.
+``inventory.FEATURE_TYPES``). The rules that use them are in :mod:`genoforge.genes.annotation`.
 """
 
 from __future__ import annotations
 
-from genoforge.baking.gff3 import Feature
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
+from genoforge.genes.gff3 import Feature
 
 RNA_BIOTYPES = {t.lower(): t for t in inv.RNA_TYPES} | {"lncrna": "lncRNA", "lnc_rna": "lncRNA"}
 TRANSCRIPT_TYPES = {"mrna", "transcript", "primary_transcript", "pseudogenic_transcript"}

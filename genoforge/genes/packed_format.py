@@ -39,7 +39,7 @@ A reader refuses (``ShardFormatError``) a wrong magic, an unknown schema version
 not JSON or lacks a field, an array that lies outside the file (truncation), and offsets that do not
 run from 0 to the token count without decreasing.
 
-Reading is :class:`~genoforge.baking.packed_reader.PackedShard`. Writing is streaming:
+Reading is :class:`~genoforge.genes.packed_reader.PackedShard`. Writing is streaming:
 :class:`~genoforge.baking.packed_writer.PackedWriter` spills token ids to temporary files beside
 the target as samples arrive, keeps only the per-sample metadata in memory, and assembles the shard
 atomically on ``close``; its ``add_shard`` appends a whole shard in bulk (array copies, no

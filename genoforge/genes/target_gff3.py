@@ -1,12 +1,12 @@
 """A window annotation as GFF3 rows in genome coordinates (what ``predict`` and ``bake inspect``
-write, and what :func:`genoforge.baking.genes.load_annotation` reads back to the same models).
+write, and what :func:`genoforge.genes.annotation.load_annotation` reads back to the same models).
 """
 
 from __future__ import annotations
 
-from genoforge.baking.gene_models import cds_pieces, piece_phases
-from genoforge.baking.window_models import WindowAnnotation, WindowTranscript
-from genoforge.tokenizer import inventory as inv
+from genoforge.genes import inventory as inv
+from genoforge.genes.gene_models import cds_pieces, piece_phases
+from genoforge.genes.window_models import WindowAnnotation, WindowTranscript
 
 _TRANSCRIPT_ROW_TYPE = {
     inv.PROTEIN_CODING: "mRNA",
@@ -77,7 +77,7 @@ def to_gff3_rows(
     """GFF3 feature lines (no trailing newline) of a window annotation, in genome coordinates.
 
     One gene row per gene index (``pseudogene`` / ``transposable_element_gene`` for those
-    biotypes, else ``gene``, so that :func:`~genoforge.baking.genes.load_annotation` reads the
+    biotypes, else ``gene``, so that :func:`~genoforge.genes.annotation.load_annotation` reads the
     rows back to the same models), then per
     transcript its row (``mRNA``, ``pseudogenic_transcript``, ``lnc_RNA`` or the RNA type),
     exon rows, CDS rows with their GFF3 phases on either strand, and UTR rows; stand-alone

@@ -1,4 +1,4 @@
-"""Reading ``.packed`` shards (format: :mod:`~genoforge.baking.packed_format`): :class:`PackedShard`
+"""Reading ``.packed`` shards (format: :mod:`~genoforge.genes.packed_format`): :class:`PackedShard`
 maps one read-only and checks it, :class:`Sample` is one of its baked windows.
 """
 
@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from genoforge.baking.packed_format import (
+from genoforge.errors import ShardFormatError
+from genoforge.genes.packed_format import (
     ALIGNMENT,
     ARRAY_DTYPES,
     MAGIC,
     SCHEMA_VERSION,
     TOKEN_DTYPES,
 )
-from genoforge.errors import ShardFormatError
 
 
 @dataclass(frozen=True)

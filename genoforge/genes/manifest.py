@@ -14,7 +14,7 @@ Schema (version :data:`MANIFEST_SCHEMA_VERSION`), keys in this order::
                       skipped_features {reason: count}, skipped_first_line {reason: "annotation
                       path:line" of the reason's first occurrence}, and per split
                       (training/validation) the window and token counts below. Reasons in
-                      genoforge.baking.genes.BROKEN_MODEL_REASONS are broken gene models (what
+                      genoforge.genes.gene_models.BROKEN_MODEL_REASONS are broken gene models (what
                       bake --strict refuses); the others are rows genoforge does not model
     taxa              {taxon: the same counts summed over its species, plus the species list}
     totals            the same counts summed over everything baked
@@ -190,3 +190,14 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
             path,
         )
     return manifest
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks: the checksum the manifest records for inputs and outputs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,7 +1,7 @@
 """Gene models in genome coordinates (0-based half-open), and the reasons a model is skipped.
 
 :class:`Transcript` (exons + coding span + phase) and :class:`RegionFeature` (a stand-alone
-feature) are what :func:`genoforge.baking.genes.load_annotation` builds; :class:`Annotation` holds
+feature) are what :func:`genoforge.genes.annotation.load_annotation` builds; :class:`Annotation` holds
 them per seqid in canonical order, with overlap queries and the counts of what was skipped and
 why. :func:`cds_pieces` and :func:`piece_phases` give the CDS as exon pieces with their GFF3
 phases. The ``SKIP_*`` reasons in :data:`BROKEN_MODEL_REASONS` are broken gene models (errors under

@@ -1,6 +1,6 @@
 """One transcript from its row and its part rows: exons, coding span and phase, checked.
 
-:func:`build_transcript` applies the exon, CDS and phase rules of :mod:`genoforge.baking.genes`
+:func:`build_transcript` applies the exon, CDS and phase rules of :mod:`genoforge.genes.annotation`
 (exons merged, CDS inside exons and covering them, phases consistent 5'->3', a separate stop codon
 included); :func:`check_inside` the rule that a part lies inside its parent, on its seqid and
 strand. A rule that fails raises :class:`ModelSkip`: the model is dropped and counted under its
@@ -9,7 +9,7 @@ reason (or, under ``strict``, reported).
 
 from __future__ import annotations
 
-from genoforge.baking.gene_models import (
+from genoforge.genes.gene_models import (
     SKIP_CDS_GAP,
     SKIP_CDS_OUTSIDE_EXON,
     SKIP_NO_STRAND,
@@ -23,8 +23,8 @@ from genoforge.baking.gene_models import (
     Transcript,
     cds_pieces,
 )
-from genoforge.baking.gene_types import EXON_TYPES
-from genoforge.baking.gff3 import Feature
+from genoforge.genes.gene_types import EXON_TYPES
+from genoforge.genes.gff3 import Feature
 
 
 class ModelSkip(Exception):

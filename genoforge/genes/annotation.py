@@ -1,7 +1,7 @@
 """Gene models from GFF3 rows: transcripts (exons + coding span) and stand-alone features.
 
 A GTF file (told apart by its content, whatever its name) is first read as the equivalent GFF3
-rows by :mod:`genoforge.baking.gtf` (IDs from transcript_id/gene_id, the transcript and gene rows
+rows by :mod:`genoforge.genes.gtf` (IDs from transcript_id/gene_id, the transcript and gene rows
 it leaves out made up); everything below then applies to it unchanged.
 
 The rules below turn the rows of one GFF3 file into the models the target grammar writes
@@ -85,16 +85,16 @@ Broken gene models (``BROKEN_MODEL_REASONS``: skipped and counted; errors under 
     exons", "phase mismatch"). ``strict`` raises the earliest one as a GffFormatError.
 
 Errors (GffFormatError, one line with file, line and fix)
-    A row that breaks the GFF3 subset (:mod:`genoforge.baking.gff3`: also binary, non-UTF-8 and
+    A row that breaks the GFF3 subset (:mod:`genoforge.genes.gff3`: also binary, non-UTF-8 and
     empty files); Parent links that form a cycle (``a -> b -> a``, or a row that is its own
     Parent); with ``require_models``, a file that yields no model at all, or whose gene models
     all lie on seqids absent from the FASTA.
 
 Where the code is: this module holds :func:`load_annotation` and the file-level checks; the models,
-:class:`Annotation` and the skip reasons are in :mod:`~genoforge.baking.gene_models`, the type tables
-in :mod:`~genoforge.baking.gene_types`, the relations between rows (IDs, Parents, cycles) in
-:mod:`~genoforge.baking.gene_builder`, and the exon/CDS/phase rules of one transcript in
-:mod:`~genoforge.baking.transcript_build`. The models and skip reasons are re-exported here.
+:class:`Annotation` and the skip reasons are in :mod:`~genoforge.genes.gene_models`, the type tables
+in :mod:`~genoforge.genes.gene_types`, the relations between rows (IDs, Parents, cycles) in
+:mod:`~genoforge.genes.gene_builder`, and the exon/CDS/phase rules of one transcript in
+:mod:`~genoforge.genes.transcript_build`.
 """
 
 from __future__ import annotations
@@ -102,36 +102,19 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from genoforge.baking.gene_builder import GeneModelBuilder
-from genoforge.baking.gene_models import (
-    BROKEN_MODEL_REASONS,
+from genoforge.errors import GffFormatError
+from genoforge.genes.gene_builder import GeneModelBuilder
+from genoforge.genes.gene_models import (
     SKIP_BEYOND_END,
-    SKIP_CDS_GAP,
-    SKIP_CDS_OUTSIDE_EXON,
-    SKIP_DUPLICATE_ID,
     SKIP_MISSING_SEQID,
-    SKIP_NO_STRAND,
-    SKIP_ORPHAN,
-    SKIP_OTHER_SEQID,
-    SKIP_OTHER_STRAND,
-    SKIP_OUTSIDE_PARENT,
-    SKIP_OVERLAPPING_CDS,
-    SKIP_OVERLAPPING_EXONS,
-    SKIP_PHASE,
-    SKIP_STOP_OUTSIDE_EXONS,
     STRICT_HINT,
     Annotation,
-    ExonChain,
     RegionFeature,
-    SkipSite,
     Transcript,
-    cds_pieces,
-    piece_phases,
     transcript_sort_key,
 )
-from genoforge.baking.gff3 import Feature
-from genoforge.baking.gtf import parse_annotation
-from genoforge.errors import GffFormatError
+from genoforge.genes.gff3 import Feature
+from genoforge.genes.gtf import parse_annotation
 
 
 def load_annotation(
@@ -156,7 +139,7 @@ def load_annotation(
             output may legitimately hold no gene).
 
     Raises:
-        GffFormatError: a row is malformed (see :mod:`genoforge.baking.gff3`), Parent links form
+        GffFormatError: a row is malformed (see :mod:`genoforge.genes.gff3`), Parent links form
             a cycle, or (``strict``) a model is broken, or (``require_models``) nothing is usable;
             always with the file, line and fix.
     """
@@ -259,31 +242,3 @@ def _first_few(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
-
-__all__ = [
-    "BROKEN_MODEL_REASONS",
-    "SKIP_BEYOND_END",
-    "SKIP_CDS_GAP",
-    "SKIP_CDS_OUTSIDE_EXON",
-    "SKIP_DUPLICATE_ID",
-    "SKIP_MISSING_SEQID",
-    "SKIP_NO_STRAND",
-    "SKIP_ORPHAN",
-    "SKIP_OTHER_SEQID",
-    "SKIP_OTHER_STRAND",
-    "SKIP_OUTSIDE_PARENT",
-    "SKIP_OVERLAPPING_CDS",
-    "SKIP_OVERLAPPING_EXONS",
-    "SKIP_PHASE",
-    "SKIP_STOP_OUTSIDE_EXONS",
-    "STRICT_HINT",
-    "Annotation",
-    "ExonChain",
-    "RegionFeature",
-    "SkipSite",
-    "Transcript",
-    "cds_pieces",
-    "load_annotation",
-    "piece_phases",
-    "transcript_sort_key",
-]
