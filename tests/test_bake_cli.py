@@ -114,7 +114,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 @pytest.mark.parametrize("parallel", [[], ["--species_parallel", "2", "--n_workers", "2"]], ids=["serial", "parallel"])
 def test_bad_input_is_one_line_exit_1_and_nothing_written(tmp_path, baking_tokenizer_dir, parallel):
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     raw = tmp_path / "raw"
     write_tiny_species(raw / "good", seed=1)
@@ -131,7 +131,7 @@ def test_bad_input_is_one_line_exit_1_and_nothing_written(tmp_path, baking_token
 
 @pytest.mark.parametrize("parallel", [[], ["--species_parallel", "2"]], ids=["serial", "parallel"])
 def test_keep_going_skips_and_records_the_bad_species(tmp_path, baking_tokenizer_dir, parallel):
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     raw = tmp_path / "raw"
     write_tiny_species(raw / "good", seed=1)

@@ -17,7 +17,7 @@ OUTPUTS = ("training.packed", "validation.packed", "manifest.json")
 
 @pytest.fixture(scope="module")
 def raw_dir(tmp_path_factory, shared_data):
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     raw = tmp_path_factory.mktemp("determinism_raw")
     shutil.copytree(shared_data / "athal_chloroplast", raw / "athal_chloroplast")
@@ -87,7 +87,7 @@ def test_tiny_bake_matches_the_golden_manifest(tmp_path, baking_tokenizer_dir):
     rule), regenerate with: GENOFORGE_REGENERATE_GOLDEN=1 pytest tests/test_bake_determinism.py -k golden
     and review the diff of tests/data/golden/tiny_bake_manifest.json.
     """
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     raw = tmp_path / "raw"
     write_tiny_species(raw / "tiny_a", seed=1)

@@ -42,7 +42,7 @@ def _gff3_to_gtf(gff3: str) -> str:
 
 
 def _gtf_species(folder: Path, file_name: str) -> Path:
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     write_tiny_species(folder)
     gff3_path = folder / "annotation.gff3"
@@ -73,7 +73,7 @@ def test_discovery_finds_a_gtf_annotation(tmp_path: Path, file_name: str) -> Non
 
 
 def test_a_gtf_and_a_gff3_annotation_are_two_annotations(tmp_path: Path) -> None:
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     from genoforge.errors import InputError
 
@@ -87,7 +87,7 @@ def test_a_gtf_and_a_gff3_annotation_are_two_annotations(tmp_path: Path) -> None
 def test_bake_of_a_gtf_species_matches_its_gff3_twin(
     tmp_path: Path, baking_tokenizer_dir: Path, file_name: str
 ) -> None:
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     gtf_path = _gtf_species(tmp_path / "gtf_raw" / "tiny", file_name)
     gff3_path = write_tiny_species(tmp_path / "gff3_raw" / "tiny") / "annotation.gff3"

@@ -35,7 +35,7 @@ ORPHAN_ROWS = (
 
 def _species(raw: Path, name: str, *extra: str, seed: int = 1) -> Path:
     """A tiny species with ``extra`` GFF3 rows appended; returns its annotation path."""
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     folder = write_tiny_species(raw / name, seed=seed)
     annotation = folder / "annotation.gff3"

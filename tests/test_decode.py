@@ -8,10 +8,7 @@ than the targets decoded here, so the KV cache's ring buffer wraps.
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,50 +18,7 @@ from genoforge.baking.target import parse_target_tokens
 from genoforge.inference.decode import GrammarCache, decode_windows, encoder_batch, greedy_decode
 from genoforge.inference.stream import decode_stream
 
-
-def build_debug_model(tokenizer, seed: int = 0, **changes):
-    """A random debug-preset model (``changes`` override the preset) that writes targets of
-    different lengths for different windows."""
-    from genoforge.model.config import preset
-    from genoforge.model.model import GenoforgeModel
-
-    config = dataclasses.replace(preset("debug"), vocab_size=tokenizer.vocab_size,
-                                 pad_token_id=tokenizer.pad_id, **changes)
-    digits = torch.tensor([tokenizer.token_to_id(str(i)) for i in range(1000)])
-    torch.manual_seed(seed)
-    model = GenoforgeModel(config, digits)
-    model.init_weights()
-    # A freshly initialised decoder mostly follows its input token (its embeddings are read
-    # scaled by sqrt(D)) and barely its window, so a random model would write the same target
-    # for every window, often <eos> at once. For these tests it must write targets of different
-    # lengths for different windows: point <eos>'s (tied) row away from <bos>'s and give the
-    # cross-attention a strong say, so rows finish at different steps and the ring buffer wraps.
-    with torch.no_grad():
-        table = model.decoder.lm_head.weight
-        table[tokenizer.eos_id] -= table[tokenizer.bos_id]
-        if model.compressor is not None:
-            model.compressor.read.attn.o_proj.weight.mul_(30.0)
-        for layer in model.decoder.layers:
-            layer.cross_attn.q_proj.weight.mul_(4.0)
-            layer.cross_attn.k_proj.weight.mul_(4.0)
-            layer.cross_attn.o_proj.weight.mul_(30.0)
-    return model
-
-
-def build_debug_model_dir(directory: Path, seed: int = 0) -> Path:
-    """A debug-preset model directory with random weights (model init's layout)."""
-    from genoforge.model.io import save_model
-    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
-    from genoforge.tokenizer.edit import ensure_builtin_tokens
-
-    directory.mkdir(parents=True)
-    shutil.copyfile(dnabert2_tokenizer_path(), directory / "tokenizer.json")
-    ensure_builtin_tokens(directory)
-    tokenizer = GenoTokenizer.load(directory)
-    model = build_debug_model(tokenizer, seed)
-    save_model(model, directory, tokenizer)
-    return directory
-
+from tests.tiny import build_debug_model_dir
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

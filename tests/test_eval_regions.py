@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_tiny_species
+from tests.helpers import write_tiny_species
 
 from genoforge.baking.genes import load_annotation
 from genoforge.baking.gff3 import parse_gff3

@@ -15,7 +15,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def baked_dir(tmp_path_factory, baking_tokenizer_dir):
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     root = tmp_path_factory.mktemp("inspect")
     write_tiny_species(root / "raw" / "tiny_a", seed=1)

@@ -125,7 +125,7 @@ def train_losses(copies: bool, compile_layers: bool, checkpoint: bool) -> list[f
     """Losses of the small model over 2 optimizer steps of 2 micro-batches, bf16 grouped experts."""
     import dataclasses
 
-    from conftest import document_ids as docs
+    from tests.helpers import document_ids as docs
 
     from genoforge.model.config import preset
     from genoforge.model.model import GenoforgeModel

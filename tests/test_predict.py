@@ -8,7 +8,6 @@ The model has random weights: what it predicts is noise, but the file must still
 
 from __future__ import annotations
 
-import gzip
 import random
 import tracemalloc
 from pathlib import Path
@@ -25,29 +24,14 @@ from genoforge.inference.predict_config import PredictConfig
 from genoforge.inference.predictor import Predictor
 from genoforge.inference.windows import stream_windows, tile_contig
 
-from test_decode import build_debug_model_dir
-from test_predict_gff import assert_gt_valid
+from tests.helpers import assert_gt_valid, random_dna, write_fasta
+from tests.tiny import build_debug_model_dir
 
 WINDOW, OVERLAP = 600, 150
 SMALL_RUN = ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "60", "--batch_size", "3"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def random_dna(rng: random.Random, n: int, alphabet: str = "ACGT") -> str:
-    return "".join(rng.choice(alphabet) for _ in range(n))
-
-
-def write_fasta(path: Path, records: dict[str, str], width: int = 61) -> Path:
-    text = "".join(f">{name} test contig\n"
-                   + "".join(seq[i : i + width] + "\n" for i in range(0, len(seq), width))
-                   for name, seq in records.items())
-    if path.suffix == ".gz":
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_text(text)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_tune_fixtures import run_tune, tune_workspace  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 from genoforge.cli.app import app
@@ -30,6 +29,8 @@ from genoforge.inference.predict_config import (
 from genoforge.inference.predictor import Predictor
 from genoforge.training import checkpoint as ckpt
 from genoforge.training.checkpoint import TrainingWindow
+
+from tests.tune_runs import run_tune
 
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
 
@@ -182,7 +183,7 @@ def test_step_checkpoint_records_and_verifies_the_window(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tuned(tune_workspace, tmp_path_factory) -> tuple[Path, int]:  # noqa: F811 - fixture
+def tuned(tune_workspace, tmp_path_factory) -> tuple[Path, int]:
     """A 2-step tune run (CLI) on the workspace; (run dir, longest training window)."""
     from genoforge.baking.packed import PackedShard
 
@@ -218,7 +219,7 @@ def gff_window_comment(path: Path) -> str:
     return next(line for line in path.read_text().splitlines() if line.startswith("# windows:"))
 
 
-def test_predict_defaults_to_the_recorded_window(tuned, tune_workspace, tmp_path):  # noqa: F811 - fixture
+def test_predict_defaults_to_the_recorded_window(tuned, tune_workspace, tmp_path):
     out, longest = tuned
     genome = write_genome(tmp_path / "genome.fa", 700)
     runner = CliRunner()
@@ -253,7 +254,7 @@ def test_predict_defaults_to_the_recorded_window(tuned, tune_workspace, tmp_path
     assert not (tmp_path / "d.gff3").exists()
 
 
-def test_predictor_derives_max_new_tokens_unless_given(tuned, tune_workspace):  # noqa: F811 - fixture
+def test_predictor_derives_max_new_tokens_unless_given(tuned, tune_workspace):
     from genoforge.model.config import preset
     from genoforge.model.model import GenoforgeModel
 

@@ -6,8 +6,6 @@ and read back with genoforge's own GFF3 loader, which must give the models that 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -18,17 +16,8 @@ from genoforge.baking.target import WindowAnnotation, WindowFeature, WindowTrans
 from genoforge.inference.gff_writer import escape_seqid, open_gff
 from genoforge.inference.stitch import WindowResult, stitch_contig
 
-from test_stitch import LENGTH, SEQID, shape, synthetic_annotation, windows_of
-
-GT = shutil.which("gt")
-
-
-def assert_gt_valid(path: Path) -> None:
-    """`gt gff3validator` accepts the file (skip when genometools is not installed)."""
-    if GT is None:
-        pytest.skip("genometools (`gt`) is not installed; `apt-get install genometools`")
-    run = subprocess.run([GT, "gff3validator", str(path)], capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
+from tests.helpers import assert_gt_valid
+from tests.stitch_contig import LENGTH, SEQID, shape, synthetic_annotation, windows_of
 
 
 def feature_rows(path: Path) -> list[list[str]]:

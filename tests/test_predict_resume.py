@@ -27,10 +27,8 @@ from genoforge.cli.app import app
 from genoforge.cli.predict import Terminated
 from genoforge.inference.gff_writer import PartialGffWriter, open_partial_gff, partial_paths
 
-from conftest import REPO_ROOT
-from test_decode import build_debug_model_dir
-from test_predict import random_dna, write_fasta
-from test_predict_hmm import model_and_genome  # noqa: F401 - fixture (hmm model + tiny genome)
+from tests.helpers import REPO_ROOT, random_dna, write_fasta
+from tests.tiny import build_debug_model_dir
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -200,7 +198,7 @@ def test_debug_shows_the_traceback(model_dir, small_genome, tmp_path, monkeypatc
     assert "Traceback" in result.output and "Terminated" in result.output
 
 
-def test_hmm_decoder_streams_and_resumes_byte_identical(model_and_genome, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_hmm_decoder_streams_and_resumes_byte_identical(model_and_genome, tmp_path, monkeypatch) -> None:
     model, genome = model_and_genome
     ref = tmp_path / "ref.gff3"
     result = predict(model, genome, ref, run=HMM_RUN)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_tiny_species
+from tests.helpers import write_tiny_species
 from typer.testing import CliRunner
 
 from genoforge.baking import reverse

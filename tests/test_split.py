@@ -52,7 +52,7 @@ def test_unit_hash_is_stable():
 @pytest.fixture(scope="module")
 def baked(tmp_path_factory, shared_data, baking_tokenizer_dir):
     """The chloroplast and two written species, with a large validation share."""
-    from conftest import write_tiny_species
+    from tests.helpers import write_tiny_species
 
     raw = tmp_path_factory.mktemp("split_raw")
     shutil.copytree(shared_data / "athal_chloroplast", raw / "athal_chloroplast")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from test_decode import build_debug_model
+from tests.tiny import build_debug_model
 from typer.testing import CliRunner
 
 from genoforge.cli.app import app

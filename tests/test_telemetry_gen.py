@@ -13,11 +13,11 @@ from io import StringIO
 import pytest
 import torch
 from rich.console import Console
-from test_tune_fixtures import TUNE_TOML, tune_workspace  # noqa: F401 - fixture
-from test_tune_generate import _parseable_validation
 
 from genoforge import console
 from genoforge.training.telemetry import GENERATION_ROWS, TrainingLog, generation_fields
+
+from tests.tune_runs import TUNE_TOML, write_parseable_samples
 
 TRAIN_RECORD = {"kind": "train", "step": 3, "epoch": 0, "loss": 2.5, "ce": 2.25, "lr": 1e-4, "grad_norm": 0.7}
 EVAL_RECORD = {"kind": "eval", "step": 3, "val_loss": 1.0, "gen_cds_nucleotide_f1": 0.9, "gen_cds_exon_f1": 0.4567,
@@ -92,7 +92,7 @@ def test_plain_lines_leave_generation_to_the_eval_line(tmp_path, capsys):
     assert "step 3/10" in err and "gen exon" not in err
 
 
-def test_tune_live_panel_carries_the_generative_scores(tune_workspace, tmp_path, panel_text, monkeypatch):  # noqa: F811
+def test_tune_live_panel_carries_the_generative_scores(tune_workspace, tmp_path, panel_text, monkeypatch):
     """A real (tiny, CPU, in-process) tune run with --log_memory on a 'terminal'."""
     import tomllib
 
@@ -104,7 +104,7 @@ def test_tune_live_panel_carries_the_generative_scores(tune_workspace, tmp_path,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     tokenizer = GenoTokenizer.load(tune_workspace.model_dir)
-    validation = _parseable_validation(tmp_path / "validation.packed", tokenizer, 4)
+    validation = write_parseable_samples(tmp_path / "validation.packed", tokenizer, 4)
     config = TuneConfig(**tomllib.loads(TUNE_TOML)["tune"], token_budget=192, max_batch_size=1, lr=3e-3,
                         warmup_ratio=0.1, max_steps=4, eval_steps=2, save_steps=0, generate_samples=2,
                         generate_max_new_tokens=64, log_memory=True, device="cpu")

@@ -6,12 +6,13 @@ import json
 
 import pytest
 import torch
-from test_tune_fixtures import tune_workspace  # noqa: F401 - fixture
 from torch import nn
 
 from genoforge.errors import CheckpointError
 from genoforge.training import checkpoint as ckpt
 from genoforge.training.parallelize import DistEnv, full_state_dicts, load_full_state_dicts
+
+from tests.tune_runs import REPO_ROOT, run_tune, tune_args, tune_env
 
 
 class Tied(nn.Module):
@@ -144,8 +145,6 @@ def test_cli_refuses_a_corrupt_checkpoint(tune_workspace, tmp_path):
     """`--resume auto` on a damaged newest checkpoint: exit 1, one clear line, nothing trained."""
     import subprocess
     import sys
-
-    from test_tune_fixtures import REPO_ROOT, run_tune, tune_args, tune_env
 
     out = tmp_path / "run"
     first = run_tune(tune_workspace, out, "--max_steps", "2", "--save_steps", "1", "--eval_steps", "1")

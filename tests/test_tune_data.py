@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_tune_fixtures import tune_workspace  # noqa: F401 - fixture
 
 from genoforge.errors import ConfigError
 from genoforge.training.collate import IGNORE_INDEX, collate_rows

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
-from test_tune_fixtures import read_metrics, run_tune, tune_workspace  # noqa: F401 - fixture
 
-from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
+from genoforge.baking.target import WindowAnnotation, WindowTranscript
 from genoforge.tokenizer import inventory as inv
 from genoforge.training.generate import ValidationWindows, score_decoded, score_windows, window_transcripts
+
+from tests.tune_runs import REPO_ROOT, read_metrics, run_tune, train_losses, tune_args, tune_env, write_parseable_samples
 
 GEN_KEYS = ("gen_cds_nucleotide_f1", "gen_cds_exon_f1", "gen_transcript_f1", "gen_gene_f1")
 
@@ -38,31 +38,12 @@ def test_windows_do_not_match_each_other():
     assert models[0].cds_pieces() == [(20, 40), (60, 80)]
 
 
-def _parseable_validation(path, tokenizer, n: int):
-    """Random windows whose targets parse (the shared fixture's toy targets do not)."""
-    from genoforge.baking.packed import PackedWriter, token_dtype_for
-
-    rng = np.random.default_rng(3)
-    with PackedWriter(path, tokenizer_hash=tokenizer.content_hash(),
-                      token_dtype=token_dtype_for(tokenizer.vocab_size)) as writer:
-        for _ in range(n):
-            length = int(rng.integers(100, 300))
-            start = int(rng.integers(0, length // 2))
-            end = int(rng.integers(start + 10, length))
-            wa = WindowAnnotation(records=(WindowTranscript(
-                strand="+", biotype=inv.PROTEIN_CODING, gene=0, partial=".", exons=((start, end),), cds=(start, end)),))
-            writer.add(tokenizer.encode_dna("".join(rng.choice(list("ACGT"), length))),
-                       tokenizer.encode_target(encode_target(wa)), species="toy", seqid="chr0",
-                       window_start=0, window_end=length)
-    return path
-
-
 def test_tune_writes_generative_scores(tune_workspace, tmp_path):
     from genoforge.tokenizer.core import GenoTokenizer
 
     tokenizer = GenoTokenizer.load(tune_workspace.model_dir)
     ws = dataclasses.replace(tune_workspace,
-                             validation=_parseable_validation(tmp_path / "validation.packed", tokenizer, 6))
+                             validation=write_parseable_samples(tmp_path / "validation.packed", tokenizer, 6))
     out = tmp_path / "run"
     result = run_tune(ws, out, "--max_steps", "4", "--eval_steps", "2", "--save_steps", "0",
                       "--generate_samples", "2", "--generate-max-new-tokens", "64")
@@ -84,13 +65,11 @@ def test_ddp_ranks_share_the_decoding_and_pool_the_same_scores(tune_workspace, t
     import subprocess
     import sys
 
-    from test_tune_fixtures import REPO_ROOT, train_losses, tune_args, tune_env
-
     from genoforge.tokenizer.core import GenoTokenizer
 
     tokenizer = GenoTokenizer.load(tune_workspace.model_dir)
     ws = dataclasses.replace(tune_workspace,
-                             validation=_parseable_validation(tmp_path / "validation.packed", tokenizer, 5))
+                             validation=write_parseable_samples(tmp_path / "validation.packed", tokenizer, 5))
     flags = ("--max_steps", "1", "--save_steps", "0", "--generate_samples", "3",
              "--generate_max_new_tokens", "48")
     one = run_tune(ws, tmp_path / "one", "--grad_accum", "2", *flags)

@@ -14,18 +14,19 @@ import signal
 
 import numpy as np
 import pytest
-from test_tune_fixtures import read_metrics, run_tune, train_losses, tune_env, tune_workspace, write_samples  # noqa: F401
 
 from genoforge.baking.packed import PackedShard
 from genoforge.tokenizer.core import GenoTokenizer
 from genoforge.training.data import RowShape, decoder_lengths, plan_epoch
 from genoforge.training.loop import FAULT_ENV
 
+from tests.tune_runs import read_metrics, run_tune, train_losses, tune_env, write_samples
+
 FLAGS = ("--grad_accum", "64", "--epochs", "2", "--save_steps", "1")
 
 
 @pytest.fixture(scope="module")
-def small_bake(tune_workspace, tmp_path_factory):  # noqa: F811
+def small_bake(tune_workspace, tmp_path_factory):
     """The tune workspace with a 30-sample training shard: a dozen or so micro-batches of one row."""
     tokenizer = GenoTokenizer.load(tune_workspace.model_dir)
     train = write_samples(tmp_path_factory.mktemp("small") / "training.packed", tokenizer, 30, seed=3)
@@ -87,7 +88,7 @@ def test_fewer_micro_batches_than_one_per_process_is_still_an_error(small_bake, 
     assert "fewer than one optimizer step needs" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_cutting_a_packed_plan_to_whole_steps_equals_planning_with_the_step(tune_workspace):  # noqa: F811
+def test_cutting_a_packed_plan_to_whole_steps_equals_planning_with_the_step(tune_workspace):
     shard = PackedShard(tune_workspace.train)
     enc = shard.input_lengths().astype(np.int64)
     dec = decoder_lengths(shard.target_lengths())

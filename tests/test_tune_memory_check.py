@@ -11,7 +11,6 @@ import json
 
 import pytest
 import torch
-from test_tune_fixtures import tune_workspace  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 from genoforge.cli.app import app
@@ -40,7 +39,7 @@ def invoke_tune(ws, out, model_dir, *flags):
                                "--device", "cpu", *flags])
 
 
-def test_a_model_too_big_for_the_ram_is_one_line_and_exit_1(tune_workspace, huge_model_dir, tmp_path,  # noqa: F811
+def test_a_model_too_big_for_the_ram_is_one_line_and_exit_1(tune_workspace, huge_model_dir, tmp_path,
                                                             monkeypatch):
     monkeypatch.setattr(memory_check, "available_memory", lambda device: LAPTOP)
     out = tmp_path / "run"
@@ -60,7 +59,7 @@ def test_a_model_too_big_for_the_ram_is_one_line_and_exit_1(tune_workspace, huge
     assert not out.exists()  # nothing written: not even the run directory
 
 
-def test_skip_memory_check_goes_on_to_load_the_model(tune_workspace, huge_model_dir, tmp_path,  # noqa: F811
+def test_skip_memory_check_goes_on_to_load_the_model(tune_workspace, huge_model_dir, tmp_path,
                                                      monkeypatch):
     monkeypatch.setattr(memory_check, "available_memory", lambda device: LAPTOP)
     result = invoke_tune(tune_workspace, tmp_path / "run", huge_model_dir, "--skip_memory_check")
@@ -69,7 +68,7 @@ def test_skip_memory_check_goes_on_to_load_the_model(tune_workspace, huge_model_
     assert "needs about" not in result.output and "no tokenizer.json" in result.stderr
 
 
-def test_the_tiny_model_passes_and_its_estimate_counts_every_parameter(tune_workspace):  # noqa: F811
+def test_the_tiny_model_passes_and_its_estimate_counts_every_parameter(tune_workspace):
     estimate = check_training_memory(tune_workspace.model_dir, torch.device("cpu"),
                                      available=AvailableMemory(2 * 10**9, "of RAM available"))
     config = read_model_config(tune_workspace.model_dir)
@@ -83,7 +82,7 @@ def test_the_tiny_model_passes_and_its_estimate_counts_every_parameter(tune_work
                               available=AvailableMemory(10**6, "of RAM available"))
 
 
-def test_the_tiny_model_passes_the_real_check_here(tune_workspace):  # noqa: F811
+def test_the_tiny_model_passes_the_real_check_here(tune_workspace):
     check_training_memory(tune_workspace.model_dir, torch.device("cpu"))  # the test machine has > 300 MB
 
 

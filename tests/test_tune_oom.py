@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_tune_fixtures import build_workspace
 
 from genoforge.errors import DeviceMemoryError
 from genoforge.training import loop
 from genoforge.training.config import resolve_tune_config
+
+from tests.tune_runs import build_workspace
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,13 @@ from io import StringIO
 import pytest
 import torch
 from rich.console import Console
-from test_tune_fixtures import TUNE_TOML, read_metrics, run_tune, tune_workspace  # noqa: F401 - fixture
 
 from genoforge import console
 from genoforge.training import telemetry
 from genoforge.training.step_bar import BAR_UPDATE_S, StepBar, format_duration, format_rate
 from genoforge.training.telemetry import TrainingLog
+
+from tests.tune_runs import TUNE_TOML, read_metrics, run_tune
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -33,7 +34,7 @@ def terminal(monkeypatch):
     return lambda: ANSI.sub("", buffer.getvalue())
 
 
-def test_off_a_terminal_tune_prints_plain_lines_and_no_bar(tune_workspace, tmp_path):  # noqa: F811
+def test_off_a_terminal_tune_prints_plain_lines_and_no_bar(tune_workspace, tmp_path):
     out = tmp_path / "run"
     result = run_tune(tune_workspace, out, "--max_steps", "4", "--save_steps", "0")
     assert result.returncode == 0, result.stderr
@@ -43,7 +44,7 @@ def test_off_a_terminal_tune_prints_plain_lines_and_no_bar(tune_workspace, tmp_p
     assert "ETA" in result.stderr  # the lines carry speed and ETA instead
 
 
-def test_on_a_terminal_tune_draws_the_step_bar(tune_workspace, tmp_path, terminal):  # noqa: F811
+def test_on_a_terminal_tune_draws_the_step_bar(tune_workspace, tmp_path, terminal):
     from genoforge.training.config import TuneConfig
     from genoforge.training.loop import tune
 

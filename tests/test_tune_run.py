@@ -18,17 +18,10 @@ import sys
 import time
 
 import pytest
-from test_tune_fixtures import (  # noqa: F401 - fixture
-    REPO_ROOT,
-    read_metrics,
-    run_tune,
-    train_losses,
-    tune_args,
-    tune_env,
-    tune_workspace,
-)
 
 from genoforge.training.loop import FAULT_ENV
+
+from tests.tune_runs import REPO_ROOT, read_metrics, run_tune, train_losses, tune_args, tune_env, write_samples
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +116,6 @@ def test_memwatch_csv(full_run):
 
 def test_refuses_shards_of_another_tokenizer(tune_workspace, tmp_path):
     from genoforge.tokenizer.core import GenoTokenizer
-    from test_tune_fixtures import write_samples
 
     tokenizer = GenoTokenizer.load(tune_workspace.model_dir)
     other = write_samples(tmp_path / "other.packed", tokenizer, 4, seed=3, tokenizer_hash="f" * 64)

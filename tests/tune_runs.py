@@ -1,6 +1,7 @@
-"""Shared fixtures and helpers of the tune tests (imported by tests/test_tune_*.py; no tests here).
+"""The tune tests' workspace and runs (imported by the tune tests; no tests here).
 
-``tune_workspace`` (session-scoped) writes, once, into a temporary folder:
+:func:`build_workspace` (behind the session-scoped ``tune_workspace`` fixture of conftest.py)
+writes, once, into a temporary folder:
 
 * ``model/``: the bundled DNABERT-2 tokenizer plus the built-in token inventory, and a randomly
   initialised model of the debug preset sized to it (what `genoforge model init` produces);
@@ -18,15 +19,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT
 
 TUNE_TOML = """\
 [tune]
@@ -68,25 +67,16 @@ def write_samples(path: Path, tokenizer, n: int, seed: int, tokenizer_hash: str 
 
 
 def build_workspace(root: Path) -> TuneWorkspace:
-    import torch
-
-    from genoforge.model.config import preset
     from genoforge.model.io import save_model
-    from genoforge.model.model import GenoforgeModel
-    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
-    from genoforge.tokenizer.edit import ensure_builtin_tokens
+    from genoforge.tokenizer.core import GenoTokenizer
+
+    from tests.tiny import tiny_model, write_tokenizer_dir
 
     model_dir = root / "model"
     model_dir.mkdir(parents=True)
-    shutil.copyfile(dnabert2_tokenizer_path(), model_dir / "tokenizer.json")
-    ensure_builtin_tokens(model_dir)
+    write_tokenizer_dir(model_dir)
     tokenizer = GenoTokenizer.load(model_dir)
-    config = dataclasses.replace(preset("debug"), vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id,
-                                 decoder_dropout=0.1)
-    digits = torch.tensor([tokenizer.token_to_id(str(i)) for i in range(1000)])
-    torch.manual_seed(0)
-    model = GenoforgeModel(config, digits)
-    model.init_weights()
+    model = tiny_model(tokenizer, decoder_dropout=0.1)
     save_model(model, model_dir, tokenizer)
     train = write_samples(root / "baked" / "training.packed", tokenizer, 240, seed=1)
     validation = write_samples(root / "baked" / "validation.packed", tokenizer, 24, seed=2)
@@ -95,9 +85,26 @@ def build_workspace(root: Path) -> TuneWorkspace:
     return TuneWorkspace(root=root, model_dir=model_dir, train=train, validation=validation, config=config_path)
 
 
-@pytest.fixture(scope="session")
-def tune_workspace(tmp_path_factory) -> TuneWorkspace:
-    return build_workspace(tmp_path_factory.mktemp("tune"))
+def write_parseable_samples(path: Path, tokenizer, n: int) -> Path:
+    """A shard of ``n`` random windows whose targets parse (``write_samples``' toy targets do not):
+    one single-exon protein-coding transcript each."""
+    from genoforge.baking.packed import PackedWriter, token_dtype_for
+    from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
+    from genoforge.tokenizer import inventory as inv
+
+    rng = np.random.default_rng(3)
+    with PackedWriter(path, tokenizer_hash=tokenizer.content_hash(),
+                      token_dtype=token_dtype_for(tokenizer.vocab_size)) as writer:
+        for _ in range(n):
+            length = int(rng.integers(100, 300))
+            start = int(rng.integers(0, length // 2))
+            end = int(rng.integers(start + 10, length))
+            wa = WindowAnnotation(records=(WindowTranscript(
+                strand="+", biotype=inv.PROTEIN_CODING, gene=0, partial=".", exons=((start, end),), cds=(start, end)),))
+            writer.add(tokenizer.encode_dna("".join(rng.choice(list("ACGT"), length))),
+                       tokenizer.encode_target(encode_target(wa)), species="toy", seqid="chr0",
+                       window_start=0, window_end=length)
+    return path
 
 
 def tune_env(**extra: str) -> dict[str, str]:
