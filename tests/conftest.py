@@ -3,7 +3,7 @@
 Fixtures that need it skip, with a reason, when it is absent (e.g. on a bare CI checkout).
 Add your own fixtures below; keep each one small and documented. Plain helper functions live in
 tests/helpers.py (files), tests/tiny.py (the tiny model, tokenizer and batches) and
-tests/tune_runs.py (tune runs); test modules import those, never each other.
+tests/training/tune_runs.py (tune runs); test modules import those, never each other.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ if _saved_width is not None:
 from tests.helpers import REPO_ROOT, write_tiny_species  # noqa: E402
 
 if TYPE_CHECKING:
-    from tests.tune_runs import TuneWorkspace
+    from tests.training.tune_runs import TuneWorkspace
 
 SHARED_DIR = REPO_ROOT.parent / "shared"
 SHARED_DATA_DIR = SHARED_DIR / "data"
@@ -83,9 +83,9 @@ def tiny_raw_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tune_workspace(tmp_path_factory: pytest.TempPathFactory) -> TuneWorkspace:
-    """A debug model and two small shards for `genoforge tune` runs (see tests/tune_runs.py).
+    """A debug model and two small shards for `genoforge tune` runs (tests/training/tune_runs.py).
     Built once per session; runs write only to their own output folder."""
-    from tests.tune_runs import build_workspace
+    from tests.training.tune_runs import build_workspace
 
     return build_workspace(tmp_path_factory.mktemp("tune"))
 

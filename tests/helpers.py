@@ -1,7 +1,8 @@
 """Helpers shared by test modules (plain functions and constants; fixtures live in conftest.py).
 
 Test modules import from here, never from each other: ``from tests.helpers import write_fasta``.
-The tiny model, its tokenizer and batches are in tests/tiny.py; the tune runs in tests/tune_runs.py.
+The tiny model, its tokenizer and batches are in tests/tiny.py; the tune runs in
+tests/training/tune_runs.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT / "tests" / "data"
 
 
 # --- files written by tests ------------------------------------------------------------------
