@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -169,13 +168,10 @@ def test_missing_vocabulary_token_is_named() -> None:
         TargetGrammar(vocab)
 
 
-def test_works_over_a_real_tokenizer(tmp_path: Path, toy_targets) -> None:
-    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
-    from genoforge.tokenizer.edit import ensure_builtin_tokens
+def test_works_over_a_real_tokenizer(baking_tokenizer_dir: Path, toy_targets) -> None:
+    from genoforge.tokenizer.core import GenoTokenizer
 
-    shutil.copyfile(dnabert2_tokenizer_path(), tmp_path / "tokenizer.json")
-    ensure_builtin_tokens(tmp_path)
-    tokenizer = GenoTokenizer.load(tmp_path)
+    tokenizer = GenoTokenizer.load(baking_tokenizer_dir)
     grammar = TargetGrammar(tokenizer, window_size=1000)
     assert grammar.vocab_size == tokenizer.vocab_size
     for size, tokens in toy_targets:

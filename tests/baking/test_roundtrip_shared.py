@@ -15,7 +15,6 @@ yeast_chrI_chrII 606/606 (run with -s to see them with the window and record cou
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -40,14 +39,10 @@ pytestmark = pytest.mark.shared_data
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
-    from genoforge.tokenizer.edit import ensure_builtin_tokens
+def tokenizer(baking_tokenizer_dir):
+    from genoforge.tokenizer.core import GenoTokenizer
 
-    folder = tmp_path_factory.mktemp("tokenizer")
-    shutil.copyfile(dnabert2_tokenizer_path(), folder / "tokenizer.json")
-    ensure_builtin_tokens(folder)
-    return GenoTokenizer.load(folder)
+    return GenoTokenizer.load(baking_tokenizer_dir)
 
 
 def _tiles(length: int):

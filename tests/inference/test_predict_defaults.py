@@ -30,6 +30,7 @@ from genoforge.inference.predictor import Predictor
 from genoforge.training import checkpoint as ckpt
 from genoforge.training.checkpoint import TrainingWindow
 
+from tests.tiny import tiny_model
 from tests.training.tune_runs import run_tune
 
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
@@ -255,9 +256,6 @@ def test_predict_defaults_to_the_recorded_window(tuned, tune_workspace, tmp_path
 
 
 def test_predictor_derives_max_new_tokens_unless_given(tuned, tune_workspace):
-    from genoforge.model.config import preset
-    from genoforge.model.model import GenoforgeModel
-
     out, longest = tuned
     derived = Predictor.from_dir(out / "final", PredictConfig(device="cpu"))
     assert derived.config.window_size == longest
@@ -266,9 +264,8 @@ def test_predictor_derives_max_new_tokens_unless_given(tuned, tune_workspace):
     assert wide.max_new_tokens == 15_360
     given = Predictor(derived.model, derived.tokenizer, PredictConfig(window_size=15_000, max_new_tokens=77))
     assert given.max_new_tokens == 77
-    config = dataclasses.replace(preset("debug"), vocab_size=derived.tokenizer.vocab_size,
-                                 pad_token_id=derived.tokenizer.pad_id, decoder_window_size=0)
-    windowless = Predictor(GenoforgeModel(config), derived.tokenizer, PredictConfig(window_size=10_000))
+    model = tiny_model(derived.tokenizer, decoder_window_size=0, seed=None, digits=False, init_weights=False)
+    windowless = Predictor(model, derived.tokenizer, PredictConfig(window_size=10_000))
     assert windowless.max_new_tokens == 4_096
 
 

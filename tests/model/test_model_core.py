@@ -8,7 +8,6 @@ ids 100..1099 play the coordinate numbers "0".."999".
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -22,55 +21,10 @@ from genoforge.model.attention import (
     encoder_self_mask,
 )
 from genoforge.model.config import ModelConfig, preset
-from genoforge.model.model import GenoforgeModel, document_positions
+from genoforge.model.model import document_positions
 from genoforge.model.moe import MoEFeedForward
 
-VOCAB = 1200
-DIGITS = torch.arange(100, 1100)
-
-
-def debug_model(**overrides) -> GenoforgeModel:
-    config = dataclasses.replace(preset("debug"), vocab_size=VOCAB, **overrides)
-    torch.manual_seed(0)
-    model = GenoforgeModel(config, DIGITS)
-    model.init_weights()
-    return model
-
-
-def packed_batch(enc_docs, dec_docs, seed=0) -> dict[str, torch.Tensor]:
-    """Rows of packed documents: ``enc_docs[b]`` / ``dec_docs[b]`` list each document's length,
-    then an int of padding. Encoder bp offsets grow by 1..6 per token from a random start."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def layout(rows):
-        length = max(sum(lengths) + pad for lengths, pad in rows)
-        doc = torch.full((len(rows), length), -1, dtype=torch.int32)
-        for b, (lengths, _) in enumerate(rows):
-            start = 0
-            for d, n in enumerate(lengths):
-                doc[b, start : start + n] = d
-                start += n
-        return doc
-
-    input_doc, decoder_doc = layout(enc_docs), layout(dec_docs)
-    input_ids = torch.randint(5, 90, input_doc.shape, generator=gen)
-    steps = torch.randint(1, 7, input_doc.shape, generator=gen)
-    input_bp = torch.zeros(input_doc.shape, dtype=torch.int32)
-    for b in range(input_doc.shape[0]):
-        start = 0
-        for s in range(input_doc.shape[1]):
-            if s == 0 or input_doc[b, s] != input_doc[b, s - 1]:
-                start = int(torch.randint(0, 30000, (1,), generator=gen))
-            input_bp[b, s] = start
-            start += int(steps[b, s])
-    decoder_ids = torch.randint(0, VOCAB, decoder_doc.shape, generator=gen)
-    labels = torch.randint(0, VOCAB, decoder_doc.shape, generator=gen)
-    labels[decoder_doc < 0] = -100
-    input_ids[input_doc < 0] = 3
-    decoder_ids[decoder_doc < 0] = 3
-    return dict(input_ids=input_ids, input_doc=input_doc, input_bp=input_bp,
-                decoder_ids=decoder_ids, decoder_doc=decoder_doc, labels=labels)
-
+from tests.tiny import VOCAB, packed_batch, tiny_model
 
 # Bases per encoder id of the synthetic vocabulary (ids 5..89 cover 1..6 bases; the rest none).
 BP_LENGTHS = torch.zeros(VOCAB, dtype=torch.long)
@@ -112,7 +66,7 @@ def logits_of(model, batch):
 
 @pytest.mark.parametrize("backend", ["reference", "flex"])
 def test_changing_target_token_leaves_earlier_logits_unchanged(backend):
-    model = debug_model().eval()
+    model = tiny_model().eval()
     model.attention_backend = backend
     batch = packed_batch(**TWO_ROWS)
     before = logits_of(model, batch)
@@ -125,7 +79,7 @@ def test_changing_target_token_leaves_earlier_logits_unchanged(backend):
 
 
 def test_every_parameter_gets_a_gradient():
-    model = debug_model(decoder_dropout=0.1, encoder_dropout=0.1).train()
+    model = tiny_model(decoder_dropout=0.1, encoder_dropout=0.1).train()
     batch = with_bases(packed_batch(enc_docs=[([40, 30], 0), ([50], 20)], dec_docs=[([40, 30], 0), ([60], 10)]))
     out = model(batch, label_smoothing=0.1)
     assert (out.tokens_per_expert > 0).all(), "the batch must route tokens to every expert"
@@ -140,7 +94,7 @@ def test_every_parameter_gets_a_gradient():
 
 @pytest.mark.parametrize("num_latents", [7, 0])
 def test_packed_documents_are_isolated(num_latents):
-    model = debug_model(num_latents=num_latents).eval()
+    model = tiny_model(num_latents=num_latents).eval()
     batch = packed_batch(**TWO_ROWS)
     base = logits_of(model, batch)
     doc0, doc1 = batch["decoder_doc"][0] == 0, batch["decoder_doc"][0] == 1
@@ -156,7 +110,7 @@ def test_packed_documents_are_isolated(num_latents):
 
 
 def test_packed_document_equals_the_document_alone():
-    model = debug_model().eval()
+    model = tiny_model().eval()
     batch = packed_batch(**TWO_ROWS)
     packed = logits_of(model, batch)
     enc1, dec1 = batch["input_doc"][0] == 1, batch["decoder_doc"][0] == 1
@@ -172,7 +126,7 @@ def test_packed_document_equals_the_document_alone():
 
 
 def test_padding_is_ignored():
-    model = debug_model().eval()
+    model = tiny_model().eval()
     batch = packed_batch(**TWO_ROWS)
     padded = packed_batch(enc_docs=[([22, 18], 9), ([30], 25)], dec_docs=[([12, 12], 5), ([18], 13)])
     for key in batch:  # same real content, longer rows
@@ -184,7 +138,7 @@ def test_padding_is_ignored():
 
 
 def test_flex_and_reference_models_agree():
-    model = debug_model().eval()
+    model = tiny_model().eval()
     batch = packed_batch(**TWO_ROWS)
     model.attention_backend = "reference"
     reference = logits_of(model, batch)
@@ -295,7 +249,7 @@ def test_uniform_router_gives_unit_balance_loss():
 
 
 def test_incremental_decoding_matches_the_full_forward():
-    model = debug_model().eval()  # decoder window 11 < 20 target tokens: the ring buffer wraps
+    model = tiny_model().eval()  # decoder window 11 < 20 target tokens: the ring buffer wraps
     batch = packed_batch(enc_docs=[([30], 0), ([24], 6)], dec_docs=[([20], 0), ([20], 0)], seed=3)
     full = logits_of(model, batch)
     with torch.no_grad():
@@ -327,7 +281,7 @@ def test_boundary_weight_is_a_weighted_mean_of_the_class_weighted_ce():
 
     from genoforge.model.model import near_boundary
 
-    model = debug_model()
+    model = tiny_model()
     torch.manual_seed(0)
     logits = torch.randn(2, 40, 17)
     labels = torch.randint(0, 17, (2, 40))
@@ -346,7 +300,7 @@ def test_boundary_weight_is_a_weighted_mean_of_the_class_weighted_ce():
 
 
 def test_signal_weight_scales_the_signal_bce_inside_the_per_base_loss():
-    model = debug_model().eval()
+    model = tiny_model().eval()
     batch = with_bases(packed_batch(**TWO_ROWS), seed=1)
     with torch.no_grad():
         one = model(batch, with_decoder=False)

@@ -12,10 +12,8 @@ so the run is a few hundred steps long.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,22 +21,14 @@ import torch
 
 from genoforge.baking.target import WindowAnnotation, WindowTranscript, encode_target
 
+from tests.tiny import tiny_model, write_tokenizer_dir
+
 K_WINDOWS = 4
 WINDOW_BP = 240
 # Measured on this task (2026-11-27): both variants fit every window by ~300 steps. Before the
 # compressor's latents started from chunk means, the compressor variant still sat at ln K after
 # 400 steps, and so does any model whose decoder cannot see its window.
 STEPS = 400
-
-
-def _tokenizer(directory: Path):
-    from genoforge.tokenizer.core import GenoTokenizer, dnabert2_tokenizer_path
-    from genoforge.tokenizer.edit import ensure_builtin_tokens
-
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(dnabert2_tokenizer_path(), directory / "tokenizer.json")
-    ensure_builtin_tokens(directory)
-    return GenoTokenizer.load(directory)
 
 
 def _windows(tokenizer) -> tuple[list[list[int]], list[list[int]]]:
@@ -85,20 +75,13 @@ def _batch(tokenizer, inputs, targets) -> dict:
 @pytest.mark.parametrize("num_latents", [7, 0], ids=["compressor", "no-compressor"])
 def test_the_decoder_learns_what_only_the_input_says(tmp_path: Path, num_latents: int) -> None:
     from genoforge.inference.decode import decode_windows
-    from genoforge.model.config import preset
-    from genoforge.model.model import GenoforgeModel
+    from genoforge.tokenizer.core import GenoTokenizer
 
-    torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        tokenizer = _tokenizer(tmp_path / "tok")
-        config = dataclasses.replace(preset("debug"), vocab_size=tokenizer.vocab_size,
-                                     pad_token_id=tokenizer.pad_id, num_latents=num_latents,
-                                     decoder_dropout=0.0)
-        digits = torch.tensor([tokenizer.token_to_id(str(i)) for i in range(1000)])
-        model = GenoforgeModel(config, digits)
-        model.init_weights()
+        tokenizer = GenoTokenizer.load(write_tokenizer_dir(tmp_path / "tok"))
+        model = tiny_model(tokenizer, seed=0, num_latents=num_latents, decoder_dropout=0.0)
         inputs, targets = _windows(tokenizer)
         batch = _batch(tokenizer, inputs, targets)
         # The first label where the K targets differ: the gene start's low coordinate token.

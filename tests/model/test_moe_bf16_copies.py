@@ -16,6 +16,8 @@ import torch
 
 from genoforge.model.moe import MoEFeedForward
 
+from tests.tiny import tiny_model
+
 
 def make_pair(seed: int = 0) -> tuple[MoEFeedForward, MoEFeedForward]:
     torch.manual_seed(seed)
@@ -106,13 +108,7 @@ def test_copies_are_off_by_default_and_need_fp32_training_weights():
 
 @pytest.mark.parametrize("preset_name", ["debug", "small"])
 def test_model_level_switch_reaches_every_expert_layer(preset_name):
-    import dataclasses
-
-    from genoforge.model.config import preset
-    from genoforge.model.model import GenoforgeModel
-
-    config = dataclasses.replace(preset(preset_name), vocab_size=1200)
-    model = GenoforgeModel(config, torch.arange(100, 1100))
+    model = tiny_model(preset_name=preset_name, seed=None, init_weights=False)
     moes = [m for m in model.modules() if isinstance(m, MoEFeedForward)]
     assert moes
     model.enable_bf16_expert_copies()
@@ -123,15 +119,10 @@ def test_model_level_switch_reaches_every_expert_layer(preset_name):
 
 def train_losses(copies: bool, compile_layers: bool, checkpoint: bool) -> list[float]:
     """Losses of the small model over 2 optimizer steps of 2 micro-batches, bf16 grouped experts."""
-    import dataclasses
+    from genoforge.training.parallelize import apply_activation_checkpointing
 
     from tests.helpers import document_ids as docs
 
-    from genoforge.model.config import preset
-    from genoforge.model.model import GenoforgeModel
-    from genoforge.training.parallelize import apply_activation_checkpointing
-
-    config = dataclasses.replace(preset("small"), vocab_size=1200, decoder_dropout=0.0, encoder_dropout=0.0)
     enc = torch.stack([docs([60, 40], 128), docs([90], 128)]).int()
     dec = torch.stack([docs([20, 10], 32), docs([25], 32)]).int()
     gen = torch.Generator().manual_seed(0)
@@ -139,9 +130,7 @@ def train_losses(copies: bool, compile_layers: bool, checkpoint: bool) -> list[f
                  input_bp=(torch.arange(128) * 5).int().expand(2, -1).contiguous(),
                  decoder_ids=torch.randint(0, 1200, dec.shape, generator=gen), decoder_doc=dec,
                  labels=torch.randint(0, 1200, dec.shape, generator=gen), docs_per_row=2)
-    torch.manual_seed(0)
-    model = GenoforgeModel(config, torch.arange(100, 1100))
-    model.init_weights()
+    model = tiny_model(preset_name="small", decoder_dropout=0.0, encoder_dropout=0.0)
     model.train()
     for module in model.modules():
         if isinstance(module, MoEFeedForward):

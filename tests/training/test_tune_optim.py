@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -12,13 +11,12 @@ from genoforge.training.early_stopping import EarlyStopping
 from genoforge.training.losses import micro_batch_seed, token_loss_sums
 from genoforge.training.optim import CosineSchedule, build_optimizer, split_decay_groups
 
+from tests.tiny import tiny_model
+
 
 @pytest.fixture(scope="module")
 def debug_model():
-    from genoforge.model.config import preset
-    from genoforge.model.model import GenoforgeModel
-
-    return GenoforgeModel(dataclasses.replace(preset("debug"), vocab_size=1200))
+    return tiny_model(seed=None, digits=False, init_weights=False)
 
 
 def test_no_decay_on_norms_biases_embeddings_and_latents(debug_model):

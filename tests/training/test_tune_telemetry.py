@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import time
 
@@ -15,6 +14,8 @@ from typer.testing import CliRunner
 from genoforge.training.flops import flop_model
 from genoforge.training.memwatch import COLUMNS, MemWatch, host_rss_bytes
 from genoforge.training.telemetry import StepAccumulator, TrainingLog, truncate_metrics
+
+from tests.tiny import tiny_model
 
 
 def test_accumulator_reads_every_pending_step_at_once():
@@ -37,11 +38,8 @@ def test_accumulator_reads_every_pending_step_at_once():
 
 
 def test_flop_model_counts_active_parameters():
-    from genoforge.model.config import preset
-    from genoforge.model.model import GenoforgeModel
-
-    config = dataclasses.replace(preset("debug"), vocab_size=300)
-    model = GenoforgeModel(config)
+    model = tiny_model(vocab_size=300, seed=None, digits=False, init_weights=False)
+    config = model.config
     flops = flop_model(model, config)
     expert = config.num_experts * 3 * config.decoder_dim * config.decoder_ff_dim * config.decoder_layers
     decoder_total = sum(p.numel() for n, p in model.named_parameters() if n.startswith("decoder"))
