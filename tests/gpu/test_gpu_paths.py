@@ -13,7 +13,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import document_ids as docs
+from tests.helpers import document_ids as docs
 
 from genoforge.model.attention import (
     AlibiScore,

@@ -1,0 +1,67 @@
+"""`genoforge predict --decoder hmm` end to end on a random debug model (CPU).
+
+A random head decodes to meaningless genes, but the structure decoder guarantees their shape:
+every CDS written must be a complete ORF with canonical introns, and the GFF3 must read back.
+A model directory without the bake's gene_structure.json is a one-line error naming the fix.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from genoforge.cli.app import app
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+STOPS = {"TAA", "TAG", "TGA"}
+COMPLEMENT = str.maketrans("ACGT", "TGCA")
+
+
+def _sequences(fasta: Path) -> dict[str, str]:
+    from genoforge.genes.fasta import read_fasta
+
+    return {record.seqid: record.sequence.upper() for record in read_fasta(fasta)}
+
+
+def test_hmm_decoder_writes_only_complete_orfs(model_and_genome, tmp_path) -> None:
+    from genoforge.genes.annotation import load_annotation
+
+    model, genome = model_and_genome
+    out = tmp_path / "pred.gff3"
+    result = CliRunner().invoke(app, ["predict", str(model), str(genome), "-o", str(out), "--decoder", "hmm",
+                                      "--species", "tiny", "--emission_weight", "1"])
+    assert result.exit_code == 0, result.output
+    sequences = _sequences(genome)
+    annotation = load_annotation(out)
+    transcripts = [t for ts in annotation.transcripts.values() for t in ts]
+    assert transcripts, "a random head at emission weight 1 should still yield some gene models"
+    for t in transcripts:
+        seq = sequences[t.seqid]
+        pieces = [(max(s, t.cds[0]), min(e, t.cds[1])) for s, e in t.exons if max(s, t.cds[0]) < min(e, t.cds[1])]
+        orf = "".join(seq[s:e] for s, e in pieces)
+        introns = [seq[pieces[i][1] : pieces[i + 1][0]] for i in range(len(pieces) - 1)]
+        if t.strand == "-":
+            orf = orf.translate(COMPLEMENT)[::-1]
+            introns = [i.translate(COMPLEMENT)[::-1] for i in introns]
+        codons = [orf[i : i + 3] for i in range(0, len(orf), 3)]
+        assert len(orf) % 3 == 0 and codons[0] == "ATG" and codons[-1] in STOPS
+        assert not STOPS & set(codons[:-1])
+        for intron in introns:
+            assert (intron[:2], intron[-2:]) in {("GT", "AG"), ("GC", "AG"), ("AT", "AC")}
+
+
+def test_hmm_decoder_without_gene_structure_is_a_one_line_error(model_and_genome, tmp_path) -> None:
+    model, genome = model_and_genome
+    bare = tmp_path / "bare"
+    shutil.copytree(model, bare)
+    (bare / "gene_structure.json").unlink()
+    out = tmp_path / "pred.gff3"
+    result = CliRunner().invoke(app, ["predict", str(bare), str(genome), "-o", str(out), "--decoder", "hmm"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "gene_structure.json" in lines[0] and "genoforge bake" in lines[0], result.output
+    assert not out.exists()
