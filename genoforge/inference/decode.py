@@ -40,7 +40,6 @@ from torch import Tensor
 
 from genoforge.errors import ConfigError
 from genoforge.genes.grammar import AllowedKey, GrammarState, TargetGrammar
-from genoforge.genes.target import parse_target_tokens
 from genoforge.genes.window_models import WindowAnnotation
 from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RECORDS
 
