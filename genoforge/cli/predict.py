@@ -22,7 +22,7 @@ import typer
 
 from genoforge.cli._common import boundary, examples, flag
 
-# Cheap: neither module imports torch (tests/test_cli_startup.py checks `predict --help`).
+# Cheap: neither module imports torch (tests/cli/test_cli_startup.py checks `predict --help`).
 from genoforge.inference.device import CPU_BATCH_SIZE, CUDA_BATCH_SIZE
 from genoforge.inference.predict_config import (
     DECODERS,
@@ -36,7 +36,7 @@ from genoforge.inference.predict_config import (
 
 DEFAULTS = PredictConfig()
 # The structure decoder's options get a table of their own, whose columns fit --head_signal_weight
-# at 80 columns (tests/test_cli_help.py); beside --no_cuda_graphs it would be cut.
+# at 80 columns (tests/cli/test_cli_help.py); beside --no_cuda_graphs it would be cut.
 HMM_PANEL = "Structure decoder (--decoder hmm)"
 
 SUMMARY = "Annotate a genome: FASTA in, GFF3 gene models out."

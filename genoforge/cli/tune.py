@@ -16,7 +16,7 @@ import typer
 
 from genoforge.cli._common import boundary, examples, flag
 
-# Cheap: genoforge.training.config imports no torch (tests/test_cli_startup.py checks `tune --help`).
+# Cheap: genoforge.training.config imports no torch (tests/cli/test_cli_startup.py checks `tune --help`).
 from genoforge.training.config import STRATEGIES, TuneConfig
 
 DEFAULTS = TuneConfig()
@@ -98,7 +98,7 @@ def tune(
     label_smoothing: Annotated[OptFloat, typer.Option(*flag("label_smoothing"), help=(
         f"Label smoothing of the training loss (validation also reports plain CE). {_default('label_smoothing')}"))] = None,
     # min=0, not 0.0: the type column reads "<float> [x>=0]"; two characters wider ("[x>=0.0]") and
-    # the 80-column option table cuts --generate_max_new_tokens (tests/test_cli_help.py).
+    # the 80-column option table cuts --generate_max_new_tokens (tests/cli/test_cli_help.py).
     base_loss_weight: Annotated[OptFloat, typer.Option(*flag("base_loss_weight"), min=0, metavar="<float>", help=(
         f"Weight of the per-base head's class-weighted CE in the objective (0: off). {_default('base_loss_weight')}"))] = None,
     base_boundary_weight: Annotated[OptFloat, typer.Option(*flag("base_boundary_weight"), min=0, metavar="<float>", help=(

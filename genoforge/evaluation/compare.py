@@ -76,7 +76,7 @@ How this differs from gffcompare and ``gt eval`` (genometools)
 - ``gt eval`` does not normalise stop codons; gffcompare matches exon chains, on which the
   stop-codon convention only shows where a transcript has no 3' UTR.
 
-tests/test_eval_real.py checks the equalities above against ``gt eval`` on the shared genomes.
+tests/evaluation/test_eval_real.py checks the equalities above against ``gt eval`` on the shared genomes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Settings of ``genoforge predict`` (:class:`PredictConfig`, the one source of its defaults).
 
 Imports no torch: the CLI reads these defaults to render ``predict --help``
-(tests/test_cli_startup.py, tests/test_cli_defaults.py).
+(tests/cli/test_cli_startup.py, tests/cli/test_cli_defaults.py).
 
 Defaults that depend on the model (:meth:`PredictConfig.for_model`, :func:`default_max_new_tokens`):
 
