@@ -17,117 +17,26 @@ Three layers:
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from genoforge.genes.classes import N_CLASSES, encode_bases, window_labels
-from genoforge.genes.structure import GeneStructureParams
 from genoforge.inference.hmm import build_graph, decode_genes
-
-STOPS = ("TAA", "TAG", "TGA")
-CANONICAL_INTRONS = ("GT-AG", "GC-AG", "AT-AC")
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
-# Class i of a contig is class MIRROR[i] of its reverse complement (strand swapped).
-MIRROR = np.array([0] + list(range(9, 17)) + list(range(1, 9)))
-DEFAULT = GeneStructureParams.default()
-# Two intron durations (a short and a long intron state per type), as fitted for fly.
-MIXED = dataclasses.replace(DEFAULT, intron_length_mix=[[0.67, 15.0], [0.33, 1600.0]])
-
-
-def revcomp(seq: str) -> str:
-    return seq.translate(_COMPLEMENT)[::-1]
-
-
-def random_bases(rng: np.random.Generator, n: int) -> str:
-    return "".join(rng.choice(list("ACGT"), n))
-
-
-def sense_codons(rng: np.random.Generator, n: int) -> str:
-    codons = []
-    while len(codons) < n:
-        codon = random_bases(rng, 3)
-        if codon not in STOPS:
-            codons.append(codon)
-    return "".join(codons)
-
-
-@dataclasses.dataclass
-class Planted:
-    """A gene written 5'->3' on its own strand: its bases, exons and CDS relative to its start."""
-
-    bases: str
-    exons: tuple[tuple[int, int], ...]
-    cds: tuple[int, int]
-
-
-def make_gene(rng, exon_lengths, intron_lengths=(), *, utr5=0, utr3=0, kinds=None, cds=None) -> Planted:
-    """A gene of coding exons ``exon_lengths`` (stop included) split by introns of the given lengths.
-
-    ``kinds``: each intron's dinucleotides (default GT-AG); ``cds``: the coding bases (default
-    ATG, random sense codons, a random stop).
-    """
-    total = sum(exon_lengths)
-    assert total % 3 == 0 and len(intron_lengths) == len(exon_lengths) - 1
-    cds = cds or "ATG" + sense_codons(rng, total // 3 - 2) + str(rng.choice(STOPS))
-    assert len(cds) == total
-    kinds = kinds or ["GT-AG"] * len(intron_lengths)
-    bases, exons, used = random_bases(rng, utr5), [], 0
-    for i, length in enumerate(exon_lengths):
-        exons.append([len(bases), len(bases) + length])
-        bases += cds[used : used + length]
-        used += length
-        if i < len(intron_lengths):
-            donor, acceptor = kinds[i].split("-")
-            bases += donor + random_bases(rng, intron_lengths[i] - 4) + acceptor
-    cds_span = (utr5, len(bases))
-    bases += random_bases(rng, utr3)
-    exons[0][0], exons[-1][1] = 0, len(bases)
-    return Planted(bases, tuple(map(tuple, exons)), cds_span)
-
-
-def plant(rng, length: int, genes: list[tuple[int, str, Planted]]) -> tuple[str, list[SimpleNamespace]]:
-    """A random contig of ``length`` with each gene written at its start on its strand."""
-    contig = list(random_bases(rng, length))
-    transcripts = []
-    for start, strand, gene in genes:
-        n = len(gene.bases)
-        bases, exons, cds = gene.bases, gene.exons, gene.cds
-        if strand == "-":
-            bases = revcomp(bases)
-            exons = tuple((n - e, n - s) for s, e in reversed(exons))
-            cds = (n - cds[1], n - cds[0])
-        contig[start : start + n] = bases
-        transcripts.append(SimpleNamespace(
-            strand=strand, exons=tuple((s + start, e + start) for s, e in exons),
-            cds=(cds[0] + start, cds[1] + start), gene_id=f"g{start}"))
-    return "".join(contig), transcripts
-
-
-def near_one_hot(labels: np.ndarray, p: float = 0.97) -> np.ndarray:
-    log_probs = np.full((labels.size, N_CLASSES), np.log((1 - p) / (N_CLASSES - 1)))
-    log_probs[np.arange(labels.size), labels] = np.log(p)
-    return log_probs
-
-
-def models(annotation) -> list[tuple]:
-    return sorted((t.strand, tuple(t.exons), tuple(t.cds)) for t in annotation.transcripts)
-
-
-def assert_recovers(seq: str, transcripts, params=DEFAULT, **kwargs) -> None:
-    log_probs = near_one_hot(window_labels(transcripts, 0, len(seq)))
-    annotation = decode_genes(seq, log_probs, params, seqid="chrT", **kwargs)
-    assert models(annotation) == sorted((t.strand, t.exons, t.cds) for t in transcripts)
-    assert annotation.seqid == "chrT" and annotation.length == len(seq)
-    assert [t.gene for t in annotation.transcripts] == list(range(len(transcripts)))
-    assert all(t.biotype == "protein_coding" and t.cds_phase == 0 for t in annotation.transcripts)
-
-
-# --- recovery -----------------------------------------------------------------------------------
-
-# Exon lengths -> intron phases: 7 | 1, 14 | 2, 24 | 0; 36 coding bases.
-EACH_PHASE = ((7, 7, 10, 12), (25, 30, 22))
+from tests.inference.planted_genes import (
+    DEFAULT,
+    EACH_PHASE,
+    MIRROR,
+    MIXED,
+    assert_recovers,
+    check_transcript,
+    make_gene,
+    models,
+    motif_rich,
+    near_one_hot,
+    plant,
+    revcomp,
+)
 
 
 @pytest.mark.parametrize("params", [DEFAULT, MIXED], ids=["one-intron-duration", "two-intron-durations"])
@@ -276,38 +185,6 @@ def test_codes_and_string_and_float16_agree():
 # --- validity on random input ---------------------------------------------------------------------
 
 
-def check_transcript(seq: str, transcript, min_intron: int) -> None:
-    """A complete ORF (spliced, read on its strand) with canonical introns >= min_intron."""
-    exons, (cds_start, cds_end) = transcript.exons, transcript.cds
-    assert 0 <= exons[0][0] <= cds_start < cds_end <= exons[-1][1] <= len(seq)
-    assert all(a[0] < a[1] < b[0] for a, b in zip(exons, exons[1:])) and exons[-1][0] < exons[-1][1]
-    pieces = [(max(s, cds_start), min(e, cds_end)) for s, e in exons if max(s, cds_start) < min(e, cds_end)]
-    orf = "".join(seq[s:e] for s, e in pieces)
-    introns = [(a[1], b[0]) for a, b in zip(exons, exons[1:])]
-    pairs = [(seq[s : s + 2], seq[e - 2 : e]) for s, e in introns]
-    if transcript.strand == "-":
-        orf = revcomp(orf)
-        pairs = [(revcomp(acceptor), revcomp(donor)) for donor, acceptor in pairs]
-    codons = [orf[i : i + 3] for i in range(0, len(orf), 3)]
-    assert len(orf) % 3 == 0 and len(orf) >= 9, transcript
-    assert codons[0] == "ATG" and codons[-1] in STOPS, transcript
-    assert not set(codons[:-1]) & set(STOPS), transcript
-    assert all(f"{d}-{a}" in CANONICAL_INTRONS for d, a in pairs), (transcript, pairs)
-    assert all(e - s >= min_intron for s, e in introns), transcript
-
-
-def motif_rich(rng: np.random.Generator, length: int) -> str:
-    """A sequence dense in start and stop codons and splice dinucleotides, both strands."""
-    motifs = ["ATG", "CAT", "TAA", "TAG", "TGA", "TTA", "CTA", "TCA", "GTAAGT", "CAG", "AG", "GT",
-              "AT", "AC", "CT", "GC", "GCAG", "CTTAC"]
-    parts, size = [], 0
-    while size < length:
-        part = motifs[rng.integers(len(motifs))] if rng.random() < 0.6 else "ACGTN"[rng.integers(5)]
-        parts.append(part)
-        size += len(part)
-    return "".join(parts)[:length]
-
-
 def random_case(seed: int):
     """A random contig, a piecewise-Dirichlet posterior track, random parameters and weights."""
     rng = np.random.default_rng(seed)
@@ -441,109 +318,3 @@ def test_graph_is_the_mirror_of_itself():
 
 
 # --- the head's signal outputs ----------------------------------------------------------------
-
-
-def expected_sites(transcript) -> dict[str, set[int]]:
-    """Where each signal of ``transcript`` lies (positions as genes.classes defines them)."""
-    exons, (cds_start, cds_end) = transcript.exons, transcript.cds
-    if transcript.strand == "+":
-        sites = {"donor": {e for _, e in exons[:-1]}, "acceptor": {s for s, _ in exons[1:]},
-                 "start": {cds_start}, "stop": {cds_end - 3}}
-    else:
-        sites = {"donor": {s for s, _ in exons[1:]}, "acceptor": {e for _, e in exons[:-1]},
-                 "start": {cds_end}, "stop": {cds_start + 3}}
-    return {f"{name}{transcript.strand}": at for name, at in sites.items()}
-
-
-def planted_pair(seed: int = 3):
-    """A contig with the each-phase gene (UTRs too) on + and a second one on -."""
-    rng = np.random.default_rng(seed)
-    gene = make_gene(rng, *EACH_PHASE, utr5=12, utr3=9)
-    other = make_gene(rng, (9, 21, 18), (70, 80), utr5=5)
-    return plant(rng, 1200, [(100, "+", gene), (650, "-", other)])
-
-
-def test_signal_targets_mark_each_site_where_the_decoder_scores_it():
-    """Targets from the class labels sit exactly at the planted donors, acceptors, starts and stops
-    of both strands, and the decoder's signal column of each is open (finite) there: the head
-    is taught the very boundary the Viterbi edge reads."""
-    import torch
-
-    from genoforge.genes.classes import SIGNAL_NAMES
-    from genoforge.inference.hmm_signals import HEAD_SIGNAL_ROWS, Signals, block_columns
-    from genoforge.model.base_signals import signal_targets
-
-    seq, transcripts = planted_pair()
-    labels = window_labels(transcripts, 0, len(seq))
-    targets, labelled = signal_targets(torch.from_numpy(labels.astype(np.int64))[None])
-    assert labelled.all()
-    want: dict[str, set[int]] = {name: set() for name in SIGNAL_NAMES}
-    for transcript in transcripts:
-        for name, at in expected_sites(transcript).items():
-            want[name] |= at
-    got = {name: set(np.flatnonzero(targets[0, :, k].numpy()).tolist()) for k, name in enumerate(SIGNAL_NAMES)}
-    assert got == want
-    columns = block_columns(Signals(DEFAULT, 1.0), encode_bases(seq), 0, len(seq))
-    for k, name in enumerate(SIGNAL_NAMES):
-        rows = np.flatnonzero(HEAD_SIGNAL_ROWS[:, k])
-        for t in want[name]:
-            assert np.isfinite(columns[rows, t]).any(), f"{name} at {t}: no open decoder column"
-
-
-def test_signal_targets_ignore_unlabelled_bases_and_window_edges():
-    import torch
-
-    from genoforge.model.base_signals import signal_targets
-
-    # exon+ | intron+ at 2|3 (a donor at 3), an unlabelled gap, intron+ | exon+ across the gap
-    labels = torch.tensor([[3, 1, 2, 4, 4, -100, 1, 2]])
-    targets, labelled = signal_targets(labels)
-    assert targets[0, :, 0].tolist() == [0, 0, 0, 1, 0, 0, 0, 0]  # donor+
-    assert targets[0, :, 1].sum() == 0  # no acceptor across the unlabelled base
-    assert labelled.tolist() == [[True] * 5 + [False] + [True] * 2]
-
-
-def head_track(seq: str, transcripts, odds: float) -> np.ndarray:
-    """Class posteriors that say only "a gene on this strand here" (inside a gene's span, equal
-    mass on its strand's eight classes; outside, intergenic 0.9), and head log-odds +odds at the
-    true sites, -odds elsewhere."""
-    from genoforge.genes.classes import N_SIGNALS, SIGNAL_NAMES, STRAND_OFFSET
-
-    probs = np.full((len(seq), N_CLASSES), 0.1 / (N_CLASSES - 1))
-    probs[:, 0] = 0.9
-    signals = np.full((len(seq), N_SIGNALS), -odds)
-    for transcript in transcripts:
-        shift = 0 if transcript.strand == "+" else STRAND_OFFSET
-        span = slice(transcript.exons[0][0], transcript.exons[-1][1])
-        probs[span] = 0.02 / (N_CLASSES - 8)
-        probs[span, 1 + shift : 9 + shift] = 0.98 / 8
-        for name, at in expected_sites(transcript).items():
-            signals[sorted(at), SIGNAL_NAMES.index(name)] = odds
-    return np.concatenate([np.log(probs), signals], axis=1)
-
-
-def test_head_signals_alone_place_every_exon_on_both_strands():
-    """With class evidence that does not say where exons end and no PWMs, the head's site
-    log-odds place every boundary of both planted genes exactly; with the head's weight 0 the
-    same track does not."""
-    seq, transcripts = planted_pair()
-    track = head_track(seq, transcripts, odds=8.0)
-    annotation = decode_genes(seq, track, DEFAULT, seqid="chrT", signal_weight=0.0, head_signal_weight=1.0)
-    assert models(annotation) == sorted((t.strand, t.exons, t.cds) for t in transcripts)
-    without = decode_genes(seq, track, DEFAULT, seqid="chrT", signal_weight=0.0, head_signal_weight=0.0)
-    assert models(without) != models(annotation)
-
-
-def test_head_signals_keep_every_cds_a_complete_orf():
-    """Random head log-odds (on random posteriors) never open a forbidden edge."""
-    from genoforge.genes.classes import N_SIGNALS
-
-    for seed in range(4):
-        rng = np.random.default_rng(100 + seed)
-        seq = motif_rich(rng, 3000)
-        log_probs = np.log(rng.dirichlet(np.full(N_CLASSES, 0.3), len(seq)))
-        signals = rng.normal(0.0, 6.0, (len(seq), N_SIGNALS))
-        track = np.concatenate([log_probs, signals], axis=1)
-        annotation = decode_genes(seq, track, DEFAULT, seqid="chrT", head_signal_weight=2.0, chunk=1500, overlap=400)
-        for transcript in annotation.transcripts:
-            check_transcript(seq, transcript, DEFAULT.min_intron)
