@@ -38,7 +38,7 @@ What it does, for one species of ``--data`` (default ``../shared/data``, species
    - AUGUSTUS: ``augustus --species=fly --gff3=on REGION.fa`` (Debian package ``augustus``);
    - SNAP: ``snap D.melanogaster.hmm REGION.fa`` (Debian package ``snap``; its binary is
      ``/usr/lib/debian-med/bin/snap``, its parameter files ``/usr/share/snap/HMM``). SNAP writes
-     ZFF; :func:`zff_to_gff3` converts it (the package's ``zff2gff3.pl`` writes 8-column rows
+     ZFF; :func:`peers.zff_to_gff3` converts it (the package's ``zff2gff3.pl`` writes 8-column rows
      without phase or parents, which no GFF3 reader accepts);
    - genoforge, only with ``--model``: ``genoforge predict MODEL REGION.fa -o OUT.gff3``; or, with
      ``--prediction``, a GFF3 that ``genoforge predict`` wrote elsewhere (the GPU run of
@@ -66,7 +66,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,13 +75,11 @@ sys.path.insert(0, str(REPO))
 from genoforge.evaluation.compare import LEVELS, EvalResult, evaluate  # noqa: E402
 from genoforge.evaluation.regions import HeldOutRegion, validation_regions, write_region  # noqa: E402
 from genoforge.io import atomic_write  # noqa: E402
+from peers import SNAP_HMM_DIRS, debian_version, find_snap, find_snap_hmm, zff_to_gff3  # noqa: E402
 from results_md import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
 
-SNAP_BINARIES = ("/usr/lib/debian-med/bin/snap", "snap")  # Debian hides it from PATH: /usr/bin/snap is snapd's
-SNAP_HMM_DIRS = (Path("/usr/share/snap/HMM"), Path("/usr/share/snap"))
-PENDING = "pending: needs the small preset trained ~30 min on one H100 (issue 6)"
+PENDING = "not run: give --model or --prediction"
 FLY_WINDOW = 15000  # bake's window for the fly (configs/taxa.toml, invertebrates): predict's --window_size
-ZFF_CODING = {"Einit", "Exon", "Eterm", "Esngl"}  # SNAP's coding exon labels
 
 
 @dataclass
@@ -101,52 +98,6 @@ class ToolRun:
     details: list[str] = field(default_factory=list)  # sentences after the command (how the model was made)
 
 
-# -- SNAP's ZFF -> GFF3 --------------------------------------------------------------------------
-
-
-def zff_to_gff3(zff: Path, gff3: Path, source: str = "SNAP") -> int:
-    """Convert SNAP's ZFF prediction to GFF3 gene/mRNA/CDS rows with phases; returns the gene count.
-
-    ZFF (SNAP's default output): ``>SEQID`` lines, then one line per exon ``LABEL BEGIN END STRAND
-    SCORE 5'OVERHANG 3'OVERHANG FRAME GROUP``, 1-based closed, BEGIN <= END on both strands, the
-    exons of a gene (GROUP) in 5'->3' order. LABEL is Einit / Exon / Eterm / Esngl; a gene cut by
-    the sequence end starts or ends with ``Exon``. The 5' overhang is the number of bases at the
-    exon's 5' end that finish a codon begun in the previous exon: exactly GFF3's phase (bases to
-    skip to the first whole codon), so it is written as the phase.
-    """
-    genes: dict[tuple[str, str], list[tuple[int, int, str, int]]] = defaultdict(list)
-    order: list[tuple[str, str]] = []
-    seqid = None
-    with open(zff, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if line.startswith(">"):
-                seqid = line[1:].split()[0]
-                continue
-            fields = line.split()
-            if not fields:
-                continue
-            if seqid is None or len(fields) != 9 or fields[0] not in ZFF_CODING:
-                raise ValueError(f"{zff}:{line_no}: not a SNAP ZFF exon line: {line.strip()!r}")
-            label, begin, end, strand, _score, overhang5, _overhang3, _frame, group = fields
-            key = (seqid, group)
-            if key not in genes:
-                order.append(key)
-            genes[key].append((int(begin), int(end), strand, int(overhang5)))
-    with atomic_write(gff3) as out:
-        out.write("##gff-version 3\n")
-        for seqid, group in order:
-            exons = genes[(seqid, group)]
-            strand = exons[0][2]
-            start, end = min(e[0] for e in exons), max(e[1] for e in exons)
-            gene_id, mrna_id = group, f"{group}.t1"
-            out.write(f"{seqid}\t{source}\tgene\t{start}\t{end}\t.\t{strand}\t.\tID={gene_id}\n")
-            out.write(f"{seqid}\t{source}\tmRNA\t{start}\t{end}\t.\t{strand}\t.\tID={mrna_id};Parent={gene_id}\n")
-            for begin, stop, _, phase in sorted(exons):
-                out.write(f"{seqid}\t{source}\tCDS\t{begin}\t{stop}\t.\t{strand}\t{phase % 3}\t"
-                          f"ID={mrna_id}.cds;Parent={mrna_id}\n")
-    return len(order)
-
-
 # -- the peers -----------------------------------------------------------------------------------
 
 
@@ -159,39 +110,13 @@ def _run(command: list[str], stdout: Path, log: Path) -> float:
     return time.monotonic() - started
 
 
-def _debian_version(package: str) -> str:
-    try:
-        text = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
-    except FileNotFoundError:
-        return "unknown"
-    return f"Debian {package} {text.stdout.strip()}" if text.returncode == 0 else "unknown"
-
-
-def find_snap() -> str | None:
-    """SNAP the gene finder (not snapd): the first candidate whose usage names SNAP."""
-    for candidate in SNAP_BINARIES:
-        path = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
-        if path is None:
-            continue
-        usage = subprocess.run([path], capture_output=True, text=True)
-        if "Semi-HMM" in usage.stdout + usage.stderr:
-            return path
-    return None
-
-
-def find_snap_hmm(name: str) -> Path | None:
-    if Path(name).is_file():
-        return Path(name)
-    return next((d / name for d in SNAP_HMM_DIRS if (d / name).is_file()), None)
-
-
 def run_augustus(region_fasta: Path, workdir: Path, species: str) -> ToolRun:
     if shutil.which("augustus") is None:
         raise SystemExit("augustus not found; install it: apt-get update && apt-get install -y augustus")
     version = subprocess.run(["augustus", "--version"], capture_output=True, text=True)
     first = (version.stdout + version.stderr).strip().splitlines()[0]  # "AUGUSTUS (3.5.0) is a gene ..."
     number = first.split("(", 1)[1].split(")", 1)[0] if "(" in first else "unknown"
-    run = ToolRun("AUGUSTUS", f"AUGUSTUS {number}, {_debian_version('augustus')}",
+    run = ToolRun("AUGUSTUS", f"AUGUSTUS {number}, Debian augustus {debian_version('augustus')}",
                   ["augustus", f"--species={species}", "--gff3=on", str(region_fasta)], workdir / "augustus.gff3")
     run.stdout_name = run.output.name
     run.seconds = _run(run.command, run.output, workdir / "augustus.log")
@@ -206,12 +131,12 @@ def run_snap(region_fasta: Path, workdir: Path, hmm_name: str) -> ToolRun:
     if hmm is None:
         raise SystemExit(f"SNAP parameter file {hmm_name} not found in {', '.join(map(str, SNAP_HMM_DIRS))}")
     zff = workdir / "snap.zff"
-    run = ToolRun("SNAP", f"{_debian_version('snap')}, parameters {hmm.name}", [binary, str(hmm), str(region_fasta)],
+    run = ToolRun("SNAP", f"Debian snap {debian_version('snap')}, parameters {hmm.name}", [binary, str(hmm), str(region_fasta)],
                   workdir / "snap.gff3")
     run.stdout_name = zff.name
     run.seconds = _run(run.command, zff, workdir / "snap.log")
     genes = zff_to_gff3(zff, run.output)
-    run.extra_commands.append(f"`zff_to_gff3` of benchmarks/quality.py -> {run.output.name} ({genes} genes)")
+    run.extra_commands.append(f"`zff_to_gff3` of benchmarks/peers.py -> {run.output.name} ({genes} genes)")
     return run
 
 
