@@ -91,6 +91,10 @@ def tiny_model(tokenizer: GenoTokenizer | None = None, *, seed: int | None = 0, 
     model = GenoforgeModel(config, table)
     if init_weights:
         model.init_weights()
+    if tokenizer is not None and model.pointer is not None:
+        from genoforge.genes.inventory import COORD_SEP
+
+        model.coord_sep_token_id.fill_(tokenizer.token_to_id(COORD_SEP))
     return model
 
 
@@ -158,13 +162,14 @@ def build_debug_model(tokenizer: GenoTokenizer, seed: int = 0, **changes) -> Gen
     return model
 
 
-def build_debug_model_dir(directory: Path, seed: int = 0) -> Path:
-    """A model directory (model init's layout) holding a :func:`build_debug_model` and its tokenizer."""
+def build_debug_model_dir(directory: Path, seed: int = 0, **changes) -> Path:
+    """A model directory (model init's layout) holding a :func:`build_debug_model` and its tokenizer
+    (``changes`` override the preset)."""
     from genoforge.model.io import save_model
     from genoforge.tokenizer.core import GenoTokenizer
 
     directory.mkdir(parents=True)
     write_tokenizer_dir(directory)
     tokenizer = GenoTokenizer.load(directory)
-    save_model(build_debug_model(tokenizer, seed), directory, tokenizer)
+    save_model(build_debug_model(tokenizer, seed, **changes), directory, tokenizer)
     return directory

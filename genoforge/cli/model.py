@@ -118,6 +118,7 @@ def init(
         Optional[int], typer.Option(*flag("decoder_window_size"), min=0, metavar=INT, help=_H["decoder_window_size"])
     ] = None,
     num_latents: Annotated[Optional[int], typer.Option(*flag("num_latents"), min=0, metavar=INT, help=_H["num_latents"])] = None,
+    pointer_dim: Annotated[Optional[int], typer.Option(*flag("pointer_dim"), min=0, metavar=INT, help=_H["pointer_dim"])] = None,
     compressor_layers: Annotated[
         Optional[int], typer.Option(*flag("compressor_layers"), min=0, metavar=INT, help="Self-attention layers among the latents.")
     ] = None,
@@ -151,6 +152,7 @@ def init(
         "decoder_block_size": decoder_block_size,
         "decoder_window_size": decoder_window_size,
         "num_latents": num_latents,
+        "pointer_dim": pointer_dim,
         "compressor_layers": compressor_layers,
     }
     result = init_model(

@@ -77,6 +77,12 @@ AllowedKey = tuple[tuple[str, ...], Intervals | None]
 _DIGITS_MEMO_SIZE = 1 << 14
 
 
+# What the next token of a state is, for a decoder that writes coordinates differently from other
+# numbers (genoforge.model.pointer): not a coordinate digit, a coordinate's hi or its lo digit.
+SLOT_NONE, SLOT_HI, SLOT_LO = 0, 1, 2
+_COORDINATE_SLOTS = {"s_hi": SLOT_HI, "e_hi": SLOT_HI, "s_lo": SLOT_LO, "e_lo": SLOT_LO}
+
+
 class GrammarState(NamedTuple):
     """Where the automaton is: the line being written and the registers the checks need.
 
@@ -232,6 +238,15 @@ class TargetGrammar:
         self._check(state, key, token)
         state = self._step(state, token)
         return state, self._expect(state)
+
+    @staticmethod
+    def coordinate_slot(state: GrammarState) -> tuple[int, int]:
+        """(SLOT_NONE / SLOT_HI / SLOT_LO, the hi digit written at a lo slot, else 0) of the token
+        allowed next."""
+        if state.line in (_GAP, _DONE):
+            return SLOT_NONE, 0
+        slot = _COORDINATE_SLOTS.get(_TEMPLATES[state.line][state.slot], SLOT_NONE)
+        return slot, (state.hi if slot == SLOT_LO else 0)
 
     def accepts(self, tokens: list[str]) -> bool:
         """True if the whole token sequence is a complete target."""

@@ -97,7 +97,9 @@ class StaticRowStep:
         self.layout = cache_layout(model, cache)
         self.token_ids_B = torch.zeros(rows, dtype=torch.long, device=device)
         self.active_B = torch.zeros(rows, dtype=torch.bool, device=device)
-        self.logits_BV = torch.zeros(rows, head.shape[0], dtype=head.dtype, device=device)
+        # float32 with the coordinate pointer: its lo-digit scores must not be rounded to bf16
+        dtype = torch.float32 if getattr(model, "pointer", None) is not None else head.dtype
+        self.logits_BV = torch.zeros(rows, head.shape[0], dtype=dtype, device=device)
         self.warmup_left = 0
         self.replay: Callable[[], None] | None = None
 

@@ -120,6 +120,14 @@ def encoder_batch(
 
 
 
+def window_dna(tokenizer, ids: Sequence[int], length: int) -> str:
+    """The bases of a window read back from its encoder ids (tokens that cover bases, in order;
+    ``N`` where they fall short of ``length``), for callers that hold only the ids."""
+    bp_lengths = tokenizer.bp_lengths()
+    dna = "".join(tokenizer.id_to_token(int(i)) for i in ids if bp_lengths[int(i)] > 0)
+    return (dna + "N" * max(0, length - len(dna)))[:length]
+
+
 def record_start_ids(grammar: TargetGrammar) -> frozenset[int]:
     """Ids of the tokens that begin a record: ``transcript`` and the stand-alone feature types."""
     from genoforge.genes.inventory import FEATURE_TYPES, LINE_TRANSCRIPT
@@ -158,6 +166,9 @@ class GrammarRows:
         self.grammars: list[TargetGrammar | None] = [None] * rows
         self.states: list[GrammarState | None] = [None] * rows
         self._keys: list[AllowedKey | None] = [None] * rows
+        # Each row's coordinate slot and hi digit (TargetGrammar.coordinate_slot), for a pointer.
+        self.coordinate_slots = [0] * rows
+        self.coordinate_his = [0] * rows
         self._mask_row = [0] * rows  # each row's row of the table
         self._vocab: dict[str, int] | None = None
         self._last_grammar: TargetGrammar | None = None
@@ -185,6 +196,7 @@ class GrammarRows:
         """Row ``b`` becomes idle (its window was finished or cut)."""
         self.grammars[b] = self.states[b] = self._keys[b] = None
         self._mask_row[b] = 0
+        self.coordinate_slots[b] = self.coordinate_his[b] = 0
 
     def advance(self, b: int, token_id: int) -> bool:
         """Feed ``token_id`` to active row ``b``; True once its target is complete (row idle).
@@ -226,6 +238,7 @@ class GrammarRows:
     def _enter(self, b: int, grammar: TargetGrammar, state: GrammarState, key: AllowedKey) -> None:
         self.states[b] = state
         self._keys[b] = key
+        self.coordinate_slots[b], self.coordinate_his[b] = grammar.coordinate_slot(state)
         row = self._row_of_key.get(key)
         self._mask_row[b] = row if row is not None else self._add(key, grammar)
 

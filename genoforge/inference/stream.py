@@ -43,6 +43,7 @@ from genoforge.inference.decode import (
     cut_unfinished_record,
     encoder_batch,
     record_start_ids,
+    window_dna,
 )
 from genoforge.inference.predict_config import WINDOWLESS_MAX_NEW_TOKENS
 from genoforge.model.attention import cross_mask, decoder_self_mask
@@ -51,11 +52,12 @@ from genoforge.model.decode_cache import RowCache
 
 def row_step(model, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
     """Logits [B, V] of the next token of every row, each at its own position: the model's
-    cached decoder step (:meth:`genoforge.model.decoder.GenoforgeDecoder.step`).
+    cached decoder step (:meth:`genoforge.model.model.GenoforgeModel.step`: the decoder's, with
+    the coordinate pointer's number logits at coordinate slots).
 
     Rows where ``active_B`` is False are computed on padding and must be ignored.
     """
-    return model.decoder.step(token_ids_B, cache, active_B)
+    return model.step(token_ids_B, cache, active_B)
 
 
 def check_max_new_tokens(config, max_new_tokens: int) -> None:
@@ -85,6 +87,8 @@ class _EncodedWindow:
     cross_k: list[Tensor]  # per layer [G, M, d]
     cross_v: list[Tensor]
     memory_ok_M: Tensor
+    pointer_keys_LP: Tensor | None = None  # the coordinate pointer's boundary keys [L + 1, P]
+    pointer_valid_L: Tensor | None = None
 
 
 @dataclass
@@ -112,8 +116,10 @@ def decode_stream(
     Args:
         model: a GenoforgeModel in eval mode (its device and dtype are used).
         tokenizer: its GenoTokenizer.
-        windows: ``(key, encoder ids, window length in bp)`` per window, consumed lazily
-            (``batch_size`` windows are encoded together when rows free up).
+        windows: ``(key, encoder ids, window length in bp)`` per window, or ``(key, ids,
+            length, bases)`` with the window's sequence, consumed lazily (``batch_size`` windows
+            are encoded together when rows free up). A model with a coordinate pointer reads
+            the bases (from the ids when not given: :func:`~genoforge.inference.decode.window_dna`).
         batch_size: decoder rows (windows decoded at once) and encoder batch.
         max_new_tokens: decoder steps per window at most (tokens after ``<bos>``, ``<eos>``
             included; module docstring of :mod:`genoforge.inference.decode`).
@@ -142,6 +148,7 @@ def decode_stream(
     rows: list[_Row | None] = [None] * batch_size
     grammar_rows = GrammarRows(batch_size, device)  # each row's grammar state and mask
     current_B = torch.full((batch_size,), pad, dtype=torch.long, device=device)
+    pointer = getattr(model, "pointer", None) is not None
 
     def refill_queue() -> None:
         nonlocal exhausted, cache
@@ -154,17 +161,24 @@ def decode_stream(
                 chunk.append(item)
         if not chunk:
             return
-        batch = encoder_batch([ids for _, ids, _ in chunk], bp_lengths, pad, device,
-                              length_multiple=length_multiple,
+        ids = [item[1] for item in chunk]
+        batch = encoder_batch(ids, bp_lengths, pad, device, length_multiple=length_multiple,
                               rows=batch_size if pad_encoder_rows else None)
-        memory = model.encode(batch)
+        if pointer:
+            add_base_fields(batch, tokenizer, chunk, bp_lengths, device)
+        memory = model.encode_for_decoding(batch)
         kv = model.decoder.cross_kv(memory.states_BMD)
         if cache is None:
             cache = RowCache.empty(model.config, batch_size, memory.states_BMD.shape[1], device,
                                    kv[0][0].dtype, max_positions=max_new_tokens + 1)
         ok = memory.doc_BM >= 0
-        for i, (key, _, length) in enumerate(chunk):
-            queue.append(_EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i]))
+        for i, item in enumerate(chunk):
+            key, length = item[0], item[2]
+            window = _EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i])
+            if pointer:
+                window.pointer_keys_LP = memory.pointer_keys_WLP[i, : length + 1]
+                window.pointer_valid_L = memory.pointer_valid_WL[i, : length + 1]
+            queue.append(window)
 
     def finish(b: int, truncated: bool) -> tuple[Any, WindowPrediction]:
         row = rows[b]
@@ -188,6 +202,8 @@ def decode_stream(
             window = queue.popleft()
             assert cache is not None
             cache.load(b, window.cross_k, window.cross_v, window.memory_ok_M)
+            if window.pointer_keys_LP is not None:
+                cache.load_pointer(b, window.pointer_keys_LP, window.pointer_valid_L)
             grammar_rows.start(b, grammars(window.length), bos)
             rows[b] = _Row(window.key, window.length, [bos])
             current_B[b] = bos
@@ -196,6 +212,8 @@ def decode_stream(
             return
         assert cache is not None
         active_B = torch.tensor(active, device=device)
+        if pointer:
+            cache.set_coordinate_slots(grammar_rows.coordinate_slots, grammar_rows.coordinate_his)
         logits_BV = step(model, current_B, cache, active_B)
         picked = grammar_rows.pick(logits_BV)
         for b, row in enumerate(rows):
@@ -233,12 +251,18 @@ class FullPrefixStep:
             raise ValueError("FullPrefixStep decodes one window per row; a row was refilled")
         self.fed.append(token_ids_B.clone())
         cache.position_B += 1
-        return prefix_logits(model, self.memory, torch.stack(self.fed, dim=1))
+        hidden_BD, logits_BV = prefix_hidden_logits(model, self.memory, torch.stack(self.fed, dim=1))
+        return model.pointer_logits(hidden_BD, logits_BV, cache)
 
 
 def prefix_logits(model, memory, decoder_ids_BT: Tensor) -> Tensor:
     """Logits [B, V] after the last of ``decoder_ids_BT`` (one document per row, position 0 at
     its first token), from the decoder's full forward over the whole prefix."""
+    return prefix_hidden_logits(model, memory, decoder_ids_BT)[1]
+
+
+def prefix_hidden_logits(model, memory, decoder_ids_BT: Tensor) -> tuple[Tensor, Tensor]:
+    """(hidden [B, D], logits [B, V]) after the last of ``decoder_ids_BT``: :func:`prefix_logits`."""
     config = model.config
     decoder_doc_BT = torch.zeros(decoder_ids_BT.shape, dtype=torch.long, device=decoder_ids_BT.device)
     self_spec = decoder_self_mask(decoder_doc_BT, config.decoder_window_size, config.decoder_block_size)
@@ -246,7 +270,23 @@ def prefix_logits(model, memory, decoder_ids_BT: Tensor) -> Tensor:
     positions_BT = torch.arange(decoder_ids_BT.shape[1], device=decoder_ids_BT.device).expand_as(decoder_ids_BT)
     hidden, _ = model.decoder(decoder_ids_BT, positions_BT, memory.states_BMD, self_spec, cross_spec,
                               model.backend_for(decoder_ids_BT.device))
-    return model.decoder.logits(hidden[:, -1])
+    return hidden[:, -1], model.decoder.logits(hidden[:, -1])
+
+
+def add_base_fields(batch: dict, tokenizer, chunk: Sequence[tuple], bp_lengths, device) -> None:
+    """Add the per-base fields of a chunk of ``(key, ids, length[, bases])`` windows to its
+    encoder ``batch`` (window i in row i), what the coordinate pointer's keys are read from."""
+    from genoforge.genes.classes import encode_bases
+    from genoforge.model.base_inputs import base_fields
+
+    width = batch["input_ids"].shape[1]
+    codes = []
+    for item in chunk:
+        bases = item[3] if len(item) > 3 else window_dna(tokenizer, item[1], item[2])
+        codes.append(encode_bases(bases[: item[2]]))
+    fields = base_fields(codes, [item[1] for item in chunk], [b * width for b in range(len(chunk))],
+                         bp_lengths)
+    batch.update({name: torch.from_numpy(value).to(device) for name, value in fields.items()})
 
 
 @torch.no_grad()

@@ -93,6 +93,7 @@ class BaseHead(nn.Module):
     def forward(self, hidden_BSH: Tensor, base_codes_WL: Tensor, base_token_WL: Tensor,
                 base_offset_WL: Tensor, base_mask_WL: Tensor) -> Tensor:
         """Logits [W, L, K] (fp32), [W, L, K + S] with the signal outputs (class logits first).
+        :meth:`features_and_logits` also returns the features they are read from.
 
         Args:
             hidden_BSH: the encoder's output states.
@@ -101,6 +102,12 @@ class BaseHead(nn.Module):
             base_offset_WL: the base's offset inside that token.
             base_mask_WL: True on real bases.
         """
+        return self.features_and_logits(hidden_BSH, base_codes_WL, base_token_WL, base_offset_WL,
+                                        base_mask_WL)[1]
+
+    def features_and_logits(self, hidden_BSH: Tensor, base_codes_WL: Tensor, base_token_WL: Tensor,
+                            base_offset_WL: Tensor, base_mask_WL: Tensor) -> tuple[Tensor, Tensor]:
+        """(normalised features [W, L, C], zero on padding; the logits of :meth:`forward`)."""
         keep = base_mask_WL.unsqueeze(1).to(hidden_BSH.dtype)  # [W, 1, L]
         x = self.embed_bases(base_codes_WL.long()).transpose(1, 2) * keep
         for block in self.local:
@@ -112,4 +119,5 @@ class BaseHead(nn.Module):
         x = x + context.transpose(1, 2).to(x.dtype) * keep
         for block in self.fused:
             x = block(x) * keep
-        return self.classify(self.out_norm(x.transpose(1, 2))).float()
+        features = self.out_norm(x.transpose(1, 2))
+        return features, self.classify(features).float()

@@ -96,6 +96,14 @@ class ModelConfig:
     # Eight more outputs: donor, acceptor, start and stop sites per strand (model.base_signals),
     # which the structure decoder adds at its signal edges.
     base_head_signals: bool = True
+    # Coordinate pointer (genoforge.model.pointer): coordinates are written by pointing at one of
+    # the window's base boundaries (keys from the per-base head's features), not by the token
+    # head's flat digit softmax. 0 = off (needs the per-base head). Its training targets put
+    # ``pointer_label_smoothing`` of the mass on a Gaussian of ``pointer_label_sigma`` bp
+    # around the true boundary (ordinal smoothing instead of uniform smoothing over the digits).
+    pointer_dim: int = 128
+    pointer_label_smoothing: float = 0.2
+    pointer_label_sigma: float = 2.0
 
     tie_weights: bool = True
     init_std: float = 0.02  # any weight not covered by a more specific std below
@@ -139,6 +147,15 @@ class ModelConfig:
         for name in ("encoder_dropout", "decoder_dropout", "base_head_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.pointer_dim < 0:
+            problems.append(f"pointer_dim must be >= 0, got {self.pointer_dim}")
+        if self.pointer_dim and not self.base_head_channels:
+            problems.append("pointer_dim needs the per-base head (base_head_channels > 0): its keys are "
+                            "the head's per-base features")
+        if not 0.0 <= self.pointer_label_smoothing < 1.0:
+            problems.append(f"pointer_label_smoothing must be in [0, 1), got {self.pointer_label_smoothing}")
+        if self.pointer_label_sigma <= 0:
+            problems.append(f"pointer_label_sigma must be > 0, got {self.pointer_label_sigma}")
         if problems:
             raise ConfigError("invalid model configuration: " + "; ".join(problems))
 
@@ -178,6 +195,7 @@ def _debug() -> ModelConfig:
         base_head_layers=3,
         base_head_fused_layers=1,
         base_head_kernel=5,
+        pointer_dim=11,
     )
 
 
@@ -206,6 +224,7 @@ def _small() -> ModelConfig:
         base_head_layers=8,
         base_head_fused_layers=3,
         base_head_kernel=9,
+        pointer_dim=64,
     )
 
 
@@ -250,4 +269,5 @@ FLAG_HELP = {
     "decoder_block_size": "Block size (tokens) of the decoder's sparse FlexAttention masks (CUDA).",
     "decoder_window_size": "Tokens a decoder query may look back on, itself included; 0 = all.",
     "num_latents": "Learned latents per document in the compressor; 0 = the decoder reads the encoder.",
+    "pointer_dim": "Width of the coordinate pointer over the window's base boundaries; 0 = digits from the token head.",
 }

@@ -69,6 +69,14 @@ class RowCache:
     cross_k: list[Tensor]  # per layer [B, G, M, d]
     cross_v: list[Tensor]
     memory_ok_BM: Tensor
+    # The coordinate pointer (genoforge.model.pointer), None without one: each row's boundary
+    # keys [B, L, P] (L a multiple of 1000) and which are its window's [B, L]; what the grammar
+    # says the next token is (coord_slot_B: SLOT_NONE / SLOT_HI / SLOT_LO; coord_hi_B: the hi
+    # digit written at a lo slot), set by the decoding loop before every step.
+    pointer_keys_BLP: Tensor | None = None
+    pointer_valid_BL: Tensor | None = None
+    coord_slot_B: Tensor | None = None
+    coord_hi_B: Tensor | None = None
 
     @classmethod
     def empty(cls, config: ModelConfig, rows: int, memory_width: int, device, dtype,
@@ -95,8 +103,44 @@ class RowCache:
 
     def tensors(self) -> list[Tensor]:
         """Every tensor of the state (what a captured step has baked in)."""
+        pointer = [t for t in (self.pointer_keys_BLP, self.pointer_valid_BL, self.coord_slot_B,
+                               self.coord_hi_B) if t is not None]
         return [self.position_B, self.slot_pos_BW, self.memory_ok_BM,
-                *self.self_k, *self.self_v, *self.cross_k, *self.cross_v]
+                *self.self_k, *self.self_v, *self.cross_k, *self.cross_v, *pointer]
+
+    def load_pointer(self, row: int, keys_LP: Tensor, valid_L: Tensor) -> None:
+        """Row ``row``'s boundary keys (allocated, or widened to a multiple of 1000, as needed)."""
+        from genoforge.model.pointer import COORD_BLOCK
+
+        rows = self.position_B.shape[0]
+        need = -(-keys_LP.shape[0] // COORD_BLOCK) * COORD_BLOCK
+        if self.pointer_keys_BLP is None or self.pointer_keys_BLP.shape[1] < need or \
+                self.pointer_keys_BLP.shape[2] != keys_LP.shape[1]:
+            width = max(need, 0 if self.pointer_keys_BLP is None else self.pointer_keys_BLP.shape[1])
+            keys = torch.zeros(rows, width, keys_LP.shape[1], device=keys_LP.device, dtype=keys_LP.dtype)
+            valid = torch.zeros(rows, width, dtype=torch.bool, device=keys_LP.device)
+            if self.pointer_keys_BLP is not None and self.pointer_keys_BLP.shape[2] == keys_LP.shape[1]:
+                old = self.pointer_keys_BLP.shape[1]
+                keys[:, :old] = self.pointer_keys_BLP
+                valid[:, :old] = self.pointer_valid_BL
+            self.pointer_keys_BLP, self.pointer_valid_BL = keys, valid
+        if self.coord_slot_B is None:
+            self.coord_slot_B = torch.zeros(rows, dtype=torch.long, device=keys_LP.device)
+            self.coord_hi_B = torch.zeros(rows, dtype=torch.long, device=keys_LP.device)
+        n = keys_LP.shape[0]
+        self.pointer_keys_BLP[row].zero_()
+        self.pointer_keys_BLP[row, :n] = keys_LP
+        self.pointer_valid_BL[row] = False
+        self.pointer_valid_BL[row, :n] = valid_L
+
+    def set_coordinate_slots(self, slots: list[int], his: list[int]) -> None:
+        """Every row's coordinate slot and hi digit for the next step (in place: a captured step
+        reads these tensors)."""
+        if self.coord_slot_B is None or self.coord_hi_B is None:
+            return
+        values = torch.tensor([slots, his], dtype=torch.long)
+        self.coord_slot_B.copy_(values[0], non_blocking=True)
+        self.coord_hi_B.copy_(values[1], non_blocking=True)
 
     def layer(self, index: int) -> LayerKV:
         return LayerKV(self.self_k[index], self.self_v[index], self.cross_k[index], self.cross_v[index])

@@ -199,10 +199,15 @@ class GenoforgeDecoder(nn.Module):
         where ``active_B`` is False hold no window: they are computed on padding, and their
         logits must be ignored.
         """
+        return self.logits(self.step_hidden(token_ids_B, cache, active_B))
+
+    @torch.no_grad()
+    def step_hidden(self, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
+        """:meth:`step`'s hidden states [B, D] after the final norm (before the output head)."""
         masks = cache.begin_step(active_B)
         x_B1D = self.embed_tokens(token_ids_B)[:, None]
         rope = self.rope(cache.position_B[:, None])
         for index, layer in enumerate(self.layers):
             x_B1D = layer.step(x_B1D, cache.layer(index), rope, masks)
         cache.position_B += 1
-        return self.logits(self.norm(x_B1D))[:, 0]
+        return self.norm(x_B1D)[:, 0]

@@ -134,7 +134,7 @@ def init_model(
     from genoforge.model.io import build_empty_model, save_model
     from genoforge.tokenizer.core import GenoTokenizer
     from genoforge.tokenizer.edit import ensure_builtin_tokens, read_tokens_file
-    from genoforge.genes.inventory import NUMBERS
+    from genoforge.genes.inventory import COORD_SEP, NUMBERS
 
     flags = dict(flags or {})
     config_path = Path(config_file) if config_file is not None else None
@@ -182,6 +182,8 @@ def init_model(
         model = build_empty_model(config)
         model.init_weights()
         model.bp_digit_token_ids.copy_(torch.tensor([tokenizer.token_to_id(n) for n in NUMBERS]))
+        if model.pointer is not None:
+            model.coord_sep_token_id.fill_(tokenizer.token_to_id(COORD_SEP))
         unused: list[str] = []
         if source.kind == "checkpoint":
             assert source.weights_file is not None

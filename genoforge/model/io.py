@@ -2,8 +2,9 @@
 
 A model directory holds:
 
-* ``config.json``: ``{"model_type": "genoforge", "format_version": 3, <every ModelConfig field>}``
-  (version 2, from before the head's signal outputs, is read as ``base_head_signals`` false);
+* ``config.json``: ``{"model_type": "genoforge", "format_version": 4, <every ModelConfig field>}``
+  (version 3, from before the coordinate pointer, is read as ``pointer_dim`` 0; version 2, from
+  before the head's signal outputs, also as ``base_head_signals`` false);
 * ``model.safetensors``: the state dict (fp32 unless saved otherwise). With ``tie_weights`` the
   output head ``decoder.lm_head.weight`` is not stored (it is ``decoder.embed_tokens.weight``);
 * the tokenizer files (``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``).
@@ -30,7 +31,9 @@ from genoforge.model.config import ModelConfig
 from genoforge.model.model import GenoforgeModel
 
 MODEL_TYPE = "genoforge"
-FORMAT_VERSION = 3  # 2: the per-base head (base_head_* fields and weights); 3: its signal outputs
+# 2: the per-base head (base_head_* fields and weights); 3: its signal outputs; 4: the coordinate
+# pointer (pointer_* fields and weights)
+FORMAT_VERSION = 4
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TIED_HEAD_KEY = "decoder.lm_head.weight"
@@ -62,9 +65,11 @@ def read_model_config(model_dir: str | Path) -> ModelConfig:
             f"{path}: format_version 1 predates the per-base head; re-create the model with "
             "genoforge model init (and re-run genoforge tune)"
         )
+    if version in (2, 3):  # written before the pointer: coordinates from the token head
+        raw = {"pointer_dim": 0, "pointer_label_smoothing": 0.2, "pointer_label_sigma": 2.0, **raw}
     if version == 2:  # written before the signal outputs: a head without them
         raw = {**raw, "base_head_signals": raw.get("base_head_signals", False)}
-    elif version != FORMAT_VERSION:
+    elif version not in (3, FORMAT_VERSION):
         raise CheckpointError(
             f"{path}: format_version {version!r} is not supported (this genoforge reads {FORMAT_VERSION}); "
             "use the genoforge version that wrote it"

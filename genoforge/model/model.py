@@ -48,6 +48,14 @@ from genoforge.model.config import ModelConfig
 from genoforge.model.decoder import GenoforgeDecoder
 from genoforge.model.encoder import DnabertEncoder
 from genoforge.model.moe import MoEFeedForward, MoeImpl
+from genoforge.model.pointer import (
+    CoordinatePointer,
+    PointerSums,
+    number_values,
+    pointer_loss,
+    pointer_number_logits,
+)
+from genoforge.model.token_loss import decoder_loss_sums
 
 BP_DIGIT_BASE = 1000  # coordinates are written as base-1000 digits "0".."999" (inventory.py)
 IGNORE_INDEX = -100
@@ -72,6 +80,13 @@ class ModelOutput:
         signal_logits: [W, L, S] the head's signal logits (None without them).
         signal_loss: their BCE (:func:`~genoforge.model.base_signals.signal_loss`), included in
             ``base_loss``; None without them or without labels.
+        pointer_loss: the coordinate pointer's plain CE per coordinate digit it scored
+            (:mod:`genoforge.model.pointer`), None without the pointer or the per-base fields.
+            With the pointer, ``loss`` and ``ce_loss`` are means over every label token, the
+            coordinate digits' terms coming from the pointer instead of the token head.
+        num_pointer_labels: coordinate digits the pointer scored.
+        pointer: the pointer's sums (:meth:`GenoforgeModel.coordinate_sums`), for a trainer that
+            computes the token loss itself.
     """
 
     loss: Tensor
@@ -86,6 +101,9 @@ class ModelOutput:
     num_base_labels: Tensor | None = None
     signal_logits: Tensor | None = None
     signal_loss: Tensor | None = None
+    pointer_loss: Tensor | None = None
+    num_pointer_labels: Tensor | None = None
+    pointer: PointerSums | None = None
 
 
 BASE_FIELDS = ("base_codes", "base_token", "base_offset", "base_mask")
@@ -93,10 +111,16 @@ BASE_FIELDS = ("base_codes", "base_token", "base_offset", "base_mask")
 
 @dataclass
 class Memory:
-    """What the decoder reads: [B, M, D] states and their document ids [B, M] (-1 = empty)."""
+    """What the decoder reads: [B, M, D] states and their document ids [B, M] (-1 = empty).
+
+    With the coordinate pointer and the per-base fields, also each window's boundary keys
+    ``pointer_keys_WLP`` [W, L + 1, P] and ``pointer_valid_WL`` (:mod:`genoforge.model.pointer`).
+    """
 
     states_BMD: Tensor
     doc_BM: Tensor
+    pointer_keys_WLP: Tensor | None = None
+    pointer_valid_WL: Tensor | None = None
 
 
 @dataclass
@@ -137,6 +161,7 @@ class GenoforgeModel(nn.Module):
         # not shift the random stream that initialises everything else for a given seed.
         with torch.random.fork_rng(devices=[]):
             self.base_head = BaseHead(config) if config.base_head_channels > 0 else None
+            self.pointer = CoordinatePointer(config) if config.pointer_dim > 0 else None
         # Per-class weights of the per-base loss (None: equal); set by tune from the training
         # labels, not saved with the weights.
         self.base_class_weights: Tensor | None = None
@@ -146,6 +171,9 @@ class GenoforgeModel(nn.Module):
         if bp_digit_token_ids is None:
             bp_digit_token_ids = torch.zeros(BP_DIGIT_BASE, dtype=torch.long)
         self.register_buffer("bp_digit_token_ids", bp_digit_token_ids.clone().long())
+        if self.pointer is not None:
+            # The id of the coordinate separator ":" (-1: unknown, the pointer learns nothing).
+            self.register_buffer("coord_sep_token_id", torch.full((1,), -1, dtype=torch.long))
         self.attention_backend: str = "auto"
         self._bf16_expert_layers: tuple[MoEFeedForward, ...] = ()  # see enable_bf16_expert_copies
 
@@ -293,6 +321,42 @@ class GenoforgeModel(nn.Module):
             return None
         return self.base_head(hidden_BSH, *(_get(batch, name) for name in BASE_FIELDS))
 
+    def base_features_and_logits(self, batch: Any, hidden_BSH: Tensor) -> tuple[Tensor, Tensor] | None:
+        """(per-base features [W, L, C], :meth:`base_logits`) in one pass; None as there."""
+        if self.base_head is None or _get(batch, "base_codes") is None:
+            return None
+        return self.base_head.features_and_logits(hidden_BSH, *(_get(batch, name) for name in BASE_FIELDS))
+
+    def encode_for_decoding(self, batch: Any) -> Memory:
+        """:meth:`encode`, plus the pointer's boundary keys when the model has a pointer (the
+        batch must then carry the per-base fields)."""
+        masks = self.build_masks(batch, with_decoder=False)
+        hidden = self.encode_tokens(batch, masks)
+        memory = self._memory(batch, masks, hidden)
+        if self.pointer is not None:
+            head = self.base_features_and_logits(batch, hidden)
+            if head is None:
+                raise ValueError("a model with a coordinate pointer decodes from the per-base fields "
+                                 "(base_codes, ...) of its windows")
+            memory.pointer_keys_WLP, memory.pointer_valid_WL = self.pointer.keys(head[0], _get(batch, "base_mask"))
+        return memory
+
+    @torch.no_grad()
+    def step(self, token_ids_B: Tensor, cache, active_B: Tensor) -> Tensor:
+        """Logits [B, V] of every row's next token (:meth:`GenoforgeDecoder.step`), the number
+        tokens' taken from the pointer at coordinate slots (``cache.coord_slot_B``)."""
+        hidden_BD = self.decoder.step_hidden(token_ids_B, cache, active_B)
+        logits = self.decoder.logits(hidden_BD)
+        return self.pointer_logits(hidden_BD, logits, cache)
+
+    def pointer_logits(self, hidden_BD: Tensor, logits_BV: Tensor, cache) -> Tensor:
+        """``logits_BV`` with the pointer's number logits at the rows' coordinate slots (as is
+        without a pointer or without keys in ``cache``)."""
+        if self.pointer is None or cache.pointer_keys_BLP is None:
+            return logits_BV
+        return pointer_number_logits(self.pointer, hidden_BD, cache.pointer_keys_BLP, cache.pointer_valid_BL,
+                                     cache.coord_slot_B, cache.coord_hi_B, logits_BV, self.bp_digit_token_ids)
+
     def _memory(self, batch: Any, masks: BatchMasks, hidden: Tensor) -> Memory:
         backend = self.backend_for(hidden.device)
         memory = self.memory_proj(hidden) + self.bp_signal(_get(batch, "input_bp"))
@@ -318,7 +382,8 @@ class GenoforgeModel(nn.Module):
                 module.refresh_bf16_copies()
         masks = self.build_masks(batch, with_decoder=with_decoder)
         hidden_BSH = self.encode_tokens(batch, masks)
-        head_logits = self.base_logits(batch, hidden_BSH)
+        head = self.base_features_and_logits(batch, hidden_BSH)
+        base_features, head_logits = head if head is not None else (None, None)
         base_logits, signal_logits = split_head_logits(head_logits)
         base_loss = n_base = signal_term = None
         base_labels = _get(batch, "base_labels")
@@ -347,15 +412,13 @@ class GenoforgeModel(nn.Module):
         logits = self.decoder.logits(hidden).float()
         labels = _get(batch, "labels")
         zero = logits.new_zeros(())
+        pointer = self.coordinate_sums(batch, hidden, base_features, labels, logits.shape[-1])
         if labels is not None:
-            flat_logits, flat_labels = logits.view(-1, logits.shape[-1]), labels.reshape(-1)
-            ce = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX)
-            smoothed = ce
-            if label_smoothing > 0:
-                smoothed = F.cross_entropy(
-                    flat_logits, flat_labels, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
-                )
-            n_labels = (flat_labels != IGNORE_INDEX).sum()
+            smoothed_sum, ce_sum, _ = decoder_loss_sums(logits, pointer, labels, label_smoothing)
+            n_labels = (labels != IGNORE_INDEX).sum()
+            # Means over the label tokens (nan with none, as F.cross_entropy's mean is).
+            ce = ce_sum / n_labels
+            smoothed = smoothed_sum / n_labels
         else:
             ce = smoothed = zero
             n_labels = torch.zeros((), dtype=torch.long, device=logits.device)
@@ -380,7 +443,34 @@ class GenoforgeModel(nn.Module):
             num_base_labels=n_base,
             signal_logits=signal_logits,
             signal_loss=signal_term,
+            pointer_loss=None if pointer is None else pointer.nll_sum / pointer.count.clamp(min=1),
+            num_pointer_labels=None if pointer is None else pointer.count,
+            pointer=pointer,
         )
+
+    def coordinate_sums(self, batch: Any, hidden_BTD: Tensor, base_features_WLC: Tensor | None,
+                        labels_BT: Tensor | None, vocab_size: int) -> PointerSums | None:
+        """The pointer's loss sums over the coordinate digits of ``labels`` (or of the batch's
+        ``pointer_labels``, what a trainer that pops ``labels`` passes); None without a pointer or
+        labels. Without the per-base fields nothing is scored, but every pointer weight still
+        enters the sum (times 0): its gradient is then 0, not None, so the optimizer state, DDP's
+        reducer and a resumed run always see the same parameters."""
+        if self.pointer is None:
+            return None
+        labels = labels_BT if labels_BT is not None else _get(batch, "pointer_labels")
+        if labels is None:
+            return None
+        touch = 0.0 * sum(p.reshape(-1)[0].float() for p in self.pointer.parameters())
+        if base_features_WLC is None:
+            none = torch.zeros_like(labels, dtype=torch.bool)
+            return PointerSums(touch, touch.detach(), labels.new_zeros(()), none)
+        keys, valid = self.pointer.keys(base_features_WLC, _get(batch, "base_mask"))
+        smoothed, nll, count, scored = pointer_loss(
+            self.pointer, hidden_BTD, labels, _get(batch, "decoder_doc"), keys, valid,
+            number_values(self.bp_digit_token_ids, vocab_size), int(self.coord_sep_token_id.item()),
+            self.config.pointer_label_smoothing, self.config.pointer_label_sigma,
+        )
+        return PointerSums(smoothed + touch, nll, count, scored)
 
     def base_loss(self, base_logits_WLK: Tensor, base_labels_WL: Tensor) -> tuple[Tensor, Tensor]:
         """(class-weighted mean CE over labelled bases, labelled-base count)."""

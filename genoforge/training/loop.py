@@ -38,7 +38,7 @@ from genoforge.training import checkpoint as ckpt
 from genoforge.training import parallelize as par
 from genoforge.training.config import TuneConfig
 from genoforge.training.data import EpochPlan, MicroBatchDataset, make_loader, rank_micro_batch_ids
-from genoforge.training.losses import micro_batch_seed, token_loss_sums
+from genoforge.training.losses import decoder_loss_sums, micro_batch_seed
 from genoforge.training.run_artifacts import (
     BEST_DIR,
     CONFIG_FILE,
@@ -105,13 +105,14 @@ class Trainer(SetupMixin, ArtifactsMixin, ValidationMixin):
 
         inputs = model_batch(batch, self.device)
         labels = inputs.pop("labels")
+        inputs["pointer_labels"] = labels  # the coordinate pointer's targets (the model computes no token CE)
         inputs["docs_per_row"] = self.fixed_docs_per_row or batch["docs_per_row"]
         with self.autocast():
             out = self.model(inputs, with_decoder=self.config.generative_loss_weight > 0)
         if out.logits is None:
             zero = labels.new_zeros((), dtype=torch.float32)
             return out, zero, zero, zero
-        smoothed, nll, count = token_loss_sums(out.logits, labels, label_smoothing)
+        smoothed, nll, count = decoder_loss_sums(out.logits, out.pointer, labels, label_smoothing)
         return out, smoothed, nll, count
 
     def _train_step(self, loader_iter, epoch: int, step: int, plan: EpochPlan) -> bool:

@@ -19,7 +19,7 @@ from genoforge.genes.classes import N_CLASSES
 from genoforge.training import parallelize as par
 from genoforge.training.base_metrics import base_confusion, base_f1_scores, base_structure_error
 from genoforge.training.data import MicroBatchDataset, eval_micro_batch_ids, make_loader
-from genoforge.training.losses import token_loss_sums
+from genoforge.training.losses import decoder_loss_sums
 from genoforge.training.run_artifacts import BEST_DIR
 
 
@@ -61,12 +61,13 @@ class ValidationMixin:
 
                     inputs = model_batch(batch, self.device)
                     labels = inputs.pop("labels")
+                    inputs["pointer_labels"] = labels
                     inputs["docs_per_row"] = self.fixed_docs_per_row or batch["docs_per_row"]
                     with self.autocast():
                         out = module(inputs, with_decoder=cfg.generative_loss_weight > 0)
                     weight = float(batch["weight"])
                     if out.logits is not None:
-                        smoothed, nll, count = token_loss_sums(out.logits, labels, cfg.label_smoothing)
+                        smoothed, nll, count = decoder_loss_sums(out.logits, out.pointer, labels, cfg.label_smoothing)
                         sums[:3] += torch.stack([nll, smoothed, count]).double() * weight
                     if out.base_loss is not None:
                         sums[3] += out.base_loss.double() * weight

@@ -27,14 +27,16 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """Three random debug models (different seeds) and their tokenizer."""
+    """Three random debug models (different seeds; the second without the coordinate pointer)
+    and their tokenizer."""
     from genoforge.model.io import load_model
     from genoforge.tokenizer.core import GenoTokenizer
 
     root = tmp_path_factory.mktemp("decode_models")
     out = []
     for seed in range(3):
-        directory = build_debug_model_dir(root / f"m{seed}", seed)
+        changes = {"pointer_dim": 0} if seed == 1 else {}
+        directory = build_debug_model_dir(root / f"m{seed}", seed, **changes)
         out.append(load_model(directory).eval())
     return out, GenoTokenizer.load(root / "m0")
 
@@ -329,9 +331,12 @@ def test_grammar_rows_pick_what_per_row_masks_pick(extra_width) -> None:
 
 
 def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
-    """decode_windows writes, on random debug models, exactly the tokens of the step loop the
-    mask table replaced: the model's cached step, each row's allowed_mask in a numpy array, argmax."""
+    """decode_windows writes, on random debug models (with and without the coordinate pointer),
+    exactly the tokens of the step loop the mask table replaced: the model's cached step, each
+    row's allowed_mask in a numpy array, argmax."""
+    from genoforge.genes.grammar import TargetGrammar
     from genoforge.inference.decode import cut_unfinished_record, record_start_ids
+    from genoforge.inference.stream import add_base_fields
     from genoforge.model.decode_cache import RowCache
 
     model_list, tokenizer = models
@@ -345,12 +350,19 @@ def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
         out = decode_windows(model, tokenizer, ids, lengths, max_new_tokens=steps, rows=rows)
         # The reference loop (every window loaded at step 0, one row each, one row idle), then the
         # same cut-back for rows the cap stopped.
-        memory = model.encode(encoder_batch(ids, tokenizer.bp_lengths(), pad, rows=rows))
+        batch = encoder_batch(ids, tokenizer.bp_lengths(), pad, rows=rows)
+        if model.pointer is not None:
+            add_base_fields(batch, tokenizer, [(b, w, n) for b, (w, n) in enumerate(zip(ids, lengths))],
+                            tokenizer.bp_lengths(), "cpu")
+        memory = model.encode_for_decoding(batch)
         kv = model.decoder.cross_kv(memory.states_BMD)
         cache = RowCache.empty(model.config, rows, memory.states_BMD.shape[1], "cpu", kv[0][0].dtype,
                                max_positions=steps + 1)
         for b in range(len(lengths)):
             cache.load(b, [k[b] for k, _ in kv], [v[b] for _, v in kv], memory.doc_BM[b] >= 0)
+            if model.pointer is not None:
+                cache.load_pointer(b, memory.pointer_keys_WLP[b, : lengths[b] + 1],
+                                   memory.pointer_valid_WL[b, : lengths[b] + 1])
         states = [g.advance(g.start_state(), bos) for g in grammars]
         tokens = [[bos] for _ in lengths]
         current = torch.tensor([bos] * len(lengths) + [pad], dtype=torch.long)
@@ -359,7 +371,10 @@ def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
             if all(m is None for m in masks):
                 break
             active = torch.tensor([m is not None for m in masks] + [False])
-            picked = _reference_pick(model.decoder.step(current, cache, active), masks + [None])
+            slots = [TargetGrammar.coordinate_slot(s) if m is not None else (0, 0)
+                     for s, m in zip(states, masks)] + [(0, 0)]
+            cache.set_coordinate_slots([slot for slot, _ in slots], [hi for _, hi in slots])
+            picked = _reference_pick(model.step(current, cache, active), masks + [None])
             for b, mask in enumerate(masks):
                 if mask is None:
                     picked[b] = pad

@@ -24,7 +24,7 @@ from genoforge.model.config import ModelConfig, preset
 from genoforge.model.model import document_positions
 from genoforge.model.moe import MoEFeedForward
 
-from tests.tiny import VOCAB, packed_batch, tiny_model
+from tests.tiny import DIGIT_OFFSET, VOCAB, packed_batch, tiny_model
 
 # Bases per encoder id of the synthetic vocabulary (ids 5..89 cover 1..6 bases; the rest none).
 BP_LENGTHS = torch.zeros(VOCAB, dtype=torch.long)
@@ -81,9 +81,14 @@ def test_changing_target_token_leaves_earlier_logits_unchanged(backend):
 def test_every_parameter_gets_a_gradient():
     model = tiny_model(decoder_dropout=0.1, encoder_dropout=0.1).train()
     batch = with_bases(packed_batch(enc_docs=[([40, 30], 0), ([50], 20)], dec_docs=[([40, 30], 0), ([60], 10)]))
+    # Coordinates "0 : 5" and "0 : 9" (synthetic id 7 plays ":"), so the pointer is trained too.
+    model.coord_sep_token_id.fill_(7)
+    batch["labels"][0, 3:6] = torch.tensor([DIGIT_OFFSET, 7, DIGIT_OFFSET + 5])
+    batch["labels"][1, 10:13] = torch.tensor([DIGIT_OFFSET, 7, DIGIT_OFFSET + 9])
     out = model(batch, label_smoothing=0.1)
     assert (out.tokens_per_expert > 0).all(), "the batch must route tokens to every expert"
     assert out.base_loss is not None and out.num_base_labels > 0
+    assert out.num_pointer_labels == 4 and out.pointer_loss > 0
     (out.loss + out.base_loss).backward()
     missing = [
         name for name, p in model.named_parameters()

@@ -33,16 +33,21 @@ STEPS = 400
 
 def _windows(tokenizer) -> tuple[list[list[int]], list[list[int]]]:
     """K random windows; window k's gene starts at 20 + 37k (only the input says which)."""
+    return _windows_and_dna(tokenizer)[:2]
+
+
+def _windows_and_dna(tokenizer) -> tuple[list[list[int]], list[list[int]], list[str]]:
     rng = random.Random(7)
-    inputs, targets = [], []
+    inputs, targets, sequences = [], [], []
     for k in range(K_WINDOWS):
         dna = "".join(rng.choice("ACGT") for _ in range(WINDOW_BP))
+        sequences.append(dna)
         start = 20 + 37 * k
         gene = WindowTranscript(strand="+", biotype="protein_coding", gene=0, partial=".",
                                 exons=((start, start + 60),), cds=(start, start + 60), cds_phase=0)
         inputs.append(tokenizer.encode_dna(dna))
         targets.append(tokenizer.encode_target(encode_target(WindowAnnotation(records=(gene,)))))
-    return inputs, targets
+    return inputs, targets, sequences
 
 
 def _batch(tokenizer, inputs, targets) -> dict:
@@ -72,18 +77,30 @@ def _batch(tokenizer, inputs, targets) -> dict:
     return batch
 
 
-@pytest.mark.parametrize("num_latents", [7, 0], ids=["compressor", "no-compressor"])
-def test_the_decoder_learns_what_only_the_input_says(tmp_path: Path, num_latents: int) -> None:
+@pytest.mark.parametrize(("num_latents", "pointer_dim"), [(7, 0), (0, 0), (7, 11)],
+                         ids=["compressor", "no-compressor", "pointer"])
+def test_the_decoder_learns_what_only_the_input_says(tmp_path: Path, num_latents: int, pointer_dim: int) -> None:
+    """``pointer``: coordinates come from the coordinate pointer, which reads the window's bases
+    through the per-base head's features (a pointer that ignored them would sit at ln K too)."""
+    from genoforge.genes.classes import encode_bases
     from genoforge.inference.stream import decode_windows
+    from genoforge.model.base_inputs import base_fields
     from genoforge.tokenizer.core import GenoTokenizer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         tokenizer = GenoTokenizer.load(write_tokenizer_dir(tmp_path / "tok"))
-        model = tiny_model(tokenizer, seed=0, num_latents=num_latents, decoder_dropout=0.0)
-        inputs, targets = _windows(tokenizer)
+        # No ordinal smoothing: its spread mass would set a floor under the plain CE checked here.
+        model = tiny_model(tokenizer, seed=0, num_latents=num_latents, decoder_dropout=0.0,
+                           pointer_dim=pointer_dim, pointer_label_smoothing=0.0)
+        inputs, targets, sequences = _windows_and_dna(tokenizer)
         batch = _batch(tokenizer, inputs, targets)
+        if pointer_dim:
+            width = batch["input_ids"].shape[1]
+            fields = base_fields([encode_bases(dna) for dna in sequences], inputs,
+                                 [r * width for r in range(K_WINDOWS)], tokenizer.bp_lengths())
+            batch.update({name: torch.from_numpy(value) for name, value in fields.items()})
         # The first label where the K targets differ: the gene start's low coordinate token.
         labels = batch["labels"]
         differs = [(labels[:, j] != labels[0, j]).any().item() for j in range(labels.shape[1])]
@@ -98,8 +115,14 @@ def test_the_decoder_learns_what_only_the_input_says(tmp_path: Path, num_latents
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            logits = model(batch).logits
-        ce_first = torch.nn.functional.cross_entropy(logits[:, first], labels[:, first]).item()
+            out = model(batch)
+        if pointer_dim:
+            # Ignoring the input, the mean over the coordinate digits is at best ln K / 2 (the hi
+            # digits are all 0; each lo digit a uniform guess among K).
+            assert out.num_pointer_labels == 8 * K_WINDOWS
+            ce_first = out.pointer_loss.item()
+        else:
+            ce_first = torch.nn.functional.cross_entropy(out.logits[:, first], labels[:, first]).item()
         # Ignoring the input, the best possible here is ln K (a uniform guess among the K starts).
         assert ce_first < 0.1 * math.log(K_WINDOWS), f"CE at the first differing token {ce_first:.3f}"
         decoded = decode_windows(model, tokenizer, inputs, [WINDOW_BP] * K_WINDOWS, max_new_tokens=64)
