@@ -75,6 +75,7 @@ AllowedKey = tuple[tuple[str, ...], Intervals | None]
 # a genome), so that memo is bounded: when full it is emptied and refilled, which only costs
 # recomputation (~16k small tuples, a few MB, per grammar).
 _DIGITS_MEMO_SIZE = 1 << 14
+_ALL_PHASES: Intervals = ((0, 2),)
 
 
 # What the next token of a state is, for a decoder that writes coordinates differently from other
@@ -89,7 +90,10 @@ class GrammarState(NamedTuple):
     ``line`` is ``gap`` between lines (``prev`` names the last complete line: ``start`` before
     ``<bos>``, ``bos`` right after it) or a line kind with ``slot`` the index of the next slot.
     ``exons`` are the current transcript's exons so far; ``hi`` the thousands digit of the
-    coordinate being written; ``start`` the start value of the current line.
+    coordinate being written; ``start`` and ``end`` the start and end values of the current line
+    once written. ``strand``, ``coding`` (biotype ``protein_coding``) and ``partial`` describe the
+    current transcript (empty / False outside one); this grammar does not read them, the
+    signal-aware :class:`genoforge.genes.signal_grammar.SignalGrammar` does.
 
     A named tuple, not a frozen dataclass: decoding builds one per row per step, and a frozen
     dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost ~1.9 us against ~0.3.
@@ -103,6 +107,10 @@ class GrammarState(NamedTuple):
     exons: tuple[tuple[int, int], ...] = ()
     hi: int = -1
     start: int = -1
+    strand: str = ""
+    coding: bool = False
+    partial: str = ""
+    end: int = -1
 
 
 class TargetGrammar:
@@ -287,7 +295,7 @@ class TargetGrammar:
         if slot == "gene":
             return (), ((0, min(state.n_genes, inv.MAX_NUMBER)),)
         if slot == "phase":
-            return (), ((0, 2),)
+            return (), self._phases(state)
         values = self._values(state, slot[0])
         high_digit = slot.endswith("_hi")
         memo_key = (high_digit, values, -1 if high_digit else state.hi)
@@ -314,6 +322,10 @@ class TargetGrammar:
         heads.append(inv.EOS)
         return tuple(heads)
 
+    def _phases(self, state: GrammarState) -> Intervals:
+        """Allowed phases of the current cds line (any, here)."""
+        return _ALL_PHASES
+
     def _values(self, state: GrammarState, which: str) -> Intervals:
         """Allowed values of the current line's start (``s``) or end (``e``) coordinate."""
         w = self.max_end
@@ -332,35 +344,50 @@ class TargetGrammar:
         return ((state.start + 1, w),)
 
     def _step(self, state: GrammarState, token: str) -> GrammarState:
-        # Fields in declaration order (line, slot, prev, n_records, n_genes, exons, hi, start):
-        # building the state directly costs a fraction of dataclasses.replace, and this runs for
-        # every row at every decoding step.
-        line, slot_index, prev = state.line, state.slot, state.prev
-        n_records, n_genes, exons, hi, start = (state.n_records, state.n_genes, state.exons,
-                                                state.hi, state.start)
+        # Fields in declaration order (line, slot, prev, n_records, n_genes, exons, hi, start,
+        # strand, coding, partial, end): building the state directly costs a fraction of
+        # dataclasses.replace, and this runs for every row at every decoding step.
+        (line, slot_index, prev, n_records, n_genes, exons, hi, start, strand, coding, partial,
+         end) = state
         if line == _GAP:
             if token == inv.BOS:
-                return GrammarState(line, slot_index, "bos", n_records, n_genes, exons, hi, start)
+                return GrammarState(line, slot_index, "bos", n_records, n_genes, exons, hi, start,
+                                    strand, coding, partial, end)
             if token == inv.EOS:
-                return GrammarState(_DONE, slot_index, prev, n_records, n_genes, exons, hi, start)
+                return GrammarState(_DONE, slot_index, prev, n_records, n_genes, exons, hi, start,
+                                    strand, coding, partial, end)
             kind = _HEADS[token]
             if kind == _TX:
                 n_records, exons = n_records + 1, ()
+                strand, coding, partial = "", False, ""
             elif kind == _FEAT:
                 n_records += 1
-            return GrammarState(kind, 1, prev, n_records, n_genes, exons, hi, start)
+                strand, coding, partial = "", False, ""
+            return GrammarState(kind, 1, prev, n_records, n_genes, exons, hi, start, strand,
+                                coding, partial, end)
         slot = _TEMPLATES[line][slot_index]
         if slot == "nl":
-            return GrammarState(_GAP, 0, line, n_records, n_genes, exons, -1, -1)
+            return GrammarState(_GAP, 0, line, n_records, n_genes, exons, -1, -1, strand, coding,
+                                partial, -1)
         if slot == "gene":
             n_genes = max(n_genes, _NUMBER_VALUE[token] + 1)
         elif slot.endswith("_hi"):
             hi = _NUMBER_VALUE[token]
         elif slot == "s_lo":
             start = hi * COORD_BASE + _NUMBER_VALUE[token]
-        elif slot == "e_lo" and line == _EXON:
-            exons = exons + ((start, hi * COORD_BASE + _NUMBER_VALUE[token]),)
-        return GrammarState(line, slot_index + 1, prev, n_records, n_genes, exons, hi, start)
+        elif slot == "e_lo":
+            end = hi * COORD_BASE + _NUMBER_VALUE[token]
+            if line == _EXON:
+                exons = exons + ((start, end),)
+        elif line == _TX:
+            if slot == "strand":
+                strand = token
+            elif slot == "biotype":
+                coding = token == inv.PROTEIN_CODING
+            elif slot == "partial":
+                partial = token
+        return GrammarState(line, slot_index + 1, prev, n_records, n_genes, exons, hi, start,
+                            strand, coding, partial, end)
 
 
 def _digits(values: Intervals, high_digit: bool, hi: int) -> Intervals:
