@@ -38,6 +38,7 @@ DEFAULTS = PredictConfig()
 # The structure decoder's options get a table of their own, whose columns fit --head_signal_weight
 # at 80 columns (tests/cli/test_cli_help.py); beside --no_cuda_graphs it would be cut.
 HMM_PANEL = "Structure decoder (--decoder hmm)"
+GENERATIVE_PANEL = "Generative decoder"
 
 SUMMARY = "Annotate a genome: FASTA in, GFF3 gene models out."
 
@@ -115,6 +116,13 @@ def predict_command(
             "decoder; auto: hmm when MODEL_DIR has gene_structure.json (every model tune "
             "exports), else generative.")),
     ] = DEFAULTS.decoder,
+    signal_grammar: Annotated[
+        bool,
+        typer.Option("--signal_grammar/--no_signal_grammar", rich_help_panel=GENERATIVE_PANEL, help=(
+            "generative: the decoding grammar reads each window's DNA, so every CDS it writes is "
+            "a complete ORF (ATG to the first in-frame stop, or cut by the window) and every "
+            "intron of a coding transcript sits at GT-AG, GC-AG or AT-AC.")),
+    ] = DEFAULTS.signal_grammar,
     species: Annotated[
         str | None,
         typer.Option(*flag("species"), rich_help_panel=HMM_PANEL, help=(
@@ -172,6 +180,7 @@ def predict_command(
         seqids=names,
         cuda_graphs=cuda_graphs,
         decoder=decoder,
+        signal_grammar=signal_grammar,
         species=species,
         taxon=taxon,
         emission_weight=emission_weight,

@@ -48,19 +48,35 @@ DEFAULT_MAX_NEW_TOKENS = 4096
 
 
 class GrammarCache:
-    """One :class:`TargetGrammar` per window length (most windows share one length).
+    """One :class:`TargetGrammar` per window length (most windows share one length), or with
+    ``signals`` one :class:`~genoforge.genes.signal_grammar.SignalGrammar` per window.
 
     Building a grammar maps ~1,100 inventory tokens to ids; keep the last ``capacity`` ones
-    (a genome of many short scaffolds has many distinct lengths).
+    (a genome of many short scaffolds has many distinct lengths). A signal grammar reads its
+    window's bases (canonical splice sites; complete ORFs, a CDS cut only where its exon runs
+    into the window's edge), so it is built for every window (~0.6 ms). Its ``clip_in_introns``
+    stays off: with it a transcript marked partial could end its CDS at any exon end, which
+    would let a decoder escape the ORF rule by writing a partial mark.
     """
 
     def __init__(self, tokenizer, max_records: int = DEFAULT_MAX_RECORDS,
-                 max_exons: int = DEFAULT_MAX_EXONS, capacity: int = 64):
+                 max_exons: int = DEFAULT_MAX_EXONS, capacity: int = 64, signals: bool = False):
         self.tokenizer = tokenizer
         self.max_records = max_records
         self.max_exons = max_exons
         self.capacity = capacity
+        self.signals = signals
         self._grammars: OrderedDict[int, TargetGrammar] = OrderedDict()
+
+    def for_window(self, window_length: int, bases: str | None) -> TargetGrammar:
+        """The grammar of one window: its signal grammar (``signals`` on and ``bases`` given),
+        else the plain grammar of its length."""
+        if not self.signals or bases is None:
+            return self(window_length)
+        from genoforge.genes.signal_grammar import SignalGrammar
+
+        return SignalGrammar(self.tokenizer, bases[:window_length], max_records=self.max_records,
+                             max_exons=self.max_exons)
 
     def __call__(self, window_length: int) -> TargetGrammar:
         grammar = self._grammars.get(window_length)

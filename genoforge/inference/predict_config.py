@@ -81,6 +81,8 @@ class PredictConfig:
     seqids: tuple[str, ...] | None = None
     cuda_graphs: bool | None = None
     decoder: str = "auto"  # hmm, generative, or auto: hmm when the model directory supports it
+    # generative: the grammar reads each window's bases (canonical splice sites, complete ORFs)
+    signal_grammar: bool = True
     species: str | None = None  # hmm: gene-structure parameters of this baked species
     taxon: str | None = None  # hmm: ... of this taxon's baked species
     # hmm: scale of the per-base head's scaled log-likelihoods and of the signal PWMs' log-odds;

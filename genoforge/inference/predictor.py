@@ -61,7 +61,8 @@ class Predictor:
                 f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
                 f"{model.config.vocab_size} embeddings; run `genoforge tokens resize` on the model"
             )
-        self.grammars = GrammarCache(tokenizer, self.config.max_records, self.config.max_exons)
+        self.grammars = GrammarCache(tokenizer, self.config.max_records, self.config.max_exons,
+                                     signals=self.config.signal_grammar)
         cuda = self.device.type == "cuda"
         self.batch_size = default_batch_size(self.config, self.device)
         self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
@@ -108,7 +109,7 @@ class Predictor:
         def decodable() -> Iterator[tuple[GenomeWindow, list[int], int]]:
             for window in windows:
                 if _HAS_BASE.search(window.sequence):
-                    yield window, self.tokenizer.encode_dna(window.sequence), window.length
+                    yield window, self.tokenizer.encode_dna(window.sequence), window.length, window.sequence
                 else:  # kept without its bases: a long N run must not pile up sequence
                     skipped.append(dataclasses.replace(window, sequence=""))
 

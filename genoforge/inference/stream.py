@@ -89,6 +89,7 @@ class _EncodedWindow:
     memory_ok_M: Tensor
     pointer_keys_LP: Tensor | None = None  # the coordinate pointer's boundary keys [L + 1, P]
     pointer_valid_L: Tensor | None = None
+    bases: str | None = None  # the window's sequence, for a signal grammar
 
 
 @dataclass
@@ -164,8 +165,9 @@ def decode_stream(
         ids = [item[1] for item in chunk]
         batch = encoder_batch(ids, bp_lengths, pad, device, length_multiple=length_multiple,
                               rows=batch_size if pad_encoder_rows else None)
+        bases = [window_bases(tokenizer, item) for item in chunk] if pointer or grammars.signals else None
         if pointer:
-            add_base_fields(batch, tokenizer, chunk, bp_lengths, device)
+            add_base_fields(batch, bases, [item[1] for item in chunk], bp_lengths, device)
         memory = model.encode_for_decoding(batch)
         kv = model.decoder.cross_kv(memory.states_BMD)
         if cache is None:
@@ -178,6 +180,8 @@ def decode_stream(
             if pointer:
                 window.pointer_keys_LP = memory.pointer_keys_WLP[i, : length + 1]
                 window.pointer_valid_L = memory.pointer_valid_WL[i, : length + 1]
+            if grammars.signals and bases is not None:
+                window.bases = bases[i]
             queue.append(window)
 
     def finish(b: int, truncated: bool) -> tuple[Any, WindowPrediction]:
@@ -204,7 +208,7 @@ def decode_stream(
             cache.load(b, window.cross_k, window.cross_v, window.memory_ok_M)
             if window.pointer_keys_LP is not None:
                 cache.load_pointer(b, window.pointer_keys_LP, window.pointer_valid_L)
-            grammar_rows.start(b, grammars(window.length), bos)
+            grammar_rows.start(b, grammars.for_window(window.length, window.bases), bos)
             rows[b] = _Row(window.key, window.length, [bos])
             current_B[b] = bos
         active = [row is not None for row in rows]
@@ -273,18 +277,21 @@ def prefix_hidden_logits(model, memory, decoder_ids_BT: Tensor) -> tuple[Tensor,
     return hidden[:, -1], model.decoder.logits(hidden[:, -1])
 
 
-def add_base_fields(batch: dict, tokenizer, chunk: Sequence[tuple], bp_lengths, device) -> None:
-    """Add the per-base fields of a chunk of ``(key, ids, length[, bases])`` windows to its
-    encoder ``batch`` (window i in row i), what the coordinate pointer's keys are read from."""
+def window_bases(tokenizer, item: tuple) -> str:
+    """The sequence of a ``(key, ids, length[, bases])`` window: given, or read from its ids."""
+    length = item[2]
+    return item[3][:length] if len(item) > 3 else window_dna(tokenizer, item[1], length)
+
+
+def add_base_fields(batch: dict, bases: Sequence[str], ids: Sequence[Sequence[int]], bp_lengths,
+                    device) -> None:
+    """Add the per-base fields of windows (``bases``, their encoder ``ids``; window i in row i)
+    to their encoder ``batch``: what the coordinate pointer's keys are read from."""
     from genoforge.genes.classes import encode_bases
     from genoforge.model.base_inputs import base_fields
 
     width = batch["input_ids"].shape[1]
-    codes = []
-    for item in chunk:
-        bases = item[3] if len(item) > 3 else window_dna(tokenizer, item[1], item[2])
-        codes.append(encode_bases(bases[: item[2]]))
-    fields = base_fields(codes, [item[1] for item in chunk], [b * width for b in range(len(chunk))],
+    fields = base_fields([encode_bases(b) for b in bases], ids, [b * width for b in range(len(ids))],
                          bp_lengths)
     batch.update({name: torch.from_numpy(value).to(device) for name, value in fields.items()})
 

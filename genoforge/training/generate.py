@@ -117,7 +117,7 @@ def decode_validation_windows(model, tokenizer, windows: ValidationWindows, indi
     was_training = model.training
     model.eval()
     decoded: list[DecodedWindow] = []
-    grammars = GrammarCache(tokenizer)
+    grammars = GrammarCache(tokenizer, signals=True)  # as predict decodes (its default)
     indices = list(indices)
     try:
         with torch.no_grad(), autocast():

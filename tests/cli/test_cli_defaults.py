@@ -92,10 +92,11 @@ def _field_defaults(command: str) -> dict[str, object]:
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f"--{f.name}" in flags}
 
 
-def _as_value(shown: str, default: object) -> object:
-    """The shown text read as a value of the default's type (so 1e-4 and 0.0001 are equal)."""
+def _as_value(shown: str, default: object, name: str = "") -> object:
+    """The shown text read as a value of the default's type (so 1e-4 and 0.0001 are equal); an
+    on/off switch shows the name of its default side (``signal_grammar``, ``no_signal_grammar``)."""
     if isinstance(default, bool):
-        return {"True": True, "False": False}.get(shown, shown)
+        return {"True": True, "False": False, name: True, f"no_{name}": False}.get(shown, shown)
     if isinstance(default, (int, float)):
         try:
             return type(default)(shown)
@@ -126,7 +127,7 @@ def test_help_default_of_each_field_flag_is_the_dataclass_default(command: str) 
             expected = NONE_DESCRIBED.get(command, {}).get(name)
             if shown != expected:
                 wrong[name] = (shown, f"None (described as {expected!r})")
-        elif _as_value(shown, default) != default:
+        elif _as_value(shown, default, name) != default:
             wrong[name] = (shown, default)
     assert not wrong, f"`genoforge {command} --help` (shown, dataclass default): {wrong}"
 

@@ -60,7 +60,7 @@ def test_recipe_line_runs_as_written_both_spellings(runner, offline, tmp_path):
     snake = run(runner, RECIPE.format(save=tmp_path / "init") + " --dry_run")
     assert snake.exit_code == 0, snake.output
     assert "FALLING BACK" in snake.stderr  # offline: a loud warning, not a failure
-    assert "2.90B total" in snake.stdout
+    assert "2.91B total" in snake.stdout
     kebab_line = " ".join(w.replace("_", "-") if w.startswith("--") else w for w in RECIPE.split())
     kebab = run(runner, kebab_line.format(save=tmp_path / "init") + " --dry-run")
     assert kebab.exit_code == 0, kebab.output

@@ -335,7 +335,7 @@ def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
     exactly the tokens of the step loop the mask table replaced: the model's cached step, each
     row's allowed_mask in a numpy array, argmax."""
     from genoforge.genes.grammar import TargetGrammar
-    from genoforge.inference.decode import cut_unfinished_record, record_start_ids
+    from genoforge.inference.decode import cut_unfinished_record, record_start_ids, window_dna
     from genoforge.inference.stream import add_base_fields
     from genoforge.model.decode_cache import RowCache
 
@@ -352,8 +352,8 @@ def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
         # same cut-back for rows the cap stopped.
         batch = encoder_batch(ids, tokenizer.bp_lengths(), pad, rows=rows)
         if model.pointer is not None:
-            add_base_fields(batch, tokenizer, [(b, w, n) for b, (w, n) in enumerate(zip(ids, lengths))],
-                            tokenizer.bp_lengths(), "cpu")
+            bases = [window_dna(tokenizer, w, n) for w, n in zip(ids, lengths)]
+            add_base_fields(batch, bases, ids, tokenizer.bp_lengths(), "cpu")
         memory = model.encode_for_decoding(batch)
         kv = model.decoder.cross_kv(memory.states_BMD)
         cache = RowCache.empty(model.config, rows, memory.states_BMD.shape[1], "cpu", kv[0][0].dtype,
