@@ -8,7 +8,8 @@
 #       over the bundled DNABERT-2 tokenizer, weights dropped: re-made on the device), regions/
 #       (quality.py --region_only: every species' validation regions, bake's default split).
 #   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl; BAKE_FLAGS, e.g.
-#       --reverse_complement, go to bake; MODEL_TOML to model init; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune)
+#       --reverse_complement, go to bake; MODEL_TOML to model init; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune;
+#       DECODER=generative predicts with the token decoder, PREDICT_BATCH and PREDICT_FLAGS to it)
 #       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
 #       tracks.npz and tracks.signals.npz (benchmarks/base_tracks.py), summary.json.
 #
@@ -98,10 +99,16 @@ run() {
   local dir species
   for dir in "$G"/regions/${PREDICT_SPECIES:-*}/; do
     species=$(basename "$dir")
-    $PY -m genoforge predict "$model" "$dir/region.fa" -o "$W/pred/$species.gff3" --decoder hmm \
-      --species "$species" --batch_size 32 --device "${DEVICE:-cuda}" >>"$W/predict.log" 2>&1 || echo "predict $species failed"
+    if [ "${DECODER:-hmm}" = hmm ]; then
+      $PY -m genoforge predict "$model" "$dir/region.fa" -o "$W/pred/$species.gff3" --decoder hmm \
+        --species "$species" --batch_size 32 --device "${DEVICE:-cuda}" >>"$W/predict.log" 2>&1 || echo "predict $species failed"
+    else
+      $PY -m genoforge predict "$model" "$dir/region.fa" -o "$W/pred/$species.gff3" --decoder generative \
+        --batch_size "${PREDICT_BATCH:-64}" --device "${DEVICE:-cuda}" ${PREDICT_FLAGS:-} >>"$W/predict.log" 2>&1 \
+        || echo "predict $species failed"
+    fi
   done
-  echo "predict (hmm, all species): $((SECONDS - t0)) s"
+  echo "predict (${DECODER:-hmm}): $((SECONDS - t0)) s"
   grep -h "genes," "$W/predict.log"
   cp "$W/predict.log" "$OUT/"
   tar czf "$OUT/preds.tar.gz" -C "$W/pred" .

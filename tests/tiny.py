@@ -159,6 +159,10 @@ def build_debug_model(tokenizer: GenoTokenizer, seed: int = 0, **changes) -> Gen
             layer.cross_attn.q_proj.weight.mul_(4.0)
             layer.cross_attn.k_proj.weight.mul_(4.0)
             layer.cross_attn.o_proj.weight.mul_(30.0)
+        if model.pointer is not None:
+            # Coordinates from the window's own bases, not a length prior shared by all windows.
+            model.pointer.query_proj.weight.mul_(30.0)
+            model.pointer.distance_proj.weight.zero_()
     return model
 
 

@@ -39,7 +39,8 @@ import torch
 from torch import Tensor
 
 from genoforge.errors import ConfigError
-from genoforge.genes.grammar import AllowedKey, GrammarState, TargetGrammar
+from genoforge.genes.grammar import SLOT_LO, AllowedKey, GrammarState, TargetGrammar
+from genoforge.genes.inventory import MAX_NUMBER, NUMBERS
 from genoforge.genes.window_models import WindowAnnotation
 from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RECORDS
 
@@ -182,9 +183,11 @@ class GrammarRows:
         self.grammars: list[TargetGrammar | None] = [None] * rows
         self.states: list[GrammarState | None] = [None] * rows
         self._keys: list[AllowedKey | None] = [None] * rows
+        self._number_value: dict[int, int] = {}  # id -> value of "0".."999"
         # Each row's coordinate slot and hi digit (TargetGrammar.coordinate_slot), for a pointer.
         self.coordinate_slots = [0] * rows
         self.coordinate_his = [0] * rows
+        self.last_coordinates = [0] * rows  # the coordinate each row wrote last (0 at first)
         self._mask_row = [0] * rows  # each row's row of the table
         self._vocab: dict[str, int] | None = None
         self._last_grammar: TargetGrammar | None = None
@@ -204,7 +207,10 @@ class GrammarRows:
         elif grammar is not self._last_grammar and grammar.id_of != self._vocab:
             raise ConfigError("the grammars of one decoding batch must share one vocabulary")
         self._last_grammar = grammar  # most windows share one grammar: compare vocabularies once
+        if not self._number_value:
+            self._number_value = {grammar.id_of[n]: v for v, n in enumerate(NUMBERS)}
         self.grammars[b] = grammar
+        self.last_coordinates[b] = 0
         state = grammar.advance(grammar.start_state(), bos_id)
         self._enter(b, grammar, state, grammar.allowed_key(state))
 
@@ -212,7 +218,7 @@ class GrammarRows:
         """Row ``b`` becomes idle (its window was finished or cut)."""
         self.grammars[b] = self.states[b] = self._keys[b] = None
         self._mask_row[b] = 0
-        self.coordinate_slots[b] = self.coordinate_his[b] = 0
+        self.coordinate_slots[b] = self.coordinate_his[b] = self.last_coordinates[b] = 0
 
     def advance(self, b: int, token_id: int) -> bool:
         """Feed ``token_id`` to active row ``b``; True once its target is complete (row idle).
@@ -222,7 +228,10 @@ class GrammarRows:
         """
         grammar = self.grammars[b]
         assert grammar is not None, f"row {b} is idle"
+        was_lo, hi = self.coordinate_slots[b] == SLOT_LO, self.coordinate_his[b]
         state, key = grammar.advance_keyed(self.states[b], self._keys[b], token_id)
+        if was_lo:  # a coordinate is complete: hi : lo
+            self.last_coordinates[b] = hi * (MAX_NUMBER + 1) + self._number_value[token_id]
         if grammar.is_final(state):
             self.stop(b)
             return True

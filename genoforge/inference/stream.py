@@ -217,7 +217,8 @@ def decode_stream(
         assert cache is not None
         active_B = torch.tensor(active, device=device)
         if pointer:
-            cache.set_coordinate_slots(grammar_rows.coordinate_slots, grammar_rows.coordinate_his)
+            cache.set_coordinate_slots(grammar_rows.coordinate_slots, grammar_rows.coordinate_his,
+                                       grammar_rows.last_coordinates)
         logits_BV = step(model, current_B, cache, active_B)
         picked = grammar_rows.pick(logits_BV)
         for b, row in enumerate(rows):

@@ -77,6 +77,7 @@ class RowCache:
     pointer_valid_BL: Tensor | None = None
     coord_slot_B: Tensor | None = None
     coord_hi_B: Tensor | None = None
+    coord_previous_B: Tensor | None = None  # the coordinate each row wrote last (0 at first)
 
     @classmethod
     def empty(cls, config: ModelConfig, rows: int, memory_width: int, device, dtype,
@@ -104,7 +105,7 @@ class RowCache:
     def tensors(self) -> list[Tensor]:
         """Every tensor of the state (what a captured step has baked in)."""
         pointer = [t for t in (self.pointer_keys_BLP, self.pointer_valid_BL, self.coord_slot_B,
-                               self.coord_hi_B) if t is not None]
+                               self.coord_hi_B, self.coord_previous_B) if t is not None]
         return [self.position_B, self.slot_pos_BW, self.memory_ok_BM,
                 *self.self_k, *self.self_v, *self.cross_k, *self.cross_v, *pointer]
 
@@ -127,20 +128,22 @@ class RowCache:
         if self.coord_slot_B is None:
             self.coord_slot_B = torch.zeros(rows, dtype=torch.long, device=keys_LP.device)
             self.coord_hi_B = torch.zeros(rows, dtype=torch.long, device=keys_LP.device)
+            self.coord_previous_B = torch.zeros(rows, dtype=torch.long, device=keys_LP.device)
         n = keys_LP.shape[0]
         self.pointer_keys_BLP[row].zero_()
         self.pointer_keys_BLP[row, :n] = keys_LP
         self.pointer_valid_BL[row] = False
         self.pointer_valid_BL[row, :n] = valid_L
 
-    def set_coordinate_slots(self, slots: list[int], his: list[int]) -> None:
-        """Every row's coordinate slot and hi digit for the next step (in place: a captured step
-        reads these tensors)."""
-        if self.coord_slot_B is None or self.coord_hi_B is None:
+    def set_coordinate_slots(self, slots: list[int], his: list[int], previous: list[int]) -> None:
+        """Every row's coordinate slot, hi digit and last written coordinate for the next step
+        (in place: a captured step reads these tensors)."""
+        if self.coord_slot_B is None or self.coord_hi_B is None or self.coord_previous_B is None:
             return
-        values = torch.tensor([slots, his], dtype=torch.long)
+        values = torch.tensor([slots, his, previous], dtype=torch.long)
         self.coord_slot_B.copy_(values[0], non_blocking=True)
         self.coord_hi_B.copy_(values[1], non_blocking=True)
+        self.coord_previous_B.copy_(values[2], non_blocking=True)
 
     def layer(self, index: int) -> LayerKV:
         return LayerKV(self.self_k[index], self.self_v[index], self.cross_k[index], self.cross_v[index])

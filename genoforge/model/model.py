@@ -355,7 +355,8 @@ class GenoforgeModel(nn.Module):
         if self.pointer is None or cache.pointer_keys_BLP is None:
             return logits_BV
         return pointer_number_logits(self.pointer, hidden_BD, cache.pointer_keys_BLP, cache.pointer_valid_BL,
-                                     cache.coord_slot_B, cache.coord_hi_B, logits_BV, self.bp_digit_token_ids)
+                                     cache.coord_slot_B, cache.coord_hi_B, cache.coord_previous_B, logits_BV,
+                                     self.bp_digit_token_ids)
 
     def _memory(self, batch: Any, masks: BatchMasks, hidden: Tensor) -> Memory:
         backend = self.backend_for(hidden.device)

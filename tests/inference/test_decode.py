@@ -365,6 +365,8 @@ def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
                                    memory.pointer_valid_WL[b, : lengths[b] + 1])
         states = [g.advance(g.start_state(), bos) for g in grammars]
         tokens = [[bos] for _ in lengths]
+        last = [0] * (len(lengths) + 1)  # each row's last written coordinate (the pointer's length term)
+        value_of = {tokenizer.token_to_id(str(v)): v for v in range(1_000)}
         current = torch.tensor([bos] * len(lengths) + [pad], dtype=torch.long)
         for _ in range(steps):
             masks = [None if g.is_final(s) else g.allowed_mask(s) for g, s in zip(grammars, states)]
@@ -373,12 +375,14 @@ def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
             active = torch.tensor([m is not None for m in masks] + [False])
             slots = [TargetGrammar.coordinate_slot(s) if m is not None else (0, 0)
                      for s, m in zip(states, masks)] + [(0, 0)]
-            cache.set_coordinate_slots([slot for slot, _ in slots], [hi for _, hi in slots])
+            cache.set_coordinate_slots([slot for slot, _ in slots], [hi for _, hi in slots], last)
             picked = _reference_pick(model.step(current, cache, active), masks + [None])
             for b, mask in enumerate(masks):
                 if mask is None:
                     picked[b] = pad
                 else:
+                    if slots[b][0] == 2:  # a lo digit: the coordinate is complete
+                        last[b] = slots[b][1] * 1_000 + value_of[picked[b]]
                     states[b] = grammars[b].advance(states[b], picked[b])
                     tokens[b].append(picked[b])
             picked[-1] = pad

@@ -55,7 +55,7 @@ def _decode(model, tokenizer, signals: bool):
     return windows, out
 
 
-@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize("seed", [3, 5])
 def test_every_cds_written_is_a_complete_orf_with_canonical_introns(tokenizer, seed) -> None:
     model = build_debug_model(tokenizer, seed).eval()
     windows, out = _decode(model, tokenizer, signals=True)
@@ -86,7 +86,7 @@ def test_signal_decoding_with_the_cache_equals_the_full_prefix_reference(tokeniz
     from genoforge.inference.decode import encoder_batch
     from genoforge.inference.stream import FullPrefixStep
 
-    model = build_debug_model(tokenizer, 4).eval()
+    model = build_debug_model(tokenizer, 5).eval()
     windows = _windows(tokenizer)[:3]
     biased = _coding_step(tokenizer)
     cached = dict(decode_stream(model, tokenizer, windows, batch_size=3, max_new_tokens=200,

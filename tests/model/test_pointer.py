@@ -20,6 +20,7 @@ from genoforge.model.pointer import (
     SLOT_HI,
     SLOT_LO,
     coordinate_positions,
+    distance_bucket,
     document_windows,
     number_values,
     pointer_number_logits,
@@ -60,10 +61,12 @@ def test_pointer_targets_round_trip_every_coordinate_of_a_target(tokenizer) -> N
     labels = ids[:, 1:]
     digits = torch.tensor([tokenizer.token_to_id(n) for n in inv.NUMBERS])
     values = number_values(digits, tokenizer.vocab_size)
-    slot, boundary, hi = coordinate_positions(labels, values, tokenizer.token_to_id(inv.COORD_SEP))
+    slot, boundary, hi, previous = coordinate_positions(labels, values, tokenizer.token_to_id(inv.COORD_SEP))
     expected = _coordinates(wa)
     assert boundary[slot == SLOT_HI].tolist() == expected
     assert boundary[slot == SLOT_LO].tolist() == expected
+    assert previous[slot == SLOT_HI].tolist() == [0, *expected[:-1]]
+    assert previous[slot == SLOT_LO].tolist() == [0, *expected[:-1]]
     assert hi[slot == SLOT_LO].tolist() == [v // COORD_BLOCK for v in expected]
     # the other numbers (gene indices 0, 1 and the phases 0, 2) are the token head's
     n_numbers = int((values[labels] >= 0).sum())
@@ -89,8 +92,12 @@ def test_number_logits_factorise_the_boundary_distribution() -> None:
     digits = torch.arange(100, 1_100)
     slot = torch.tensor([SLOT_HI, SLOT_LO, 0])
     hi = torch.tensor([0, 1, 0])
-    out = pointer_number_logits(model.pointer, hidden, keys, valid, slot, hi, token_logits, digits)
-    scores = (keys @ model.pointer.queries(hidden)[:, :, None]).squeeze(-1).masked_fill(~valid, -math.inf)
+    previous = torch.tensor([0, 1_020, 7])
+    out = pointer_number_logits(model.pointer, hidden, keys, valid, slot, hi, previous, token_logits, digits)
+    content = (keys @ model.pointer.queries(hidden)[:, :, None]).squeeze(-1)
+    buckets = distance_bucket(torch.arange(n_boundaries)[None, :] - previous[:, None])
+    length = model.pointer.distance_proj(hidden).gather(1, buckets)
+    scores = (content + length).masked_fill(~valid, -math.inf)
     full = torch.log_softmax(scores, dim=-1)
     hi_probs = torch.softmax(out[0, digits], dim=-1)
     torch.testing.assert_close(hi_probs[:2], full[0].exp().view(2, COORD_BLOCK).sum(-1), rtol=1e-4, atol=1e-6)
@@ -100,6 +107,16 @@ def test_number_logits_factorise_the_boundary_distribution() -> None:
     assert torch.isinf(out[1, digits][501:]).all()
     torch.testing.assert_close(out[2], token_logits[2])
     torch.testing.assert_close(out[:, :100], token_logits[:, :100])
+
+
+def test_distance_buckets_are_signed_log_bins() -> None:
+    d = torch.tensor([0, 1, -1, 2, 3, 4, 5, 6, 9, 10, 100, 15_000, -15_000, 10**6])
+    b = distance_bucket(d).tolist()
+    half = 23
+    assert b[0] == half and b[1] == half + 1 and b[2] == half - 1
+    assert b[1] < b[3] < b[4] <= b[5] and b[5] <= b[7] and b[9] < b[10] < b[11]
+    assert b[11] <= 2 * half and b[12] == 2 * half - b[11] and b[13] == 2 * half
+    assert distance_bucket(torch.arange(-20_000, 20_000)).unique().numel() <= 2 * half + 1
 
 
 def test_ordinal_targets_cost_less_for_a_near_miss() -> None:
