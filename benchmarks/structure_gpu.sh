@@ -9,7 +9,8 @@
 #       (quality.py --region_only: every species' validation regions, bake's default split).
 #   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl; BAKE_FLAGS, e.g.
 #       --reverse_complement, go to bake; MODEL_TOML to model init; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune;
-#       DECODER=generative predicts with the token decoder, PREDICT_BATCH and PREDICT_FLAGS to it)
+#       DECODER=generative predicts with the token decoder, PREDICT_BATCH and PREDICT_FLAGS to it;
+#       SKIP_TRACKS=1 skips the track dump)
 #       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
 #       tracks.npz and tracks.signals.npz (benchmarks/base_tracks.py), summary.json.
 #
@@ -113,8 +114,8 @@ run() {
   cp "$W/predict.log" "$OUT/"
   tar czf "$OUT/preds.tar.gz" -C "$W/pred" .
   cp "$model/gene_structure.json" "$OUT/" 2>/dev/null
-  $PY benchmarks/base_tracks.py "$model" "$OUT/tracks.npz" "$G"/regions/*/region.fa --device "${DEVICE:-cuda}" \
-    >"$W/tracks.log" 2>&1 || tail "$W/tracks.log"
+  [ -n "${SKIP_TRACKS:-}" ] || $PY benchmarks/base_tracks.py "$model" "$OUT/tracks.npz" "$G"/regions/*/region.fa \
+    --device "${DEVICE:-cuda}" >"$W/tracks.log" 2>&1 || tail "$W/tracks.log"
   ls -la "$OUT"
 }
 
