@@ -80,6 +80,12 @@ def print_eval_table(result) -> None:  # type: ignore[no-untyped-def]  # EvalRes
             "transcript = distinct CDS chain; gene = any chain matches",
         ]
     )
+    iso = result.isoforms
+    if iso is not None and (iso.n_reference or iso.n_prediction):
+        shown = "-" if iso.sensitivity is None else f"{100 * iso.sensitivity:.1f}%"
+        caption += (f"\nisoforms: {iso.tp_reference:,} of {iso.n_reference:,} reference chains of "
+                    f"multi-isoform genes found ({shown}); {iso.tp_prediction:,} of "
+                    f"{iso.n_prediction:,} predicted ones correct")
     if result.genome is not None:
         caption += (
             f"\nstop codons added: {ref.stops.extended:,} reference, "

@@ -50,6 +50,11 @@ JSON null, shown as "-").
     predicted gene is correct (tp_prediction) if ANY of its chains is among the reference chains.
     The two numerators can differ (a predicted gene matching two reference genes, split genes).
 
+Besides the four levels, ``isoforms`` (JSON key, and a caption line of the table) scores the
+distinct CDS chains of genes with two or more of them, each side's own multi-isoform genes
+matched exactly against every chain of the other side: the share of the reference's alternative
+isoforms that were recovered (:func:`genoforge.evaluation.metrics.isoform_level`).
+
 How this differs from gffcompare and ``gt eval`` (genometools)
 --------------------------------------------------------------
 - gffcompare compares transcripts by exon/intron chain (UTRs included), builds loci by
@@ -92,6 +97,7 @@ from genoforge.evaluation.metrics import (
     LevelScore,
     exon_level,
     gene_level,
+    isoform_level,
     nucleotide_level,
     transcript_level,
 )
@@ -148,6 +154,7 @@ class EvalResult:
     reference: AnnotationSummary
     prediction: AnnotationSummary
     genome: str | None = None
+    isoforms: LevelScore | None = None  # metrics.isoform_level: chains of multi-isoform genes
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document (schema version :data:`SCHEMA_VERSION`)."""
@@ -158,6 +165,7 @@ class EvalResult:
             "reference": self.reference.to_dict(),
             "prediction": self.prediction.to_dict(),
             "levels": {name: self.levels[name].to_dict() for name in LEVELS},
+            "isoforms": None if self.isoforms is None else self.isoforms.to_dict(),
         }
 
 
@@ -226,6 +234,8 @@ def evaluate(
         reference=ref_summary,
         prediction=pred_summary,
         genome=None if genome_path is None else str(genome_path),
+        isoforms=isoform_level([t for t in reference if _is_scored(t)],
+                               [t for t in prediction if _is_scored(t)]),
     )
 
 

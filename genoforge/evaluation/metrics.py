@@ -131,6 +131,18 @@ def gene_level(reference: Sequence[Transcript], prediction: Sequence[Transcript]
     return LevelScore(len(ref_genes), len(pred_genes), tp_ref, tp_pred)
 
 
+def isoform_level(reference: Sequence[Transcript], prediction: Sequence[Transcript]) -> LevelScore:
+    """Isoforms: the distinct CDS chains of genes with two or more of them (on each side its own
+    genes), matched exactly against every chain of the other side. Sensitivity is the share of
+    the reference's alternative isoforms a prediction recovers; a prediction that writes one
+    transcript per locus recovers at most one of each such gene's chains."""
+    ref_multi = {c for chains in _gene_chains(reference).values() if len(chains) > 1 for c in chains}
+    pred_multi = {c for chains in _gene_chains(prediction).values() if len(chains) > 1 for c in chains}
+    ref_all = {chain_key(t) for t in reference}
+    pred_all = {chain_key(t) for t in prediction}
+    return LevelScore(len(ref_multi), len(pred_multi), len(ref_multi & pred_all), len(pred_multi & ref_all))
+
+
 def _gene_chains(transcripts: Iterable[Transcript]) -> dict[tuple[str, str, str], set[ChainKey]]:
     genes: dict[tuple[str, str, str], set[ChainKey]] = defaultdict(set)
     for t in transcripts:

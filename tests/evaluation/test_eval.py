@@ -375,3 +375,50 @@ def test_compare_transcripts_leaves_out_noncoding_models() -> None:
     scores = compare_transcripts([tx([(0, 30)]), trna], [tx([(0, 30)], gene="p")])
     assert scores["gene"] == LevelScore(1, 1, 1, 1)
     assert scores["cds_nucleotide"].n_reference == 30
+
+
+# --- isoforms -------------------------------------------------------------------------------------
+
+
+def test_isoforms_count_each_alternative_chain_of_multi_isoform_genes() -> None:
+    """Reference gene g1 has three distinct CDS chains (one duplicated in a UTR-only variant),
+    g2 one; the prediction writes one of g1's and a wrong second isoform of its own gene."""
+    from genoforge.evaluation.metrics import isoform_level
+
+    ref = [
+        tx([(0, 30), (50, 80)], name="a"), tx([(0, 30), (60, 80)], name="b"),
+        tx([(0, 80)], name="c"), tx([(0, 30), (50, 80)], name="a2", exons=[(0, 30), (50, 95)]),
+        tx([(300, 360)], gene="g2"),
+    ]
+    pred = [tx([(0, 30), (60, 80)], gene="p1", name="x"), tx([(0, 30), (70, 80)], gene="p1", name="y"),
+            tx([(300, 360)], gene="p2")]
+    score = isoform_level(ref, pred)
+    assert (score.n_reference, score.tp_reference) == (3, 1)  # g1's chains; g2 is single
+    assert (score.n_prediction, score.tp_prediction) == (2, 1)  # p1's chains; p2 is single
+    assert score.sensitivity == pytest.approx(1 / 3) and score.precision == 0.5
+    one_each = isoform_level(ref, [tx([(0, 30), (50, 80)], gene="p1")])
+    assert one_each.tp_reference == 1 and one_each.n_prediction == 0 and one_each.precision is None
+
+
+def test_eval_reports_isoforms_in_json_and_table(tmp_path: Path) -> None:
+    def gff(path: Path, rows: list[tuple[str, str, int, int]]) -> Path:
+        lines = ["##gff-version 3"]
+        genes = sorted({g for g, _, _, _ in rows})
+        for gene in genes:
+            span = [(s, e) for g, _, s, e in rows if g == gene]
+            lines.append(f"chr1\tt\tgene\t{min(s for s, _ in span)}\t{max(e for _, e in span)}\t.\t+\t.\tID={gene}")
+        for gene, name, start, end in rows:
+            lines.append(f"chr1\tt\tmRNA\t{start}\t{end}\t.\t+\t.\tID={name};Parent={gene}")
+            lines.append(f"chr1\tt\texon\t{start}\t{end}\t.\t+\t.\tParent={name}")
+            lines.append(f"chr1\tt\tCDS\t{start}\t{end}\t.\t+\t0\tParent={name}")
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    ref = gff(tmp_path / "ref.gff3", [("g1", "g1.a", 1, 90), ("g1", "g1.b", 4, 90), ("g2", "g2.a", 201, 260)])
+    pred = gff(tmp_path / "pred.gff3", [("p1", "p1.a", 4, 90), ("p2", "p2.a", 201, 260)])
+    result = evaluate(ref, pred)
+    assert result.to_dict()["isoforms"]["n_reference"] == 2
+    assert result.isoforms.tp_reference == 1
+    out = runner.invoke(app, ["eval", str(ref), str(pred)])
+    assert out.exit_code == 0, out.output
+    assert "isoforms: 1 of 2 reference chains of multi-isoform genes found (50.0%)" in " ".join(out.output.split())
