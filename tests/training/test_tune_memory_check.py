@@ -53,7 +53,7 @@ def test_a_model_too_big_for_the_ram_is_one_line_and_exit_1(tune_workspace, huge
     assert f"{huge_model_dir}: training this model needs about 51.1 GB" in line
     assert "2.90B parameters x 16 B" in line and "46.5 GB" in line and "activation allowance" in line
     assert "more than the 16.0 GB of RAM available (of 17.0 GB)" in line
-    assert "--preset NAME): debug 479.08K parameters" in line and "small 35.69M parameters" in line
+    assert "--preset NAME): debug 480.99K parameters" in line and "small 35.70M parameters" in line
     assert "seed" not in line.split("--preset NAME")[1]  # only smaller presets are offered
     assert "--skip_memory_check" in line
     assert not out.exists()  # nothing written: not even the run directory
