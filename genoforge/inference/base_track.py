@@ -51,7 +51,7 @@ class BaseTrackPredictor:
         """float32 [length, width] track of each window (class log-probabilities, then the
         signals' log-odds), in order."""
         from genoforge.inference.decode import encoder_batch
-        from genoforge.model.base_inputs import base_fields
+        from genoforge.inference.stream import add_base_fields
         from genoforge.model.base_signals import LOG_ODDS_FLOOR, calibrated_log_odds
         from genoforge.model.model import split_head_logits
 
@@ -71,10 +71,7 @@ class BaseTrackPredictor:
             chunk = todo[first : first + self.batch_size]
             ids = [token_ids for _, _, token_ids in chunk]
             batch = encoder_batch(ids, self.bp_lengths, self.tokenizer.pad_id, self.device)
-            width = batch["input_ids"].shape[1]
-            fields = base_fields([codes for _, codes, _ in chunk], ids, [b * width for b in range(len(chunk))],
-                                 self.bp_lengths)
-            batch.update({name: torch.from_numpy(value).to(self.device) for name, value in fields.items()})
+            add_base_fields(batch, [codes for _, codes, _ in chunk], ids, self.bp_lengths, self.device)
             with torch.inference_mode():
                 masks = self.model.build_masks(batch, with_decoder=False)
                 hidden = self.model.encode_tokens(batch, masks)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -284,16 +285,17 @@ def window_bases(tokenizer, item: tuple) -> str:
     return item[3][:length] if len(item) > 3 else window_dna(tokenizer, item[1], length)
 
 
-def add_base_fields(batch: dict, bases: Sequence[str], ids: Sequence[Sequence[int]], bp_lengths,
-                    device) -> None:
-    """Add the per-base fields of windows (``bases``, their encoder ``ids``; window i in row i)
-    to their encoder ``batch``: what the coordinate pointer's keys are read from."""
+def add_base_fields(batch: dict, bases: Sequence[str | np.ndarray], ids: Sequence[Sequence[int]],
+                    bp_lengths, device) -> None:
+    """Add the per-base fields of windows (``bases`` as text or base codes, their encoder ``ids``;
+    window i in row i) to their encoder ``batch``: what the per-base head and the coordinate
+    pointer's keys read."""
     from genoforge.genes.classes import encode_bases
     from genoforge.model.base_inputs import base_fields
 
     width = batch["input_ids"].shape[1]
-    fields = base_fields([encode_bases(b) for b in bases], ids, [b * width for b in range(len(ids))],
-                         bp_lengths)
+    codes = [encode_bases(b) if isinstance(b, str) else b for b in bases]
+    fields = base_fields(codes, ids, [b * width for b in range(len(ids))], bp_lengths)
     batch.update({name: torch.from_numpy(value).to(device) for name, value in fields.items()})
 
 

@@ -115,12 +115,10 @@ class RowCache:
 
         rows = self.position_B.shape[0]
         need = -(-keys_LP.shape[0] // COORD_BLOCK) * COORD_BLOCK
-        if self.pointer_keys_BLP is None or self.pointer_keys_BLP.shape[1] < need or \
-                self.pointer_keys_BLP.shape[2] != keys_LP.shape[1]:
-            width = max(need, 0 if self.pointer_keys_BLP is None else self.pointer_keys_BLP.shape[1])
-            keys = torch.zeros(rows, width, keys_LP.shape[1], device=keys_LP.device, dtype=keys_LP.dtype)
-            valid = torch.zeros(rows, width, dtype=torch.bool, device=keys_LP.device)
-            if self.pointer_keys_BLP is not None and self.pointer_keys_BLP.shape[2] == keys_LP.shape[1]:
+        if self.pointer_keys_BLP is None or self.pointer_keys_BLP.shape[1] < need:
+            keys = torch.zeros(rows, need, keys_LP.shape[1], device=keys_LP.device, dtype=keys_LP.dtype)
+            valid = torch.zeros(rows, need, dtype=torch.bool, device=keys_LP.device)
+            if self.pointer_keys_BLP is not None:  # widened: the other rows keep their windows
                 old = self.pointer_keys_BLP.shape[1]
                 keys[:, :old] = self.pointer_keys_BLP
                 valid[:, :old] = self.pointer_valid_BL

@@ -101,9 +101,15 @@ class ModelOutput:
     num_base_labels: Tensor | None = None
     signal_logits: Tensor | None = None
     signal_loss: Tensor | None = None
-    pointer_loss: Tensor | None = None
-    num_pointer_labels: Tensor | None = None
     pointer: PointerSums | None = None
+
+    @property
+    def pointer_loss(self) -> Tensor | None:
+        return None if self.pointer is None else self.pointer.nll_sum / self.pointer.count.clamp(min=1)
+
+    @property
+    def num_pointer_labels(self) -> Tensor | None:
+        return None if self.pointer is None else self.pointer.count
 
 
 BASE_FIELDS = ("base_codes", "base_token", "base_offset", "base_mask")
@@ -444,8 +450,6 @@ class GenoforgeModel(nn.Module):
             num_base_labels=n_base,
             signal_logits=signal_logits,
             signal_loss=signal_term,
-            pointer_loss=None if pointer is None else pointer.nll_sum / pointer.count.clamp(min=1),
-            num_pointer_labels=None if pointer is None else pointer.count,
             pointer=pointer,
         )
 
@@ -468,7 +472,7 @@ class GenoforgeModel(nn.Module):
         keys, valid = self.pointer.keys(base_features_WLC, _get(batch, "base_mask"))
         smoothed, nll, count, scored = pointer_loss(
             self.pointer, hidden_BTD, labels, _get(batch, "decoder_doc"), keys, valid,
-            number_values(self.bp_digit_token_ids, vocab_size), int(self.coord_sep_token_id.item()),
+            number_values(self.bp_digit_token_ids, vocab_size), self.coord_sep_token_id,
             self.config.pointer_label_smoothing, self.config.pointer_label_sigma,
         )
         return PointerSums(smoothed + touch, nll, count, scored)

@@ -121,7 +121,7 @@ def number_values(digit_token_ids: Tensor, vocab_size: int) -> Tensor:
     return values
 
 
-def coordinate_positions(labels_BT: Tensor, values_V: Tensor, sep_id: int,
+def coordinate_positions(labels_BT: Tensor, values_V: Tensor, sep_id: int | Tensor,
                          decoder_doc_BT: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Where the labels are coordinate digits: (slot [B, T] SLOT_*, boundary [B, T], hi [B, T],
     previous [B, T]).
@@ -187,7 +187,7 @@ def soft_target_log_likelihood(log_probs_NL: Tensor, allowed_NL: Tensor, target_
 
 
 def pointer_loss(pointer: CoordinatePointer, hidden_BTD: Tensor, labels_BT: Tensor, decoder_doc_BT: Tensor,
-                 keys_WLP: Tensor, valid_WL: Tensor, values_V: Tensor, sep_id: int,
+                 keys_WLP: Tensor, valid_WL: Tensor, values_V: Tensor, sep_id: int | Tensor,
                  smoothing: float, sigma: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(sum of the smoothed CE, sum of the plain CE, coordinate digits scored, their [B, T] mask)
     of a packed batch.
