@@ -10,7 +10,9 @@
 #   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl; BAKE_FLAGS, e.g.
 #       --reverse_complement, go to bake; MODEL_TOML to model init; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune;
 #       DECODER=generative predicts with the token decoder, PREDICT_BATCH and PREDICT_FLAGS to it;
-#       SKIP_TRACKS=1 skips the track dump)
+#       PREDICT_SPECIES: a comma list (default all); PREDICT_MODEL=final predicts with final/, not best/;
+#       GUIDE_WEIGHTS and HMM_TOO: see predict_all; SKIP_TRACKS=1 skips the track dump)
+#   bash benchmarks/structure_gpu.sh repredict  (device call, same machine still warm: predict again)
 #       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
 #       tracks.npz and tracks.signals.npz (benchmarks/base_tracks.py), summary.json.
 #
@@ -94,12 +96,37 @@ run() {
   echo "tune exit $? after $((SECONDS - t0)) s"
   grep -v '^\s*$' "$W/tune.log" | tail -n 12
   cp "$W/tune.log" "$W/run/metrics.jsonl" "$OUT/" 2>/dev/null
-  local model=$W/run/best
-  [ -d "$model" ] || die "no best/ model"
-  t0=$SECONDS
-  local dir species
-  for dir in "$G"/regions/${PREDICT_SPECIES:-*}/; do
+  local model=$W/run/${PREDICT_MODEL:-best}
+  [ -d "$model" ] || die "no ${PREDICT_MODEL:-best}/ model"
+  predict_all "$model"
+  [ -n "${SKIP_TRACKS:-}" ] || $PY benchmarks/base_tracks.py "$model" "$OUT/tracks.npz" "$G"/regions/*/region.fa \
+    --device "${DEVICE:-cuda}" >"$W/tracks.log" 2>&1 || tail "$W/tracks.log"
+  ls -la "$OUT"
+}
+
+# Predict the held-out regions with MODEL into $W/pred, then $OUT/preds.tar.gz. DECODER=hmm (default)
+# or generative; with GUIDE_WEIGHTS (e.g. 0,0.3,1) the generative decoder runs once per head-guidance
+# weight (benchmarks/guide_sweep.py, species PREDICT_SPECIES as a comma list), into w<W>/ folders
+# and sweep.json; HMM_TOO=1 adds the hmm predictions under hmm/.
+predict_all() {
+  local model=$1 t0=$SECONDS dir species
+  rm -rf "$W/pred" && mkdir -p "$W/pred"
+  if [ -n "${GUIDE_WEIGHTS:-}" ]; then
+    $PY benchmarks/guide_sweep.py "$model" --regions "$G/regions" --species "${PREDICT_SPECIES:-fly_chr2R}" \
+      --weights "$GUIDE_WEIGHTS" --out "$W/pred" --batch_size "${PREDICT_BATCH:-64}" --device "${DEVICE:-cuda}" \
+      ${PREDICT_FLAGS:-} >>"$W/predict.log" 2>&1 || { tail "$W/predict.log"; echo "guide sweep failed"; }
+    grep '^{' "$W/predict.log"
+  fi
+  for dir in "$G"/regions/*/; do
     species=$(basename "$dir")
+    case ",${PREDICT_SPECIES:-$species}," in *",$species,"*) ;; *) continue ;; esac
+    if [ -n "${GUIDE_WEIGHTS:-}" ]; then
+      [ -n "${HMM_TOO:-}" ] || continue
+      mkdir -p "$W/pred/hmm"
+      $PY -m genoforge predict "$model" "$dir/region.fa" -o "$W/pred/hmm/$species.gff3" --decoder hmm \
+        --species "$species" --batch_size 32 --device "${DEVICE:-cuda}" >>"$W/predict.log" 2>&1 || echo "predict $species failed"
+      continue
+    fi
     if [ "${DECODER:-hmm}" = hmm ]; then
       $PY -m genoforge predict "$model" "$dir/region.fa" -o "$W/pred/$species.gff3" --decoder hmm \
         --species "$species" --batch_size 32 --device "${DEVICE:-cuda}" >>"$W/predict.log" 2>&1 || echo "predict $species failed"
@@ -109,14 +136,18 @@ run() {
         || echo "predict $species failed"
     fi
   done
-  echo "predict (${DECODER:-hmm}): $((SECONDS - t0)) s"
+  echo "predict (${DECODER:-hmm}${GUIDE_WEIGHTS:+, guide weights $GUIDE_WEIGHTS}): $((SECONDS - t0)) s"
   grep -h "genes," "$W/predict.log"
   cp "$W/predict.log" "$OUT/"
   tar czf "$OUT/preds.tar.gz" -C "$W/pred" .
-  cp "$model/gene_structure.json" "$OUT/" 2>/dev/null
-  [ -n "${SKIP_TRACKS:-}" ] || $PY benchmarks/base_tracks.py "$model" "$OUT/tracks.npz" "$G"/regions/*/region.fa \
-    --device "${DEVICE:-cuda}" >"$W/tracks.log" 2>&1 || tail "$W/tracks.log"
-  ls -la "$OUT"
+}
+
+# Predict again with the model an earlier `run` left on this (still warm) machine.
+repredict() {
+  local model=$W/run/${PREDICT_MODEL:-best}
+  [ -d "$model" ] || die "no $model here: the machine was given back; use run"
+  device_env
+  predict_all "$model"
 }
 
 # Several trainings in one device call, each dumping its tracks for offline decoding:
@@ -156,6 +187,7 @@ variants() {
 case "$MODE" in
   prepare) prepare ;;
   run) shift; run "$@" ;;
+  repredict) repredict ;;
   variants) shift; variants "$@" ;;
-  *) die "usage: structure_gpu.sh prepare | run [MINUTES] | variants MINUTES SPEC ..." ;;
+  *) die "usage: structure_gpu.sh prepare | run [MINUTES] | repredict | variants MINUTES SPEC ..." ;;
 esac

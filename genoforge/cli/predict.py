@@ -123,6 +123,13 @@ def predict_command(
             "a complete ORF (ATG to the first in-frame stop, or cut by the window) and every "
             "intron of a coding transcript sits at GT-AG, GC-AG or AT-AC.")),
     ] = DEFAULTS.signal_grammar,
+    guide_weight: Annotated[
+        float,
+        typer.Option(*flag("guide_weight"), rich_help_panel=GENERATIVE_PANEL, help=(
+            "generative: add this times the per-base head's view to the decoder's choices: the "
+            "head's segment and site log-odds to each coordinate, its splice-site log-odds to "
+            "writing another exon. 0 leaves the decoder alone.")),
+    ] = DEFAULTS.guide_weight,
     species: Annotated[
         str | None,
         typer.Option(*flag("species"), rich_help_panel=HMM_PANEL, help=(
@@ -181,6 +188,7 @@ def predict_command(
         cuda_graphs=cuda_graphs,
         decoder=decoder,
         signal_grammar=signal_grammar,
+        guide_weight=guide_weight,
         species=species,
         taxon=taxon,
         emission_weight=emission_weight,

@@ -82,6 +82,10 @@ _ALL_PHASES: Intervals = ((0, 2),)
 # numbers (genoforge.model.pointer): not a coordinate digit, a coordinate's hi or its lo digit.
 SLOT_NONE, SLOT_HI, SLOT_LO = 0, 1, 2
 _COORDINATE_SLOTS = {"s_hi": SLOT_HI, "e_hi": SLOT_HI, "s_lo": SLOT_LO, "e_lo": SLOT_LO}
+# What a transcript's coordinate is (for head guidance, genoforge.inference.head_guide): none (not
+# a coordinate, or a feature's), a first exon's start, the start of an exon after an intron, an
+# exon's end, the CDS start, the CDS end.
+ROLE_NONE, ROLE_FIRST_START, ROLE_INTRON_START, ROLE_EXON_END, ROLE_CDS_START, ROLE_CDS_END = range(6)
 
 
 class GrammarState(NamedTuple):
@@ -255,6 +259,40 @@ class TargetGrammar:
             return SLOT_NONE, 0
         slot = _COORDINATE_SLOTS.get(_TEMPLATES[state.line][state.slot], SLOT_NONE)
         return slot, (state.hi if slot == SLOT_LO else 0)
+
+    @staticmethod
+    def coordinate_role(state: GrammarState) -> int:
+        """The ``ROLE_*`` of the coordinate being written in ``state`` (ROLE_NONE elsewhere)."""
+        line = state.line
+        if line == _EXON:
+            field = _TEMPLATES[_EXON][state.slot]
+            if field in ("s_hi", "s_lo"):
+                return ROLE_INTRON_START if state.exons else ROLE_FIRST_START
+            return ROLE_EXON_END if field in ("e_hi", "e_lo") else ROLE_NONE
+        if line == _CDS:
+            field = _TEMPLATES[_CDS][state.slot]
+            if field in ("s_hi", "s_lo"):
+                return ROLE_CDS_START
+            return ROLE_CDS_END if field in ("e_hi", "e_lo") else ROLE_NONE
+        return ROLE_NONE
+
+    def coordinate_range(self, state: GrammarState) -> tuple[int, int]:
+        """(lowest, highest) value the coordinate being written in ``state`` may take (0, -1
+        outside a coordinate): the span of the allowed values, for a pointer's scores."""
+        if state.line in (_GAP, _DONE):
+            return 0, -1
+        field = _TEMPLATES[state.line][state.slot]
+        if field not in _COORDINATE_SLOTS:
+            return 0, -1
+        values = self._values(state, field[0])
+        if not values:
+            return 0, -1
+        return min(low for low, _ in values), max(high for _, high in values)
+
+    @staticmethod
+    def after_exon(state: GrammarState) -> bool:
+        """True between lines right after a transcript's exon line (another exon may follow)."""
+        return state.line == _GAP and state.prev == _EXON
 
     def accepts(self, tokens: list[str]) -> bool:
         """True if the whole token sequence is a complete target."""

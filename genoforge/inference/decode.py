@@ -42,10 +42,12 @@ from genoforge.errors import ConfigError
 from genoforge.genes.grammar import SLOT_LO, AllowedKey, GrammarState, TargetGrammar
 from genoforge.genes.inventory import MAX_NUMBER, NUMBERS
 from genoforge.genes.window_models import WindowAnnotation
+from genoforge.inference.head_guide import guide_track
 from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RECORDS
 
 # Target tokens of real 10 kb windows (shared genomes): mean ~230, fly 99th percentile ~2,100.
 DEFAULT_MAX_NEW_TOKENS = 4096
+_STRAND_INDEX = {"+": 0, "-": 1}
 
 
 class GrammarCache:
@@ -188,6 +190,13 @@ class GrammarRows:
         self.coordinate_slots = [0] * rows
         self.coordinate_his = [0] * rows
         self.last_coordinates = [0] * rows  # the coordinate each row wrote last (0 at first)
+        # Head guidance (genoforge.inference.head_guide): each row's guide track for its next
+        # coordinate, and its strand (0 +, 1 -) between lines right after an exon, else -1.
+        self.guide_tracks = [0] * rows
+        self.after_exon_strand = [-1] * rows
+        # the span of the values the coordinate being written may take ((0, -1) elsewhere)
+        self.coordinate_lows = [0] * rows
+        self.coordinate_highs = [-1] * rows
         self._mask_row = [0] * rows  # each row's row of the table
         self._vocab: dict[str, int] | None = None
         self._last_grammar: TargetGrammar | None = None
@@ -219,6 +228,8 @@ class GrammarRows:
         self.grammars[b] = self.states[b] = self._keys[b] = None
         self._mask_row[b] = 0
         self.coordinate_slots[b] = self.coordinate_his[b] = self.last_coordinates[b] = 0
+        self.guide_tracks[b], self.after_exon_strand[b] = 0, -1
+        self.coordinate_lows[b], self.coordinate_highs[b] = 0, -1
 
     def advance(self, b: int, token_id: int) -> bool:
         """Feed ``token_id`` to active row ``b``; True once its target is complete (row idle).
@@ -264,6 +275,10 @@ class GrammarRows:
         self.states[b] = state
         self._keys[b] = key
         self.coordinate_slots[b], self.coordinate_his[b] = grammar.coordinate_slot(state)
+        self.guide_tracks[b] = guide_track(grammar.coordinate_role(state), state.strand)
+        if self.coordinate_slots[b]:
+            self.coordinate_lows[b], self.coordinate_highs[b] = grammar.coordinate_range(state)
+        self.after_exon_strand[b] = _STRAND_INDEX.get(state.strand, -1) if grammar.after_exon(state) else -1
         row = self._row_of_key.get(key)
         self._mask_row[b] = row if row is not None else self._add(key, grammar)
 

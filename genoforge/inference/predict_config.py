@@ -83,6 +83,8 @@ class PredictConfig:
     decoder: str = "auto"  # hmm, generative, or auto: hmm when the model directory supports it
     # generative: the grammar reads each window's bases (canonical splice sites, complete ORFs)
     signal_grammar: bool = True
+    # generative: weight of the per-base head's guide terms (genoforge.inference.head_guide)
+    guide_weight: float = 0.0
     species: str | None = None  # hmm: gene-structure parameters of this baked species
     taxon: str | None = None  # hmm: ... of this taxon's baked species
     # hmm: scale of the per-base head's scaled log-likelihoods and of the signal PWMs' log-odds;
@@ -133,6 +135,8 @@ class PredictConfig:
             raise ConfigError(f"--signal_weight must be >= 0, got {self.signal_weight}")
         if not self.head_signal_weight >= 0:
             raise ConfigError(f"--head_signal_weight must be >= 0, got {self.head_signal_weight}")
+        if not self.guide_weight >= 0:
+            raise ConfigError(f"--guide_weight must be >= 0, got {self.guide_weight}")
 
     def resolved_decoder(self, model_dir: str | Path) -> str:
         """``hmm`` or ``generative``: ``auto`` is hmm when ``model_dir`` holds the bake's

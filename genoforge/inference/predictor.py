@@ -118,7 +118,7 @@ class Predictor:
                 self.model, self.tokenizer, decodable(), batch_size=self.batch_size,
                 max_new_tokens=self.max_new_tokens, grammars=self.grammars,
                 length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
-                step=self.step,
+                step=self.step, guide_weight=self.config.guide_weight,
             ):
                 while skipped:
                     yield skipped.popleft(), None

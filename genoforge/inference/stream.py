@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from genoforge.errors import ConfigError
+from genoforge.genes.inventory import LINE_EXON
 from genoforge.genes.target import parse_target_tokens
 from genoforge.inference.decode import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -46,6 +47,7 @@ from genoforge.inference.decode import (
     record_start_ids,
     window_dna,
 )
+from genoforge.inference.head_guide import guide_tracks
 from genoforge.inference.predict_config import WINDOWLESS_MAX_NEW_TOKENS
 from genoforge.model.attention import cross_mask, decoder_self_mask
 from genoforge.model.decode_cache import RowCache
@@ -91,6 +93,8 @@ class _EncodedWindow:
     pointer_keys_LP: Tensor | None = None  # the coordinate pointer's boundary keys [L + 1, P]
     pointer_valid_L: Tensor | None = None
     bases: str | None = None  # the window's sequence, for a signal grammar
+    guide_RL: Tensor | None = None  # head guidance: the scaled guide tracks [R, L + 1]
+    splice_2L: np.ndarray | None = None  # ... and the scaled structure term [2, L + 1] (host)
 
 
 @dataclass
@@ -98,6 +102,7 @@ class _Row:
     key: Any
     length: int
     tokens: list[int]
+    splice_2L: np.ndarray | None = None  # head guidance's structure term (scaled), host
 
 
 @torch.no_grad()
@@ -112,6 +117,7 @@ def decode_stream(
     length_multiple: int = 1,
     pad_encoder_rows: bool = False,
     step: Callable | None = None,
+    guide_weight: float = 0.0,
 ) -> Iterator[tuple[Any, WindowPrediction]]:
     """Decode windows with continuous batching; yields ``(key, prediction)`` as windows finish.
 
@@ -128,6 +134,8 @@ def decode_stream(
         length_multiple, pad_encoder_rows: fixed encoder shapes (for compiled kernels on CUDA).
         step: replaces :func:`row_step`: a :class:`~genoforge.inference.cuda_graphs.
             GraphedRowStep`, the :class:`FullPrefixStep` reference, or a test's.
+        guide_weight: with a coordinate pointer and a per-base head, add this times the head's
+            guide terms to the decoder's choices (:mod:`genoforge.inference.head_guide`); 0 off.
 
     Results come in completion order, not input order; every prediction parses.
 
@@ -151,6 +159,8 @@ def decode_stream(
     grammar_rows = GrammarRows(batch_size, device)  # each row's grammar state and mask
     current_B = torch.full((batch_size,), pad, dtype=torch.long, device=device)
     pointer = getattr(model, "pointer", None) is not None
+    guided = pointer and guide_weight > 0
+    exon_id = tokenizer.token_to_id(LINE_EXON) if guided else -1
 
     def refill_queue() -> None:
         nonlocal exhausted, cache
@@ -175,6 +185,12 @@ def decode_stream(
             cache = RowCache.empty(model.config, batch_size, memory.states_BMD.shape[1], device,
                                    kv[0][0].dtype, max_positions=max_new_tokens + 1)
         ok = memory.doc_BM >= 0
+        if guided:
+            if memory.base_logits_WLK is None:
+                raise ConfigError("head guidance needs the model's per-base head")
+            tracks, splice_t = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
+            guide = tracks * guide_weight
+            splice = (splice_t * guide_weight).cpu().numpy()  # the structure term is added on the host
         for i, item in enumerate(chunk):
             key, length = item[0], item[2]
             window = _EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i])
@@ -183,6 +199,9 @@ def decode_stream(
                 window.pointer_valid_L = memory.pointer_valid_WL[i, : length + 1]
             if grammars.signals and bases is not None:
                 window.bases = bases[i]
+            if guided:
+                window.guide_RL = guide[i, :, : length + 1]
+                window.splice_2L = splice[i, :, : length + 1]
             queue.append(window)
 
     def finish(b: int, truncated: bool) -> tuple[Any, WindowPrediction]:
@@ -208,9 +227,9 @@ def decode_stream(
             assert cache is not None
             cache.load(b, window.cross_k, window.cross_v, window.memory_ok_M)
             if window.pointer_keys_LP is not None:
-                cache.load_pointer(b, window.pointer_keys_LP, window.pointer_valid_L)
+                cache.load_pointer(b, window.pointer_keys_LP, window.pointer_valid_L, window.guide_RL)
             grammar_rows.start(b, grammars.for_window(window.length, window.bases), bos)
-            rows[b] = _Row(window.key, window.length, [bos])
+            rows[b] = _Row(window.key, window.length, [bos], window.splice_2L)
             current_B[b] = bos
         active = [row is not None for row in rows]
         if not any(active):
@@ -219,8 +238,12 @@ def decode_stream(
         active_B = torch.tensor(active, device=device)
         if pointer:
             cache.set_coordinate_slots(grammar_rows.coordinate_slots, grammar_rows.coordinate_his,
-                                       grammar_rows.last_coordinates)
+                                       grammar_rows.last_coordinates, grammar_rows.coordinate_lows,
+                                       grammar_rows.coordinate_highs,
+                                       grammar_rows.guide_tracks if guided else None)
         logits_BV = step(model, current_B, cache, active_B)
+        if guided:
+            logits_BV = add_structure_term(logits_BV, rows, grammar_rows, exon_id)
         picked = grammar_rows.pick(logits_BV)
         for b, row in enumerate(rows):
             if row is None:
@@ -235,6 +258,21 @@ def decode_stream(
                 yield finish(b, truncated=True)
                 picked[b] = pad
         current_B = torch.tensor(picked, dtype=torch.long, device=device)
+
+
+def add_structure_term(logits_BV: Tensor, rows: Sequence, grammar_rows: GrammarRows, exon_id: int) -> Tensor:
+    """``logits_BV`` (float32) with each row's structure term on the ``exon`` token where the row
+    is between lines right after an exon (:mod:`genoforge.inference.head_guide`)."""
+    bias = [0.0] * len(rows)
+    for b, row in enumerate(rows):
+        strand = grammar_rows.after_exon_strand[b]
+        if row is not None and strand >= 0:
+            bias[b] = float(row.splice_2L[strand, grammar_rows.last_coordinates[b]])
+    if not any(bias):
+        return logits_BV
+    out = logits_BV.float().clone()
+    out[:, exon_id] += torch.tensor(bias, device=out.device)
+    return out
 
 
 class FullPrefixStep:
@@ -311,6 +349,7 @@ def decode_windows(
     use_cache: bool = True,
     length_multiple: int = 1,
     rows: int | None = None,
+    guide_weight: float = 0.0,
 ) -> list[WindowPrediction]:
     """Decode one batch of windows with :func:`decode_stream`, one row per window; every result
     parses (:mod:`genoforge.inference.decode`). Results in input order.
@@ -329,6 +368,7 @@ def decode_windows(
             cache (tests compare the two).
         length_multiple, rows: pad the encoder batch (see :func:`encoder_batch`); ``rows`` also
             pads the decoder batch.
+        guide_weight: head guidance (:func:`decode_stream`).
 
     Raises:
         ConfigError: ``max_new_tokens`` out of range (:func:`check_max_new_tokens`).
@@ -346,5 +386,5 @@ def decode_windows(
     windows = [(k, ids, length) for k, (ids, length) in enumerate(zip(input_ids, window_lengths, strict=True))]
     decoded = dict(decode_stream(model, tokenizer, windows, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                  grammars=grammars, length_multiple=length_multiple, pad_encoder_rows=True,
-                                 step=step))
+                                 step=step, guide_weight=guide_weight))
     return [decoded[k] for k in range(len(windows))]

@@ -78,6 +78,11 @@ class RowCache:
     coord_slot_B: Tensor | None = None
     coord_hi_B: Tensor | None = None
     coord_previous_B: Tensor | None = None  # the coordinate each row wrote last (0 at first)
+    coord_range_B2: Tensor | None = None  # the lowest and highest value the grammar allows now
+    # Head guidance (genoforge.inference.head_guide), None without: each row's scaled guide
+    # tracks [B, R, L] (L as the keys') and the track its next coordinate reads [B].
+    guide_BRL: Tensor | None = None
+    guide_track_B: Tensor | None = None
 
     @classmethod
     def empty(cls, config: ModelConfig, rows: int, memory_width: int, device, dtype,
@@ -105,16 +110,22 @@ class RowCache:
     def tensors(self) -> list[Tensor]:
         """Every tensor of the state (what a captured step has baked in)."""
         pointer = [t for t in (self.pointer_keys_BLP, self.pointer_valid_BL, self.coord_slot_B,
-                               self.coord_hi_B, self.coord_previous_B) if t is not None]
+                               self.coord_hi_B, self.coord_previous_B, self.coord_range_B2, self.guide_BRL,
+                               self.guide_track_B)
+                   if t is not None]
         return [self.position_B, self.slot_pos_BW, self.memory_ok_BM,
                 *self.self_k, *self.self_v, *self.cross_k, *self.cross_v, *pointer]
 
-    def load_pointer(self, row: int, keys_LP: Tensor, valid_L: Tensor) -> None:
-        """Row ``row``'s boundary keys (allocated, or widened to a multiple of 1000, as needed)."""
+    def load_pointer(self, row: int, keys_LP: Tensor, valid_L: Tensor, guide_RL: Tensor | None = None) -> None:
+        """Row ``row``'s boundary keys (allocated, or widened to a multiple of 1000, as needed)
+        and, for head guidance, its guide tracks."""
         from genoforge.model.pointer import COORD_BLOCK
 
         rows = self.position_B.shape[0]
         need = -(-keys_LP.shape[0] // COORD_BLOCK) * COORD_BLOCK
+        if guide_RL is not None:
+            self._load_guide(row, guide_RL, max(need, self.pointer_keys_BLP.shape[1]
+                                                if self.pointer_keys_BLP is not None else 0))
         if self.pointer_keys_BLP is None or self.pointer_keys_BLP.shape[1] < need:
             keys = torch.zeros(rows, need, keys_LP.shape[1], device=keys_LP.device, dtype=keys_LP.dtype)
             valid = torch.zeros(rows, need, dtype=torch.bool, device=keys_LP.device)
@@ -127,21 +138,55 @@ class RowCache:
             self.coord_slot_B = torch.zeros(rows, dtype=torch.long, device=keys_LP.device)
             self.coord_hi_B = torch.zeros(rows, dtype=torch.long, device=keys_LP.device)
             self.coord_previous_B = torch.zeros(rows, dtype=torch.long, device=keys_LP.device)
+            self.coord_range_B2 = torch.zeros(rows, 2, dtype=torch.long, device=keys_LP.device)
+            self.coord_range_B2[:, 1] = -1
         n = keys_LP.shape[0]
         self.pointer_keys_BLP[row].zero_()
         self.pointer_keys_BLP[row, :n] = keys_LP
         self.pointer_valid_BL[row] = False
         self.pointer_valid_BL[row, :n] = valid_L
 
-    def set_coordinate_slots(self, slots: list[int], his: list[int], previous: list[int]) -> None:
-        """Every row's coordinate slot, hi digit and last written coordinate for the next step
-        (in place: a captured step reads these tensors)."""
-        if self.coord_slot_B is None or self.coord_hi_B is None or self.coord_previous_B is None:
+    def _load_guide(self, row: int, guide_RL: Tensor, width: int) -> None:
+        rows = self.position_B.shape[0]
+        if self.guide_BRL is None or self.guide_BRL.shape[2] < width:
+            guide = torch.zeros(rows, guide_RL.shape[0], width, device=guide_RL.device, dtype=torch.float32)
+            if self.guide_BRL is not None:
+                guide[:, :, : self.guide_BRL.shape[2]] = self.guide_BRL
+            self.guide_BRL = guide
+        if self.guide_track_B is None:
+            self.guide_track_B = torch.zeros(rows, dtype=torch.long, device=guide_RL.device)
+        self.guide_BRL[row].zero_()
+        self.guide_BRL[row, :, : guide_RL.shape[1]] = guide_RL
+
+    def guide_bias(self) -> Tensor | None:
+        """[B, L] each row's guide track for its next coordinate (None without guidance)."""
+        if self.guide_BRL is None or self.guide_track_B is None:
+            return None
+        rows, _, width = self.guide_BRL.shape
+        pick = self.guide_track_B[:, None, None].expand(rows, 1, width)
+        return self.guide_BRL.gather(1, pick).squeeze(1)
+
+    def set_coordinate_slots(self, slots: list[int], his: list[int], previous: list[int],
+                             lows: list[int] | None = None, highs: list[int] | None = None,
+                             tracks: list[int] | None = None) -> None:
+        """Every row's coordinate slot, hi digit, last written coordinate, the span of values
+        the grammar allows (``lows`` .. ``highs``; none given: any) and (with guidance) guide
+        track for the next step (in place: a captured step reads these tensors)."""
+        if (self.coord_slot_B is None or self.coord_hi_B is None or self.coord_previous_B is None
+                or self.coord_range_B2 is None):
             return
-        values = torch.tensor([slots, his, previous], dtype=torch.long)
+        rows = len(slots)
+        lows = lows if lows is not None else [0] * rows
+        highs = highs if highs is not None else [-1] * rows
+        guided = tracks is not None and self.guide_track_B is not None
+        columns = [slots, his, previous, lows, highs] + ([tracks] if guided else [])
+        values = torch.tensor(columns, dtype=torch.long)
         self.coord_slot_B.copy_(values[0], non_blocking=True)
         self.coord_hi_B.copy_(values[1], non_blocking=True)
         self.coord_previous_B.copy_(values[2], non_blocking=True)
+        self.coord_range_B2.copy_(values[3:5].T, non_blocking=True)
+        if guided:
+            self.guide_track_B.copy_(values[5], non_blocking=True)
 
     def layer(self, index: int) -> LayerKV:
         return LayerKV(self.self_k[index], self.self_v[index], self.cross_k[index], self.cross_v[index])

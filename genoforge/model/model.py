@@ -127,6 +127,7 @@ class Memory:
     doc_BM: Tensor
     pointer_keys_WLP: Tensor | None = None
     pointer_valid_WL: Tensor | None = None
+    base_logits_WLK: Tensor | None = None  # the per-base head's logits (decoding with a pointer)
 
 
 @dataclass
@@ -345,6 +346,7 @@ class GenoforgeModel(nn.Module):
                 raise ValueError("a model with a coordinate pointer decodes from the per-base fields "
                                  "(base_codes, ...) of its windows")
             memory.pointer_keys_WLP, memory.pointer_valid_WL = self.pointer.keys(head[0], _get(batch, "base_mask"))
+            memory.base_logits_WLK = head[1]
         return memory
 
     @torch.no_grad()
@@ -362,7 +364,7 @@ class GenoforgeModel(nn.Module):
             return logits_BV
         return pointer_number_logits(self.pointer, hidden_BD, cache.pointer_keys_BLP, cache.pointer_valid_BL,
                                      cache.coord_slot_B, cache.coord_hi_B, cache.coord_previous_B, logits_BV,
-                                     self.bp_digit_token_ids)
+                                     self.bp_digit_token_ids, cache.guide_bias(), cache.coord_range_B2)
 
     def _memory(self, batch: Any, masks: BatchMasks, hidden: Tensor) -> Memory:
         backend = self.backend_for(hidden.device)

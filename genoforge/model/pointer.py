@@ -238,13 +238,27 @@ def pointer_loss(pointer: CoordinatePointer, hidden_BTD: Tensor, labels_BT: Tens
 
 def pointer_number_logits(pointer: CoordinatePointer, hidden_BD: Tensor, keys_BLP: Tensor, valid_BL: Tensor,
                           slot_B: Tensor, hi_B: Tensor, previous_B: Tensor, token_logits_BV: Tensor,
-                          digit_ids: Tensor) -> Tensor:
+                          digit_ids: Tensor, bias_BL: Tensor | None = None,
+                          range_B2: Tensor | None = None) -> Tensor:
     """Token logits [B, V] with the number tokens' columns replaced by the pointer's at coordinate
     slots (module docstring), ``previous_B`` each row's last written coordinate; other rows
     unchanged; float32. ``keys_BLP``'s L is a multiple of
-    :data:`COORD_BLOCK`. No host sync (CUDA-graph safe)."""
+    :data:`COORD_BLOCK`. ``bias_BL`` is added to every boundary's score first (head guidance,
+    :mod:`genoforge.inference.head_guide`). ``range_B2``: each row's lowest and highest allowed
+    value (ignored where highest < lowest); boundaries outside it get no share of a ``hi``
+    digit's mass, so that digit cannot be won by boundaries the grammar forbids. No host sync
+    (CUDA-graph safe)."""
     rows = hidden_BD.shape[0]
-    scores = pointer.scores(hidden_BD, keys_BLP, previous_B).masked_fill(~valid_BL, float("-inf"))
+    scores = pointer.scores(hidden_BD, keys_BLP, previous_B)
+    if bias_BL is not None:
+        scores = scores + bias_BL
+    valid = valid_BL
+    if range_B2 is not None:
+        boundary = torch.arange(valid_BL.shape[1], device=valid_BL.device)[None, :]
+        low, high = range_B2[:, :1], range_B2[:, 1:]
+        inside = (boundary >= low) & (boundary <= high)
+        valid = valid & (inside | (high < low))
+    scores = scores.masked_fill(~valid, float("-inf"))
     blocks = scores.view(rows, -1, COORD_BLOCK)  # [B, L / 1000, 1000]
     n_blocks = blocks.shape[1]
     hi_logits = torch.logsumexp(blocks, dim=-1)

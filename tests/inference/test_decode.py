@@ -375,7 +375,10 @@ def test_decoding_gives_the_tokens_of_the_per_row_mask_loop(models) -> None:
             active = torch.tensor([m is not None for m in masks] + [False])
             slots = [TargetGrammar.coordinate_slot(s) if m is not None else (0, 0)
                      for s, m in zip(states, masks)] + [(0, 0)]
-            cache.set_coordinate_slots([slot for slot, _ in slots], [hi for _, hi in slots], last)
+            spans = [g.coordinate_range(s) if slot[0] else (0, -1)
+                     for g, s, slot in zip(grammars, states, slots)] + [(0, -1)]
+            cache.set_coordinate_slots([slot for slot, _ in slots], [hi for _, hi in slots], last,
+                                       [low for low, _ in spans], [high for _, high in spans])
             picked = _reference_pick(model.step(current, cache, active), masks + [None])
             for b, mask in enumerate(masks):
                 if mask is None:

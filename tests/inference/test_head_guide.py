@@ -1,0 +1,213 @@
+"""Head guidance: the per-base head's segment and site log-odds steer the pointer's coordinates.
+
+The tracks are checked on a window whose head output is written by hand (each track peaks at the
+edge it is for, on both strands), then decoding is checked on random weights: guided, every exon
+coordinate is the best boundary of its track within the grammar's range, the KV-cached step
+equals the full-prefix reference, and weight 0 is the unguided decoder.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from genoforge.genes import classes as cl
+from genoforge.genes.grammar import (
+    ROLE_CDS_END,
+    ROLE_CDS_START,
+    ROLE_EXON_END,
+    ROLE_FIRST_START,
+    ROLE_INTRON_START,
+    SLOT_HI,
+    SLOT_LO,
+    TargetGrammar,
+)
+from genoforge.inference.decode import GrammarCache, window_dna
+from genoforge.inference.head_guide import N_GUIDE_TRACKS, guide_track, guide_tracks
+from genoforge.inference.stream import (
+    FullPrefixStep,
+    add_base_fields,
+    decode_stream,
+    encoder_batch,
+    row_step,
+)
+from tests.tiny import build_debug_model, write_tokenizer_dir
+
+# A + transcript: outside [0, 10), 5' UTR [10, 15), CDS [15, 30), intron [30, 50), CDS [50, 60),
+# 3' UTR [60, 70), outside [70, 100).
+PLUS_LAYOUT = [(10, cl.INTERGENIC), (5, cl.UTR5_PLUS), (15, cl.CDS_PLUS[0]), (20, cl.INTRON_PLUS[0]),
+               (10, cl.CDS_PLUS[1]), (10, cl.UTR3_PLUS), (30, cl.INTERGENIC)]
+
+
+def _head_logits(layout, confidence: float = 6.0, signals: dict[int, int] | None = None) -> torch.Tensor:
+    """[1, L, K + S] logits: ``confidence`` on each base's class, signal logits low except at
+    ``signals`` (column -> base index, high there)."""
+    labels = [c for n, c in layout for _ in range(n)]
+    logits = torch.zeros(1, len(labels), cl.N_CLASSES + cl.N_SIGNALS)
+    logits[0, torch.arange(len(labels)), torch.tensor(labels)] = confidence
+    logits[0, :, cl.N_CLASSES:] = -20.0
+    for column, base in (signals or {}).items():
+        logits[0, base, cl.N_CLASSES + column] = 20.0
+    return logits
+
+
+def _mirror(layout):
+    """The same transcript on the - strand (the layout reversed, classes moved to -)."""
+    minus = {cl.INTERGENIC: cl.INTERGENIC, cl.UTR5_PLUS: cl.UTR5_MINUS, cl.UTR3_PLUS: cl.UTR3_MINUS}
+    minus.update({c: c + cl.STRAND_OFFSET for c in cl.CDS_PLUS + cl.INTRON_PLUS})
+    return [(n, minus[c]) for n, c in reversed(layout)]
+
+
+def _argmax_after(track: torch.Tensor, low: int) -> int:
+    return low + int(track[low:].argmax())
+
+
+def test_each_plus_strand_track_peaks_at_its_edge() -> None:
+    logits = _head_logits(PLUS_LAYOUT)
+    tracks, _ = guide_tracks(logits, torch.ones(1, 100, dtype=torch.bool))
+    assert tracks.shape == (1, N_GUIDE_TRACKS, 101)
+    assert torch.all(tracks[0, 0] == 0)
+    track = lambda role: tracks[0, guide_track(role, "+")]
+    assert int(track(ROLE_FIRST_START).argmax()) == 10
+    assert _argmax_after(track(ROLE_EXON_END), 11) == 30  # the first exon ends where the intron begins
+    assert _argmax_after(track(ROLE_INTRON_START), 31) == 50
+    assert _argmax_after(track(ROLE_EXON_END), 51) == 70
+    assert int(track(ROLE_CDS_START).argmax()) == 15  # where coding begins after the 5' UTR
+    assert _argmax_after(track(ROLE_CDS_END), 16) == 60
+
+
+def test_each_minus_strand_track_peaks_at_its_mirrored_edge() -> None:
+    logits = _head_logits(_mirror(PLUS_LAYOUT))  # outside [0, 30), 3' UTR [30, 40), CDS [40, 50), ...
+    tracks, _ = guide_tracks(logits, torch.ones(1, 100, dtype=torch.bool))
+    track = lambda role: tracks[0, guide_track(role, "-")]
+    assert int(track(ROLE_FIRST_START).argmax()) == 30
+    assert _argmax_after(track(ROLE_EXON_END), 31) == 50
+    assert _argmax_after(track(ROLE_INTRON_START), 51) == 70
+    assert _argmax_after(track(ROLE_EXON_END), 71) == 90
+    assert int(track(ROLE_CDS_START).argmax()) == 40
+    assert _argmax_after(track(ROLE_CDS_END), 41) == 85
+    # the + tracks see no + exon: their exon-end track only falls
+    assert int(tracks[0, guide_track(ROLE_EXON_END, "+")].argmax()) == 0
+
+
+def test_site_terms_land_on_the_boundary_their_signal_names() -> None:
+    flat = [(100, cl.INTERGENIC)]
+    mask = torch.ones(1, 100, dtype=torch.bool)
+    base, _ = guide_tracks(_head_logits(flat), mask)
+    # + acceptor at base 40 (the exon's first base), + stop codon at 60..62 (CDS end 63),
+    # - donor at boundary 20, - stop codon [70, 73) signalled at boundary 73 (CDS start 70)
+    signals = {1: 40, 3: 60, 4: 20, 7: 73}
+    tracks, _ = guide_tracks(_head_logits(flat, signals=signals), mask)
+    gained = tracks - base
+    assert int(gained[0, guide_track(ROLE_INTRON_START, "+")].argmax()) == 40
+    assert int(gained[0, guide_track(ROLE_CDS_END, "+")].argmax()) == 63
+    assert int(gained[0, guide_track(ROLE_INTRON_START, "-")].argmax()) == 20
+    assert int(gained[0, guide_track(ROLE_CDS_START, "-")].argmax()) == 70
+    assert torch.all(gained[0, guide_track(ROLE_EXON_END, "+")] == 0)  # no site term at exon ends
+    _, splice = guide_tracks(_head_logits(flat, signals={0: 35, 5: 55}), mask)
+    assert int(splice[0, 0].argmax()) == 35 and int(splice[0, 1].argmax()) == 55
+
+
+def test_padding_adds_nothing_to_a_window_s_tracks() -> None:
+    logits = _head_logits(PLUS_LAYOUT)
+    alone, _ = guide_tracks(logits, torch.ones(1, 100, dtype=torch.bool))
+    padded_logits = torch.cat([logits, torch.randn(1, 37, logits.shape[-1])], dim=1)
+    mask = torch.zeros(1, 137, dtype=torch.bool)
+    mask[0, :100] = True
+    padded, _ = guide_tracks(padded_logits, mask)
+    assert torch.allclose(padded[..., :101], alone, atol=1e-4)
+
+
+# -- decoding ------------------------------------------------------------------------------------
+
+LENGTHS = [1_500, 900, 2_400, 1_200]
+WEIGHT = 1_000.0  # the guide dominates the random decoder's own pointer scores
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from genoforge.tokenizer.core import GenoTokenizer
+
+    tokenizer = GenoTokenizer.load(write_tokenizer_dir(tmp_path_factory.mktemp("tok")))
+    model = build_debug_model(tokenizer, 3).eval()
+    rng = random.Random(11)
+    seqs = ["".join(rng.choice("ACGT") for _ in range(n)) for n in LENGTHS]
+    ids = [tokenizer.encode_dna(s) for s in seqs]
+    return tokenizer, model, ids
+
+
+# A random decoder mostly writes features; biased towards spliced protein-coding transcripts it
+# writes the exon coordinates the guide steers (as in test_decode_signals).
+BIAS = {"transcript": 4.0, "protein_coding": 8.0, "exon": 6.5, "cds": 6.0, ".": 8.0}
+
+
+def _decode(model, tokenizer, ids, weight: float | None, use_cache: bool = True, grammars=None, steps: int = 300):
+    bias = {tokenizer.token_to_id(token): value for token, value in BIAS.items()}
+    inner = row_step
+    if not use_cache:
+        batch = encoder_batch(ids, tokenizer.bp_lengths(), tokenizer.pad_id, "cpu", rows=len(ids))
+        inner = FullPrefixStep(model.encode(batch))
+
+    def step(model, token_ids_B, cache, active_B):
+        logits = inner(model, token_ids_B, cache, active_B).float()
+        for token_id, value in bias.items():
+            logits[:, token_id] += value
+        return logits
+
+    windows = [(k, w, n) for k, (w, n) in enumerate(zip(ids, LENGTHS, strict=True))]
+    out = dict(decode_stream(model, tokenizer, windows, batch_size=len(ids), max_new_tokens=steps,
+                             grammars=grammars or GrammarCache(tokenizer), pad_encoder_rows=True, step=step,
+                             **({} if weight is None else {"guide_weight": weight})))
+    return [out[k] for k in range(len(ids))]
+
+
+def _head_of(model, tokenizer, ids):
+    batch = encoder_batch(ids, tokenizer.bp_lengths(), tokenizer.pad_id, "cpu", rows=len(ids))
+    bases = [window_dna(tokenizer, w, n) for w, n in zip(ids, LENGTHS, strict=True)]
+    add_base_fields(batch, bases, ids, tokenizer.bp_lengths(), "cpu")
+    with torch.no_grad():
+        memory = model.encode_for_decoding(batch)
+    return guide_tracks(memory.base_logits_WLK, batch["base_mask"])[0]
+
+
+def test_guided_exon_coordinates_are_the_best_boundaries_of_their_tracks(setup) -> None:
+    tokenizer, model, ids = setup
+    grammars = GrammarCache(tokenizer)
+    out = _decode(model, tokenizer, ids, WEIGHT, grammars=grammars)
+    tracks = _head_of(model, tokenizer, ids)
+    checked = 0
+    for w, prediction in enumerate(out):
+        grammar = grammars(LENGTHS[w])
+        state = grammar.start_state()
+        for token_id in prediction.token_ids:
+            slot, _ = TargetGrammar.coordinate_slot(state)
+            role = TargetGrammar.coordinate_role(state)
+            if slot == SLOT_HI and role in (ROLE_EXON_END, ROLE_INTRON_START):
+                low, high = grammar.coordinate_range(state)
+                track = tracks[w, guide_track(role, state.strand), : LENGTHS[w] + 1]
+                best = low + int(track[low: high + 1].argmax())
+            state = grammar.advance(state, token_id)
+            if slot == SLOT_LO and role in (ROLE_EXON_END, ROLE_INTRON_START):
+                written = state.end if role == ROLE_EXON_END else state.start
+                assert written == best, (w, role, written, best)
+                checked += 1
+    assert checked >= 4, checked
+
+
+def test_guided_decoding_equals_the_full_prefix_reference(setup) -> None:
+    tokenizer, model, ids = setup
+    cached = _decode(model, tokenizer, ids, 0.7, steps=150)
+    reference = _decode(model, tokenizer, ids, 0.7, use_cache=False, steps=150)
+    assert [p.token_ids for p in cached] == [p.token_ids for p in reference]
+    assert sum(len(p.token_ids) for p in cached) > 100
+
+
+def test_guidance_changes_what_is_written_and_weight_zero_is_the_plain_decoder(setup) -> None:
+    tokenizer, model, ids = setup
+    unguided = _decode(model, tokenizer, ids, None, steps=200)
+    zero = _decode(model, tokenizer, ids, 0.0, steps=200)
+    guided = _decode(model, tokenizer, ids, WEIGHT, steps=200)
+    assert [p.token_ids for p in zero] == [p.token_ids for p in unguided]
+    assert [p.token_ids for p in guided] != [p.token_ids for p in unguided]
