@@ -276,18 +276,31 @@ class TargetGrammar:
             return ROLE_CDS_END if field in ("e_hi", "e_lo") else ROLE_NONE
         return ROLE_NONE
 
+    def coordinate_values(self, state: GrammarState) -> Intervals:
+        """The allowed values of the coordinate being written in ``state`` (inclusive ranges;
+        empty outside a coordinate)."""
+        if state.line in (_GAP, _DONE):
+            return ()
+        field = _TEMPLATES[state.line][state.slot]
+        if field not in _COORDINATE_SLOTS:
+            return ()
+        return self._values(state, field[0])
+
     def coordinate_range(self, state: GrammarState) -> tuple[int, int]:
         """(lowest, highest) value the coordinate being written in ``state`` may take (0, -1
         outside a coordinate): the span of the allowed values, for a pointer's scores."""
-        if state.line in (_GAP, _DONE):
-            return 0, -1
-        field = _TEMPLATES[state.line][state.slot]
-        if field not in _COORDINATE_SLOTS:
-            return 0, -1
-        values = self._values(state, field[0])
+        values = self.coordinate_values(state)
         if not values:
             return 0, -1
         return min(low for low, _ in values), max(high for _, high in values)
+
+    @staticmethod
+    def field_of(state: GrammarState) -> str:
+        """The field written next: a template slot name (``strand``, ``biotype``, ``s_hi`` ...),
+        or ``gap`` between lines, ``done`` after ``<eos>``."""
+        if state.line in (_GAP, _DONE):
+            return state.line
+        return _TEMPLATES[state.line][state.slot]
 
     @staticmethod
     def after_exon(state: GrammarState) -> bool:

@@ -62,6 +62,7 @@ class CdsChoices(NamedTuple):
     starts: Intervals
     ends: dict[int, Intervals]
     phases: dict[tuple[int, int], Intervals]
+    spans: tuple[tuple[int, int, int], ...] = ()  # every (start, end, phase) of coding_spans
 
 
 _NO_CDS = CdsChoices((), {}, {})
@@ -248,6 +249,7 @@ class SignalGrammar(TargetGrammar):
                     _points(list(ends)),
                     {start: _points(values) for start, values in ends.items()},
                     {span: _points(values) for span, values in phases.items()},
+                    tuple(spans),
                 )
             if len(self._cds_memo) >= _CDS_MEMO_SIZE:
                 self._cds_memo.clear()

@@ -47,7 +47,7 @@ from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RE
 
 # Target tokens of real 10 kb windows (shared genomes): mean ~230, fly 99th percentile ~2,100.
 DEFAULT_MAX_NEW_TOKENS = 4096
-_STRAND_INDEX = {"+": 0, "-": 1}
+_FLOOR = -1e30  # the lowest logit an allowed token is picked with
 
 
 class GrammarCache:
@@ -191,9 +191,8 @@ class GrammarRows:
         self.coordinate_his = [0] * rows
         self.last_coordinates = [0] * rows  # the coordinate each row wrote last (0 at first)
         # Head guidance (genoforge.inference.head_guide): each row's guide track for its next
-        # coordinate, and its strand (0 +, 1 -) between lines right after an exon, else -1.
+        # coordinate.
         self.guide_tracks = [0] * rows
-        self.after_exon_strand = [-1] * rows
         # the span of the values the coordinate being written may take ((0, -1) elsewhere)
         self.coordinate_lows = [0] * rows
         self.coordinate_highs = [-1] * rows
@@ -228,7 +227,7 @@ class GrammarRows:
         self.grammars[b] = self.states[b] = self._keys[b] = None
         self._mask_row[b] = 0
         self.coordinate_slots[b] = self.coordinate_his[b] = self.last_coordinates[b] = 0
-        self.guide_tracks[b], self.after_exon_strand[b] = 0, -1
+        self.guide_tracks[b] = 0
         self.coordinate_lows[b], self.coordinate_highs[b] = 0, -1
 
     def advance(self, b: int, token_id: int) -> bool:
@@ -253,10 +252,13 @@ class GrammarRows:
         """The highest-scoring allowed token of every row (idle rows: of all tokens).
 
         Identical to masking each active row's ``allowed_mask`` (cut or padded with False to the
-        logits' width) with -inf and taking the argmax. The one host sync of a decoding step.
+        logits' width) with -inf and taking the argmax (an allowed token a pointer scored -inf
+        still beats every forbidden one). The one host sync of a decoding step.
         """
         mask_BV = self.masks(logits_BV.shape[-1])
-        return torch.where(mask_BV, logits_BV.float(), float("-inf")).argmax(dim=-1).tolist()
+        # allowed tokens stay above the forbidden ones even where a pointer scored them -inf
+        allowed = logits_BV.float().clamp(min=_FLOOR)
+        return torch.where(mask_BV, allowed, float("-inf")).argmax(dim=-1).tolist()
 
     def masks(self, width: int) -> Tensor:
         """[B, width] bool on the device: every row's allowed tokens (idle rows: all)."""
@@ -278,7 +280,6 @@ class GrammarRows:
         self.guide_tracks[b] = guide_track(grammar.coordinate_role(state), state.strand)
         if self.coordinate_slots[b]:
             self.coordinate_lows[b], self.coordinate_highs[b] = grammar.coordinate_range(state)
-        self.after_exon_strand[b] = _STRAND_INDEX.get(state.strand, -1) if grammar.after_exon(state) else -1
         row = self._row_of_key.get(key)
         self._mask_row[b] = row if row is not None else self._add(key, grammar)
 

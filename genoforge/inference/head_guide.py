@@ -23,9 +23,19 @@ its start is largest where coding begins, its end where it stops.
 the same boundary: an acceptor (``+``) or donor (``-``) where an exon starts after an intron; a
 start or stop codon at the CDS's ends.
 
-**Structure term.** Between lines right after an exon, the decoder chooses whether another exon
-follows; the ``exon`` token gains the log-odds of a splice site at that exon's end (a donor on
-``+``, an acceptor on ``-``).
+**Structure terms** (:class:`StructureGuide`, on the host). Where the decoder chooses what to
+write next, the head's evidence is added to the token it bears on:
+
+* right after an exon line, ``exon`` (another exon follows) gains the log-odds of a splice site
+  at that exon's end (a donor on ``+``, an acceptor on ``-``), and ``cds`` (a protein-coding
+  transcript's coding span) the evidence of coding bases in the exons written;
+* between records, ``transcript`` and, in its line, ``protein_coding`` gain the evidence of
+  coding bases beyond the last coordinate written (another gene is there);
+* a transcript's strand: ``+`` gains (``-`` loses) in proportion to how much nearer the next
+  stretch of ``+`` coding bases is than the next stretch of ``-`` ones.
+
+Evidence of coding bases is ``(m - CODING_MIN) / CODING_SCALE``, clipped to +-30, with ``m`` the
+head's expected count of CDS bases (the sum of its CDS probabilities) in the stretch.
 
 Tracks are scaled by the guide weight once per window; the decoder's step gathers each row's
 track by the role of the coordinate it writes (no host sync: CUDA-graph safe).
@@ -33,6 +43,10 @@ track by the role of the coordinate it writes (no host sync: CUDA-graph safe).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -48,11 +62,23 @@ from genoforge.genes.classes import (
     UTR5_MINUS,
     UTR5_PLUS,
 )
-from genoforge.genes.grammar import ROLE_NONE
+from genoforge.genes import inventory as inv
+from genoforge.genes.grammar import (
+    ROLE_CDS_END,
+    ROLE_CDS_START,
+    ROLE_FIRST_START,
+    ROLE_INTRON_START,
+    ROLE_NONE,
+    GrammarState,
+    Intervals,
+    TargetGrammar,
+)
 from genoforge.model.base_signals import calibrated_log_odds
 
 N_ROLES = 5  # ROLE_FIRST_START .. ROLE_CDS_END
 N_GUIDE_TRACKS = 1 + 2 * N_ROLES  # track 0: no guidance (zeros), then the roles on +, on -
+ROW_TRACK = N_GUIDE_TRACKS  # one more track per decoder row, written while it chooses a CDS start
+UNSCORED = -1e9  # a row track's value at boundaries it does not score
 _EPS = 1e-6
 # signal columns (genoforge.genes.classes.SIGNAL_NAMES): donor, acceptor, start, stop per strand
 _DONOR, _ACCEPTOR, _START, _STOP = range(4)
@@ -85,12 +111,40 @@ def _boundary(per_base_WL: Tensor, shift: int = 0) -> Tensor:
     return padded
 
 
-def guide_tracks(head_logits_WLK: Tensor, mask_WL: Tensor) -> tuple[Tensor, Tensor]:
-    """(tracks [W, R, L + 1], splice [W, 2, L + 1]) float32, unscaled (module docstring).
+CODING_MIN = 60.0  # expected CDS bases that make a stretch worth a gene (20 codons)
+CODING_SCALE = 10.0  # ... and the bases per unit of evidence
+STRAND_SCALE = 50.0  # bp per unit of evidence between the strands' next coding stretches
+BARRIER_RUN = 24  # bases in a row of the other kind that a segment may not cross
+EVIDENCE_CLIP = 30.0
 
-    ``splice[:, s, b]`` is the log-odds of a splice site at the end of an exon ending at boundary
-    b on strand s (0 ``+``, 1 ``-``): the structure term. Without signal outputs (K = classes
-    only) the site terms are 0. Padding bases add nothing.
+
+class GuideTracks(NamedTuple):
+    """What :func:`guide_tracks` derives from the head (float32, unscaled).
+
+    ``tracks`` [W, R, L + 1]: the segment and site terms by role and strand; ``splice`` [W, 2,
+    L + 1]: the log-odds of a splice site after an exon ending at boundary b on strand s (0
+    ``+``, 1 ``-``); ``coding`` [W, 2, L + 1]: the expected CDS bases of strand s before boundary
+    b; ``exon`` [W, 2, L]: each base's exon probability on each strand; ``frame`` [W, 2, 3, L]:
+    the log-odds that a base is coding at codon position 0, 1, 2 (read 5'->3'), against not
+    coding on that strand; ``cds_low`` [W, 2, L + 1]: the site log-odds of a CDS's low end at
+    each boundary (a start codon on ``+``, a stop codon on ``-``).
+    """
+
+    tracks: Tensor
+    splice: Tensor
+    coding: Tensor
+    exon: Tensor
+    frame: Tensor
+    cds_low: Tensor
+
+
+def guide_tracks(head_logits_WLK: Tensor, mask_WL: Tensor) -> GuideTracks:
+    """The guide terms of a batch of windows (module docstring, :class:`GuideTracks`). Without
+    signal outputs (K = classes only) the site terms are 0. Padding bases add nothing.
+
+    Site terms where a coordinate has several possible sites (an exon's end: a donor, or the
+    stop codon of a transcript without a 3' UTR; a first exon's start: the start codon of one
+    without a 5' UTR) add only confidence: the largest positive log-odds among them, else 0.
     """
     logits = head_logits_WLK.float()
     keep = mask_WL.to(logits.dtype)
@@ -100,6 +154,10 @@ def guide_tracks(head_logits_WLK: Tensor, mask_WL: Tensor) -> tuple[Tensor, Tens
     W, L = mask_WL.shape
     tracks = logits.new_zeros(W, N_GUIDE_TRACKS, L + 1)
     splice = logits.new_zeros(W, 2, L + 1)
+    coding_mass = logits.new_zeros(W, 2, L + 1)
+    exon = logits.new_zeros(W, 2, L)
+    frame = logits.new_zeros(W, 2, 3, L)
+    cds_low = logits.new_zeros(W, 2, L + 1)
     strands = ((CDS_PLUS, INTRON_PLUS, (UTR5_PLUS, UTR3_PLUS)), (CDS_MINUS, INTRON_MINUS, (UTR5_MINUS, UTR3_MINUS)))
     for s, (cds, intron, utr) in enumerate(strands):
         p_cds = probs[..., list(cds)].sum(-1)
@@ -114,17 +172,195 @@ def guide_tracks(head_logits_WLK: Tensor, mask_WL: Tensor) -> tuple[Tensor, Tens
         tracks[:, first + 2] = _cumulative(_log_odds(p_exon) * keep)
         tracks[:, first + 3] = -_cumulative(coding * keep)
         tracks[:, first + 4] = _cumulative(coding * keep)
+        coding_mass[:, s] = _cumulative(p_cds * keep)
+        exon[:, s] = p_exon * keep
+        not_coding = torch.log((1 - p_cds).clamp(min=_EPS))
+        for position in range(3):
+            frame[:, s, position] = (torch.log(probs[..., cds[position]].clamp(min=_EPS)) - not_coding) * keep
         if sites is None:
             continue
         site = sites[..., 4 * s: 4 * s + 4]
         if s == 0:  # + : acceptor at the exon start, start at the CDS start, stop codon ends the CDS
-            tracks[:, first + 1] += _boundary(site[..., _ACCEPTOR])
-            tracks[:, first + 3] += _boundary(site[..., _START])
-            tracks[:, first + 4] += _boundary(site[..., _STOP], -3)
-            splice[:, 0] = _boundary(site[..., _DONOR])
+            donor, acceptor = _boundary(site[..., _DONOR]), _boundary(site[..., _ACCEPTOR])
+            start, stop = _boundary(site[..., _START]), _boundary(site[..., _STOP], -3)
         else:  # - : a donor at the exon's low end, the stop codon is the CDS's first 3 bases
-            tracks[:, first + 1] += _boundary(site[..., _DONOR])
-            tracks[:, first + 3] += _boundary(site[..., _STOP], 3)
-            tracks[:, first + 4] += _boundary(site[..., _START])
-            splice[:, 1] = _boundary(site[..., _ACCEPTOR])
-    return tracks, splice
+            donor, acceptor = _boundary(site[..., _ACCEPTOR]), _boundary(site[..., _DONOR])
+            start, stop = _boundary(site[..., _STOP], 3), _boundary(site[..., _START])
+        # in coordinate order: "donor" ends an exon before an intron, "acceptor" starts one after
+        # it, "start" is the CDS's low end, "stop" its high end (mirrored names on -)
+        tracks[:, first] += start.clamp(min=0)
+        tracks[:, first + 1] += acceptor
+        tracks[:, first + 2] += torch.maximum(donor, stop).clamp(min=0)
+        tracks[:, first + 3] += start
+        tracks[:, first + 4] += stop
+        splice[:, s] = donor
+        cds_low[:, s] = start
+    return GuideTracks(tracks, splice, coding_mass, exon, frame, cds_low)
+
+
+def orf_scores(frame_3L: np.ndarray, exons: tuple[tuple[int, int], ...], strand: str,
+               spans: list[tuple[int, int, int]]) -> dict[int, float]:
+    """The best frame-aware coding score of the ORFs starting (low coordinate) at each CDS start
+    of ``spans`` (``coding_spans``' (start, end, phase) triples of the spliced ``exons``): the
+    sum over the ORF's bases of the head's log-odds that the base is coding at the codon
+    position the ORF gives it (``frame_3L``: this strand's :class:`GuideTracks` ``frame``)."""
+    if not spans:
+        return {}
+    positions = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in exons])
+    if strand == inv.MINUS:
+        positions = positions[::-1]
+    n = positions.size
+    index = np.full(int(positions.max()) + 2, -1, dtype=np.int64)
+    index[positions] = np.arange(n)
+    # S[r][k]: sum over spliced k' < k of the log-odds at codon position (k' + r) mod 3
+    k = np.arange(n)
+    sums = np.zeros((3, n + 1))
+    for r in range(3):
+        sums[r, 1:] = np.cumsum(frame_3L[(k + r) % 3, positions])
+    best: dict[int, float] = {}
+    for start, end, phase in spans:
+        first, last = (start, end - 1) if strand == inv.PLUS else (end - 1, start)
+        k0, k1 = int(index[first]), int(index[last]) + 1
+        r = (-k0 - phase) % 3  # GFF phase: the first whole codon begins ``phase`` bases in
+        score = float(sums[r, k1] - sums[r, k0])
+        if score > best.get(start, -np.inf):
+            best[start] = score
+    return best
+
+
+def _first_allowed(values: Intervals, at_least: int) -> int | None:
+    """The lowest allowed value >= ``at_least`` (None when there is none)."""
+    best = None
+    for low, high in values:
+        if high >= at_least:
+            candidate = max(low, at_least)
+            best = candidate if best is None else min(best, candidate)
+    return best
+
+
+def _evidence(mass: float) -> float:
+    return float(np.clip((mass - CODING_MIN) / CODING_SCALE, -EVIDENCE_CLIP, EVIDENCE_CLIP))
+
+
+def next_run_starts(flags_L: np.ndarray, run: int) -> np.ndarray:
+    """[L + 1] int: for each b, the first i >= b where ``flags[i : i + run]`` are all True (L
+    when there is none)."""
+    n = flags_L.shape[0]
+    out = np.full(n + 1, n, dtype=np.int64)
+    if n >= run:
+        counts = np.concatenate(([0], np.cumsum(flags_L.astype(np.int64))))
+        full = (counts[run:] - counts[:-run]) == run  # [n - run + 1]: a run starts at i
+        starts = np.where(full, np.arange(n - run + 1), n)
+        out[: n - run + 1] = np.minimum.accumulate(starts[::-1])[::-1]
+    return out
+
+
+@dataclass
+class StructureGuide:
+    """One window's structure terms and segment barriers (module docstring), on the host.
+
+    Args:
+        splice_2L: the splice-site log-odds at exon ends per strand (:class:`GuideTracks`).
+        coding_2L: the expected CDS bases before each boundary per strand.
+        exon_2L: each base's exon probability per strand.
+        weight: the guide weight every term is multiplied by.
+        frame_23L: the coding log-odds per strand and codon position (:class:`GuideTracks`).
+        cds_low_2L: the site log-odds of a CDS's low end per strand.
+    """
+
+    splice_2L: np.ndarray
+    coding_2L: np.ndarray
+    exon_2L: np.ndarray
+    weight: float
+    frame_23L: np.ndarray | None = None
+    cds_low_2L: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        exonic = self.exon_2L >= 0.5
+        # per strand: where the next BARRIER_RUN exonic / non-exonic bases in a row begin
+        self._exonic_run = [next_run_starts(exonic[s], BARRIER_RUN) for s in (0, 1)]
+        self._outside_run = [next_run_starts(~exonic[s], BARRIER_RUN) for s in (0, 1)]
+
+    def coordinate_span(self, role: int, strand: str, low: int, high: int, last: int) -> tuple[int, int]:
+        """The part of the grammar's span ``low .. high`` that the segment a coordinate of
+        ``role`` closes may reach from ``last``, the coordinate before it: an exon does not run
+        through ``BARRIER_RUN`` non-exonic bases in a row, an intron or the stretch before a
+        first exon not through as many exonic ones; a new transcript starts after the last
+        coordinate written (guided decoding writes no overlapping transcripts). Other roles:
+        the span as given. The caller keeps at least one allowed value in it."""
+        if strand not in ("+", "-") or role in (ROLE_NONE, ROLE_CDS_START, ROLE_CDS_END):
+            return low, high
+        s = 0 if strand == "+" else 1
+        if role == ROLE_FIRST_START:
+            low = max(low, min(last, high))
+            barrier = self._exonic_run[s][low] + BARRIER_RUN
+        elif role == ROLE_INTRON_START:
+            barrier = self._exonic_run[s][min(last, len(self._exonic_run[s]) - 1)] + BARRIER_RUN
+        else:  # ROLE_EXON_END: the exon runs from ``last``, its start
+            barrier = self._outside_run[s][min(last, len(self._outside_run[s]) - 1)] + BARRIER_RUN
+        return low, max(low, min(high, barrier))
+
+    def cds_start_track(self, grammar: TargetGrammar, state: GrammarState) -> np.ndarray | None:
+        """[L + 1] scaled scores of the CDS starts a signal grammar allows in ``state`` (a
+        protein-coding transcript's cds line, its start being written): each start's best ORF
+        (:func:`orf_scores`) plus its site log-odds, ``UNSCORED`` elsewhere. None where the
+        grammar does not enumerate ORFs (the plain grammar, a non-coding transcript)."""
+        cds_choices = getattr(grammar, "cds_choices", None)
+        if cds_choices is None or self.frame_23L is None or self.cds_low_2L is None or not state.coding:
+            return None
+        choices = cds_choices(state.strand, state.partial, state.exons)
+        if not choices.spans:
+            return None
+        s = 0 if state.strand == inv.PLUS else 1
+        values = np.full(self.cds_low_2L.shape[1], UNSCORED, dtype=np.float32)
+        for start, score in orf_scores(self.frame_23L[s], state.exons, state.strand, list(choices.spans)).items():
+            values[start] = self.weight * (score + float(self.cds_low_2L[s, start]))
+        return values
+
+    def guided_span(self, grammar: TargetGrammar, state: GrammarState, last: int) -> tuple[int, int]:
+        """The span of the coordinate written in ``state`` under guidance: the grammar's, cut by
+        :meth:`coordinate_span`, and widened again to the first allowed value if the cut left
+        none."""
+        values = grammar.coordinate_values(state)
+        if not values:
+            return 0, -1
+        low, high = min(a for a, _ in values), max(b for _, b in values)
+        cut_low, cut_high = self.coordinate_span(grammar.coordinate_role(state), state.strand, low, high, last)
+        first = _first_allowed(values, cut_low)
+        if first is None:
+            return low, high
+        return cut_low, max(cut_high, first)
+
+    def coding_after(self, position: int) -> float:
+        """Expected CDS bases (both strands) from boundary ``position`` to the window's end."""
+        total = self.coding_2L[:, -1]
+        return float((total - self.coding_2L[:, position]).sum())
+
+    def next_coding(self, strand: int, position: int) -> int:
+        """The first boundary after which ``CODING_MIN`` CDS bases of ``strand`` lie beyond
+        ``position`` (the window's length + 1 when there are not that many)."""
+        mass = self.coding_2L[strand]
+        return int(np.searchsorted(mass, mass[position] + CODING_MIN))
+
+    def token_terms(self, grammar: TargetGrammar, state: GrammarState, last: int) -> list[tuple[str, float]]:
+        """The (token, term) pairs of the decoder's next choice in ``state`` (``last``: the
+        coordinate written last); empty where the head has no say."""
+        field = grammar.field_of(state)
+        w = self.weight
+        if field == "gap":
+            if state.prev == "start":
+                return []
+            terms = [(inv.LINE_TRANSCRIPT, w * _evidence(self.coding_after(last)))]
+            if grammar.after_exon(state):
+                strand = 0 if state.strand == inv.PLUS else 1
+                terms.append((inv.LINE_EXON, w * float(self.splice_2L[strand, last])))
+                if state.coding:
+                    inside = sum(float(self.coding_2L[strand, e] - self.coding_2L[strand, s]) for s, e in state.exons)
+                    terms.append((inv.LINE_CDS, w * _evidence(inside)))
+            return terms
+        if field == "biotype":
+            return [(inv.PROTEIN_CODING, w * _evidence(self.coding_after(last)))]
+        if field == "strand":
+            nearer = (self.next_coding(1, last) - self.next_coding(0, last)) / STRAND_SCALE
+            return [(inv.PLUS, w * float(np.clip(nearer, -EVIDENCE_CLIP, EVIDENCE_CLIP)))]
+        return []

@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from genoforge.errors import ConfigError
-from genoforge.genes.inventory import LINE_EXON
+from genoforge.genes.grammar import ROLE_CDS_START, SLOT_HI, SLOT_NONE
 from genoforge.genes.target import parse_target_tokens
 from genoforge.inference.decode import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -47,7 +48,7 @@ from genoforge.inference.decode import (
     record_start_ids,
     window_dna,
 )
-from genoforge.inference.head_guide import guide_tracks
+from genoforge.inference.head_guide import ROW_TRACK, StructureGuide, guide_tracks
 from genoforge.inference.predict_config import WINDOWLESS_MAX_NEW_TOKENS
 from genoforge.model.attention import cross_mask, decoder_self_mask
 from genoforge.model.decode_cache import RowCache
@@ -94,7 +95,7 @@ class _EncodedWindow:
     pointer_valid_L: Tensor | None = None
     bases: str | None = None  # the window's sequence, for a signal grammar
     guide_RL: Tensor | None = None  # head guidance: the scaled guide tracks [R, L + 1]
-    splice_2L: np.ndarray | None = None  # ... and the scaled structure term [2, L + 1] (host)
+    structure: StructureGuide | None = None  # ... and its structure terms (host)
 
 
 @dataclass
@@ -102,7 +103,9 @@ class _Row:
     key: Any
     length: int
     tokens: list[int]
-    splice_2L: np.ndarray | None = None  # head guidance's structure term (scaled), host
+    structure: StructureGuide | None = None  # head guidance's structure terms (host)
+    span: tuple[int, int] = (0, -1)  # ... and the span of the coordinate being written
+    track: int = 0  # ... and its guide track
 
 
 @torch.no_grad()
@@ -160,7 +163,6 @@ def decode_stream(
     current_B = torch.full((batch_size,), pad, dtype=torch.long, device=device)
     pointer = getattr(model, "pointer", None) is not None
     guided = pointer and guide_weight > 0
-    exon_id = tokenizer.token_to_id(LINE_EXON) if guided else -1
 
     def refill_queue() -> None:
         nonlocal exhausted, cache
@@ -188,9 +190,11 @@ def decode_stream(
         if guided:
             if memory.base_logits_WLK is None:
                 raise ConfigError("head guidance needs the model's per-base head")
-            tracks, splice_t = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
-            guide = tracks * guide_weight
-            splice = (splice_t * guide_weight).cpu().numpy()  # the structure term is added on the host
+            terms = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
+            guide = F.pad(terms.tracks * guide_weight, (0, 0, 0, 1))  # + the row track (ROW_TRACK)
+            # the structure terms, segment barriers and ORF scores work on the host
+            splice, coding, exon, frame, cds_low = (
+                t.cpu().numpy() for t in (terms.splice, terms.coding, terms.exon, terms.frame, terms.cds_low))
         for i, item in enumerate(chunk):
             key, length = item[0], item[2]
             window = _EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i])
@@ -201,7 +205,9 @@ def decode_stream(
                 window.bases = bases[i]
             if guided:
                 window.guide_RL = guide[i, :, : length + 1]
-                window.splice_2L = splice[i, :, : length + 1]
+                window.structure = StructureGuide(splice[i, :, : length + 1], coding[i, :, : length + 1],
+                                                  exon[i, :, :length], guide_weight, frame[i, :, :, :length],
+                                                  cds_low[i, :, : length + 1])
             queue.append(window)
 
     def finish(b: int, truncated: bool) -> tuple[Any, WindowPrediction]:
@@ -229,7 +235,7 @@ def decode_stream(
             if window.pointer_keys_LP is not None:
                 cache.load_pointer(b, window.pointer_keys_LP, window.pointer_valid_L, window.guide_RL)
             grammar_rows.start(b, grammars.for_window(window.length, window.bases), bos)
-            rows[b] = _Row(window.key, window.length, [bos], window.splice_2L)
+            rows[b] = _Row(window.key, window.length, [bos], window.structure)
             current_B[b] = bos
         active = [row is not None for row in rows]
         if not any(active):
@@ -237,13 +243,14 @@ def decode_stream(
         assert cache is not None
         active_B = torch.tensor(active, device=device)
         if pointer:
+            lows, highs, tracks = grammar_rows.coordinate_lows, grammar_rows.coordinate_highs, None
+            if guided:
+                lows, highs, tracks = guided_slots(rows, grammar_rows, cache)
             cache.set_coordinate_slots(grammar_rows.coordinate_slots, grammar_rows.coordinate_his,
-                                       grammar_rows.last_coordinates, grammar_rows.coordinate_lows,
-                                       grammar_rows.coordinate_highs,
-                                       grammar_rows.guide_tracks if guided else None)
+                                       grammar_rows.last_coordinates, lows, highs, tracks)
         logits_BV = step(model, current_B, cache, active_B)
         if guided:
-            logits_BV = add_structure_term(logits_BV, rows, grammar_rows, exon_id)
+            logits_BV = add_structure_terms(logits_BV, rows, grammar_rows, tokenizer)
         picked = grammar_rows.pick(logits_BV)
         for b, row in enumerate(rows):
             if row is None:
@@ -260,18 +267,52 @@ def decode_stream(
         current_B = torch.tensor(picked, dtype=torch.long, device=device)
 
 
-def add_structure_term(logits_BV: Tensor, rows: Sequence, grammar_rows: GrammarRows, exon_id: int) -> Tensor:
-    """``logits_BV`` (float32) with each row's structure term on the ``exon`` token where the row
-    is between lines right after an exon (:mod:`genoforge.inference.head_guide`)."""
-    bias = [0.0] * len(rows)
+def guided_slots(rows: Sequence, grammar_rows: GrammarRows, cache: RowCache) -> tuple[list[int], list[int], list[int]]:
+    """Each row's coordinate span and guide track under head guidance, set at a coordinate's
+    ``hi`` digit and kept for its ``lo`` digit: the span of
+    :meth:`~genoforge.inference.head_guide.StructureGuide.guided_span`; the track of its role,
+    or at a CDS start the row's own track of ORF scores (written into ``cache``)."""
+    lows, highs = list(grammar_rows.coordinate_lows), list(grammar_rows.coordinate_highs)
+    tracks = list(grammar_rows.guide_tracks)
     for b, row in enumerate(rows):
-        strand = grammar_rows.after_exon_strand[b]
-        if row is not None and strand >= 0:
-            bias[b] = float(row.splice_2L[strand, grammar_rows.last_coordinates[b]])
-    if not any(bias):
+        slot = grammar_rows.coordinate_slots[b]
+        if row is None or row.structure is None or slot == SLOT_NONE:
+            continue
+        if slot == SLOT_HI:
+            grammar, state = grammar_rows.grammars[b], grammar_rows.states[b]
+            row.span = row.structure.guided_span(grammar, state, grammar_rows.last_coordinates[b])
+            row.track = tracks[b]
+            if grammar.coordinate_role(state) == ROLE_CDS_START:
+                values = row.structure.cds_start_track(grammar, state)
+                if values is not None:
+                    cache.set_row_track(b, ROW_TRACK, torch.from_numpy(values))
+                    row.track = ROW_TRACK
+        lows[b], highs[b] = row.span
+        tracks[b] = row.track
+    return lows, highs, tracks
+
+
+def add_structure_terms(logits_BV: Tensor, rows: Sequence, grammar_rows: GrammarRows, tokenizer) -> Tensor:
+    """``logits_BV`` (float32) plus each row's head-guidance structure terms
+    (:class:`~genoforge.inference.head_guide.StructureGuide`): one small upload per step."""
+    row_ids: list[int] = []
+    token_ids: list[int] = []
+    values: list[float] = []
+    for b, row in enumerate(rows):
+        if row is None or row.structure is None or grammar_rows.states[b] is None:
+            continue
+        grammar = grammar_rows.grammars[b]
+        for token, value in row.structure.token_terms(grammar, grammar_rows.states[b],
+                                                      grammar_rows.last_coordinates[b]):
+            if value:
+                row_ids.append(b)
+                token_ids.append(tokenizer.token_to_id(token))
+                values.append(value)
+    if not values:
         return logits_BV
     out = logits_BV.float().clone()
-    out[:, exon_id] += torch.tensor(bias, device=out.device)
+    out.index_put_((torch.tensor(row_ids, device=out.device), torch.tensor(token_ids, device=out.device)),
+                   torch.tensor(values, device=out.device), accumulate=True)
     return out
 
 

@@ -158,6 +158,12 @@ class RowCache:
         self.guide_BRL[row].zero_()
         self.guide_BRL[row, :, : guide_RL.shape[1]] = guide_RL
 
+    def set_row_track(self, row: int, track: int, values: Tensor) -> None:
+        """Overwrite guide track ``track`` of row ``row`` with ``values`` [<= L] (the rest 0)."""
+        assert self.guide_BRL is not None
+        self.guide_BRL[row, track].zero_()
+        self.guide_BRL[row, track, : values.shape[0]] = values.to(self.guide_BRL.device)
+
     def guide_bias(self) -> Tensor | None:
         """[B, L] each row's guide track for its next coordinate (None without guidance)."""
         if self.guide_BRL is None or self.guide_track_B is None:
