@@ -298,7 +298,7 @@ class StructureGuide:
             barrier = self._exonic_run[s][min(last, len(self._exonic_run[s]) - 1)] + BARRIER_RUN
         else:  # ROLE_EXON_END: the exon runs from ``last``, its start
             barrier = self._outside_run[s][min(last, len(self._outside_run[s]) - 1)] + BARRIER_RUN
-        return low, max(low, min(high, barrier))
+        return int(low), int(max(low, min(high, barrier)))
 
     def cds_start_track(self, grammar: TargetGrammar, state: GrammarState) -> np.ndarray | None:
         """[L + 1] scaled scores of the CDS starts a signal grammar allows in ``state`` (a

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,7 +26,7 @@ from genoforge.genes.grammar import (
     TargetGrammar,
 )
 from genoforge.inference.decode import GrammarCache, window_dna
-from genoforge.inference.head_guide import N_GUIDE_TRACKS, guide_track, guide_tracks
+from genoforge.inference.head_guide import N_GUIDE_TRACKS, StructureGuide, guide_track, guide_tracks
 from genoforge.inference.stream import (
     FullPrefixStep,
     add_base_fields,
@@ -171,30 +172,35 @@ def _head_of(model, tokenizer, ids):
     add_base_fields(batch, bases, ids, tokenizer.bp_lengths(), "cpu")
     with torch.no_grad():
         memory = model.encode_for_decoding(batch)
-    return guide_tracks(memory.base_logits_WLK, batch["base_mask"])[0]
+    return guide_tracks(memory.base_logits_WLK, batch["base_mask"])
 
 
 def test_guided_exon_coordinates_are_the_best_boundaries_of_their_tracks(setup) -> None:
     tokenizer, model, ids = setup
     grammars = GrammarCache(tokenizer)
     out = _decode(model, tokenizer, ids, WEIGHT, grammars=grammars)
-    tracks = _head_of(model, tokenizer, ids)
+    terms = _head_of(model, tokenizer, ids)
     checked = 0
     for w, prediction in enumerate(out):
-        grammar = grammars(LENGTHS[w])
+        n = LENGTHS[w]
+        guide = StructureGuide(*(t[w, :, : n + 1].numpy() for t in (terms.splice, terms.coding)),
+                               terms.exon[w, :, :n].numpy(), WEIGHT)
+        grammar = grammars(n)
         state = grammar.start_state()
+        last = 0
         for token_id in prediction.token_ids:
             slot, _ = TargetGrammar.coordinate_slot(state)
             role = TargetGrammar.coordinate_role(state)
             if slot == SLOT_HI and role in (ROLE_EXON_END, ROLE_INTRON_START):
-                low, high = grammar.coordinate_range(state)
-                track = tracks[w, guide_track(role, state.strand), : LENGTHS[w] + 1]
+                low, high = guide.guided_span(grammar, state, last)
+                track = terms.tracks[w, guide_track(role, state.strand), : n + 1]
                 best = low + int(track[low: high + 1].argmax())
             state = grammar.advance(state, token_id)
-            if slot == SLOT_LO and role in (ROLE_EXON_END, ROLE_INTRON_START):
-                written = state.end if role == ROLE_EXON_END else state.start
-                assert written == best, (w, role, written, best)
-                checked += 1
+            if slot == SLOT_LO:
+                last = state.end if state.end >= 0 else state.start
+                if role in (ROLE_EXON_END, ROLE_INTRON_START):
+                    assert last == best, (w, role, last, best)
+                    checked += 1
     assert checked >= 4, checked
 
 
@@ -213,3 +219,88 @@ def test_guidance_changes_what_is_written_and_weight_zero_is_the_plain_decoder(s
     guided = _decode(model, tokenizer, ids, WEIGHT, steps=200)
     assert [p.token_ids for p in zero] == [p.token_ids for p in unguided]
     assert [p.token_ids for p in guided] != [p.token_ids for p in unguided]
+
+
+# -- the host-side structure guide -------------------------------------------------------------
+
+def test_next_run_starts_finds_the_first_full_run_at_or_after_each_base() -> None:
+    from genoforge.inference.head_guide import next_run_starts
+
+    flags = np.array([1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1], dtype=bool)
+    out = next_run_starts(flags, 3)
+    assert out.tolist() == [3, 3, 3, 3, 8, 8, 8, 8, 8, 9, 12, 12, 12]
+
+
+def _guide(exon_plus: np.ndarray, exon_minus: np.ndarray | None = None) -> StructureGuide:
+    n = exon_plus.shape[0]
+    exon = np.stack([exon_plus, np.zeros(n) if exon_minus is None else exon_minus])
+    coding = np.concatenate([np.zeros((2, 1)), np.cumsum(exon, axis=1)], axis=1)
+    return StructureGuide(np.zeros((2, n + 1)), coding, exon, 1.0)
+
+
+def test_an_exon_stops_at_the_first_long_non_exonic_run() -> None:
+    from genoforge.inference.head_guide import BARRIER_RUN
+
+    exon = np.zeros(1_000)
+    exon[100:300] = 0.9  # an exon, then a gap of 100 bases, then the next gene's exon
+    exon[400:600] = 0.9
+    guide = _guide(exon)
+    low, high = guide.coordinate_span(ROLE_EXON_END, "+", 101, 1_000, last=100)
+    assert (low, high) == (101, 300 + BARRIER_RUN)
+    # an intron (from 300) may not run through the next exon; a first exon starts after `last`
+    assert guide.coordinate_span(ROLE_INTRON_START, "+", 301, 999, last=300) == (301, 400 + BARRIER_RUN)
+    assert guide.coordinate_span(ROLE_FIRST_START, "+", 0, 999, last=300) == (300, 400 + BARRIER_RUN)
+    # on the other strand nothing is exonic: an exon there stops at once
+    assert guide.coordinate_span(ROLE_EXON_END, "-", 101, 1_000, last=100) == (101, 100 + BARRIER_RUN)
+
+
+def test_the_strand_term_prefers_the_strand_whose_coding_comes_first() -> None:
+    from genoforge.genes.grammar import GrammarState
+
+    plus, minus = np.zeros(2_000), np.zeros(2_000)
+    plus[1_200:1_500] = 0.9
+    minus[300:600] = 0.9
+    guide = _guide(plus, minus)
+    grammar = TargetGrammar({t: i for i, t in enumerate(_vocab())}, window_size=2_000)
+    state = GrammarState(line="transcript", slot=2)  # the strand field
+    assert grammar.field_of(state) == "strand"
+    ((token, term),) = guide.token_terms(grammar, state, last=0)
+    assert token == "+" and term < 0  # - is 900 bp nearer
+    ((_, term),) = guide.token_terms(grammar, state, last=700)  # past the - gene
+    assert term > 0
+
+
+def _vocab() -> list[str]:
+    from genoforge.genes import inventory as inv
+
+    return list(inv.builtin_tokens())
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_orf_scores_rank_the_start_whose_frame_the_head_reads_first(strand) -> None:
+    from genoforge.genes.classes import encode_bases
+    from genoforge.genes.signal_grammar import coding_spans
+    from genoforge.inference.head_guide import orf_scores
+
+    # Two ATGs in different frames, each with its own in-frame stop; the head reads the frame of
+    # the second as coding (codon positions 0, 1, 2 from it).
+    body = "CC" + "ATG" + "AAA" * 4 + "TAA" + "G" + "ATG" + "GCA" * 20 + "TGA" + "CCCCC"
+    if strand == "-":
+        complement = {"A": "T", "C": "G", "G": "C", "T": "A"}
+        sequence = "".join(complement[b] for b in reversed(body))
+    else:
+        sequence = body
+    n = len(sequence)
+    codes = encode_bases(sequence)
+    exons = ((0, n),)
+    spans = coding_spans(codes, exons, strand)
+    true_start_in_body = body.index("ATGGCA")
+    frame = np.full((3, n), -2.0)
+    for k in range(true_start_in_body, true_start_in_body + 63 + 3):
+        i = k if strand == "+" else n - 1 - k
+        frame[(k - true_start_in_body) % 3, i] = 2.0
+    best = orf_scores(frame, exons, strand, spans)
+    winner = max(best, key=best.get)
+    expected = true_start_in_body if strand == "+" else n - (true_start_in_body + 66)
+    assert winner == expected, (best, expected)
+    assert len(best) >= 2
