@@ -190,6 +190,7 @@ class GrammarRows:
         self.coordinate_slots = [0] * rows
         self.coordinate_his = [0] * rows
         self.last_coordinates = [0] * rows  # the coordinate each row wrote last (0 at first)
+        self.furthest_coordinates = [0] * rows  # ... and the highest it wrote
         # Head guidance (genoforge.inference.head_guide): each row's guide track for its next
         # coordinate.
         self.guide_tracks = [0] * rows
@@ -218,7 +219,7 @@ class GrammarRows:
         if not self._number_value:
             self._number_value = {grammar.id_of[n]: v for v, n in enumerate(NUMBERS)}
         self.grammars[b] = grammar
-        self.last_coordinates[b] = 0
+        self.last_coordinates[b] = self.furthest_coordinates[b] = 0
         state = grammar.advance(grammar.start_state(), bos_id)
         self._enter(b, grammar, state, grammar.allowed_key(state))
 
@@ -227,6 +228,7 @@ class GrammarRows:
         self.grammars[b] = self.states[b] = self._keys[b] = None
         self._mask_row[b] = 0
         self.coordinate_slots[b] = self.coordinate_his[b] = self.last_coordinates[b] = 0
+        self.furthest_coordinates[b] = 0
         self.guide_tracks[b] = 0
         self.coordinate_lows[b], self.coordinate_highs[b] = 0, -1
 
@@ -242,6 +244,7 @@ class GrammarRows:
         state, key = grammar.advance_keyed(self.states[b], self._keys[b], token_id)
         if was_lo:  # a coordinate is complete: hi : lo
             self.last_coordinates[b] = hi * (MAX_NUMBER + 1) + self._number_value[token_id]
+            self.furthest_coordinates[b] = max(self.furthest_coordinates[b], self.last_coordinates[b])
         if grammar.is_final(state):
             self.stop(b)
             return True

@@ -281,18 +281,20 @@ class StructureGuide:
         self._exonic_run = [next_run_starts(exonic[s], BARRIER_RUN) for s in (0, 1)]
         self._outside_run = [next_run_starts(~exonic[s], BARRIER_RUN) for s in (0, 1)]
 
-    def coordinate_span(self, role: int, strand: str, low: int, high: int, last: int) -> tuple[int, int]:
+    def coordinate_span(self, role: int, strand: str, low: int, high: int, last: int,
+                        furthest: int | None = None) -> tuple[int, int]:
         """The part of the grammar's span ``low .. high`` that the segment a coordinate of
         ``role`` closes may reach from ``last``, the coordinate before it: an exon does not run
         through ``BARRIER_RUN`` non-exonic bases in a row, an intron or the stretch before a
-        first exon not through as many exonic ones; a new transcript starts after the last
-        coordinate written (guided decoding writes no overlapping transcripts). Other roles:
-        the span as given. The caller keeps at least one allowed value in it."""
+        first exon not through as many exonic ones; a new transcript starts after ``furthest``,
+        the highest coordinate written (default ``last``: guided decoding writes no overlapping
+        transcripts). Other roles: the span as given. The caller keeps at least one allowed
+        value in it."""
         if strand not in ("+", "-") or role in (ROLE_NONE, ROLE_CDS_START, ROLE_CDS_END):
             return low, high
         s = 0 if strand == "+" else 1
         if role == ROLE_FIRST_START:
-            low = max(low, min(last, high))
+            low = max(low, min(last if furthest is None else furthest, high))
             barrier = self._exonic_run[s][low] + BARRIER_RUN
         elif role == ROLE_INTRON_START:
             barrier = self._exonic_run[s][min(last, len(self._exonic_run[s]) - 1)] + BARRIER_RUN
@@ -317,7 +319,8 @@ class StructureGuide:
             values[start] = self.weight * (score + float(self.cds_low_2L[s, start]))
         return values
 
-    def guided_span(self, grammar: TargetGrammar, state: GrammarState, last: int) -> tuple[int, int]:
+    def guided_span(self, grammar: TargetGrammar, state: GrammarState, last: int,
+                    furthest: int | None = None) -> tuple[int, int]:
         """The span of the coordinate written in ``state`` under guidance: the grammar's, cut by
         :meth:`coordinate_span`, and widened again to the first allowed value if the cut left
         none."""
@@ -325,7 +328,8 @@ class StructureGuide:
         if not values:
             return 0, -1
         low, high = min(a for a, _ in values), max(b for _, b in values)
-        cut_low, cut_high = self.coordinate_span(grammar.coordinate_role(state), state.strand, low, high, last)
+        cut_low, cut_high = self.coordinate_span(grammar.coordinate_role(state), state.strand, low, high, last,
+                                                 furthest)
         first = _first_allowed(values, cut_low)
         if first is None:
             return low, high
@@ -342,15 +346,18 @@ class StructureGuide:
         mass = self.coding_2L[strand]
         return int(np.searchsorted(mass, mass[position] + CODING_MIN))
 
-    def token_terms(self, grammar: TargetGrammar, state: GrammarState, last: int) -> list[tuple[str, float]]:
+    def token_terms(self, grammar: TargetGrammar, state: GrammarState, last: int,
+                    furthest: int | None = None) -> list[tuple[str, float]]:
         """The (token, term) pairs of the decoder's next choice in ``state`` (``last``: the
-        coordinate written last); empty where the head has no say."""
+        coordinate written last, ``furthest`` the highest, default ``last``); empty where the
+        head has no say. Evidence of another gene counts from ``furthest``."""
         field = grammar.field_of(state)
+        beyond = last if furthest is None else furthest
         w = self.weight
         if field == "gap":
             if state.prev == "start":
                 return []
-            terms = [(inv.LINE_TRANSCRIPT, w * _evidence(self.coding_after(last)))]
+            terms = [(inv.LINE_TRANSCRIPT, w * _evidence(self.coding_after(beyond)))]
             if grammar.after_exon(state):
                 strand = 0 if state.strand == inv.PLUS else 1
                 terms.append((inv.LINE_EXON, w * float(self.splice_2L[strand, last])))
@@ -359,8 +366,8 @@ class StructureGuide:
                     terms.append((inv.LINE_CDS, w * _evidence(inside)))
             return terms
         if field == "biotype":
-            return [(inv.PROTEIN_CODING, w * _evidence(self.coding_after(last)))]
+            return [(inv.PROTEIN_CODING, w * _evidence(self.coding_after(beyond)))]
         if field == "strand":
-            nearer = (self.next_coding(1, last) - self.next_coding(0, last)) / STRAND_SCALE
+            nearer = (self.next_coding(1, beyond) - self.next_coding(0, beyond)) / STRAND_SCALE
             return [(inv.PLUS, w * float(np.clip(nearer, -EVIDENCE_CLIP, EVIDENCE_CLIP)))]
         return []

@@ -280,7 +280,8 @@ def guided_slots(rows: Sequence, grammar_rows: GrammarRows, cache: RowCache) -> 
             continue
         if slot == SLOT_HI:
             grammar, state = grammar_rows.grammars[b], grammar_rows.states[b]
-            row.span = row.structure.guided_span(grammar, state, grammar_rows.last_coordinates[b])
+            row.span = row.structure.guided_span(grammar, state, grammar_rows.last_coordinates[b],
+                                                 grammar_rows.furthest_coordinates[b])
             row.track = tracks[b]
             if grammar.coordinate_role(state) == ROLE_CDS_START:
                 values = row.structure.cds_start_track(grammar, state)
@@ -303,7 +304,8 @@ def add_structure_terms(logits_BV: Tensor, rows: Sequence, grammar_rows: Grammar
             continue
         grammar = grammar_rows.grammars[b]
         for token, value in row.structure.token_terms(grammar, grammar_rows.states[b],
-                                                      grammar_rows.last_coordinates[b]):
+                                                      grammar_rows.last_coordinates[b],
+                                                      grammar_rows.furthest_coordinates[b]):
             if value:
                 row_ids.append(b)
                 token_ids.append(tokenizer.token_to_id(token))
