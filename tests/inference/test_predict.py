@@ -167,6 +167,21 @@ def test_cli_predicts_selected_seqids(genome, model_dir, tmp_path) -> None:
     assert regions == ["##sequence-region chrA 1 2350", "##sequence-region chrB 1 90"]  # FASTA order
 
 
+def test_cli_guided_generative_predict_writes_valid_gff3(genome, model_dir, tmp_path) -> None:
+    """--guide_weight on a debug model (pointer + per-base head): valid GFF3, not the unguided one."""
+    path, _ = genome
+    outputs = {}
+    for weight in ("0", "5"):
+        out = tmp_path / f"guided{weight}.gff3"
+        result = CliRunner().invoke(app, ["predict", str(model_dir), str(path), "-o", str(out), *SMALL_RUN,
+                                          "--seqids", "chrA", "--device", "cpu", "--decoder", "generative",
+                                          "--guide_weight", weight])
+        assert result.exit_code == 0, result.output
+        assert_gt_valid(out)
+        outputs[weight] = data_rows(out)
+    assert outputs["5"] != outputs["0"]
+
+
 def test_cli_kebab_spellings_work(genome, model_dir, tmp_path) -> None:
     path, _ = genome
     out = tmp_path / "kebab.gff3"
@@ -182,6 +197,7 @@ def test_cli_kebab_spellings_work(genome, model_dir, tmp_path) -> None:
     [
         (["--seqids", "nope"], "nope"),
         (["--overlap", "400"], "overlap"),
+        (["--guide_weight", "-1"], "guide_weight"),
         (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--window_size", "0"], ""),
     ],
 )
