@@ -4,7 +4,9 @@ the model once (``genoforge predict --decoder generative --guide_weight W`` for 
     python benchmarks/guide_sweep.py MODEL_DIR --regions .bench/gpu/regions \\
         --species fly_chr2R,athal_snap_segments --weights 0,0.3,1 --out OUTDIR
 
-Writes OUTDIR/w<W>/<species>.gff3 and OUTDIR/sweep.json (per run: weight, species, bases,
+With ``--beams 1,4`` every weight also runs with beam 4 (into w<W>b4/).
+
+Writes OUTDIR/w<W>/<species>.gff3 and OUTDIR/sweep.json (per run: weight, beam, species, bases,
 seconds, bp/s, genes, transcripts, truncated windows, device). Score them here with
 ``genoforge eval REF PRED --genome REGION.fa`` or ``benchmarks/quality.py --predictions``.
 """
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--regions", required=True, help="one folder per species holding region.fa")
     parser.add_argument("--species", required=True, help="comma-separated species folders")
     parser.add_argument("--weights", default="0,0.3,1", help="comma-separated guide weights")
+    parser.add_argument("--beams", default="1", help="comma-separated beam widths (each with every weight)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=None)
@@ -42,14 +45,15 @@ def main() -> None:
     print(f"loaded in {time.perf_counter() - t0:.1f} s on {predictor.device}", flush=True)
     out = Path(args.out)
     rows = []
-    for weight in [float(w) for w in args.weights.split(",")]:
-        predictor.config = dataclasses.replace(predictor.config, guide_weight=weight)
+    runs = [(float(w), int(b)) for b in args.beams.split(",") for w in args.weights.split(",")]
+    for weight, beam in runs:
+        predictor.config = dataclasses.replace(predictor.config, guide_weight=weight, beam=beam)
         for species in args.species.split(","):
             fasta = Path(args.regions) / species / "region.fa"
-            target = out / f"w{weight:g}" / f"{species}.gff3"
+            target = out / (f"w{weight:g}" + (f"b{beam}" if beam > 1 else "")) / f"{species}.gff3"
             target.parent.mkdir(parents=True, exist_ok=True)
             result = predict_genome(args.model_dir, fasta, target, predictor=predictor)
-            row = {"weight": weight, "species": species, "bases": result.bases, "seconds": round(result.seconds, 2),
+            row = {"weight": weight, "beam": beam, "species": species, "bases": result.bases, "seconds": round(result.seconds, 2),
                    "bp_per_second": round(result.bp_per_second), "genes": result.genes,
                    "transcripts": result.transcripts, "windows": result.windows,
                    "truncated_windows": result.truncated_windows, "device": str(predictor.device)}

@@ -130,6 +130,13 @@ def predict_command(
             "head's segment and site log-odds to each coordinate, its splice-site log-odds to "
             "writing another exon. 0 leaves the decoder alone.")),
     ] = DEFAULTS.guide_weight,
+    beam: Annotated[
+        int,
+        typer.Option(*flag("beam"), rich_help_panel=GENERATIVE_PANEL, help=(
+            "generative: keep this many hypotheses per window, scored by their log-probability "
+            "(with --guide_weight, the head's terms included); 1 is greedy decoding. Each window "
+            "then takes BEAM rows of --batch_size.")),
+    ] = DEFAULTS.beam,
     species: Annotated[
         str | None,
         typer.Option(*flag("species"), rich_help_panel=HMM_PANEL, help=(
@@ -189,6 +196,7 @@ def predict_command(
         decoder=decoder,
         signal_grammar=signal_grammar,
         guide_weight=guide_weight,
+        beam=beam,
         species=species,
         taxon=taxon,
         emission_weight=emission_weight,

@@ -251,6 +251,16 @@ class GrammarRows:
         self._enter(b, grammar, state, key)
         return False
 
+    _PER_ROW = ("grammars", "states", "_keys", "coordinate_slots", "coordinate_his", "last_coordinates",
+                "furthest_coordinates", "guide_tracks", "coordinate_lows", "coordinate_highs", "_mask_row")
+
+    def reorder(self, parents: Sequence[int]) -> None:
+        """Row b takes over row ``parents[b]``'s state (beam search: each hypothesis continues
+        one of the step before)."""
+        for name in self._PER_ROW:
+            values = getattr(self, name)
+            setattr(self, name, [values[p] for p in parents])
+
     def pick(self, logits_BV: Tensor) -> list[int]:
         """The highest-scoring allowed token of every row (idle rows: of all tokens).
 

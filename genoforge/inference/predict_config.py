@@ -85,6 +85,7 @@ class PredictConfig:
     signal_grammar: bool = True
     # generative: weight of the per-base head's guide terms (genoforge.inference.head_guide)
     guide_weight: float = 0.0
+    beam: int = 1  # generative: hypotheses kept per window (genoforge.inference.beam); 1 = greedy
     species: str | None = None  # hmm: gene-structure parameters of this baked species
     taxon: str | None = None  # hmm: ... of this taxon's baked species
     # hmm: scale of the per-base head's scaled log-likelihoods and of the signal PWMs' log-odds;
@@ -135,6 +136,8 @@ class PredictConfig:
             raise ConfigError(f"--signal_weight must be >= 0, got {self.signal_weight}")
         if not self.head_signal_weight >= 0:
             raise ConfigError(f"--head_signal_weight must be >= 0, got {self.head_signal_weight}")
+        if self.beam < 1:
+            raise ConfigError(f"--beam must be >= 1, got {self.beam}")
         if not self.guide_weight >= 0:
             raise ConfigError(f"--guide_weight must be >= 0, got {self.guide_weight}")
 

@@ -113,13 +113,24 @@ class Predictor:
                 else:  # kept without its bases: a long N run must not pile up sequence
                     skipped.append(dataclasses.replace(window, sequence=""))
 
-        try:
-            for window, prediction in decode_stream(
+        if self.config.beam > 1:
+            from genoforge.inference.beam import decode_beam
+
+            decoded = decode_beam(
+                self.model, self.tokenizer, decodable(), beam=self.config.beam,
+                windows_per_batch=max(1, self.batch_size // self.config.beam), max_new_tokens=self.max_new_tokens,
+                grammars=self.grammars, length_multiple=self.length_multiple, step=self.step,
+                guide_weight=self.config.guide_weight,
+            )
+        else:
+            decoded = decode_stream(
                 self.model, self.tokenizer, decodable(), batch_size=self.batch_size,
                 max_new_tokens=self.max_new_tokens, grammars=self.grammars,
                 length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
                 step=self.step, guide_weight=self.config.guide_weight,
-            ):
+            )
+        try:
+            for window, prediction in decoded:
                 while skipped:
                     yield skipped.popleft(), None
                 self.target_tokens += len(prediction.token_ids) - 1

@@ -108,6 +108,48 @@ class _Row:
     track: int = 0  # ... and its guide track
 
 
+def encode_chunk(model, tokenizer, chunk: Sequence[tuple], device, *, rows: int | None, length_multiple: int,
+                 signals: bool, guide_weight: float) -> tuple[list[_EncodedWindow], int, torch.dtype]:
+    """Encode ``(key, ids, length[, bases])`` windows together: (their decoding inputs, the
+    memory width, the cross K/V dtype). ``rows`` pads the encoder batch; ``signals``: keep each
+    window's bases for a signal grammar; ``guide_weight`` > 0: head guidance's tracks."""
+    pointer = getattr(model, "pointer", None) is not None
+    guided = pointer and guide_weight > 0
+    bp_lengths = tokenizer.bp_lengths()
+    out: list[_EncodedWindow] = []
+    ids = [item[1] for item in chunk]
+    batch = encoder_batch(ids, bp_lengths, tokenizer.pad_id, device, length_multiple=length_multiple, rows=rows)
+    bases = [window_bases(tokenizer, item) for item in chunk] if pointer or signals else None
+    if pointer:
+        add_base_fields(batch, bases, [item[1] for item in chunk], bp_lengths, device)
+    memory = model.encode_for_decoding(batch)
+    kv = model.decoder.cross_kv(memory.states_BMD)
+    ok = memory.doc_BM >= 0
+    if guided:
+        if memory.base_logits_WLK is None:
+            raise ConfigError("head guidance needs the model's per-base head")
+        terms = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
+        guide = F.pad(terms.tracks * guide_weight, (0, 0, 0, 1))  # + the row track (ROW_TRACK)
+        # the structure terms, segment barriers and ORF scores work on the host
+        splice, coding, exon, frame, cds_low = (
+            t.cpu().numpy() for t in (terms.splice, terms.coding, terms.exon, terms.frame, terms.cds_low))
+    for i, item in enumerate(chunk):
+        key, length = item[0], item[2]
+        window = _EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i])
+        if pointer:
+            window.pointer_keys_LP = memory.pointer_keys_WLP[i, : length + 1]
+            window.pointer_valid_L = memory.pointer_valid_WL[i, : length + 1]
+        if signals and bases is not None:
+            window.bases = bases[i]
+        if guided:
+            window.guide_RL = guide[i, :, : length + 1]
+            window.structure = StructureGuide(splice[i, :, : length + 1], coding[i, :, : length + 1],
+                                              exon[i, :, :length], guide_weight, frame[i, :, :, :length],
+                                              cds_low[i, :, : length + 1])
+        out.append(window)
+    return out, memory.states_BMD.shape[1], kv[0][0].dtype
+
+
 @torch.no_grad()
 def decode_stream(
     model,
@@ -153,7 +195,6 @@ def decode_stream(
     parameter = next(model.parameters())
     device = parameter.device
     bos, eos, pad = tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id
-    bp_lengths = tokenizer.bp_lengths()
     source = iter(windows)
     queue: deque[_EncodedWindow] = deque()
     exhausted = False
@@ -175,40 +216,12 @@ def decode_stream(
                 chunk.append(item)
         if not chunk:
             return
-        ids = [item[1] for item in chunk]
-        batch = encoder_batch(ids, bp_lengths, pad, device, length_multiple=length_multiple,
-                              rows=batch_size if pad_encoder_rows else None)
-        bases = [window_bases(tokenizer, item) for item in chunk] if pointer or grammars.signals else None
-        if pointer:
-            add_base_fields(batch, bases, [item[1] for item in chunk], bp_lengths, device)
-        memory = model.encode_for_decoding(batch)
-        kv = model.decoder.cross_kv(memory.states_BMD)
+        encoded, width, dtype = encode_chunk(model, tokenizer, chunk, device, rows=batch_size if pad_encoder_rows else None,
+                                             length_multiple=length_multiple, signals=grammars.signals,
+                                             guide_weight=guide_weight)
         if cache is None:
-            cache = RowCache.empty(model.config, batch_size, memory.states_BMD.shape[1], device,
-                                   kv[0][0].dtype, max_positions=max_new_tokens + 1)
-        ok = memory.doc_BM >= 0
-        if guided:
-            if memory.base_logits_WLK is None:
-                raise ConfigError("head guidance needs the model's per-base head")
-            terms = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
-            guide = F.pad(terms.tracks * guide_weight, (0, 0, 0, 1))  # + the row track (ROW_TRACK)
-            # the structure terms, segment barriers and ORF scores work on the host
-            splice, coding, exon, frame, cds_low = (
-                t.cpu().numpy() for t in (terms.splice, terms.coding, terms.exon, terms.frame, terms.cds_low))
-        for i, item in enumerate(chunk):
-            key, length = item[0], item[2]
-            window = _EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i])
-            if pointer:
-                window.pointer_keys_LP = memory.pointer_keys_WLP[i, : length + 1]
-                window.pointer_valid_L = memory.pointer_valid_WL[i, : length + 1]
-            if grammars.signals and bases is not None:
-                window.bases = bases[i]
-            if guided:
-                window.guide_RL = guide[i, :, : length + 1]
-                window.structure = StructureGuide(splice[i, :, : length + 1], coding[i, :, : length + 1],
-                                                  exon[i, :, :length], guide_weight, frame[i, :, :, :length],
-                                                  cds_low[i, :, : length + 1])
-            queue.append(window)
+            cache = RowCache.empty(model.config, batch_size, width, device, dtype, max_positions=max_new_tokens + 1)
+        queue.extend(encoded)
 
     def finish(b: int, truncated: bool) -> tuple[Any, WindowPrediction]:
         row = rows[b]
@@ -340,6 +353,10 @@ class FullPrefixStep:
         cache.position_B += 1
         hidden_BD, logits_BV = prefix_hidden_logits(model, self.memory, torch.stack(self.fed, dim=1))
         return model.pointer_logits(hidden_BD, logits_BV, cache)
+
+    def reorder(self, parents_B: Tensor) -> None:
+        """Beam search: row b continues row ``parents_B[b]``'s prefix."""
+        self.fed = [t.index_select(0, parents_B) for t in self.fed]
 
 
 def prefix_logits(model, memory, decoder_ids_BT: Tensor) -> Tensor:

@@ -194,6 +194,12 @@ class RowCache:
         if guided:
             self.guide_track_B.copy_(values[5], non_blocking=True)
 
+    def reorder(self, parents_B: Tensor) -> None:
+        """Row b takes over row ``parents_B[b]``'s state, in place (a captured step keeps its
+        buffers): beam search's hypotheses continuing those of the step before."""
+        for tensor in self.tensors():
+            tensor.copy_(tensor.index_select(0, parents_B))
+
     def layer(self, index: int) -> LayerKV:
         return LayerKV(self.self_k[index], self.self_v[index], self.cross_k[index], self.cross_v[index])
 

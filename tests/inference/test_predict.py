@@ -168,7 +168,8 @@ def test_cli_predicts_selected_seqids(genome, model_dir, tmp_path) -> None:
 
 
 def test_cli_guided_generative_predict_writes_valid_gff3(genome, model_dir, tmp_path) -> None:
-    """--guide_weight on a debug model (pointer + per-base head): valid GFF3, not the unguided one."""
+    """--guide_weight on a debug model (pointer + per-base head): valid GFF3, not the unguided one;
+    with --beam 2 too."""
     path, _ = genome
     outputs = {}
     for weight in ("0", "5"):
@@ -180,6 +181,12 @@ def test_cli_guided_generative_predict_writes_valid_gff3(genome, model_dir, tmp_
         assert_gt_valid(out)
         outputs[weight] = data_rows(out)
     assert outputs["5"] != outputs["0"]
+    out = tmp_path / "beam.gff3"
+    result = CliRunner().invoke(app, ["predict", str(model_dir), str(path), "-o", str(out), *SMALL_RUN,
+                                      "--seqids", "chrA", "--device", "cpu", "--decoder", "generative",
+                                      "--guide_weight", "5", "--beam", "2"])
+    assert result.exit_code == 0, result.output
+    assert_gt_valid(out)
 
 
 def test_cli_kebab_spellings_work(genome, model_dir, tmp_path) -> None:
@@ -198,6 +205,7 @@ def test_cli_kebab_spellings_work(genome, model_dir, tmp_path) -> None:
         (["--seqids", "nope"], "nope"),
         (["--overlap", "400"], "overlap"),
         (["--guide_weight", "-1"], "guide_weight"),
+        (["--beam", "0"], "beam"),
         (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--window_size", "0"], ""),
     ],
 )
