@@ -26,7 +26,13 @@ from typing import Any
 import torch
 
 from genoforge.genes.target import parse_target_tokens
-from genoforge.inference.decode import GrammarCache, GrammarRows, WindowPrediction, cut_unfinished_record, record_start_ids
+from genoforge.inference.decode import (
+    GrammarCache,
+    GrammarRows,
+    WindowPrediction,
+    cut_unfinished_record,
+    record_start_ids,
+)
 from genoforge.inference.stream import (
     _Row,
     add_structure_terms,

@@ -10,7 +10,12 @@ import pytest
 from genoforge.genes.signal_check import signal_violations
 from genoforge.inference.beam import decode_beam
 from genoforge.inference.decode import GrammarCache
-from genoforge.inference.stream import FullPrefixStep, decode_stream, encoder_batch, row_step
+from genoforge.inference.stream import (
+    FullPrefixStep,
+    decode_stream,
+    encoder_batch,
+    row_step,
+)
 from tests.tiny import build_debug_model, write_tokenizer_dir
 
 LENGTHS = [1_400, 700, 2_000]
