@@ -10,7 +10,8 @@
 #   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl; BAKE_FLAGS, e.g.
 #       --reverse_complement, go to bake; MODEL_TOML to model init; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune;
 #       DECODER=generative predicts with the token decoder, PREDICT_BATCH and PREDICT_FLAGS to it;
-#       PREDICT_SPECIES: a comma list (default all); PREDICT_MODEL=final predicts with final/, not best/;
+#       PREDICT_SPECIES: a comma list (default all); PREDICT_MODEL=final predicts with final/, not best/
+#       (final/ exists only when tune reaches STEPS before MINUTES run out);
 #       GUIDE_WEIGHTS and HMM_TOO: see predict_all; SKIP_TRACKS=1 skips the track dump)
 #   bash benchmarks/structure_gpu.sh repredict  (device call, same machine still warm: predict again)
 #       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
