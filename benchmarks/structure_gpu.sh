@@ -10,8 +10,8 @@
 #   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl; BAKE_FLAGS, e.g.
 #       --reverse_complement, go to bake; MODEL_TOML to model init; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune;
 #       DECODER=generative predicts with the token decoder, PREDICT_BATCH and PREDICT_FLAGS to it;
-#       PREDICT_SPECIES: a comma list (default all); PREDICT_MODEL=final predicts with final/, not best/
-#       (final/ exists only when tune reaches STEPS before MINUTES run out);
+#       PREDICT_SPECIES: a comma list (default all); PREDICT_MODEL=final predicts with final/ (or the last
+#       step-N/ checkpoint when MINUTES ran out first), not best/;
 #       GUIDE_WEIGHTS and HMM_TOO: see predict_all; SKIP_TRACKS=1 skips the track dump)
 #   bash benchmarks/structure_gpu.sh repredict  (device call, same machine still warm: predict again)
 #       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
@@ -98,6 +98,8 @@ run() {
   grep -v '^\s*$' "$W/tune.log" | tail -n 12
   cp "$W/tune.log" "$W/run/metrics.jsonl" "$OUT/" 2>/dev/null
   local model=$W/run/${PREDICT_MODEL:-best}
+  # a run the time limit stopped has no final/: its last step-N/ (a model directory too) stands in
+  [ -d "$model" ] || [ "${PREDICT_MODEL:-best}" != final ] || model=$(ls -d "$W"/run/step-* 2>/dev/null | tail -n 1)
   [ -d "$model" ] || die "no ${PREDICT_MODEL:-best}/ model"
   predict_all "$model"
   [ -n "${SKIP_TRACKS:-}" ] || $PY benchmarks/base_tracks.py "$model" "$OUT/tracks.npz" "$G"/regions/*/region.fa \
