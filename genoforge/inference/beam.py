@@ -43,8 +43,6 @@ from genoforge.inference.stream import (
 )
 from genoforge.model.decode_cache import RowCache
 
-_FLOOR = -1e30
-
 
 @torch.no_grad()
 def decode_beam(
@@ -112,19 +110,17 @@ def _decode_chunk(model, tokenizer, chunk: Sequence[tuple], beam: int, max_new_t
         active = [not done[b // beam] and live[b // beam][b % beam] for b in range(n_rows)]
         if not any(active):
             break
+        visible = [r if a else None for r, a in zip(rows, active, strict=True)]  # the rows decoded now
         if pointer:
             lows, highs, tracks = grammar_rows.coordinate_lows, grammar_rows.coordinate_highs, None
             if guided:
-                lows, highs, tracks = guided_slots([r if a else None for r, a in zip(rows, active, strict=True)],
-                                                   grammar_rows, cache)
+                lows, highs, tracks = guided_slots(visible, grammar_rows, cache)
             cache.set_coordinate_slots(grammar_rows.coordinate_slots, grammar_rows.coordinate_his,
                                        grammar_rows.last_coordinates, lows, highs, tracks)
         logits = step(model, current, cache, torch.tensor(active, device=device))
         if guided:
-            logits = add_structure_terms(logits, [r if a else None for r, a in zip(rows, active, strict=True)],
-                                         grammar_rows, tokenizer)
-        mask = grammar_rows.masks(logits.shape[-1])
-        log_probs = torch.log_softmax(torch.where(mask, logits.float().clamp(min=_FLOOR), float("-inf")), dim=-1)
+            logits = add_structure_terms(logits, visible, grammar_rows, tokenizer)
+        log_probs = torch.log_softmax(grammar_rows.masked_logits(logits), dim=-1)
         vocab = log_probs.shape[-1]
         alive = torch.tensor(active, device=device).view(len(encoded), beam)
         total = torch.where(alive[..., None], scores[..., None] + log_probs.view(len(encoded), beam, vocab),

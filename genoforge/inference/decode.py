@@ -39,7 +39,13 @@ import torch
 from torch import Tensor
 
 from genoforge.errors import ConfigError
-from genoforge.genes.grammar import SLOT_LO, AllowedKey, GrammarState, TargetGrammar
+from genoforge.genes.grammar import (
+    SLOT_HI,
+    SLOT_LO,
+    AllowedKey,
+    GrammarState,
+    TargetGrammar,
+)
 from genoforge.genes.inventory import MAX_NUMBER, NUMBERS
 from genoforge.genes.window_models import WindowAnnotation
 from genoforge.inference.head_guide import guide_track
@@ -268,10 +274,13 @@ class GrammarRows:
         logits' width) with -inf and taking the argmax (an allowed token a pointer scored -inf
         still beats every forbidden one). The one host sync of a decoding step.
         """
+        return self.masked_logits(logits_BV).argmax(dim=-1).tolist()
+
+    def masked_logits(self, logits_BV: Tensor) -> Tensor:
+        """float32 ``logits_BV`` with every row's forbidden tokens at -inf and its allowed ones
+        at least ``_FLOOR`` (an allowed token a pointer scored -inf still beats them)."""
         mask_BV = self.masks(logits_BV.shape[-1])
-        # allowed tokens stay above the forbidden ones even where a pointer scored them -inf
-        allowed = logits_BV.float().clamp(min=_FLOOR)
-        return torch.where(mask_BV, allowed, float("-inf")).argmax(dim=-1).tolist()
+        return torch.where(mask_BV, logits_BV.float().clamp(min=_FLOOR), float("-inf"))
 
     def masks(self, width: int) -> Tensor:
         """[B, width] bool on the device: every row's allowed tokens (idle rows: all)."""
@@ -291,7 +300,7 @@ class GrammarRows:
         self._keys[b] = key
         self.coordinate_slots[b], self.coordinate_his[b] = grammar.coordinate_slot(state)
         self.guide_tracks[b] = guide_track(grammar.coordinate_role(state), state.strand)
-        if self.coordinate_slots[b]:
+        if self.coordinate_slots[b] == SLOT_HI:  # a coordinate's lo digit keeps its hi digit's span
             self.coordinate_lows[b], self.coordinate_highs[b] = grammar.coordinate_range(state)
         row = self._row_of_key.get(key)
         self._mask_row[b] = row if row is not None else self._add(key, grammar)

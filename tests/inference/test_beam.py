@@ -16,11 +16,10 @@ from genoforge.inference.stream import (
     encoder_batch,
     row_step,
 )
+from tests.inference.coding_bias import coding_step
 from tests.tiny import build_debug_model, write_tokenizer_dir
 
 LENGTHS = [1_400, 700, 2_000]
-# towards spliced protein-coding transcripts (a random decoder mostly writes features)
-BIAS = {"transcript": 4.0, "protein_coding": 8.0, "exon": 6.5, "cds": 6.0, ".": 8.0}
 
 
 @pytest.fixture(scope="module")
@@ -35,28 +34,14 @@ def setup(tmp_path_factory):
     return tokenizer, model, windows
 
 
-def _biased(tokenizer, inner):
-    bias = {tokenizer.token_to_id(token): value for token, value in BIAS.items()}
-
-    def step(model, token_ids_B, cache, active_B):
-        logits = inner(model, token_ids_B, cache, active_B).float()
-        for token_id, value in bias.items():
-            logits[:, token_id] += value
-        return logits
-
-    if hasattr(inner, "reorder"):
-        step.reorder = inner.reorder
-    return step
-
-
 @pytest.mark.parametrize("guide_weight", [0.0, 0.7])
 def test_beam_one_is_the_greedy_decoder(setup, guide_weight) -> None:
     tokenizer, model, windows = setup
     greedy = dict(decode_stream(model, tokenizer, windows, batch_size=3, max_new_tokens=160,
-                                grammars=GrammarCache(tokenizer, signals=True), step=_biased(tokenizer, row_step),
+                                grammars=GrammarCache(tokenizer, signals=True), step=coding_step(tokenizer, row_step),
                                 guide_weight=guide_weight))
     beam = dict(decode_beam(model, tokenizer, windows, beam=1, windows_per_batch=2, max_new_tokens=160,
-                            grammars=GrammarCache(tokenizer, signals=True), step=_biased(tokenizer, row_step),
+                            grammars=GrammarCache(tokenizer, signals=True), step=coding_step(tokenizer, row_step),
                             guide_weight=guide_weight))
     assert {k: p.token_ids for k, p in beam.items()} == {k: p.token_ids for k, p in greedy.items()}
     assert {k: p.truncated for k, p in beam.items()} == {k: p.truncated for k, p in greedy.items()}
@@ -67,19 +52,19 @@ def test_cached_beam_equals_the_full_prefix_reference(setup) -> None:
     tokenizer, model, windows = setup
     beam = 3
     cached = dict(decode_beam(model, tokenizer, windows, beam=beam, windows_per_batch=3, max_new_tokens=90,
-                              step=_biased(tokenizer, row_step), guide_weight=0.7))
+                              step=coding_step(tokenizer, row_step), guide_weight=0.7))
     # the reference re-reads every row's whole prefix; row b decodes window b // beam
     ids = [w[1] for w in windows for _ in range(beam)]
     memory = model.encode(encoder_batch(ids, tokenizer.bp_lengths(), tokenizer.pad_id, "cpu"))
     reference = dict(decode_beam(model, tokenizer, windows, beam=beam, windows_per_batch=3, max_new_tokens=90,
-                                 step=_biased(tokenizer, FullPrefixStep(memory)), guide_weight=0.7))
+                                 step=coding_step(tokenizer, FullPrefixStep(memory)), guide_weight=0.7))
     assert {k: p.token_ids for k, p in cached.items()} == {k: p.token_ids for k, p in reference.items()}
 
 
 def test_beam_hypotheses_parse_and_keep_the_signal_rules(setup) -> None:
     tokenizer, model, windows = setup
     out = dict(decode_beam(model, tokenizer, windows, beam=4, windows_per_batch=2, max_new_tokens=300,
-                           grammars=GrammarCache(tokenizer, signals=True), step=_biased(tokenizer, row_step)))
+                           grammars=GrammarCache(tokenizer, signals=True), step=coding_step(tokenizer, row_step)))
     assert sorted(out) == [0, 1, 2]
     for key, _, _, bases in windows:
         assert out[key].token_ids[0] == tokenizer.bos_id

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from genoforge.genes import inventory as inv
 from genoforge.genes.signal_check import signal_violations
 from genoforge.genes.window_models import WindowTranscript
 from genoforge.inference.decode import GrammarCache
-from genoforge.inference.stream import decode_stream, row_step
+from genoforge.inference.stream import decode_stream
+from tests.inference.coding_bias import coding_step
 from tests.tiny import build_debug_model, write_tokenizer_dir
 
 LENGTHS = [1_500, 900, 2_400, 1_200, 3_000, 600]
@@ -30,28 +30,10 @@ def _windows(tokenizer, seed: int = 5):
     return [(k, tokenizer.encode_dna(s), len(s), s) for k, s in enumerate(seqs)]
 
 
-BIAS = {inv.LINE_TRANSCRIPT: 4.0, "protein_coding": 8.0, inv.LINE_EXON: 6.5, inv.LINE_CDS: 6.0, inv.DOT: 8.0}
-
-
-def _coding_step(tokenizer, inner=row_step):
-    """``inner`` (the model's step) with a bias towards protein-coding, spliced transcripts with a
-    cds line (a random model rarely writes them on its own), so the grammar's coding rules are
-    exercised."""
-    ids = {tokenizer.token_to_id(token): value for token, value in BIAS.items()}
-
-    def step(model, token_ids_B, cache, active_B):
-        logits = inner(model, token_ids_B, cache, active_B).float()
-        for token_id, value in ids.items():
-            logits[:, token_id] += value
-        return logits
-
-    return step
-
-
 def _decode(model, tokenizer, signals: bool):
     windows = _windows(tokenizer)
     out = dict(decode_stream(model, tokenizer, windows, batch_size=3, max_new_tokens=400,
-                             grammars=GrammarCache(tokenizer, signals=signals), step=_coding_step(tokenizer)))
+                             grammars=GrammarCache(tokenizer, signals=signals), step=coding_step(tokenizer)))
     return windows, out
 
 
@@ -88,12 +70,12 @@ def test_signal_decoding_with_the_cache_equals_the_full_prefix_reference(tokeniz
 
     model = build_debug_model(tokenizer, 5).eval()
     windows = _windows(tokenizer)[:3]
-    biased = _coding_step(tokenizer)
+    biased = coding_step(tokenizer)
     cached = dict(decode_stream(model, tokenizer, windows, batch_size=3, max_new_tokens=200,
                                 grammars=GrammarCache(tokenizer, signals=True), pad_encoder_rows=True,
                                 step=biased))
     batch = encoder_batch([w[1] for w in windows], tokenizer.bp_lengths(), tokenizer.pad_id, rows=3)
-    reference = _coding_step(tokenizer, FullPrefixStep(model.encode(batch)))
+    reference = coding_step(tokenizer, FullPrefixStep(model.encode(batch)))
     full = dict(decode_stream(model, tokenizer, windows, batch_size=3, max_new_tokens=200,
                               grammars=GrammarCache(tokenizer, signals=True), pad_encoder_rows=True,
                               step=reference))

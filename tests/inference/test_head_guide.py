@@ -26,7 +26,12 @@ from genoforge.genes.grammar import (
     TargetGrammar,
 )
 from genoforge.inference.decode import GrammarCache, window_dna
-from genoforge.inference.head_guide import N_GUIDE_TRACKS, StructureGuide, guide_track, guide_tracks
+from genoforge.inference.head_guide import (
+    N_GUIDE_TRACKS,
+    StructureGuide,
+    guide_track,
+    guide_tracks,
+)
 from genoforge.inference.stream import (
     FullPrefixStep,
     add_base_fields,
@@ -34,6 +39,7 @@ from genoforge.inference.stream import (
     encoder_batch,
     row_step,
 )
+from tests.inference.coding_bias import coding_step
 from tests.tiny import build_debug_model, write_tokenizer_dir
 
 # A + transcript: outside [0, 10), 5' UTR [10, 15), CDS [15, 30), intron [30, 50), CDS [50, 60),
@@ -141,23 +147,12 @@ def setup(tmp_path_factory):
     return tokenizer, model, ids
 
 
-# A random decoder mostly writes features; biased towards spliced protein-coding transcripts it
-# writes the exon coordinates the guide steers (as in test_decode_signals).
-BIAS = {"transcript": 4.0, "protein_coding": 8.0, "exon": 6.5, "cds": 6.0, ".": 8.0}
-
-
 def _decode(model, tokenizer, ids, weight: float | None, use_cache: bool = True, grammars=None, steps: int = 300):
-    bias = {tokenizer.token_to_id(token): value for token, value in BIAS.items()}
     inner = row_step
     if not use_cache:
         batch = encoder_batch(ids, tokenizer.bp_lengths(), tokenizer.pad_id, "cpu", rows=len(ids))
         inner = FullPrefixStep(model.encode(batch))
-
-    def step(model, token_ids_B, cache, active_B):
-        logits = inner(model, token_ids_B, cache, active_B).float()
-        for token_id, value in bias.items():
-            logits[:, token_id] += value
-        return logits
+    step = coding_step(tokenizer, inner)
 
     windows = [(k, w, n) for k, (w, n) in enumerate(zip(ids, LENGTHS, strict=True))]
     out = dict(decode_stream(model, tokenizer, windows, batch_size=len(ids), max_new_tokens=steps,
