@@ -4,7 +4,9 @@ the model once (``genoforge predict --decoder generative --guide_weight W`` for 
     python benchmarks/guide_sweep.py MODEL_DIR --regions .bench/gpu/regions \\
         --species fly_chr2R,athal_snap_segments --weights 0,0.3,1 --out OUTDIR
 
-With ``--beams 1,4`` every weight also runs with beam 4 (into w<W>b4/).
+With ``--beams 1,4`` every weight also runs with beam 4 (into w<W>b4/); with ``--sources
+head,hmm`` every run also builds its guide from the HMM's parse of each window (``--guide_from
+hmm``, into hmm-w<W>[b<N>]/).
 
 Writes OUTDIR/w<W>/<species>.gff3 and OUTDIR/sweep.json (per run: weight, beam, species, bases,
 seconds, bp/s, genes, transcripts, truncated windows, device). Score them here with
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from genoforge.inference.predict import predict_genome
 from genoforge.inference.predict_config import PredictConfig
-from genoforge.inference.predictor import Predictor
+from genoforge.inference.predictor import Predictor, load_anchor
 
 
 def main() -> None:
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--species", required=True, help="comma-separated species folders")
     parser.add_argument("--weights", default="0,0.3,1", help="comma-separated guide weights")
     parser.add_argument("--beams", default="1", help="comma-separated beam widths (each with every weight)")
+    parser.add_argument("--sources", default="head", help="comma-separated guide sources (head, hmm)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=None)
@@ -45,15 +48,24 @@ def main() -> None:
     print(f"loaded in {time.perf_counter() - t0:.1f} s on {predictor.device}", flush=True)
     out = Path(args.out)
     rows = []
-    runs = [(float(w), int(b)) for b in args.beams.split(",") for w in args.weights.split(",")]
-    for weight, beam in runs:
-        predictor.config = dataclasses.replace(predictor.config, guide_weight=weight, beam=beam)
+    runs = [(source, float(w), int(b)) for source in args.sources.split(",") for b in args.beams.split(",")
+            for w in args.weights.split(",")]
+    done = set()
+    for source, weight, beam in runs:
+        if weight == 0 and source != "head":
+            source = "head"  # no guide: the source does not matter
+        name = ("hmm-" if source == "hmm" else "") + f"w{weight:g}" + (f"b{beam}" if beam > 1 else "")
+        if name in done:
+            continue
+        done.add(name)
+        predictor.config = dataclasses.replace(predictor.config, guide_weight=weight, beam=beam, guide_from=source)
+        predictor.anchor = load_anchor(args.model_dir, predictor.config)
         for species in args.species.split(","):
             fasta = Path(args.regions) / species / "region.fa"
-            target = out / (f"w{weight:g}" + (f"b{beam}" if beam > 1 else "")) / f"{species}.gff3"
+            target = out / name / f"{species}.gff3"
             target.parent.mkdir(parents=True, exist_ok=True)
             result = predict_genome(args.model_dir, fasta, target, predictor=predictor)
-            row = {"weight": weight, "beam": beam, "species": species, "bases": result.bases, "seconds": round(result.seconds, 2),
+            row = {"source": source, "weight": weight, "beam": beam, "species": species, "bases": result.bases, "seconds": round(result.seconds, 2),
                    "bp_per_second": round(result.bp_per_second), "genes": result.genes,
                    "transcripts": result.transcripts, "windows": result.windows,
                    "truncated_windows": result.truncated_windows, "device": str(predictor.device)}

@@ -110,14 +110,14 @@ run() {
 # Predict the held-out regions with MODEL into $W/pred, then $OUT/preds.tar.gz. DECODER=hmm (default)
 # or generative; with GUIDE_WEIGHTS (e.g. 0,0.3,1) the generative decoder runs once per head-guidance
 # weight (benchmarks/guide_sweep.py, species PREDICT_SPECIES as a comma list), into w<W>/ folders
-# and sweep.json (BEAMS, e.g. 1,4: each weight at each beam width, into w<W>b<N>/); HMM_TOO=1 adds
-# the hmm predictions under hmm/.
+# and sweep.json (BEAMS, e.g. 1,4: each weight at each beam width, into w<W>b<N>/); GUIDE_SOURCES=head,hmm also
+# guides from the HMM's parse of each window (hmm-w<W>/); HMM_TOO=1 adds the hmm predictions under hmm/.
 predict_all() {
   local model=$1 t0=$SECONDS dir species
   rm -rf "$W/pred" && mkdir -p "$W/pred"
   if [ -n "${GUIDE_WEIGHTS:-}" ]; then
     $PY benchmarks/guide_sweep.py "$model" --regions "$G/regions" --species "${PREDICT_SPECIES:-fly_chr2R}" \
-      --weights "$GUIDE_WEIGHTS" --beams "${BEAMS:-1}" --out "$W/pred" --batch_size "${PREDICT_BATCH:-64}" --device "${DEVICE:-cuda}" \
+      --weights "$GUIDE_WEIGHTS" --beams "${BEAMS:-1}" --sources "${GUIDE_SOURCES:-head}" --out "$W/pred" --batch_size "${PREDICT_BATCH:-64}" --device "${DEVICE:-cuda}" \
       ${PREDICT_FLAGS:-} >>"$W/predict.log" 2>&1 || { tail "$W/predict.log"; echo "guide sweep failed"; }
     grep '^{' "$W/predict.log"
   fi

@@ -27,6 +27,7 @@ from genoforge.inference.device import CPU_BATCH_SIZE, CUDA_BATCH_SIZE
 from genoforge.inference.predict_config import (
     DECODERS,
     DEFAULT_WINDOW_SIZE,
+    GUIDE_SOURCES,
     MAX_NEW_TOKENS_MULTIPLE,
     MIN_MAX_NEW_TOKENS,
     WINDOWLESS_MAX_NEW_TOKENS,
@@ -130,6 +131,15 @@ def predict_command(
             "head's segment and site log-odds to each coordinate, its splice-site log-odds to "
             "writing another exon. 0 leaves the decoder alone.")),
     ] = DEFAULTS.guide_weight,
+    guide_from: Annotated[
+        str,
+        typer.Option(*flag("guide_from"), autocompletion=lambda: list(GUIDE_SOURCES),
+                     rich_help_panel=GENERATIVE_PANEL, help=(
+            "generative: what --guide_weight's terms are built from. head: the per-base head's "
+            "class probabilities and site log-odds; hmm: the structure decoder's best parse of "
+            "each window (complete ORFs, canonical splice sites; needs gene_structure.json and "
+            "reads the --species/--taxon and weight flags of the hmm decoder).")),
+    ] = DEFAULTS.guide_from,
     beam: Annotated[
         int,
         typer.Option(*flag("beam"), rich_help_panel=GENERATIVE_PANEL, help=(
@@ -196,6 +206,7 @@ def predict_command(
         decoder=decoder,
         signal_grammar=signal_grammar,
         guide_weight=guide_weight,
+        guide_from=guide_from,
         beam=beam,
         species=species,
         taxon=taxon,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -43,6 +43,9 @@ from genoforge.inference.stream import (
 )
 from genoforge.model.decode_cache import RowCache
 
+if TYPE_CHECKING:
+    from genoforge.inference.hmm_anchor import ViterbiAnchor
+
 
 @torch.no_grad()
 def decode_beam(
@@ -57,12 +60,14 @@ def decode_beam(
     length_multiple: int = 1,
     step: Callable | None = None,
     guide_weight: float = 0.0,
+    anchor: ViterbiAnchor | None = None,
 ) -> Iterator[tuple[Any, WindowPrediction]]:
     """Decode windows (as :func:`~genoforge.inference.stream.decode_stream` takes them) with
     beam search; yields ``(key, prediction)`` in input order, every prediction parses.
 
     ``step`` replaces :func:`~genoforge.inference.stream.row_step`; one with a ``reorder``
-    method (the full-prefix reference) is told each step's parents.
+    method (the full-prefix reference) is told each step's parents. ``guide_weight`` and
+    ``anchor``: head guidance, as for ``decode_stream``.
     """
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
@@ -75,18 +80,20 @@ def decode_beam(
         if not chunk:
             return
         yield from _decode_chunk(model, tokenizer, chunk, beam, max_new_tokens, grammars, length_multiple, step,
-                                 guide_weight)
+                                 guide_weight, anchor)
 
 
 def _decode_chunk(model, tokenizer, chunk: Sequence[tuple], beam: int, max_new_tokens: int, grammars: GrammarCache,
-                  length_multiple: int, step: Callable, guide_weight: float) -> Iterator[tuple[Any, WindowPrediction]]:
+                  length_multiple: int, step: Callable, guide_weight: float,
+                  anchor: ViterbiAnchor | None = None) -> Iterator[tuple[Any, WindowPrediction]]:
     device = next(model.parameters()).device
     bos, eos, pad = tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id
     record_starts = record_start_ids(grammars(None))
     pointer = getattr(model, "pointer", None) is not None
     guided = pointer and guide_weight > 0
     encoded, width, dtype = encode_chunk(model, tokenizer, chunk, device, rows=None, length_multiple=length_multiple,
-                                         signals=grammars.signals, guide_weight=guide_weight)
+                                         signals=grammars.signals, guide_weight=guide_weight,
+                                         anchor=anchor)
     n_rows = len(encoded) * beam
     cache = RowCache.empty(model.config, n_rows, width, device, dtype, max_positions=max_new_tokens + 1)
     grammar_rows = GrammarRows(n_rows, device)

@@ -116,6 +116,7 @@ CODING_SCALE = 10.0  # ... and the bases per unit of evidence
 STRAND_SCALE = 50.0  # bp per unit of evidence between the strands' next coding stretches
 BARRIER_RUN = 24  # bases in a row of the other kind that a segment may not cross
 EVIDENCE_CLIP = 30.0
+PARTIAL_EVIDENCE = 10.0  # for the partial mark the head's genic run implies, against each other
 
 
 class GuideTracks(NamedTuple):
@@ -127,7 +128,8 @@ class GuideTracks(NamedTuple):
     b; ``exon`` [W, 2, L]: each base's exon probability on each strand; ``frame`` [W, 2, 3, L]:
     the log-odds that a base is coding at codon position 0, 1, 2 (read 5'->3'), against not
     coding on that strand; ``cds_low`` [W, 2, L + 1]: the site log-odds of a CDS's low end at
-    each boundary (a start codon on ``+``, a stop codon on ``-``).
+    each boundary (a start codon on ``+``, a stop codon on ``-``); ``genic`` [W, 2, L]: each
+    base's probability of lying inside a transcript (exon or intron) on each strand.
     """
 
     tracks: Tensor
@@ -136,6 +138,7 @@ class GuideTracks(NamedTuple):
     exon: Tensor
     frame: Tensor
     cds_low: Tensor
+    genic: Tensor
 
 
 def guide_tracks(head_logits_WLK: Tensor, mask_WL: Tensor) -> GuideTracks:
@@ -147,17 +150,27 @@ def guide_tracks(head_logits_WLK: Tensor, mask_WL: Tensor) -> GuideTracks:
     without a 5' UTR) add only confidence: the largest positive log-odds among them, else 0.
     """
     logits = head_logits_WLK.float()
-    keep = mask_WL.to(logits.dtype)
     probs = torch.softmax(logits[..., :N_CLASSES], dim=-1)
     has_signals = logits.shape[-1] > N_CLASSES
-    sites = calibrated_log_odds(logits[..., N_CLASSES:]) * keep.unsqueeze(-1) if has_signals else None
+    sites = calibrated_log_odds(logits[..., N_CLASSES:]) if has_signals else None
+    return structure_tracks(probs, sites, mask_WL)
+
+
+def structure_tracks(probs_WLC: Tensor, sites_WLS: Tensor | None, mask_WL: Tensor) -> GuideTracks:
+    """The guide terms of per-base class probabilities [W, L, N_CLASSES] and site log-odds
+    [W, L, N_SIGNALS] (None: no site terms): the head's (:func:`guide_tracks`) or any other
+    per-base view in the head's form, such as the HMM's parse (:mod:`genoforge.inference.hmm_anchor`)."""
+    probs = probs_WLC.float()
+    keep = mask_WL.to(probs.dtype)
+    sites = None if sites_WLS is None else sites_WLS.float() * keep.unsqueeze(-1)
     W, L = mask_WL.shape
-    tracks = logits.new_zeros(W, N_GUIDE_TRACKS, L + 1)
-    splice = logits.new_zeros(W, 2, L + 1)
-    coding_mass = logits.new_zeros(W, 2, L + 1)
-    exon = logits.new_zeros(W, 2, L)
-    frame = logits.new_zeros(W, 2, 3, L)
-    cds_low = logits.new_zeros(W, 2, L + 1)
+    tracks = probs.new_zeros(W, N_GUIDE_TRACKS, L + 1)
+    splice = probs.new_zeros(W, 2, L + 1)
+    coding_mass = probs.new_zeros(W, 2, L + 1)
+    exon = probs.new_zeros(W, 2, L)
+    genic = probs.new_zeros(W, 2, L)
+    frame = probs.new_zeros(W, 2, 3, L)
+    cds_low = probs.new_zeros(W, 2, L + 1)
     strands = ((CDS_PLUS, INTRON_PLUS, (UTR5_PLUS, UTR3_PLUS)), (CDS_MINUS, INTRON_MINUS, (UTR5_MINUS, UTR3_MINUS)))
     for s, (cds, intron, utr) in enumerate(strands):
         p_cds = probs[..., list(cds)].sum(-1)
@@ -174,6 +187,7 @@ def guide_tracks(head_logits_WLK: Tensor, mask_WL: Tensor) -> GuideTracks:
         tracks[:, first + 4] = _cumulative(coding * keep)
         coding_mass[:, s] = _cumulative(p_cds * keep)
         exon[:, s] = p_exon * keep
+        genic[:, s] = (p_exon + p_intron) * keep
         not_coding = torch.log((1 - p_cds).clamp(min=_EPS))
         for position in range(3):
             frame[:, s, position] = (torch.log(probs[..., cds[position]].clamp(min=_EPS)) - not_coding) * keep
@@ -195,7 +209,7 @@ def guide_tracks(head_logits_WLK: Tensor, mask_WL: Tensor) -> GuideTracks:
         tracks[:, first + 4] += stop
         splice[:, s] = donor
         cds_low[:, s] = start
-    return GuideTracks(tracks, splice, coding_mass, exon, frame, cds_low)
+    return GuideTracks(tracks, splice, coding_mass, exon, frame, cds_low, genic)
 
 
 def orf_scores(frame_3L: np.ndarray, exons: tuple[tuple[int, int], ...], strand: str,
@@ -238,10 +252,6 @@ def _first_allowed(values: Intervals, at_least: int) -> int | None:
     return best
 
 
-def _evidence(mass: float) -> float:
-    return float(np.clip((mass - CODING_MIN) / CODING_SCALE, -EVIDENCE_CLIP, EVIDENCE_CLIP))
-
-
 def next_run_starts(flags_L: np.ndarray, run: int) -> np.ndarray:
     """[L + 1] int: for each b, the first i >= b where ``flags[i : i + run]`` are all True (L
     when there is none)."""
@@ -266,6 +276,11 @@ class StructureGuide:
         weight: the guide weight every term is multiplied by.
         frame_23L: the coding log-odds per strand and codon position (:class:`GuideTracks`).
         cds_low_2L: the site log-odds of a CDS's low end per strand.
+        genic_2L: each base's probability of lying inside a transcript per strand (for the
+            transcript's partial marks; None: no say).
+        coding_min, coding_scale: evidence of coding bases is ``(m - coding_min) /
+            coding_scale`` for ``m`` expected CDS bases (:data:`CODING_MIN`, :data:`CODING_SCALE`
+            for the head; a parse's view is sharper).
     """
 
     splice_2L: np.ndarray
@@ -274,12 +289,22 @@ class StructureGuide:
     weight: float
     frame_23L: np.ndarray | None = None
     cds_low_2L: np.ndarray | None = None
+    genic_2L: np.ndarray | None = None
+    coding_min: float = CODING_MIN
+    coding_scale: float = CODING_SCALE
+    barrier_run: int = BARRIER_RUN
 
     def __post_init__(self) -> None:
         exonic = self.exon_2L >= 0.5
-        # per strand: where the next BARRIER_RUN exonic / non-exonic bases in a row begin
-        self._exonic_run = [next_run_starts(exonic[s], BARRIER_RUN) for s in (0, 1)]
-        self._outside_run = [next_run_starts(~exonic[s], BARRIER_RUN) for s in (0, 1)]
+        run = self.barrier_run
+        # per strand: where the next ``barrier_run`` exonic / non-exonic bases in a row begin
+        self._exonic_run = [next_run_starts(exonic[s], run) for s in (0, 1)]
+        self._outside_run = [next_run_starts(~exonic[s], run) for s in (0, 1)]
+        # ... the genic ones (a first exon's start stops at the next transcript's bases), and
+        # where each base's genic run ends
+        genic = exonic if self.genic_2L is None else self.genic_2L >= 0.5
+        self._genic_run = [next_run_starts(genic[s], run) for s in (0, 1)]
+        self._genic_end = [next_run_starts(~genic[s], 1) for s in (0, 1)]
 
     def coordinate_span(self, role: int, strand: str, low: int, high: int, last: int,
                         furthest: int | None = None) -> tuple[int, int]:
@@ -293,13 +318,14 @@ class StructureGuide:
         if strand not in ("+", "-") or role in (ROLE_NONE, ROLE_CDS_START, ROLE_CDS_END):
             return low, high
         s = 0 if strand == "+" else 1
+        run = self.barrier_run
         if role == ROLE_FIRST_START:
             low = max(low, min(last if furthest is None else furthest, high))
-            barrier = self._exonic_run[s][low] + BARRIER_RUN
+            barrier = self._genic_run[s][low] + run
         elif role == ROLE_INTRON_START:
-            barrier = self._exonic_run[s][min(last, len(self._exonic_run[s]) - 1)] + BARRIER_RUN
+            barrier = self._exonic_run[s][min(last, len(self._exonic_run[s]) - 1)] + run
         else:  # ROLE_EXON_END: the exon runs from ``last``, its start
-            barrier = self._outside_run[s][min(last, len(self._outside_run[s]) - 1)] + BARRIER_RUN
+            barrier = self._outside_run[s][min(last, len(self._outside_run[s]) - 1)] + run
         return int(low), int(max(low, min(high, barrier)))
 
     def cds_start_track(self, grammar: TargetGrammar, state: GrammarState) -> np.ndarray | None:
@@ -335,16 +361,41 @@ class StructureGuide:
             return low, high
         return cut_low, max(cut_high, first)
 
+    def evidence(self, mass: float) -> float:
+        """Evidence of ``mass`` expected CDS bases (clipped to +-``EVIDENCE_CLIP``)."""
+        return float(np.clip((mass - self.coding_min) / self.coding_scale, -EVIDENCE_CLIP, EVIDENCE_CLIP))
+
+    def partial_marks(self, strand: int, position: int) -> str:
+        """The partial mark of the transcript the next coding stretch of ``strand`` beyond
+        boundary ``position`` belongs to: its run of genic bases (exon or intron, probability
+        >= 0.5) cut by the window's left edge, right edge, both or neither."""
+        genic = self.genic_2L[strand] >= 0.5
+        n = genic.shape[0]
+        inside = min(self.next_coding(strand, position), n) - 1
+        if inside < 0 or not genic[inside]:
+            return inv.PARTIAL_NONE
+        outside = np.flatnonzero(~genic)  # sorted; ``inside`` is not among them
+        at = int(np.searchsorted(outside, inside))
+        cut_left, cut_right = at == 0, at == outside.size  # no non-genic base before / after it
+        return {(False, False): inv.PARTIAL_NONE, (True, False): inv.PARTIAL_LEFT,
+                (False, True): inv.PARTIAL_RIGHT, (True, True): inv.PARTIAL_BOTH}[(cut_left, cut_right)]
+
     def coding_after(self, position: int) -> float:
-        """Expected CDS bases (both strands) from boundary ``position`` to the window's end."""
-        total = self.coding_2L[:, -1]
-        return float((total - self.coding_2L[:, position]).sum())
+        """Expected CDS bases (both strands) from boundary ``position`` to the window's end,
+        on each strand counted from the end of the genic run ``position`` is in (the rest of a
+        transcript already begun is not another gene)."""
+        total = 0.0
+        for s in (0, 1):
+            ends = self._genic_end[s]
+            after = int(ends[min(position, ends.shape[0] - 1)])
+            total += float(self.coding_2L[s, -1] - self.coding_2L[s, after])
+        return total
 
     def next_coding(self, strand: int, position: int) -> int:
-        """The first boundary after which ``CODING_MIN`` CDS bases of ``strand`` lie beyond
+        """The first boundary after which ``coding_min`` CDS bases of ``strand`` lie beyond
         ``position`` (the window's length + 1 when there are not that many)."""
         mass = self.coding_2L[strand]
-        return int(np.searchsorted(mass, mass[position] + CODING_MIN))
+        return int(np.searchsorted(mass, mass[position] + self.coding_min))
 
     def token_terms(self, grammar: TargetGrammar, state: GrammarState, last: int,
                     furthest: int | None = None) -> list[tuple[str, float]]:
@@ -357,16 +408,24 @@ class StructureGuide:
         if field == "gap":
             if state.prev == "start":
                 return []
-            terms = [(inv.LINE_TRANSCRIPT, w * _evidence(self.coding_after(beyond)))]
+            pending = grammar.after_exon(state) and state.coding  # the cds line is still to come
+            after = -EVIDENCE_CLIP if pending else self.evidence(self.coding_after(beyond))
+            terms = [(inv.LINE_TRANSCRIPT, w * after)]
             if grammar.after_exon(state):
                 strand = 0 if state.strand == inv.PLUS else 1
-                terms.append((inv.LINE_EXON, w * float(self.splice_2L[strand, last])))
+                splice = float(self.splice_2L[strand, last])
+                terms.append((inv.LINE_EXON, w * splice))
                 if state.coding:
+                    # the exons end where no splice site follows; too few coding bases count against
                     inside = sum(float(self.coding_2L[strand, e] - self.coding_2L[strand, s]) for s, e in state.exons)
-                    terms.append((inv.LINE_CDS, w * _evidence(inside)))
+                    terms.append((inv.LINE_CDS, w * (min(self.evidence(inside), 0.0) - splice)))
             return terms
         if field == "biotype":
-            return [(inv.PROTEIN_CODING, w * _evidence(self.coding_after(beyond)))]
+            return [(inv.PROTEIN_CODING, w * self.evidence(self.coding_after(beyond)))]
+        if field == "partial" and state.line == inv.LINE_TRANSCRIPT and self.genic_2L is not None \
+                and state.strand in (inv.PLUS, inv.MINUS):
+            mark = self.partial_marks(0 if state.strand == inv.PLUS else 1, beyond)
+            return [(m, w * (PARTIAL_EVIDENCE if m == mark else -PARTIAL_EVIDENCE)) for m in inv.PARTIAL_MARKS]
         if field == "strand":
             nearer = (self.next_coding(1, beyond) - self.next_coding(0, beyond)) / STRAND_SCALE
             return [(inv.PLUS, w * float(np.clip(nearer, -EVIDENCE_CLIP, EVIDENCE_CLIP)))]

@@ -24,6 +24,7 @@ from genoforge.inference.windows import check_tiling
 from genoforge.model.training_window import TRAINING_WINDOW_FILE, TrainingWindow
 
 DECODERS = ("auto", "hmm", "generative")
+GUIDE_SOURCES = ("head", "hmm")  # what head guidance reads (PredictConfig.guide_from)
 DEFAULT_WINDOW_SIZE = 10_000  # the recipe's bake --window_size; for models that record no window
 # The grammar's own limits; generous next to real windows (a 10 kb yeast window holds ~5 genes).
 DEFAULT_MAX_RECORDS = 512
@@ -85,6 +86,9 @@ class PredictConfig:
     signal_grammar: bool = True
     # generative: weight of the per-base head's guide terms (genoforge.inference.head_guide)
     guide_weight: float = 0.0
+    # generative: what the guide terms are built from: the head's raw view, or the HMM's parse
+    # of each window (genoforge.inference.hmm_anchor; needs gene_structure.json)
+    guide_from: str = "head"
     beam: int = 1  # generative: hypotheses kept per window (genoforge.inference.beam); 1 = greedy
     species: str | None = None  # hmm: gene-structure parameters of this baked species
     taxon: str | None = None  # hmm: ... of this taxon's baked species
@@ -140,6 +144,8 @@ class PredictConfig:
             raise ConfigError(f"--beam must be >= 1, got {self.beam}")
         if not self.guide_weight >= 0:
             raise ConfigError(f"--guide_weight must be >= 0, got {self.guide_weight}")
+        if self.guide_from not in GUIDE_SOURCES:
+            raise ConfigError(f"--guide_from {self.guide_from!r}: use {', '.join(GUIDE_SOURCES)}")
 
     def resolved_decoder(self, model_dir: str | Path) -> str:
         """``hmm`` or ``generative``: ``auto`` is hmm when ``model_dir`` holds the bake's

@@ -18,6 +18,7 @@ from pathlib import Path
 from genoforge.errors import TokenizerError
 from genoforge.genes.target import WindowAnnotation
 from genoforge.inference.decode import GrammarCache, WindowPrediction
+from genoforge.inference.hmm_anchor import ViterbiAnchor
 from genoforge.inference.device import (
     CUDA_LENGTH_MULTIPLE,
     check_cuda_graphs,
@@ -44,8 +45,9 @@ class Predictor:
     """
 
     def __init__(self, model, tokenizer, config: PredictConfig | None = None,
-                 training_window: TrainingWindow | None = None):
+                 training_window: TrainingWindow | None = None, anchor: ViterbiAnchor | None = None):
         self.training_window = training_window
+        self.anchor = anchor  # guide terms from the HMM's parse (config.guide_from "hmm")
         self.config = (config or PredictConfig()).for_model(training_window)
         self.config.validate()
         self.max_new_tokens = self.config.max_new_tokens
@@ -92,8 +94,9 @@ class Predictor:
         config.validate()
         device = resolve_device(config.device)
         check_cuda_graphs(config, device)  # before loading the weights
+        anchor = load_anchor(model_dir, config)  # before the weights: a missing file fails fast
         model, tokenizer = load_for_inference(model_dir, config, device)
-        return cls(model, tokenizer, config, training_window=record)
+        return cls(model, tokenizer, config, training_window=record, anchor=anchor)
 
     def stream(
         self, windows: Iterable[GenomeWindow]
@@ -120,14 +123,14 @@ class Predictor:
                 self.model, self.tokenizer, decodable(), beam=self.config.beam,
                 windows_per_batch=max(1, self.batch_size // self.config.beam), max_new_tokens=self.max_new_tokens,
                 grammars=self.grammars, length_multiple=self.length_multiple, step=self.step,
-                guide_weight=self.config.guide_weight,
+                guide_weight=self.config.guide_weight, anchor=self.anchor,
             )
         else:
             decoded = decode_stream(
                 self.model, self.tokenizer, decodable(), batch_size=self.batch_size,
                 max_new_tokens=self.max_new_tokens, grammars=self.grammars,
                 length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
-                step=self.step, guide_weight=self.config.guide_weight,
+                step=self.step, guide_weight=self.config.guide_weight, anchor=self.anchor,
             )
         try:
             for window, prediction in decoded:
@@ -149,3 +152,18 @@ class Predictor:
             if prediction is not None:
                 out[position[id(window)]] = prediction.annotation
         return out
+
+
+def load_anchor(model_dir: str | Path, config: PredictConfig) -> ViterbiAnchor | None:
+    """The HMM anchor that guidance from the HMM's parse needs (``guide_from`` "hmm" with a
+    guide weight), from the model directory's gene-structure parameters; else None.
+
+    Raises:
+        CheckpointError: the model directory has no ``gene_structure.json``.
+    """
+    if config.guide_from != "hmm" or not config.guide_weight > 0:
+        return None
+    from genoforge.inference.structure_predict import structure_params
+
+    params, _ = structure_params(model_dir, config.species, config.taxon)
+    return ViterbiAnchor(params, config.emission_weight, config.signal_weight, config.head_signal_weight)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,10 +48,14 @@ from genoforge.inference.decode import (
     record_start_ids,
     window_dna,
 )
-from genoforge.inference.head_guide import ROW_TRACK, StructureGuide, guide_tracks
+from genoforge.inference.hmm_anchor import ANCHOR_BARRIER_RUN, ANCHOR_CODING_MIN, ANCHOR_CODING_SCALE
+from genoforge.inference.head_guide import ROW_TRACK, StructureGuide, guide_tracks, structure_tracks
 from genoforge.inference.predict_config import WINDOWLESS_MAX_NEW_TOKENS
 from genoforge.model.attention import cross_mask, decoder_self_mask
 from genoforge.model.decode_cache import RowCache
+
+if TYPE_CHECKING:
+    from genoforge.inference.hmm_anchor import ViterbiAnchor
 
 
 def row_step(model, token_ids_B: Tensor, cache: RowCache, active_B: Tensor) -> Tensor:
@@ -109,10 +113,13 @@ class _Row:
 
 
 def encode_chunk(model, tokenizer, chunk: Sequence[tuple], device, *, rows: int | None, length_multiple: int,
-                 signals: bool, guide_weight: float) -> tuple[list[_EncodedWindow], int, torch.dtype]:
+                 signals: bool, guide_weight: float,
+                 anchor: ViterbiAnchor | None = None) -> tuple[list[_EncodedWindow], int, torch.dtype]:
     """Encode ``(key, ids, length[, bases])`` windows together: (their decoding inputs, the
     memory width, the cross K/V dtype). ``rows`` pads the encoder batch; ``signals``: keep each
-    window's bases for a signal grammar; ``guide_weight`` > 0: head guidance's tracks."""
+    window's bases for a signal grammar; ``guide_weight`` > 0: head guidance's tracks, built from
+    the head's view, or from the HMM's parse of each window with an ``anchor``
+    (:mod:`genoforge.inference.hmm_anchor`)."""
     pointer = getattr(model, "pointer", None) is not None
     guided = pointer and guide_weight > 0
     bp_lengths = tokenizer.bp_lengths()
@@ -128,11 +135,17 @@ def encode_chunk(model, tokenizer, chunk: Sequence[tuple], device, *, rows: int 
     if guided:
         if memory.base_logits_WLK is None:
             raise ConfigError("head guidance needs the model's per-base head")
-        terms = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
+        if anchor is None:
+            terms = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
+        else:
+            probs, sites = anchor.guide_inputs(memory.base_logits_WLK, [item[2] for item in chunk], bases)
+            terms = structure_tracks(probs, sites, batch["base_mask"])
         guide = F.pad(terms.tracks * guide_weight, (0, 0, 0, 1))  # + the row track (ROW_TRACK)
         # the structure terms, segment barriers and ORF scores work on the host
-        splice, coding, exon, frame, cds_low = (
-            t.cpu().numpy() for t in (terms.splice, terms.coding, terms.exon, terms.frame, terms.cds_low))
+        splice, coding, exon, frame, cds_low, genic = (
+            t.cpu().numpy() for t in (terms.splice, terms.coding, terms.exon, terms.frame, terms.cds_low, terms.genic))
+        evidence = {} if anchor is None else {"coding_min": ANCHOR_CODING_MIN, "coding_scale": ANCHOR_CODING_SCALE,
+                                         "barrier_run": ANCHOR_BARRIER_RUN}
     for i, item in enumerate(chunk):
         key, length = item[0], item[2]
         window = _EncodedWindow(key, length, [k[i] for k, _ in kv], [v[i] for _, v in kv], ok[i])
@@ -145,7 +158,7 @@ def encode_chunk(model, tokenizer, chunk: Sequence[tuple], device, *, rows: int 
             window.guide_RL = guide[i, :, : length + 1]
             window.structure = StructureGuide(splice[i, :, : length + 1], coding[i, :, : length + 1],
                                               exon[i, :, :length], guide_weight, frame[i, :, :, :length],
-                                              cds_low[i, :, : length + 1])
+                                              cds_low[i, :, : length + 1], genic[i, :, :length], **evidence)
         out.append(window)
     return out, memory.states_BMD.shape[1], kv[0][0].dtype
 
@@ -163,6 +176,7 @@ def decode_stream(
     pad_encoder_rows: bool = False,
     step: Callable | None = None,
     guide_weight: float = 0.0,
+    anchor: ViterbiAnchor | None = None,
 ) -> Iterator[tuple[Any, WindowPrediction]]:
     """Decode windows with continuous batching; yields ``(key, prediction)`` as windows finish.
 
@@ -181,6 +195,8 @@ def decode_stream(
             GraphedRowStep`, the :class:`FullPrefixStep` reference, or a test's.
         guide_weight: with a coordinate pointer and a per-base head, add this times the head's
             guide terms to the decoder's choices (:mod:`genoforge.inference.head_guide`); 0 off.
+        anchor: build the guide terms from the HMM's parse of each window instead of the head's
+            raw view (:class:`~genoforge.inference.hmm_anchor.ViterbiAnchor`).
 
     Results come in completion order, not input order; every prediction parses.
 
@@ -218,7 +234,7 @@ def decode_stream(
             return
         encoded, width, dtype = encode_chunk(model, tokenizer, chunk, device, rows=batch_size if pad_encoder_rows else None,
                                              length_multiple=length_multiple, signals=grammars.signals,
-                                             guide_weight=guide_weight)
+                                             guide_weight=guide_weight, anchor=anchor)
         if cache is None:
             cache = RowCache.empty(model.config, batch_size, width, device, dtype, max_positions=max_new_tokens + 1)
         queue.extend(encoded)
@@ -410,6 +426,7 @@ def decode_windows(
     length_multiple: int = 1,
     rows: int | None = None,
     guide_weight: float = 0.0,
+    anchor: ViterbiAnchor | None = None,
 ) -> list[WindowPrediction]:
     """Decode one batch of windows with :func:`decode_stream`, one row per window; every result
     parses (:mod:`genoforge.inference.decode`). Results in input order.
@@ -428,7 +445,7 @@ def decode_windows(
             cache (tests compare the two).
         length_multiple, rows: pad the encoder batch (see :func:`encoder_batch`); ``rows`` also
             pads the decoder batch.
-        guide_weight: head guidance (:func:`decode_stream`).
+        guide_weight, anchor: head guidance (:func:`decode_stream`).
 
     Raises:
         ConfigError: ``max_new_tokens`` out of range (:func:`check_max_new_tokens`).
@@ -446,5 +463,5 @@ def decode_windows(
     windows = [(k, ids, length) for k, (ids, length) in enumerate(zip(input_ids, window_lengths, strict=True))]
     decoded = dict(decode_stream(model, tokenizer, windows, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                  grammars=grammars, length_multiple=length_multiple, pad_encoder_rows=True,
-                                 step=step, guide_weight=guide_weight))
+                                 step=step, guide_weight=guide_weight, anchor=anchor))
     return [decoded[k] for k in range(len(windows))]

@@ -1,0 +1,138 @@
+"""HMM anchors: the structure decoder's best parse of each window, as the generative decoder's guide.
+
+Shape legend: W windows, L bases (padded), K the head's outputs (classes, then signals), C the
+``N_CLASSES`` classes, S the ``N_SIGNALS`` signals.
+
+Why: head guidance (:mod:`genoforge.inference.head_guide`) scores each coordinate the decoder
+writes by the head's raw per-base view, and a head that is right about bases can still be
+unsure at the edges: its exon probability dips below one half inside short exons, its site
+outputs are flat, and the guided decoder then writes 3-bp exons or wrong-frame ORFs (measured,
+``benchmarks/RESULTS.md``). The HMM decoder reads the same head through a gene-structure machine
+that admits only complete ORFs with canonical splice sites. Here that machine's Viterbi path
+through each window (:func:`genoforge.inference.hmm._viterbi`, the window decoded alone, starting
+and ending in any state, so genes cut by the window's edges are kept as the parts it holds) is
+turned back into the head's form: each base's class is the path's with probability
+``ANCHOR_CONFIDENCE``, and each site the path has (donor, acceptor, start, stop, from the
+path's classes as the head's training targets read them) has log-odds ``ANCHOR_SITE``, every
+other base ``-ANCHOR_SITE``. The guide terms are then built from that view exactly as from the
+head's (:func:`~genoforge.inference.head_guide.structure_tracks`), so the decoder still writes
+every token and chooses every coordinate, with the parse's boundaries the best-scored ones.
+
+The parse is a host computation (numpy), about the HMM decoder's own cost per base: windows of
+one length are decoded together, a run of ``N`` between them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genoforge.genes.classes import N_CLASSES, encode_bases, pool_intron_phases
+from genoforge.genes.structure import GeneStructureParams
+from genoforge.inference.hmm import _viterbi
+from genoforge.inference.hmm_graph import build_graph
+from genoforge.inference.hmm_signals import Signals
+from genoforge.model.base_signals import calibrated_log_odds, signal_targets
+
+ANCHOR_CONFIDENCE = 0.9999  # the probability of the parse's class at each base
+# Evidence of coding bases in a parse (StructureGuide.coding_min / coding_scale): a gene there
+# needs only the shortest CDS (ATG, a codon, a stop); the rest of a window adds ~0.
+ANCHOR_CODING_MIN = 9.0
+ANCHOR_CODING_SCALE = 3.0
+ANCHOR_BARRIER_RUN = 1  # a segment stops at the parse's first base of another kind
+ANCHOR_SITE = 8.0  # log-odds of a site the parse has (its negative: every other base)
+_GAP = 16  # N bases between windows decoded together
+_N_CODE = 4
+
+
+@dataclasses.dataclass
+class ViterbiAnchor:
+    """The structure decoder's parse of windows (module docstring), built once per predict run.
+
+    ``params``: the model directory's gene-structure parameters (as ``--decoder hmm`` uses
+    them); the weights are the HMM decoder's (``--emission_weight`` and so on).
+    """
+
+    params: GeneStructureParams
+    emission_weight: float = 1.0
+    signal_weight: float = 1.0
+    head_signal_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._graph = None
+        self._signals = Signals(self.params, self.signal_weight)
+
+    def path_labels(self, head_logits_WLK: Tensor, lengths: Sequence[int], bases: Sequence[str]) -> np.ndarray:
+        """[W, L] int64: each window's Viterbi path as class labels (-1 beyond its length)."""
+        logits = head_logits_WLK.float()
+        log_probs = torch.log_softmax(logits[..., :N_CLASSES], dim=-1)
+        parts = [log_probs]
+        if logits.shape[-1] > N_CLASSES:
+            parts.append(calibrated_log_odds(logits[..., N_CLASSES:]))
+        track_WLK = torch.cat(parts, dim=-1).cpu().numpy()
+        W, L = head_logits_WLK.shape[:2]
+        labels = np.full((W, L), -1, dtype=np.int64)
+        by_length: dict[int, list[int]] = {}
+        for w, n in enumerate(lengths):
+            if n > 0:
+                by_length.setdefault(int(n), []).append(w)
+        for width, group in by_length.items():
+            for w, segments in zip(group, self._paths(track_WLK, group, width, bases)):
+                for start, end, state in segments:
+                    labels[w, start:end] = self._class_S[state]
+        return labels
+
+    def guide_inputs(self, head_logits_WLK: Tensor, lengths: Sequence[int],
+                     bases: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """(class probabilities [W, L, C], site log-odds [W, L, S]) of the windows' parses, in
+        the form :func:`~genoforge.inference.head_guide.structure_tracks` takes."""
+        labels = torch.from_numpy(self.path_labels(head_logits_WLK, lengths, bases)).to(head_logits_WLK.device)
+        return anchor_view(labels)
+
+    @property
+    def _class_S(self) -> np.ndarray:
+        return self._machine().class_S
+
+    def _machine(self):
+        if self._graph is None:
+            self._graph = build_graph(self._pooled_params())
+        return self._graph
+
+    def _pooled_params(self) -> GeneStructureParams:
+        _, prior = pool_intron_phases(np.zeros((0, N_CLASSES), dtype=np.float32), self.params.class_log_prior)
+        return dataclasses.replace(self.params, class_log_prior=prior)
+
+    def _paths(self, track_WLK: np.ndarray, group: list[int], width: int,
+               bases: Sequence[str]) -> list[list[tuple[int, int, int]]]:
+        """The Viterbi segments of the windows ``group`` (all ``width`` long), decoded together."""
+        stride = width + _GAP
+        total = stride * len(group)
+        codes = np.full(total, _N_CODE, dtype=np.uint8)
+        track = np.zeros((total, track_WLK.shape[2]), dtype=np.float32)
+        for i, w in enumerate(group):
+            codes[i * stride : i * stride + width] = encode_bases(bases[w][:width])
+            track[i * stride : i * stride + width] = track_WLK[w, :width]
+        log_probs, _ = pool_intron_phases(track[:, :N_CLASSES], self.params.class_log_prior)
+        head = track[:, N_CLASSES:] if track.shape[1] > N_CLASSES else None
+        params = self._pooled_params()
+        return _viterbi(self._machine(), self._signals, codes, log_probs,
+                        np.asarray(params.class_log_prior, dtype=np.float64), self.emission_weight,
+                        [i * stride for i in range(len(group))], width, head, self.head_signal_weight)
+
+
+def anchor_view(labels_WL: Tensor) -> tuple[Tensor, Tensor]:
+    """(class probabilities [W, L, C], site log-odds [W, L, S]) of a class-label track: the
+    label's class at ``ANCHOR_CONFIDENCE``, the rest shared evenly; a site of the labels
+    (:func:`~genoforge.model.base_signals.signal_targets`) ``+ANCHOR_SITE``, else
+    ``-ANCHOR_SITE``. Negative labels (padding) give uniform probabilities."""
+    labelled = labels_WL >= 0
+    rest = (1.0 - ANCHOR_CONFIDENCE) / (N_CLASSES - 1)
+    probs = torch.full((*labels_WL.shape, N_CLASSES), rest, device=labels_WL.device)
+    probs.scatter_(-1, labels_WL.clamp(min=0).unsqueeze(-1), ANCHOR_CONFIDENCE)
+    probs = torch.where(labelled.unsqueeze(-1), probs, torch.full_like(probs, 1.0 / N_CLASSES))
+    targets, _ = signal_targets(labels_WL)
+    return probs, (2.0 * targets - 1.0) * ANCHOR_SITE
