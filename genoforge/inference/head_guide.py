@@ -408,20 +408,25 @@ class StructureGuide:
         if field == "gap":
             if state.prev == "start":
                 return []
-            pending = grammar.after_exon(state) and state.coding  # the cds line is still to come
-            after = -EVIDENCE_CLIP if pending else self.evidence(self.coding_after(beyond))
-            terms = [(inv.LINE_TRANSCRIPT, w * after)]
-            if grammar.after_exon(state):
-                strand = 0 if state.strand == inv.PLUS else 1
-                splice = float(self.splice_2L[strand, last])
-                terms.append((inv.LINE_EXON, w * splice))
-                if state.coding:
-                    # the exons end where no splice site follows; too few coding bases count against
-                    inside = sum(float(self.coding_2L[strand, e] - self.coding_2L[strand, s]) for s, e in state.exons)
-                    terms.append((inv.LINE_CDS, w * (min(self.evidence(inside), 0.0) - splice)))
-            return terms
+            after = self.evidence(self.coding_after(beyond))
+            if not grammar.after_exon(state):
+                return [(inv.LINE_TRANSCRIPT, w * after)]
+            strand = 0 if state.strand == inv.PLUS else 1
+            splice = float(self.splice_2L[strand, last])
+            terms = [(inv.LINE_EXON, w * splice)]
+            if state.coding:
+                # the exons end where no splice site follows; too few coding bases count against
+                # the cds line, and a transcript with coding bases is not left without one
+                inside = self.evidence(sum(float(self.coding_2L[strand, e] - self.coding_2L[strand, s])
+                                           for s, e in state.exons))
+                terms.append((inv.LINE_CDS, w * (min(inside, 0.0) - splice)))
+                if inside > 0:
+                    after = -EVIDENCE_CLIP
+            return [(inv.LINE_TRANSCRIPT, w * after), *terms]
         if field == "biotype":
             return [(inv.PROTEIN_CODING, w * self.evidence(self.coding_after(beyond)))]
+        if field == "gene":  # guided transcripts never overlap: each is a gene of its own
+            return [(inv.NUMBERS[min(state.n_genes, inv.MAX_NUMBER)], w * PARTIAL_EVIDENCE)]
         if field == "partial" and state.line == inv.LINE_TRANSCRIPT and self.genic_2L is not None \
                 and state.strand in (inv.PLUS, inv.MINUS):
             mark = self.partial_marks(0 if state.strand == inv.PLUS else 1, beyond)

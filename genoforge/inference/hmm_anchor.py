@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genoforge.genes.classes import N_CLASSES, encode_bases, pool_intron_phases
+from genoforge.genes.classes import (
+    CDS_MINUS,
+    CDS_PLUS,
+    INTERGENIC,
+    N_CLASSES,
+    encode_bases,
+    pool_intron_phases,
+)
 from genoforge.genes.structure import GeneStructureParams
 from genoforge.inference.hmm import _viterbi
 from genoforge.inference.hmm_graph import build_graph
@@ -47,6 +54,8 @@ ANCHOR_BARRIER_RUN = 1  # a segment stops at the parse's first base of another k
 ANCHOR_SITE = 8.0  # log-odds of a site the parse has (its negative: every other base)
 _GAP = 16  # N bases between windows decoded together
 _N_CODE = 4
+_CODING = np.array(CDS_PLUS + CDS_MINUS)
+_GENIC = np.array([c for c in range(N_CLASSES) if c != INTERGENIC])
 
 
 @dataclasses.dataclass
@@ -84,6 +93,7 @@ class ViterbiAnchor:
             for w, segments in zip(group, self._paths(track_WLK, group, width, bases)):
                 for start, end, state in segments:
                     labels[w, start:end] = self._class_S[state]
+                _drop_edge_fragments(labels[w, :width])
         return labels
 
     def guide_inputs(self, head_logits_WLK: Tensor, lengths: Sequence[int],
@@ -122,6 +132,25 @@ class ViterbiAnchor:
         return _viterbi(self._machine(), self._signals, codes, log_probs,
                         np.asarray(params.class_log_prior, dtype=np.float64), self.emission_weight,
                         [i * stride for i in range(len(group))], width, head, self.head_signal_weight)
+
+
+def _drop_edge_fragments(labels_L: np.ndarray) -> None:
+    """Make intergenic, in place, a gene cut by a window edge whose part inside holds fewer than
+    ``ANCHOR_CODING_MIN`` coding bases: too little for the decoder to place (the windows
+    beside this one hold the gene)."""
+    genic = np.isin(labels_L, _GENIC)
+    n = labels_L.size
+    if not genic.any():
+        return
+    outside = np.flatnonzero(~genic)
+    spans = []
+    if genic[0]:
+        spans.append((0, int(outside[0]) if outside.size else n))
+    if genic[-1] and outside.size:
+        spans.append((int(outside[-1]) + 1, n))
+    for start, end in spans:
+        if np.isin(labels_L[start:end], _CODING).sum() < ANCHOR_CODING_MIN:
+            labels_L[start:end] = INTERGENIC
 
 
 def anchor_view(labels_WL: Tensor) -> tuple[Tensor, Tensor]:
