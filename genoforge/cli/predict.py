@@ -16,7 +16,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -102,7 +102,7 @@ def predict_command(
         typer.Option(*flag("seqids"), help="Comma-separated contigs to annotate. \\[default: all]"),
     ] = None,  # as DEFAULTS.seqids (every contig); the flag is one string, the field a tuple
     cuda_graphs: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--cuda_graphs/--no_cuda_graphs", help=(
             "Replay the batched decoder step from a captured CUDA graph: one launch instead of "
             "~1,600 per step, ~4x the bp/s on an H100. Default: on with CUDA when the model "

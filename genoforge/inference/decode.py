@@ -40,13 +40,15 @@ from torch import Tensor
 
 from genoforge.errors import ConfigError
 from genoforge.genes.grammar import (
+    ROLE_FIRST_START,
+    ROLE_INTRON_START,
     SLOT_HI,
     SLOT_LO,
     AllowedKey,
     GrammarState,
     TargetGrammar,
 )
-from genoforge.genes.inventory import MAX_NUMBER, NUMBERS
+from genoforge.genes.inventory import MAX_NUMBER, NUMBERS, PARTIAL_BOTH, PARTIAL_LEFT
 from genoforge.genes.window_models import WindowAnnotation
 from genoforge.inference.head_guide import guide_track
 from genoforge.inference.predict_config import DEFAULT_MAX_EXONS, DEFAULT_MAX_RECORDS
@@ -299,7 +301,10 @@ class GrammarRows:
         self.states[b] = state
         self._keys[b] = key
         self.coordinate_slots[b], self.coordinate_his[b] = grammar.coordinate_slot(state)
-        self.guide_tracks[b] = guide_track(grammar.coordinate_role(state), state.strand)
+        role = grammar.coordinate_role(state)
+        if role == ROLE_FIRST_START and state.partial in (PARTIAL_LEFT, PARTIAL_BOTH):
+            role = ROLE_INTRON_START  # cut by the window's left edge: an intron may come first
+        self.guide_tracks[b] = guide_track(role, state.strand)
         if self.coordinate_slots[b] == SLOT_HI:  # a coordinate's lo digit keeps its hi digit's span
             self.coordinate_lows[b], self.coordinate_highs[b] = grammar.coordinate_range(state)
         row = self._row_of_key.get(key)

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genoforge.genes import inventory as inv
 from genoforge.genes.classes import (
     CDS_MINUS,
     CDS_PLUS,
@@ -62,7 +63,6 @@ from genoforge.genes.classes import (
     UTR5_MINUS,
     UTR5_PLUS,
 )
-from genoforge.genes import inventory as inv
 from genoforge.genes.grammar import (
     ROLE_CDS_END,
     ROLE_CDS_START,
@@ -321,7 +321,10 @@ class StructureGuide:
         run = self.barrier_run
         if role == ROLE_FIRST_START:
             low = max(low, min(last if furthest is None else furthest, high))
-            barrier = self._genic_run[s][low] + run
+            # the first exonic bases at or after the next transcript's first bases (a window may
+            # begin inside an intron)
+            genic_start = self._genic_run[s][low]
+            barrier = self._exonic_run[s][min(genic_start, len(self._exonic_run[s]) - 1)] + run
         elif role == ROLE_INTRON_START:
             barrier = self._exonic_run[s][min(last, len(self._exonic_run[s]) - 1)] + run
         else:  # ROLE_EXON_END: the exon runs from ``last``, its start

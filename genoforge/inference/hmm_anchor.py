@@ -35,6 +35,8 @@ from genoforge.genes.classes import (
     CDS_MINUS,
     CDS_PLUS,
     INTERGENIC,
+    INTRON_MINUS,
+    INTRON_PLUS,
     N_CLASSES,
     encode_bases,
     pool_intron_phases,
@@ -55,6 +57,7 @@ ANCHOR_SITE = 8.0  # log-odds of a site the parse has (its negative: every other
 _GAP = 16  # N bases between windows decoded together
 _N_CODE = 4
 _CODING = np.array(CDS_PLUS + CDS_MINUS)
+_INTRON = np.array(INTRON_PLUS + INTRON_MINUS)
 _GENIC = np.array([c for c in range(N_CLASSES) if c != INTERGENIC])
 
 
@@ -136,8 +139,10 @@ class ViterbiAnchor:
 
 def _drop_edge_fragments(labels_L: np.ndarray) -> None:
     """Make intergenic, in place, a gene cut by a window edge whose part inside holds fewer than
-    ``ANCHOR_CODING_MIN`` coding bases: too little for the decoder to place (the windows
-    beside this one hold the gene)."""
+    ``ANCHOR_CODING_MIN`` coding bases (too little for the decoder to place), or that the edge
+    cuts inside an intron (the signal grammar clips a partial CDS only at the window's edge, so
+    no cds line could be written for it). The windows beside this one hold the rest of the gene;
+    a gene longer than a window's overlap may therefore lose the piece cut here."""
     genic = np.isin(labels_L, _GENIC)
     n = labels_L.size
     if not genic.any():
@@ -149,7 +154,8 @@ def _drop_edge_fragments(labels_L: np.ndarray) -> None:
     if genic[-1] and outside.size:
         spans.append((int(outside[-1]) + 1, n))
     for start, end in spans:
-        if np.isin(labels_L[start:end], _CODING).sum() < ANCHOR_CODING_MIN:
+        edge = labels_L[0] if start == 0 else labels_L[-1]
+        if np.isin(edge, _INTRON) or np.isin(labels_L[start:end], _CODING).sum() < ANCHOR_CODING_MIN:
             labels_L[start:end] = INTERGENIC
 
 

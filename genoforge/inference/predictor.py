@@ -18,7 +18,6 @@ from pathlib import Path
 from genoforge.errors import TokenizerError
 from genoforge.genes.target import WindowAnnotation
 from genoforge.inference.decode import GrammarCache, WindowPrediction
-from genoforge.inference.hmm_anchor import ViterbiAnchor
 from genoforge.inference.device import (
     CUDA_LENGTH_MULTIPLE,
     check_cuda_graphs,
@@ -27,6 +26,7 @@ from genoforge.inference.device import (
     resolve_device,
     use_cuda_graphs,
 )
+from genoforge.inference.hmm_anchor import ViterbiAnchor
 from genoforge.inference.predict_config import PredictConfig, default_max_new_tokens
 from genoforge.inference.stream import check_max_new_tokens, decode_stream
 from genoforge.inference.windows import GenomeWindow

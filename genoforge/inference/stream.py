@@ -48,8 +48,17 @@ from genoforge.inference.decode import (
     record_start_ids,
     window_dna,
 )
-from genoforge.inference.hmm_anchor import ANCHOR_BARRIER_RUN, ANCHOR_CODING_MIN, ANCHOR_CODING_SCALE
-from genoforge.inference.head_guide import ROW_TRACK, StructureGuide, guide_tracks, structure_tracks
+from genoforge.inference.head_guide import (
+    ROW_TRACK,
+    StructureGuide,
+    guide_tracks,
+    structure_tracks,
+)
+from genoforge.inference.hmm_anchor import (
+    ANCHOR_BARRIER_RUN,
+    ANCHOR_CODING_MIN,
+    ANCHOR_CODING_SCALE,
+)
 from genoforge.inference.predict_config import WINDOWLESS_MAX_NEW_TOKENS
 from genoforge.model.attention import cross_mask, decoder_self_mask
 from genoforge.model.decode_cache import RowCache

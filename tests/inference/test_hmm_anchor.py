@@ -14,12 +14,30 @@ import pytest
 import torch
 
 from genoforge.genes import inventory as inv
-from genoforge.genes.classes import INTRON_MINUS, INTRON_PLUS, N_CLASSES, N_SIGNALS, window_labels
+from genoforge.genes.classes import (
+    INTRON_MINUS,
+    INTRON_PLUS,
+    N_CLASSES,
+    N_SIGNALS,
+    window_labels,
+)
 from genoforge.inference.decode import GrammarCache
-from genoforge.inference.hmm_anchor import ANCHOR_CONFIDENCE, ANCHOR_SITE, ViterbiAnchor, anchor_view
+from genoforge.inference.hmm_anchor import (
+    ANCHOR_CONFIDENCE,
+    ANCHOR_SITE,
+    ViterbiAnchor,
+    anchor_view,
+)
 from genoforge.inference.stream import decode_stream
 from genoforge.model.base_signals import signal_targets
-from tests.inference.planted_genes import DEFAULT, EACH_PHASE, check_transcript, make_gene, near_one_hot, plant
+from tests.inference.planted_genes import (
+    DEFAULT,
+    EACH_PHASE,
+    check_transcript,
+    make_gene,
+    near_one_hot,
+    plant,
+)
 from tests.tiny import build_debug_model, write_tokenizer_dir
 
 _POOL = np.arange(N_CLASSES)

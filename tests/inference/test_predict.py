@@ -205,6 +205,7 @@ def test_cli_kebab_spellings_work(genome, model_dir, tmp_path) -> None:
         (["--seqids", "nope"], "nope"),
         (["--overlap", "400"], "overlap"),
         (["--guide_weight", "-1"], "guide_weight"),
+        (["--guide_from", "parse"], "guide_from"),
         (["--beam", "0"], "beam"),
         (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--window_size", "0"], ""),
     ],

@@ -1,8 +1,11 @@
-"""`genoforge predict --decoder hmm` end to end on a random debug model (CPU).
+"""`genoforge predict --decoder hmm` end to end on a random debug model (CPU), and the generative
+decoder guided by the HMM's parse (``--guide_from hmm``).
 
 A random head decodes to meaningless genes, but the structure decoder guarantees their shape:
-every CDS written must be a complete ORF with canonical introns, and the GFF3 must read back.
-A model directory without the bake's gene_structure.json is a one-line error naming the fix.
+every CDS written must be a complete ORF with canonical introns, and the GFF3 must read back;
+guided by the parse, the generative decoder writes such gene models too (those its windows hold
+whole: a transcript cut by a contig's end is partial). A model directory without the bake's
+gene_structure.json is a one-line error naming the fix, for both.
 """
 
 from __future__ import annotations
@@ -27,19 +30,34 @@ def _sequences(fasta: Path) -> dict[str, str]:
     return {record.seqid: record.sequence.upper() for record in read_fasta(fasta)}
 
 
-def test_hmm_decoder_writes_only_complete_orfs(model_and_genome, tmp_path) -> None:
+ANCHORED = ["--decoder", "generative", "--guide_from", "hmm", "--guide_weight", "3", "--window_size", "1200",
+            "--overlap", "300"]
+
+
+# Known defect, kept visible: guided by the parse, some transcripts cut by a window's edge come out
+# of stitching without their CDS (3 of 5 here). strict: the test fails once that is fixed.
+_ANCHORED_KNOWN_GAP = pytest.param(ANCHORED, id="generative-hmm-anchored", marks=pytest.mark.xfail(
+    strict=True, reason="window-edge transcripts guided by the HMM parse can lose their cds line"))
+
+
+@pytest.mark.parametrize("decoder", [pytest.param(["--decoder", "hmm"], id="hmm"), _ANCHORED_KNOWN_GAP])
+def test_hmm_decoder_writes_only_complete_orfs(model_and_genome, tmp_path, decoder) -> None:
     from genoforge.genes.annotation import load_annotation
 
     model, genome = model_and_genome
     out = tmp_path / "pred.gff3"
-    result = CliRunner().invoke(app, ["predict", str(model), str(genome), "-o", str(out), "--decoder", "hmm",
+    result = CliRunner().invoke(app, ["predict", str(model), str(genome), "-o", str(out), *decoder,
                                       "--species", "tiny", "--emission_weight", "1"])
     assert result.exit_code == 0, result.output
     sequences = _sequences(genome)
     annotation = load_annotation(out)
     transcripts = [t for ts in annotation.transcripts.values() for t in ts]
     assert transcripts, "a random head at emission weight 1 should still yield some gene models"
-    for t in transcripts:
+    cut = [t for t in transcripts if t.cds is not None and (t.cds[0] == 0 or t.cds[1] == len(sequences[t.seqid]))]
+    complete = [t for t in transcripts if t not in cut]
+    assert complete and all(t.cds is not None for t in complete), [(t.exons[0][0], t.exons[-1][1]) for t in complete
+                                                                   if t.cds is None]
+    for t in complete:
         seq = sequences[t.seqid]
         pieces = [(max(s, t.cds[0]), min(e, t.cds[1])) for s, e in t.exons if max(s, t.cds[0]) < min(e, t.cds[1])]
         orf = "".join(seq[s:e] for s, e in pieces)
@@ -54,13 +72,14 @@ def test_hmm_decoder_writes_only_complete_orfs(model_and_genome, tmp_path) -> No
             assert (intron[:2], intron[-2:]) in {("GT", "AG"), ("GC", "AG"), ("AT", "AC")}
 
 
-def test_hmm_decoder_without_gene_structure_is_a_one_line_error(model_and_genome, tmp_path) -> None:
+@pytest.mark.parametrize("decoder", [["--decoder", "hmm"], ANCHORED], ids=["hmm", "generative-hmm-anchored"])
+def test_hmm_decoder_without_gene_structure_is_a_one_line_error(model_and_genome, tmp_path, decoder) -> None:
     model, genome = model_and_genome
     bare = tmp_path / "bare"
     shutil.copytree(model, bare)
     (bare / "gene_structure.json").unlink()
     out = tmp_path / "pred.gff3"
-    result = CliRunner().invoke(app, ["predict", str(bare), str(genome), "-o", str(out), "--decoder", "hmm"])
+    result = CliRunner().invoke(app, ["predict", str(bare), str(genome), "-o", str(out), *decoder])
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "gene_structure.json" in lines[0] and "genoforge bake" in lines[0], result.output
