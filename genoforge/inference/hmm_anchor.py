@@ -75,7 +75,11 @@ class ViterbiAnchor:
     head_signal_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        self._graph = None
+        # the decoder's machine, with each strand's intron phases pooled in the prior (as
+        # ``--decoder hmm`` decodes: structure_predict.decode_contig)
+        _, prior = pool_intron_phases(np.zeros((0, N_CLASSES), dtype=np.float32), self.params.class_log_prior)
+        self._prior_C = np.asarray(prior, dtype=np.float64)
+        self._graph = build_graph(dataclasses.replace(self.params, class_log_prior=prior))
         self._signals = Signals(self.params, self.signal_weight)
 
     def path_labels(self, head_logits_WLK: Tensor, lengths: Sequence[int], bases: Sequence[str]) -> np.ndarray:
@@ -95,7 +99,7 @@ class ViterbiAnchor:
         for width, group in by_length.items():
             for w, segments in zip(group, self._paths(track_WLK, group, width, bases)):
                 for start, end, state in segments:
-                    labels[w, start:end] = self._class_S[state]
+                    labels[w, start:end] = self._graph.class_S[state]
                 _drop_edge_fragments(labels[w, :width])
         return labels
 
@@ -105,19 +109,6 @@ class ViterbiAnchor:
         the form :func:`~genoforge.inference.head_guide.structure_tracks` takes."""
         labels = torch.from_numpy(self.path_labels(head_logits_WLK, lengths, bases)).to(head_logits_WLK.device)
         return anchor_view(labels)
-
-    @property
-    def _class_S(self) -> np.ndarray:
-        return self._machine().class_S
-
-    def _machine(self):
-        if self._graph is None:
-            self._graph = build_graph(self._pooled_params())
-        return self._graph
-
-    def _pooled_params(self) -> GeneStructureParams:
-        _, prior = pool_intron_phases(np.zeros((0, N_CLASSES), dtype=np.float32), self.params.class_log_prior)
-        return dataclasses.replace(self.params, class_log_prior=prior)
 
     def _paths(self, track_WLK: np.ndarray, group: list[int], width: int,
                bases: Sequence[str]) -> list[list[tuple[int, int, int]]]:
@@ -131,9 +122,7 @@ class ViterbiAnchor:
             track[i * stride : i * stride + width] = track_WLK[w, :width]
         log_probs, _ = pool_intron_phases(track[:, :N_CLASSES], self.params.class_log_prior)
         head = track[:, N_CLASSES:] if track.shape[1] > N_CLASSES else None
-        params = self._pooled_params()
-        return _viterbi(self._machine(), self._signals, codes, log_probs,
-                        np.asarray(params.class_log_prior, dtype=np.float64), self.emission_weight,
+        return _viterbi(self._graph, self._signals, codes, log_probs, self._prior_C, self.emission_weight,
                         [i * stride for i in range(len(group))], width, head, self.head_signal_weight)
 
 

@@ -94,8 +94,9 @@ def test_the_anchor_s_path_of_a_near_one_hot_head_is_the_planted_class_track() -
 class _PlantedAnchor:
     """An anchor whose parse is the planted genes' class track (the decode side alone)."""
 
-    def __init__(self, labels: list[np.ndarray]):
+    def __init__(self, labels: list[np.ndarray], bases: list[str]):
         self.labels = labels
+        self._bases = bases
 
     def guide_inputs(self, head_logits_WLK, lengths, bases):
         track = torch.full(head_logits_WLK.shape[:2], -1, dtype=torch.long)
@@ -118,8 +119,7 @@ def model_and_tokenizer(tmp_path_factory):
 def test_guided_by_a_parse_random_weights_write_exactly_its_gene_models(model_and_tokenizer, weight) -> None:
     model, tokenizer = model_and_tokenizer
     windows = _windows()
-    anchor = _PlantedAnchor([labels for _, _, labels in windows])
-    anchor._bases = [seq for seq, _, _ in windows]
+    anchor = _PlantedAnchor([labels for _, _, labels in windows], [seq for seq, _, _ in windows])
     items = [(w, tokenizer.encode_dna(seq), len(seq), seq) for w, (seq, _, _) in enumerate(windows)]
     out = dict(decode_stream(model, tokenizer, items, batch_size=len(items), max_new_tokens=400,
                              grammars=GrammarCache(tokenizer), pad_encoder_rows=True, guide_weight=weight,
