@@ -10,8 +10,8 @@
 #   bash benchmarks/structure_gpu.sh run [MINUTES]  (device call; carry .bench/gpu and .whl; BAKE_FLAGS, e.g.
 #       --reverse_complement, go to bake; MODEL_TOML to model init; STEPS, LR, GEN_WEIGHT, EVAL_STEPS, TUNE_FLAGS to tune;
 #       DECODER=generative predicts with the token decoder, PREDICT_BATCH and PREDICT_FLAGS to it;
-#       PREDICT_SPECIES: a comma list (default all); PREDICT_MODEL=final predicts with final/ (or the last
-#       step-N/ checkpoint when MINUTES ran out first), not best/;
+#       PREDICT_SPECIES: a comma list (default all); PREDICT_MODEL=final predicts with final/ (tune's
+#       --max_minutes MINUTES writes it when the time runs out first), not best/;
 #       GUIDE_WEIGHTS and HMM_TOO: see predict_all; SKIP_TRACKS=1 skips the track dump)
 #   bash benchmarks/structure_gpu.sh repredict  (device call, same machine still warm: predict again)
 #       Leaves in $OUT: tune.log, metrics.jsonl, predict.log, preds.tar.gz (one GFF3 a species),
@@ -75,11 +75,12 @@ bake_all() {
 
 tune_head() {
   local bake_dir=$1 run_dir=$2 init_dir=$3 minutes=$4 log=$5
-  timeout --foreground -s INT -k 60 "${minutes}m" $PY -m genoforge tune "$bake_dir/training.packed" \
+  # --max_minutes ends the run cleanly (final eval, checkpoint, final/); timeout only guards a hang
+  timeout --foreground -s INT -k 60 "$(awk "BEGIN {print $minutes + 3}")m" $PY -m genoforge tune "$bake_dir/training.packed" \
     "$bake_dir/validation.packed" "$run_dir" "$init_dir" --device "${DEVICE:-cuda}" --epochs 1000 \
     --max_steps "${STEPS:-1000}" --generative_loss_weight "${GEN_WEIGHT:-0}" --base_loss_weight 1 --lr "${LR:-1e-3}" \
     --warmup_ratio 0.03 --encoder_row_len 6400 --decoder_row_len 9216 --max_batch_size 16 --token_budget 249856 \
-    --grad_accum 1 --weight_decay 0.01 --max_grad_norm 1.0 --eval_steps "${EVAL_STEPS:-100}" --early_stopping 100 \
+    --grad_accum 1 --weight_decay 0.01 --max_grad_norm 1.0 --eval_steps "${EVAL_STEPS:-100}" --early_stopping 100 --max_minutes "$minutes" \
     --save_steps 100000 --log_steps 50 --num_workers 4 ${TUNE_FLAGS:-} >"$log" 2>&1
 }
 
@@ -98,8 +99,6 @@ run() {
   grep -v '^\s*$' "$W/tune.log" | tail -n 12
   cp "$W/tune.log" "$W/run/metrics.jsonl" "$OUT/" 2>/dev/null
   local model=$W/run/${PREDICT_MODEL:-best}
-  # a run the time limit stopped has no final/: its last step-N/ (a model directory too) stands in
-  [ -d "$model" ] || [ "${PREDICT_MODEL:-best}" != final ] || model=$(ls -d "$W"/run/step-* 2>/dev/null | tail -n 1)
   [ -d "$model" ] || die "no ${PREDICT_MODEL:-best}/ model"
   predict_all "$model"
   [ -n "${SKIP_TRACKS:-}" ] || $PY benchmarks/base_tracks.py "$model" "$OUT/tracks.npz" "$G"/regions/*/region.fa \

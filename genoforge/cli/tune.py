@@ -158,6 +158,10 @@ def tune(
     max_steps: Annotated[OptInt, typer.Option(*flag("max_steps"), help=(
         "Stop after this many optimizer steps (0: the epochs decide; the schedule spans the shorter)."
         f" {_default('max_steps')}"))] = None,
+    max_minutes: Annotated[OptFloat, typer.Option(*flag("max_minutes"), help=(
+        "Stop after this many minutes of training wall time, as --max_steps does: a last evaluation, "
+        "a checkpoint and final/ (0: no limit; --resume auto continues). "
+        f"{_default('max_minutes')}"))] = None,
     config: Annotated[OptPath, typer.Option(*flag("config"), help="TOML with any of these settings (flags win).")] = None,
 ) -> None:
     """Train a model on baked shards."""
@@ -174,7 +178,8 @@ def tune(
         "generate_max_new_tokens": generate_max_new_tokens, "log_steps": log_steps, "log_memory": log_memory,
         "empty_cache_steps": empty_cache_steps, "memwatch": memwatch, "seed": seed, "resume": resume,
         "num_workers": num_workers, "gradient_checkpointing": gradient_checkpointing, "compile": compile,
-        "strategy": strategy, "device": device, "max_steps": max_steps, "skip_memory_check": skip_memory_check,
+        "strategy": strategy, "device": device, "max_steps": max_steps, "max_minutes": max_minutes,
+        "skip_memory_check": skip_memory_check,
         "base_loss_weight": base_loss_weight, "generative_loss_weight": generative_loss_weight,
         "base_boundary_weight": base_boundary_weight,
         "base_signal_weight": base_signal_weight,

@@ -46,6 +46,9 @@ class TuneConfig:
     # Length of training.
     epochs: int = 1
     max_steps: int = 0  # stop after this many optimizer steps (0: the epochs decide)
+    # Stop after this much wall time of this process (0: no limit), like max_steps: a last
+    # evaluation, a checkpoint and final/ are written; the schedule still spans the full run.
+    max_minutes: float = 0.0
 
     # Optimisation (AdamW, cosine schedule).
     lr: float = 1e-4  # peak learning rate, reached at the end of the warm-up
@@ -121,7 +124,7 @@ class TuneConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        non_negative = ("max_steps", "num_workers", "eval_steps", "eval_max_batches", "generate_samples",
+        non_negative = ("max_steps", "max_minutes", "num_workers", "eval_steps", "eval_max_batches", "generate_samples",
                         "early_stopping",
                         "save_steps", "save_total_limit", "empty_cache_steps", "encoder_row_len",
                         "decoder_row_len", "weight_decay", "max_grad_norm", "early_stopping_min_delta",

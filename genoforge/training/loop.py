@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ class TuneResult:
     output_dir: Path
     global_step: int
     total_steps: int
-    stopped: str  # completed | max_steps | early_stopping | interrupted
+    stopped: str  # completed | max_steps | max_minutes | early_stopping | interrupted
     best_val_loss: float | None
     best_step: int | None
     final_dir: Path | None
@@ -225,6 +226,7 @@ class Trainer(SetupMixin, ArtifactsMixin, ValidationMixin):
                     )
                     memwatch.step = self.global_step
                 self._log_start()
+                self._started = time.monotonic()
                 try:
                     stopped = self._train(memwatch)
                 except torch.OutOfMemoryError as exc:
@@ -329,6 +331,10 @@ class Trainer(SetupMixin, ArtifactsMixin, ValidationMixin):
                     os.kill(os.getpid(), signal.SIGKILL)
                 if par.any_rank(self.stop_requested.is_set(), env):
                     return self._interrupt()
+                if cfg.max_minutes and par.any_rank(self._out_of_time(), env):
+                    if env.is_main:
+                        self.log.message(f"time limit: {cfg.max_minutes:g} minutes reached at step {self.global_step}")
+                    return "max_minutes"
                 if early_stop:
                     if env.is_main:
                         self.log.message(
@@ -341,6 +347,9 @@ class Trainer(SetupMixin, ArtifactsMixin, ValidationMixin):
                     break
             del loader_iter, loader
         return "max_steps" if cfg.max_steps and self.global_step >= cfg.max_steps else "completed"
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() - self._started >= 60.0 * self.config.max_minutes
 
     def _out_of_memory(self, exc: BaseException) -> DeviceMemoryError:
         """The one-line error for an out-of-memory failure: where, how much, and what to change."""

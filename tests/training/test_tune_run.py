@@ -230,3 +230,23 @@ def test_two_processes_match_one(tune_workspace, single_process_run, tmp_path, s
     val_two = read_metrics(ddp, "eval")[-1]["val_loss"]
     assert val_two == pytest.approx(val_one, rel=1e-4)
     assert (ddp / "final" / "model.safetensors").is_file()
+
+
+def test_max_minutes_stops_like_max_steps_with_final_model(tune_workspace, tmp_path):
+    """A time limit ends the run cleanly: a last evaluation, a checkpoint and a loadable final/."""
+    out = tmp_path / "run"
+    result = run_tune(tune_workspace, out, "--max_steps", "20", "--eval_steps", "0", "--save_steps", "0",
+                      "--max_minutes", "0.00001")
+    assert result.returncode == 0, result.stderr
+    assert "stopped max_minutes" in result.stdout and "time limit" in result.stderr
+    end = read_metrics(out, "end")[-1]
+    assert end["stopped"] == "max_minutes" and end["step"] == 1
+    assert [r["step"] for r in read_metrics(out, "eval")] == [1]
+    assert (out / "step-00000001").is_dir()
+    assert (out / "final" / "config.json").is_file() and (out / "final" / "model.safetensors").is_file()
+
+
+def test_max_minutes_must_not_be_negative(tune_workspace, tmp_path):
+    result = run_tune(tune_workspace, tmp_path / "run", "--max_minutes", "-1")
+    assert result.returncode == 1
+    assert "max_minutes must be >= 0" in result.stderr and "Traceback" not in result.stderr
