@@ -303,6 +303,7 @@ class StructureGuide:
         # ... the genic ones (a first exon's start stops at the next transcript's bases), and
         # where each base's genic run ends
         genic = exonic if self.genic_2L is None else self.genic_2L >= 0.5
+        self._genic = genic
         self._genic_run = [next_run_starts(genic[s], run) for s in (0, 1)]
         self._genic_end = [next_run_starts(~genic[s], 1) for s in (0, 1)]
 
@@ -385,12 +386,16 @@ class StructureGuide:
 
     def coding_after(self, position: int) -> float:
         """Expected CDS bases (both strands) from boundary ``position`` to the window's end,
-        on each strand counted from the end of the genic run ``position`` is in (the rest of a
-        transcript already begun is not another gene)."""
+        on each strand counted from the end of the genic run that the base before ``position``
+        is in (the rest of a transcript already begun is not another gene). At boundary 0 no
+        base has been written: a genic run there is a transcript cut by the window's left edge,
+        still to be written, and counts in full."""
         total = 0.0
         for s in (0, 1):
             ends = self._genic_end[s]
-            after = int(ends[min(position, ends.shape[0] - 1)])
+            after = position
+            if 0 < position <= self._genic[s].shape[0] and self._genic[s][position - 1]:
+                after = int(ends[min(position, ends.shape[0] - 1)])
             total += float(self.coding_2L[s, -1] - self.coding_2L[s, after])
         return total
 
@@ -419,12 +424,16 @@ class StructureGuide:
             terms = [(inv.LINE_EXON, w * splice)]
             if state.coding:
                 # the exons end where no splice site follows; too few coding bases count against
-                # the cds line, and a transcript with coding bases is not left without one
+                # the cds line, and a transcript with coding bases is not left without one: not
+                # by another transcript, nor by a feature line or <eos>, which also close it (at
+                # the window's right edge the splice term is 0, no base beyond it, so the cds
+                # line has no lead of its own there)
                 inside = self.evidence(sum(float(self.coding_2L[strand, e] - self.coding_2L[strand, s])
                                            for s, e in state.exons))
                 terms.append((inv.LINE_CDS, w * (min(inside, 0.0) - splice)))
                 if inside > 0:
-                    after = -EVIDENCE_CLIP
+                    closing = [(head, -w * EVIDENCE_CLIP) for head in (*inv.FEATURE_TYPES, inv.EOS)]
+                    return [(inv.LINE_TRANSCRIPT, -w * EVIDENCE_CLIP), *closing, *terms]
             return [(inv.LINE_TRANSCRIPT, w * after), *terms]
         if field == "biotype":
             return [(inv.PROTEIN_CODING, w * self.evidence(self.coding_after(beyond)))]

@@ -299,3 +299,81 @@ def test_orf_scores_rank_the_start_whose_frame_the_head_reads_first(strand) -> N
     expected = true_start_in_body if strand == "+" else n - (true_start_in_body + 66)
     assert winner == expected, (best, expected)
     assert len(best) >= 2
+
+
+def _coordinate(value: int) -> list[str]:
+    from genoforge.genes.grammar import COORD_BASE
+
+    return [str(value // COORD_BASE), ":", str(value % COORD_BASE)]
+
+
+def _after_tokens(grammar: TargetGrammar, tokens: list[str]):
+    state = grammar.start_state()
+    for token in tokens:
+        state = grammar.advance_token(state, token)
+    return state
+
+
+def test_a_coding_transcript_at_the_right_edge_is_not_closed_without_its_cds_line() -> None:
+    """A ``-`` protein-coding transcript marked ``>`` whose last exon runs to the window's right
+    edge: no base follows the edge, so the splice term there is 0 and the cds line has no lead
+    of its own. Every head that would close the transcript without its cds line (another
+    transcript, a feature, ``<eos>``) must lose to it, whatever small preference the decoder's
+    own logits have (a random model's ``<eos>`` led by ~0.1 and wrote no cds line)."""
+    from genoforge.genes import inventory as inv
+    from genoforge.inference.head_guide import EVIDENCE_CLIP
+
+    n = 1_200
+    exon = np.zeros((2, n))
+    exon[1, 100:n] = 0.9999  # a - gene's coding exon from 100 to the right edge
+    coding = np.concatenate([np.zeros((2, 1)), np.cumsum(exon, axis=1)], axis=1)
+    guide = StructureGuide(np.zeros((2, n + 1)), coding, exon, 3.0, genic_2L=exon,
+                           coding_min=9.0, coding_scale=3.0, barrier_run=1)
+    grammar = TargetGrammar({t: i for i, t in enumerate(_vocab())}, window_size=n)
+    tokens = ["<bos>", "transcript", "\t", "-", "\t", "protein_coding", "\t", "0", "\t", ">", "\n",
+              "exon", "\t", *_coordinate(100), "\t", *_coordinate(n), "\n"]
+    state = _after_tokens(grammar, tokens)
+    assert grammar.after_exon(state) and state.coding and state.exons == ((100, n),)
+    terms = dict(guide.token_terms(grammar, state, last=n))
+    allowed = set(grammar.allowed_tokens(state))
+    closing = allowed & {inv.LINE_TRANSCRIPT, inv.EOS, *inv.FEATURE_TYPES}
+    assert inv.LINE_CDS in allowed and closing == {inv.LINE_TRANSCRIPT, inv.EOS, *inv.FEATURE_TYPES}
+    for head in closing:
+        assert terms[head] <= terms.get(inv.LINE_CDS, 0.0) - 3.0 * EVIDENCE_CLIP, (head, terms)
+    # the decoder's own preference for <eos> (as the random model had) no longer wins
+    logits = {token: 0.0 for token in allowed}
+    logits[inv.EOS] = 5.0
+    best = max(allowed, key=lambda token: logits[token] + terms.get(token, 0.0))
+    assert best == inv.LINE_CDS, terms
+
+
+def test_the_window_first_transcript_counts_a_gene_cut_by_the_left_edge() -> None:
+    """A window inside one long gene (genic from its first base to its last): before anything
+    is written, that gene is the transcript to write, so its coding bases count for
+    ``transcript`` and ``protein_coding``; once a transcript ending inside the run is written,
+    the rest of the run is that transcript's, not another gene."""
+    from genoforge.genes import inventory as inv
+
+    n = 1_200
+    exon = np.zeros((2, n))
+    exon[1, :] = 0.9999  # - coding throughout: the window lies inside one gene
+    coding = np.concatenate([np.zeros((2, 1)), np.cumsum(exon, axis=1)], axis=1)
+    guide = StructureGuide(np.zeros((2, n + 1)), coding, exon, 3.0, genic_2L=exon,
+                           coding_min=9.0, coding_scale=3.0, barrier_run=1)
+    assert guide.coding_after(0) == pytest.approx(float(coding[1, -1]))
+    assert guide.coding_after(600) == 0.0  # the rest of the transcript begun
+    grammar = TargetGrammar({t: i for i, t in enumerate(_vocab())}, window_size=n)
+    state = _after_tokens(grammar, ["<bos>"])
+    ((token, term),) = guide.token_terms(grammar, state, last=0)
+    assert token == inv.LINE_TRANSCRIPT and term > 0
+    state = _after_tokens(grammar, ["<bos>", "transcript", "\t", "-", "\t"])
+    ((token, term),) = guide.token_terms(grammar, state, last=0)
+    assert token == inv.PROTEIN_CODING and term > 0
+    # a gene right after a written one (base before the boundary outside any run) counts whole
+    gap = exon.copy()
+    gap[1, 400:410] = 0.0
+    coding = np.concatenate([np.zeros((2, 1)), np.cumsum(gap, axis=1)], axis=1)
+    split = StructureGuide(np.zeros((2, n + 1)), coding, gap, 3.0, genic_2L=gap, coding_min=9.0,
+                           coding_scale=3.0, barrier_run=1)
+    assert split.coding_after(410) == pytest.approx(float(coding[1, -1] - coding[1, 410]))
+    assert split.coding_after(300) == pytest.approx(float(coding[1, -1] - coding[1, 410]))
