@@ -42,12 +42,14 @@ def intron_signal(dna: str, start: int, end: int, strand: str) -> str:
     return f"{low}-{high}"
 
 
-def orf_problem(transcript: WindowTranscript, dna: str, clip_in_introns: bool = False) -> str | None:
+def orf_problem(transcript: WindowTranscript, dna: str, clip_in_introns: bool = False,
+                intron_classes: Sequence[str] = INTRON_CLASSES) -> str | None:
     """Why the transcript's CDS is not a complete (or window-clipped) ORF, or None if it is one.
 
     ``dna`` is the window's sequence in upper case; the transcript has a CDS. With
     ``clip_in_introns`` a partial end may be clipped at an outer exon that stops short of the
-    window edge (the edge falls in an intron).
+    window edge where an intron of ``intron_classes`` may run from it past the edge (the edge
+    falls in an intron: the exon's outer dinucleotide is a canonical intron end on the strand).
     """
     assert transcript.cds is not None
     cds_start, cds_end = transcript.cds
@@ -55,8 +57,18 @@ def orf_problem(transcript: WindowTranscript, dna: str, clip_in_introns: bool = 
     exons = transcript.exons
     coding = "".join(dna[max(s, cds_start):min(e, cds_end)] for s, e in exons
                      if s < cds_end and e > cds_start)
-    low_edge = 0 if not clip_in_introns else exons[0][0]
-    high_edge = window if not clip_in_introns else exons[-1][1]
+    low_edge = high_edge = None
+    if clip_in_introns:
+        pairs = [cls.upper().split("-") for cls in intron_classes]
+        if transcript.strand == inv.MINUS:
+            pairs = [(_reverse_complement(acceptor), _reverse_complement(donor)) for donor, acceptor in pairs]
+        first, last = exons[0][0], exons[-1][1]
+        # the edge may cut the dinucleotide itself: then its visible base must fit
+        seen_low, seen_high = dna[max(first - 2, 0):first], dna[last:last + 2]
+        low_edge = first if any(high.endswith(seen_low) for _, high in pairs) else None
+        high_edge = last if any(low.startswith(seen_high) for low, _ in pairs) else None
+    low_edge = 0 if low_edge is None or exons[0][0] == 0 else low_edge
+    high_edge = window if high_edge is None or exons[-1][1] == window else high_edge
     low_clipped = "<" in transcript.partial and exons[0][0] == low_edge == cds_start
     high_clipped = ">" in transcript.partial and exons[-1][1] == high_edge == cds_end
     if transcript.strand == inv.MINUS:
@@ -110,7 +122,7 @@ def signal_violations(
                 problems.append(f"{where}: intron [{end}, {start}) reads {signal}, not one of "
                                 f"{', '.join(sorted(classes))}")
         if record.cds is not None:
-            problem = orf_problem(record, dna, clip_in_introns)
+            problem = orf_problem(record, dna, clip_in_introns, intron_classes)
             if problem is not None:
                 problems.append(f"{where}: CDS {record.cds} phase {record.cds_phase} {problem}")
     return problems

@@ -15,8 +15,8 @@ checks, every ``protein_coding`` transcript it lets a decoder write has
   ATG first with phase 0, ending with the first in-frame stop codon (TAA TAG TGA; the CDS span
   includes it). On ``-`` the 5' end is the span's high end. The window edge may clip either end
   when the transcript's partial mark says it leaves the window there and its outer exon reaches
-  the edge (or, with ``clip_in_introns``, whatever the outer exon's end: the edge may fall in an
-  intron): a clipped 5' end starts at the outer exon's end with any phase (the reading frame
+  the edge (or, with ``clip_in_introns``, where a canonical intron may open or close at the outer
+  exon's end and run past the edge): a clipped 5' end starts at the outer exon's end with any phase (the reading frame
   begins that many bases in; the first in-frame stop then ends the CDS), a clipped 3' end ends
   there when no in-frame stop comes before it. The ``cds`` head is allowed only if some such CDS exists (a
   transcript without a cds line stays allowed), a start value only if some end completes it, a
@@ -170,8 +170,9 @@ class SignalGrammar(TargetGrammar):
         max_records, max_exons: as for :class:`TargetGrammar`.
         intron_classes: the accepted (donor-acceptor) dinucleotide pairs, e.g. ``"GT-AG"``.
         clip_in_introns: also let the CDS be clipped at an outer exon that stops short of the
-            window edge (the edge falls in an intron of a transcript marked partial there, as
-            ``window_annotation`` writes it). Off by default: a clipped end must reach the edge.
+            window edge where a canonical intron may run from it past the edge (the edge falls
+            in an intron of a transcript marked partial there, as ``window_annotation`` writes
+            it). Off by default: a clipped end must reach the edge.
 
     Raises:
         ConfigError: an empty or too long ``dna``, a malformed intron class, or a bad limit.
@@ -204,6 +205,8 @@ class SignalGrammar(TargetGrammar):
                     closes[int(a) * 5 + int(b)] = True
                 ends[low] = (np.flatnonzero(closes[pairs]) + 2).tolist()
             self._intron_ends[strand] = ends
+        self._intron_highs = {strand: {high for highs in intron_sides(self.intron_classes, strand).values()
+                                       for high in highs} for strand in inv.STRANDS}
         self._splice_memo: dict[tuple[str, int], Intervals] = {}
         self._cds_memo: dict[tuple[str, str, tuple[tuple[int, int], ...]], CdsChoices] = {}
 
@@ -227,6 +230,18 @@ class SignalGrammar(TargetGrammar):
             self._splice_memo[key] = values
         return values
 
+    def intron_opens_at(self, strand: str, exon_end: int) -> bool:
+        """With ``clip_in_introns``: an intron that runs past the window's high edge may open
+        at ``exon_end`` (its low-end dinucleotide is canonical on ``strand``)."""
+        seen = self.dna[exon_end:exon_end + 2]  # the edge may cut the dinucleotide itself
+        return self.clip_in_introns and any(low.startswith(seen) for low in self._intron_ends[strand])
+
+    def intron_closes_at(self, strand: str, exon_start: int) -> bool:
+        """With ``clip_in_introns``: an intron from beyond the window's low edge may close at
+        ``exon_start`` (its high-end dinucleotide is canonical on ``strand``)."""
+        seen = self.dna[max(exon_start - 2, 0):exon_start]
+        return self.clip_in_introns and any(high.endswith(seen) for high in self._intron_highs[strand])
+
     def cds_choices(
         self, strand: str, partial: str, exons: tuple[tuple[int, int], ...]
     ) -> CdsChoices:
@@ -234,8 +249,8 @@ class SignalGrammar(TargetGrammar):
         key = (strand, partial, exons)
         choices = self._cds_memo.get(key)
         if choices is None:
-            clip_low = "<" in partial and (exons[0][0] == 0 or self.clip_in_introns)
-            clip_high = ">" in partial and (exons[-1][1] == self.max_end or self.clip_in_introns)
+            clip_low = "<" in partial and (exons[0][0] == 0 or self.intron_closes_at(strand, exons[0][0]))
+            clip_high = ">" in partial and (exons[-1][1] == self.max_end or self.intron_opens_at(strand, exons[-1][1]))
             spans = coding_spans(self.codes, exons, strand, clip_low, clip_high)
             if not spans:
                 choices = _NO_CDS

@@ -66,13 +66,16 @@ class GrammarCache:
     (a genome of many short scaffolds has many distinct lengths). A signal grammar reads its
     window's bases (canonical splice sites; complete ORFs, a CDS cut only where its exon runs
     into the window's edge), so it is built for every window (~0.6 ms). Its ``clip_in_introns``
-    stays off: with it a transcript marked partial could end its CDS at any exon end, which
-    would let a decoder escape the ORF rule by writing a partial mark.
+    (a CDS clipped at an outer exon where a canonical intron may run past the edge) is off unless
+    the windows are guided by their contig's HMM parse (:mod:`genoforge.inference.hmm_anchor`):
+    on its own a decoder could escape the ORF rule by a partial mark at such an exon.
     """
 
     def __init__(self, tokenizer, max_records: int = DEFAULT_MAX_RECORDS,
-                 max_exons: int = DEFAULT_MAX_EXONS, capacity: int = 64, signals: bool = False):
+                 max_exons: int = DEFAULT_MAX_EXONS, capacity: int = 64, signals: bool = False,
+                 clip_in_introns: bool = False):
         self.tokenizer = tokenizer
+        self.clip_in_introns = clip_in_introns
         self.max_records = max_records
         self.max_exons = max_exons
         self.capacity = capacity
@@ -87,7 +90,7 @@ class GrammarCache:
         from genoforge.genes.signal_grammar import SignalGrammar
 
         return SignalGrammar(self.tokenizer, bases[:window_length], max_records=self.max_records,
-                             max_exons=self.max_exons)
+                             max_exons=self.max_exons, clip_in_introns=self.clip_in_introns)
 
     def __call__(self, window_length: int) -> TargetGrammar:
         grammar = self._grammars.get(window_length)

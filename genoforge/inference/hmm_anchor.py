@@ -40,6 +40,7 @@ from genoforge.genes.classes import (
     N_CLASSES,
     encode_bases,
     pool_intron_phases,
+    window_labels,
 )
 from genoforge.genes.structure import GeneStructureParams
 from genoforge.inference.hmm import _viterbi
@@ -74,6 +75,9 @@ class ViterbiAnchor:
     signal_weight: float = 1.0
     head_signal_weight: float = 1.0
 
+    # each contig's parse as class labels (uint8), while its windows are being decoded
+    contig_labels: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, init=False, repr=False)
+
     def __post_init__(self) -> None:
         # the decoder's machine, with each strand's intron phases pooled in the prior (as
         # ``--decoder hmm`` decodes: structure_predict.decode_contig)
@@ -103,12 +107,41 @@ class ViterbiAnchor:
                 _drop_edge_fragments(labels[w, :width])
         return labels
 
-    def guide_inputs(self, head_logits_WLK: Tensor, lengths: Sequence[int],
-                     bases: Sequence[str]) -> tuple[Tensor, Tensor]:
+    def parse_contig(self, seqid: str, sequence: str, track_LK: np.ndarray) -> None:
+        """Decode a whole contig from its head track, as ``--decoder hmm`` does
+        (:func:`~genoforge.inference.structure_predict.decode_contig`), and keep its class labels
+        for the windows of ``seqid`` (:meth:`guide_inputs`) until :meth:`release`."""
+        from genoforge.inference.structure_predict import decode_contig
+
+        annotation = decode_contig(sequence, track_LK, self.params, seqid=seqid,
+                                   emission_weight=self.emission_weight, signal_weight=self.signal_weight,
+                                   head_signal_weight=self.head_signal_weight)
+        self.contig_labels[seqid] = window_labels(annotation.transcripts, 0, len(sequence))
+
+    def release(self, seqid: str) -> None:
+        self.contig_labels.pop(seqid, None)
+
+    def cut_labels(self, keys: Sequence, lengths: Sequence[int], width: int) -> np.ndarray | None:
+        """[W, width] labels of windows cut from their contigs' parses (``keys`` with ``seqid``
+        and ``start``, as :class:`~genoforge.inference.windows.GenomeWindow`), edge fragments
+        dropped; None unless every window's contig was parsed."""
+        if not keys or not all(getattr(key, "seqid", None) in self.contig_labels for key in keys):
+            return None
+        labels = np.full((len(keys), width), -1, dtype=np.int64)
+        for w, (key, n) in enumerate(zip(keys, lengths)):
+            labels[w, :n] = self.contig_labels[key.seqid][key.start : key.start + n]
+            _drop_edge_fragments(labels[w, :n], of_contig=True)
+        return labels
+
+    def guide_inputs(self, head_logits_WLK: Tensor, lengths: Sequence[int], bases: Sequence[str],
+                     keys: Sequence | None = None) -> tuple[Tensor, Tensor]:
         """(class probabilities [W, L, C], site log-odds [W, L, S]) of the windows' parses, in
-        the form :func:`~genoforge.inference.head_guide.structure_tracks` takes."""
-        labels = torch.from_numpy(self.path_labels(head_logits_WLK, lengths, bases)).to(head_logits_WLK.device)
-        return anchor_view(labels)
+        the form :func:`~genoforge.inference.head_guide.structure_tracks` takes: cut from their
+        contigs' parses where :meth:`parse_contig` made them, else each window parsed alone."""
+        labels = None if keys is None else self.cut_labels(keys, lengths, head_logits_WLK.shape[1])
+        if labels is None:
+            labels = self.path_labels(head_logits_WLK, lengths, bases)
+        return anchor_view(torch.from_numpy(labels).to(head_logits_WLK.device))
 
     def _paths(self, track_WLK: np.ndarray, group: list[int], width: int,
                bases: Sequence[str]) -> list[list[tuple[int, int, int]]]:
@@ -126,12 +159,17 @@ class ViterbiAnchor:
                         [i * stride for i in range(len(group))], width, head, self.head_signal_weight)
 
 
-def _drop_edge_fragments(labels_L: np.ndarray) -> None:
+def _drop_edge_fragments(labels_L: np.ndarray, *, of_contig: bool = False) -> None:
     """Make intergenic, in place, a gene cut by a window edge whose part inside holds fewer than
     ``ANCHOR_CODING_MIN`` coding bases (too little for the decoder to place), or that the edge
     cuts inside an intron (the signal grammar clips a partial CDS only at the window's edge, so
     no cds line could be written for it). The windows beside this one hold the rest of the gene;
-    a gene longer than a window's overlap may therefore lose the piece cut here."""
+    a gene longer than a window's overlap may therefore lose the piece cut here.
+
+    ``of_contig``: the labels are cut from the contig's parse, which every window shares, and
+    the decoder's grammar clips a CDS at an intron cut by the edge (``clip_in_introns``): every
+    piece with an exonic base is kept, so stitching joins the pieces of a gene longer than a
+    window; only a piece that is intron alone (nothing a transcript could be written with) goes."""
     genic = np.isin(labels_L, _GENIC)
     n = labels_L.size
     if not genic.any():
@@ -143,6 +181,10 @@ def _drop_edge_fragments(labels_L: np.ndarray) -> None:
     if genic[-1] and outside.size:
         spans.append((int(outside[-1]) + 1, n))
     for start, end in spans:
+        if of_contig:
+            if np.isin(labels_L[start:end], _INTRON).all():
+                labels_L[start:end] = INTERGENIC
+            continue
         edge = labels_L[0] if start == 0 else labels_L[-1]
         if np.isin(edge, _INTRON) or np.isin(labels_L[start:end], _CODING).sum() < ANCHOR_CODING_MIN:
             labels_L[start:end] = INTERGENIC

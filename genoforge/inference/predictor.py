@@ -64,7 +64,8 @@ class Predictor:
                 f"{model.config.vocab_size} embeddings; run `genoforge tokens resize` on the model"
             )
         self.grammars = GrammarCache(tokenizer, self.config.max_records, self.config.max_exons,
-                                     signals=self.config.signal_grammar)
+                                     signals=self.config.signal_grammar,
+                                     clip_in_introns=anchor is not None)  # a contig parse's pieces
         cuda = self.device.type == "cuda"
         self.batch_size = default_batch_size(self.config, self.device)
         self.length_multiple = CUDA_LENGTH_MULTIPLE if cuda else 1
@@ -108,9 +109,10 @@ class Predictor:
         lazily, ``batch_size`` at a time.
         """
         skipped: deque[GenomeWindow] = deque()
+        left: dict[str, int] = {}  # windows of each contig still to come back (an anchor's parses)
 
         def decodable() -> Iterator[tuple[GenomeWindow, list[int], int]]:
-            for window in windows:
+            for window in self._parsed(windows):
                 if _HAS_BASE.search(window.sequence):
                     yield window, self.tokenizer.encode_dna(window.sequence), window.length, window.sequence
                 else:  # kept without its bases: a long N run must not pile up sequence
@@ -132,17 +134,47 @@ class Predictor:
                 length_multiple=self.length_multiple, pad_encoder_rows=self.device.type == "cuda",
                 step=self.step, guide_weight=self.config.guide_weight, anchor=self.anchor,
             )
+        def done(window: GenomeWindow) -> GenomeWindow:
+            if self.anchor is not None:
+                left[window.seqid] = left.get(window.seqid, window.n_windows) - 1
+                if not left[window.seqid]:
+                    self.anchor.release(window.seqid)
+            return window
+
         try:
             for window, prediction in decoded:
                 while skipped:
-                    yield skipped.popleft(), None
+                    yield done(skipped.popleft()), None
                 self.target_tokens += len(prediction.token_ids) - 1
-                yield window, prediction
+                yield done(window), prediction
             while skipped:
-                yield skipped.popleft(), None
+                yield done(skipped.popleft()), None
         finally:
             if self.step is not None:
                 self.step.release()  # the graph's buffers hold this stream's decode cache
+
+    def _parsed(self, windows: Iterable[GenomeWindow]) -> Iterator[GenomeWindow]:
+        """``windows``; with an HMM anchor, each contig's windows held back until the anchor has
+        parsed the whole contig from its per-base head track (the track ``--decoder hmm``
+        decodes), so that every window of a contig is guided by one parse: a gene longer than a
+        window comes out of the windows in one frame. Memory: a contig's windows and track."""
+        if self.anchor is None:
+            yield from windows
+            return
+        from genoforge.inference.base_track import BaseTrackPredictor
+
+        heads = BaseTrackPredictor(self.model, self.tokenizer, self.batch_size)
+        held: list[GenomeWindow] = []
+
+        def holding() -> Iterator[GenomeWindow]:
+            for window in windows:
+                held.append(window)
+                yield window
+
+        for seqid, sequence, track in heads.contig_tracks(holding()):
+            self.anchor.parse_contig(seqid, sequence, track)
+            yield from held
+            held.clear()
 
     def annotate(self, windows: Sequence[GenomeWindow]) -> list[WindowAnnotation]:
         """The decoded annotation of each window, in input order (empty for all-N windows)."""

@@ -147,7 +147,8 @@ def encode_chunk(model, tokenizer, chunk: Sequence[tuple], device, *, rows: int 
         if anchor is None:
             terms = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
         else:
-            probs, sites = anchor.guide_inputs(memory.base_logits_WLK, [item[2] for item in chunk], bases)
+            probs, sites = anchor.guide_inputs(memory.base_logits_WLK, [item[2] for item in chunk], bases,
+                                               [item[0] for item in chunk])
             terms = structure_tracks(probs, sites, batch["base_mask"])
         guide = F.pad(terms.tracks * guide_weight, (0, 0, 0, 1))  # + the row track (ROW_TRACK)
         # the structure terms, segment barriers and ORF scores work on the host

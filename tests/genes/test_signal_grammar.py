@@ -188,6 +188,23 @@ def test_window_edge_in_an_intron_clips_only_with_clip_in_introns(planted, low, 
         assert _accepted(strand_dna, strand_wa, clip_in_introns=True)
 
 
+@pytest.mark.parametrize(("low", "high"), [(100, 500), (120, 500), (0, 240), (0, 210), (95, 230)])
+def test_an_intron_clip_needs_a_canonical_intron_end_at_the_outer_exon(planted, low, high) -> None:
+    """clip_in_introns is no escape from the ORF rule: the outer exon the CDS is clipped at must
+    open (high side) or close (low side) a canonical intron; "AA" there is rejected on both strands."""
+    dna, wa = planted
+    window_dna, clipped = _clip(dna, wa.records[0], low, high)
+    (t,) = clipped.records
+    bases = list(window_dna)
+    if "<" in t.partial:
+        bases[t.exons[0][0] - 2 : t.exons[0][0]] = "AA"
+    if ">" in t.partial:
+        bases[t.exons[-1][1] : t.exons[-1][1] + 2] = "AA"
+    for strand_dna, strand_wa in _both_strands("".join(bases), clipped):
+        assert signal_violations(strand_wa, strand_dna, clip_in_introns=True), strand_wa
+        assert not _accepted(strand_dna, strand_wa, clip_in_introns=True)
+
+
 def test_coding_spans_are_exactly_the_orfs_the_checker_accepts() -> None:
     """Brute force over every (start, end, phase) of random exon chains, both strands, clipped or
     not: the grammar's table holds exactly the spans signal_violations finds nothing in."""

@@ -98,7 +98,7 @@ class _PlantedAnchor:
         self.labels = labels
         self._bases = bases
 
-    def guide_inputs(self, head_logits_WLK, lengths, bases):
+    def guide_inputs(self, head_logits_WLK, lengths, bases, keys=None):
         track = torch.full(head_logits_WLK.shape[:2], -1, dtype=torch.long)
         for w, n in enumerate(lengths):
             index = next(i for i, labels in enumerate(self.labels) if labels.size == n and

@@ -34,16 +34,7 @@ ANCHORED = ["--decoder", "generative", "--guide_from", "hmm", "--guide_weight", 
             "--overlap", "300"]
 
 
-# Known gap, kept visible: each window is parsed alone, so a gene longer than a window (this random
-# head's are 2-10 kb against 1.2 kb windows) is assembled from pieces whose parses need not agree,
-# and a window whose edge cuts it inside an intron drops its piece (hmm_anchor._drop_edge_fragments):
-# such a gene comes out of stitching still cut at an inner window edge (partial), or joined in two
-# frames, so its CDS is no complete ORF. strict: the test fails once that is fixed.
-_ANCHORED_KNOWN_GAP = pytest.param(ANCHORED, id="generative-hmm-anchored", marks=pytest.mark.xfail(
-    strict=True, reason="genes longer than a window: per-window parses do not join into complete ORFs"))
-
-
-@pytest.mark.parametrize("decoder", [pytest.param(["--decoder", "hmm"], id="hmm"), _ANCHORED_KNOWN_GAP])
+@pytest.mark.parametrize("decoder", [["--decoder", "hmm"], ANCHORED], ids=["hmm", "generative-hmm-anchored"])
 def test_hmm_decoder_writes_only_complete_orfs(model_and_genome, tmp_path, decoder) -> None:
     from genoforge.genes.annotation import load_annotation
 
