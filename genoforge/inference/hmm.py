@@ -101,7 +101,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoforge.genes.classes import N_CLASSES, N_SIGNALS, encode_bases
+from genoforge.genes.classes import INTERGENIC, N_CLASSES, N_CODE, N_SIGNALS, encode_bases
 from genoforge.genes.gene_models import ExonChain
 from genoforge.genes.inventory import PROTEIN_CODING
 from genoforge.genes.structure import GeneStructureParams
@@ -122,6 +122,26 @@ from genoforge.inference.stitch import ContigAnnotation, ContigTranscript
 DEFAULT_CHUNK = 150_000
 DEFAULT_OVERLAP = 40_000
 DEFAULT_MAX_BATCH = 12  # chunks per pass: backpointers take max_batch * chunk * S bytes
+# A run of this many N (or other non-ACGT) bases is an assembly gap: no gene model crosses it,
+# since neither its length nor its sequence is known.
+ASSEMBLY_GAP = 10
+_GAP_LOG_PROB = -1e4  # a genic class inside a gap (finite: scaled and summed with others)
+
+
+def close_gaps(codes_L: np.ndarray, log_probs_LC: np.ndarray, min_run: int = ASSEMBLY_GAP) -> np.ndarray:
+    """``log_probs_LC`` with every class but intergenic ruled out inside runs of at least
+    ``min_run`` unknown bases (``codes_L`` == N); the input itself when there is none."""
+    unknown = np.concatenate([[False], codes_L >= N_CODE, [False]])
+    edges = np.flatnonzero(unknown[1:] != unknown[:-1])
+    runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_run]
+    if not runs:
+        return log_probs_LC
+    closed = np.array(log_probs_LC, copy=True)
+    genic = [c for c in range(log_probs_LC.shape[1]) if c != INTERGENIC]
+    for a, b in runs:
+        closed[a:b, genic] = _GAP_LOG_PROB
+        closed[a:b, INTERGENIC] = 0.0
+    return closed
 BLOCK = 256  # positions whose edge scores are built at once (N x B x S x K float64)
 SIGNAL_BLOCK = 8192  # positions whose signal columns are built at once (B x U x G float64)
 # -inf (a posterior of exactly 0) and NaN count as this log probability: the intron prefix sums
@@ -181,7 +201,7 @@ def decode_genes(
         raise ValueError(f"log_probs_LC has shape {tuple(log_probs_LC.shape)}, expected ({length}, {N_CLASSES}) "
                          f"or ({length}, {N_CLASSES + N_SIGNALS}) for {seqid}")
     head_LS = log_probs_LC[:, N_CLASSES:] if log_probs_LC.shape[1] > N_CLASSES else None
-    log_probs_LC = log_probs_LC[:, :N_CLASSES]
+    log_probs_LC = close_gaps(codes_L, log_probs_LC[:, :N_CLASSES])
     if not 0 <= overlap < chunk:
         raise ValueError(f"overlap {overlap} must be >= 0 and < chunk {chunk}")
     if max_batch < 1:

@@ -43,7 +43,7 @@ from genoforge.genes.classes import (
     window_labels,
 )
 from genoforge.genes.structure import GeneStructureParams
-from genoforge.inference.hmm import _viterbi
+from genoforge.inference.hmm import ASSEMBLY_GAP, _viterbi, close_gaps
 from genoforge.inference.hmm_graph import build_graph
 from genoforge.inference.hmm_signals import Signals
 from genoforge.model.base_signals import calibrated_log_odds, signal_targets
@@ -55,7 +55,7 @@ ANCHOR_CODING_MIN = 9.0
 ANCHOR_CODING_SCALE = 3.0
 ANCHOR_BARRIER_RUN = 1  # a segment stops at the parse's first base of another kind
 ANCHOR_SITE = 8.0  # log-odds of a site the parse has (its negative: every other base)
-_GAP = 16  # N bases between windows decoded together
+_GAP = ASSEMBLY_GAP + 6  # N bases between windows decoded together (an assembly gap)
 _N_CODE = 4
 _CODING = np.array(CDS_PLUS + CDS_MINUS)
 _INTRON = np.array(INTRON_PLUS + INTRON_MINUS)
@@ -154,6 +154,7 @@ class ViterbiAnchor:
             codes[i * stride : i * stride + width] = encode_bases(bases[w][:width])
             track[i * stride : i * stride + width] = track_WLK[w, :width]
         log_probs, _ = pool_intron_phases(track[:, :N_CLASSES], self.params.class_log_prior)
+        log_probs = close_gaps(codes, log_probs)  # no gene crosses from one window to the next
         head = track[:, N_CLASSES:] if track.shape[1] > N_CLASSES else None
         return _viterbi(self._graph, self._signals, codes, log_probs, self._prior_C, self.emission_weight,
                         [i * stride for i in range(len(group))], width, head, self.head_signal_weight)

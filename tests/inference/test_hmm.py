@@ -318,3 +318,24 @@ def test_graph_is_the_mirror_of_itself():
 
 
 # --- the head's signal outputs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_no_gene_crosses_an_assembly_gap(strand):
+    """A run of ASSEMBLY_GAP N inside a planted gene's long intron (the head still calls it intron)
+    splits the locus: no model spans the gap; 9 N (shorter than a gap) leave the gene whole."""
+    from genoforge.inference.hmm import ASSEMBLY_GAP
+
+    rng = np.random.default_rng(7)
+    seq, transcripts = plant(rng, 900, [(100, strand, make_gene(rng, (60, 45, 93), (300, 40)))])
+    labels = window_labels(transcripts, 0, len(seq))
+    (t,) = transcripts
+    intron = max(((a[1], b[0]) for a, b in zip(t.exons, t.exons[1:])), key=lambda i: i[1] - i[0])
+    middle = (intron[0] + intron[1]) // 2
+    for run, crosses in ((ASSEMBLY_GAP - 1, True), (ASSEMBLY_GAP, False), (120, False)):
+        gapped = seq[:middle] + "N" * run + seq[middle + run:]
+        annotation = decode_genes(gapped, near_one_hot(labels), DEFAULT, seqid="chrT")
+        spans = [(t.exons[0][0], t.exons[-1][1]) for t in annotation.transcripts]
+        assert any(lo < middle and middle + run <= hi for lo, hi in spans) == crosses, (run, spans)
+        if crosses:
+            assert models(annotation) == [(t.strand, t.exons, t.cds)]

@@ -78,3 +78,22 @@ def test_hmm_decoder_without_gene_structure_is_a_one_line_error(model_and_genome
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "gene_structure.json" in lines[0] and "genoforge bake" in lines[0], result.output
     assert not out.exists()
+
+
+def test_anchored_generative_decoder_writes_the_hmm_parse_of_the_contig(model_and_genome, tmp_path) -> None:
+    """Guided by the contig's parse, the generative decoder writes the hmm decoder's gene models
+    exactly, a gene longer than a window included (pieces of many windows, joined in one frame)."""
+    from genoforge.genes.annotation import load_annotation
+
+    model, genome = model_and_genome
+    written = {}
+    for name, flags in (("hmm", ["--decoder", "hmm"]), ("anchored", ANCHORED)):
+        out = tmp_path / f"{name}.gff3"
+        result = CliRunner().invoke(app, ["predict", str(model), str(genome), "-o", str(out), *flags,
+                                          "--species", "tiny", "--emission_weight", "1"])
+        assert result.exit_code == 0, result.output
+        annotation = load_annotation(out)
+        written[name] = sorted((t.seqid, t.strand, tuple(t.exons), t.cds) for ts in annotation.transcripts.values()
+                               for t in ts if t.cds is not None)
+    assert written["hmm"] and written["anchored"] == written["hmm"]
+    assert max(t[2][-1][1] - t[2][0][0] for t in written["hmm"]) > 1200  # longer than a window
