@@ -17,7 +17,7 @@ import typer
 from genoforge.cli._common import boundary, examples, flag
 
 # Cheap: genoforge.training.config imports no torch (tests/cli/test_cli_startup.py checks `tune --help`).
-from genoforge.training.config import STRATEGIES, TuneConfig
+from genoforge.training.config import SELECT_BY, STRATEGIES, TuneConfig
 
 DEFAULTS = TuneConfig()
 
@@ -111,8 +111,14 @@ def tune(
         "Weight of the decoder's token CE (0: train only the encoder and per-base head). "
         f"{_default('generative_loss_weight')}"))] = None,
     early_stopping: Annotated[OptInt, typer.Option(*flag("early_stopping"), help=(
-        "Stop after this many evaluations in a row without a lower validation CE (0: off). "
+        "Stop after this many evaluations in a row without a better --select_by score (0: off). "
         f"{_default('early_stopping')}"))] = None,
+    select_by: Annotated[OptStr, typer.Option(
+        *flag("select_by"), metavar="<name>",
+        autocompletion=lambda incomplete: [s for s in SELECT_BY if s.startswith(incomplete)], help=(
+        "What picks best/ and drives early stopping: objective (the weighted validation objective), base (the per-base "
+        "head's structure error alone, for predict --decoder hmm or --guide_from hmm) or generative (the decoder's "
+        f"token CE alone). {_default('select_by')}"))] = None,
     save_steps: Annotated[OptInt, typer.Option(*flag("save_steps"), help=(
         f"Checkpoint every N optimizer steps (0: only at the end). {_default('save_steps')}"))] = None,
     save_total_limit: Annotated[OptInt, typer.Option(*flag("save_total_limit"), help=(
@@ -178,7 +184,7 @@ def tune(
         "generate_max_new_tokens": generate_max_new_tokens, "log_steps": log_steps, "log_memory": log_memory,
         "empty_cache_steps": empty_cache_steps, "memwatch": memwatch, "seed": seed, "resume": resume,
         "num_workers": num_workers, "gradient_checkpointing": gradient_checkpointing, "compile": compile,
-        "strategy": strategy, "device": device, "max_steps": max_steps, "max_minutes": max_minutes,
+        "strategy": strategy, "device": device, "max_steps": max_steps, "max_minutes": max_minutes, "select_by": select_by,
         "skip_memory_check": skip_memory_check,
         "base_loss_weight": base_loss_weight, "generative_loss_weight": generative_loss_weight,
         "base_boundary_weight": base_boundary_weight,

@@ -101,7 +101,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoforge.genes.classes import INTERGENIC, N_CLASSES, N_CODE, N_SIGNALS, encode_bases
+from genoforge.genes.classes import (
+    INTERGENIC,
+    N_CLASSES,
+    N_CODE,
+    N_SIGNALS,
+    encode_bases,
+)
 from genoforge.genes.gene_models import ExonChain
 from genoforge.genes.inventory import PROTEIN_CODING
 from genoforge.genes.structure import GeneStructureParams

@@ -37,6 +37,9 @@ from dataclasses import dataclass
 from genoforge.errors import ConfigError
 
 STRATEGIES = ("ddp", "fsdp")
+# What picks best/ and drives early stopping: the weighted objective, the per-base head's
+# structure error alone (for --decoder hmm and --guide_from hmm), or the decoder's token CE alone.
+SELECT_BY = ("objective", "base", "generative")
 
 
 @dataclass(kw_only=True)
@@ -73,6 +76,9 @@ class TuneConfig:
     # the per-base loss, beside the class CE's 1. Measured 1 -> 4: fly exon F1 65.0 -> 69.1,
     # transcript F1 21.7 -> 27.3 (benchmarks/RESULTS.md).
     base_signal_weight: float = 4.0
+    # best/ and early stopping follow this validation score (SELECT_BY): with both losses on, the
+    # token CE can rise while the head still improves, and "objective" then keeps an early step.
+    select_by: str = "objective"
 
     # Batching (see the module docstring).
     token_budget: int = 16384
@@ -142,6 +148,12 @@ class TuneConfig:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.base_loss_weight == 0 and self.generative_loss_weight == 0:
             problems.append("base_loss_weight and generative_loss_weight are both 0: nothing to train")
+        if self.select_by not in SELECT_BY:
+            problems.append(f"select_by must be one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
+        elif self.select_by == "base" and self.base_loss_weight == 0:
+            problems.append("select_by base needs the per-base head's loss (base_loss_weight > 0)")
+        elif self.select_by == "generative" and self.generative_loss_weight == 0:
+            problems.append("select_by generative needs the decoder's loss (generative_loss_weight > 0)")
         if self.strategy not in STRATEGIES:
             problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.memwatch_interval <= 0:

@@ -5,7 +5,8 @@ validation shard, the per-base CE (``val_base_loss``) and base-level F1 per clas
 (``base_cds_f1`` ...); ``val_objective`` = generative weight x plain CE + base weight x the
 base *structure error* (1 - the mean of the CDS, intron and intergenic group F1,
 :func:`~genoforge.training.base_metrics.base_structure_error`)
-picks ``best/`` and drives early stopping. With ``--generate_samples N`` the first N validation windows are also decoded (each
+picks ``best/`` and drives early stopping (``--select_by base``: the structure error alone,
+``generative``: the plain CE alone). With ``--generate_samples N`` the first N validation windows are also decoded (each
 rank its share under DDP) and their exon/gene F1 (``gen_*``, :mod:`genoforge.training.generate`)
 added to the eval record.
 """
@@ -32,6 +33,10 @@ def _generation_summary(result: dict[str, Any]) -> str:
         for key, value in result.items() if key.startswith("gen_") and key.endswith("_f1")
     )
     return f"; decoded {result['gen_windows']} windows ({result['gen_truncated']} truncated): F1 {scores}"
+
+
+# The eval record's value that picks best/ for each TuneConfig.select_by.
+_SELECTION_KEY = {"objective": "val_objective", "base": "val_base_structure_error", "generative": "val_loss"}
 
 
 class ValidationMixin:
@@ -86,6 +91,8 @@ class ValidationMixin:
             result.update(base_f1_scores(confusion.cpu().numpy()))
             objective += cfg.base_loss_weight * base_structure_error(result)
         result["val_objective"] = objective
+        if base_batches:
+            result["val_base_structure_error"] = base_structure_error(result)
         if self.gen_windows is not None:
             result.update(self._generate())
         return result
@@ -113,7 +120,7 @@ class ValidationMixin:
     def _after_eval(self, result: dict[str, float], epoch: int) -> bool:
         """Record an evaluation; export best/; True when early stopping says stop."""
         self.last_eval_step = self.global_step
-        val = result["val_objective"]
+        val = result[_SELECTION_KEY[self.config.select_by]]
         improved = self.early.update(val, self.global_step)
         if improved:
             self.export_model(BEST_DIR)
@@ -126,7 +133,7 @@ class ValidationMixin:
                 base = (f", base CE {result['val_base_loss']:.4f}, base CDS F1 "
                         f"{'-' if cds_f1 is None else format(cds_f1, '.3f')}")
             self.log.message(
-                f"eval step {self.global_step}: objective {val:.4f} (val_loss {result['val_loss']:.4f}, "
+                f"eval step {self.global_step}: objective {result['val_objective']:.4f} (val_loss {result['val_loss']:.4f}, "
                 f"smoothed {result['val_loss_smoothed']:.4f}, {result['val_tokens']:,} tokens{base})"
                 f"{' *best*' if improved else ''}{_generation_summary(result)}"
             )

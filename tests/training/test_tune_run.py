@@ -250,3 +250,31 @@ def test_max_minutes_must_not_be_negative(tune_workspace, tmp_path):
     result = run_tune(tune_workspace, tmp_path / "run", "--max_minutes", "-1")
     assert result.returncode == 1
     assert "max_minutes must be >= 0" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("select_by", "key"), [("base", "val_base_structure_error"), ("generative", "val_loss"),
+                                                ("objective", "val_objective")])
+def test_select_by_picks_best_by_that_validation_score(tune_workspace, tmp_path, select_by, key):
+    """best/ and its step follow the --select_by score: each eval marked best is a new minimum of it."""
+    out = tmp_path / "run"
+    result = run_tune(tune_workspace, out, "--max_steps", "6", "--eval_steps", "1", "--save_steps", "0",
+                      "--select_by", select_by)
+    assert result.returncode == 0, result.stderr
+    evals = read_metrics(out, "eval")
+    assert len(evals) == 6 and all(key in e for e in evals)
+    lowest = None
+    for record in evals:
+        improved = lowest is None or record[key] < lowest
+        assert record["best"] == improved, (record["step"], record[key], lowest)
+        lowest = record[key] if improved else lowest
+    end = read_metrics(out, "end")[-1]
+    assert end["best_val_loss"] == lowest
+    assert end["best_step"] == min(evals, key=lambda e: (e[key], e["step"]))["step"]
+    assert (out / "best" / "config.json").is_file()
+
+
+def test_select_by_base_without_the_base_loss_is_a_one_line_error(tune_workspace, tmp_path):
+    result = run_tune(tune_workspace, tmp_path / "run", "--select_by", "base", "--base_loss_weight", "0")
+    assert result.returncode == 1
+    assert "select_by base needs" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
