@@ -5,11 +5,15 @@ logits the greedy decoder picks from (:func:`~genoforge.inference.stream.decode_
 decoder's own, plus, with head guidance, the per-base head's terms
 (:mod:`genoforge.inference.head_guide`), so the head's agreement with the decoded structure is
 part of the score. Every step, each window keeps the ``beam`` best continuations of its live
-hypotheses; one that writes ``<eos>`` is finished. A window is done when ``beam`` hypotheses
-have finished or none is live, and its finished hypothesis of the best score per token is its
-prediction (the plain sum would prefer an empty target to any gene; a window
-that reaches ``max_new_tokens`` first keeps its best live one, cut back to its last complete
-record, as the greedy decoder does).
+hypotheses; one that writes ``<eos>`` is finished. A window is done when ``FINISHED_PER_BEAM``
+x ``beam`` hypotheses have finished or none is live, and its finished hypothesis of the best
+score per token is its prediction (the plain sum would prefer an empty target to any gene),
+with guidance plus the guide weight x the mean log-probability that the guide's per-base view
+(the head's, or the HMM parse's) gives the classes of its decoded structure
+(:func:`head_agreement`): the stepwise scores are normalised token by token, so they alone
+cannot tell which whole structure the head agrees with. A window that reaches
+``max_new_tokens`` first keeps its best live one, cut back to its last complete record, as the
+greedy decoder does.
 
 Windows are decoded ``windows_per_batch`` at a time, each on ``beam`` rows of the decode cache;
 the cache, the grammar rows and (for the reference step) the fed tokens follow each
@@ -45,6 +49,11 @@ from genoforge.model.decode_cache import RowCache
 
 if TYPE_CHECKING:
     from genoforge.inference.hmm_anchor import ViterbiAnchor
+
+# A window stops once this many x beam hypotheses have finished (beam > 1): a hypothesis that
+# skips a gene finishes first, and stopping at the first ``beam`` of them loses the ones still
+# writing it (measured: guided by the HMM parse at beam 2, a long gene came out in 3 pieces).
+FINISHED_PER_BEAM = 4
 
 
 @torch.no_grad()
@@ -93,7 +102,7 @@ def _decode_chunk(model, tokenizer, chunk: Sequence[tuple], beam: int, max_new_t
     guided = pointer and guide_weight > 0
     encoded, width, dtype = encode_chunk(model, tokenizer, chunk, device, rows=None, length_multiple=length_multiple,
                                          signals=grammars.signals, guide_weight=guide_weight,
-                                         anchor=anchor)
+                                         anchor=anchor, keep_view=beam > 1)
     n_rows = len(encoded) * beam
     cache = RowCache.empty(model.config, n_rows, width, device, dtype, max_positions=max_new_tokens + 1)
     grammar_rows = GrammarRows(n_rows, device)
@@ -111,6 +120,7 @@ def _decode_chunk(model, tokenizer, chunk: Sequence[tuple], beam: int, max_new_t
     scores[:, 0] = 0.0
     live = [[k == 0 for k in range(beam)] for _ in encoded]
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in encoded]
+    enough = beam if beam == 1 else FINISHED_PER_BEAM * beam  # beam 1 stays the greedy decoder
     done = [False] * len(encoded)
     current = torch.full((n_rows,), bos, dtype=torch.long, device=device)
     for _ in range(max_new_tokens):
@@ -153,7 +163,7 @@ def _decode_chunk(model, tokenizer, chunk: Sequence[tuple], beam: int, max_new_t
                 parents[b], picked[b] = parent, token
                 new_scores[w][slot], new_live[w][slot] = score, True
                 slot += 1
-            if len(finished[w]) >= beam or slot == 0:
+            if len(finished[w]) >= enough or slot == 0:
                 done[w] = True
         parents_t = torch.tensor(parents, device=device)
         cache.reorder(parents_t)
@@ -174,7 +184,9 @@ def _decode_chunk(model, tokenizer, chunk: Sequence[tuple], beam: int, max_new_t
             break
     for w, window in enumerate(encoded):
         if finished[w]:
-            tokens, truncated = max(finished[w], key=_per_token)[1], False
+            view = window.class_log_probs_LC if guided else None
+            tokens, truncated = max(finished[w], key=lambda item: _rank(item, view, guide_weight, tokenizer,
+                                                                        window.length, grammars))[1], False
         else:  # the cap came first: the best live hypothesis, cut back
             best = max(range(beam), key=lambda k: scores[w, k].item())
             tokens, truncated = cut_unfinished_record(rows[w * beam + best].tokens, record_starts, eos), True
@@ -189,6 +201,34 @@ def _per_token(item: tuple[float, list[int]]) -> float:
     favour writing nothing (``<eos>`` at once) over any gene."""
     score, tokens = item
     return score / max(1, len(tokens) - 1)
+
+
+def _rank(item: tuple[float, list[int]], view_LC, guide_weight: float, tokenizer, length: int,
+          grammars: GrammarCache) -> float:
+    """A finished hypothesis's rank: its score per token, plus, when guided, ``guide_weight`` x
+    its structure's agreement with the guide's per-base view (:func:`head_agreement`)."""
+    rank = _per_token(item)
+    if view_LC is None or guide_weight <= 0:
+        return rank
+    strings = [tokenizer.id_to_token(i) for i in item[1]]
+    annotation = parse_target_tokens(strings, window_size=length, max_records=grammars.max_records,
+                                     max_exons=grammars.max_exons)
+    return rank + guide_weight * head_agreement(annotation, view_LC)
+
+
+def head_agreement(annotation, view_LC) -> float:
+    """Mean per-base log-probability, under a per-base view (natural-log class probabilities
+    [L, C], intron phases pooled: :func:`~genoforge.inference.stream.pooled_view`), of the classes
+    that ``annotation``'s transcripts give the window (intergenic elsewhere): 0 when the view is
+    certain of exactly that structure, lower the more bases it places in another class."""
+    import numpy as np
+
+    from genoforge.genes.classes import window_labels
+    from genoforge.genes.window_models import WindowTranscript
+
+    transcripts = [r for r in annotation.records if isinstance(r, WindowTranscript)]
+    labels = window_labels(transcripts, 0, view_LC.shape[0]).astype(np.int64)
+    return float(view_LC[np.arange(labels.size), labels].mean()) if labels.size else 0.0
 
 
 def _copy_row(row: _Row) -> _Row:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genoforge.errors import ConfigError
+from genoforge.genes.classes import INTRON_MINUS, INTRON_PLUS, N_CLASSES
 from genoforge.genes.grammar import ROLE_CDS_START, SLOT_HI, SLOT_NONE
 from genoforge.genes.target import parse_target_tokens
 from genoforge.inference.decode import (
@@ -109,6 +110,7 @@ class _EncodedWindow:
     bases: str | None = None  # the window's sequence, for a signal grammar
     guide_RL: Tensor | None = None  # head guidance: the scaled guide tracks [R, L + 1]
     structure: StructureGuide | None = None  # ... and its structure terms (host)
+    class_log_probs_LC: np.ndarray | None = None  # ... and the guide's per-base view (a beam's rescoring)
 
 
 @dataclass
@@ -122,13 +124,15 @@ class _Row:
 
 
 def encode_chunk(model, tokenizer, chunk: Sequence[tuple], device, *, rows: int | None, length_multiple: int,
-                 signals: bool, guide_weight: float,
-                 anchor: ViterbiAnchor | None = None) -> tuple[list[_EncodedWindow], int, torch.dtype]:
+                 signals: bool, guide_weight: float, anchor: ViterbiAnchor | None = None,
+                 keep_view: bool = False) -> tuple[list[_EncodedWindow], int, torch.dtype]:
     """Encode ``(key, ids, length[, bases])`` windows together: (their decoding inputs, the
     memory width, the cross K/V dtype). ``rows`` pads the encoder batch; ``signals``: keep each
     window's bases for a signal grammar; ``guide_weight`` > 0: head guidance's tracks, built from
     the head's view, or from the HMM's parse of each window with an ``anchor``
-    (:mod:`genoforge.inference.hmm_anchor`)."""
+    (:mod:`genoforge.inference.hmm_anchor`); ``keep_view``: keep that view's per-base class
+    log-probabilities on the host, intron phases pooled (:func:`pooled_view`), for a beam's
+    agreement score."""
     pointer = getattr(model, "pointer", None) is not None
     guided = pointer and guide_weight > 0
     bp_lengths = tokenizer.bp_lengths()
@@ -146,10 +150,12 @@ def encode_chunk(model, tokenizer, chunk: Sequence[tuple], device, *, rows: int 
             raise ConfigError("head guidance needs the model's per-base head")
         if anchor is None:
             terms = guide_tracks(memory.base_logits_WLK, batch["base_mask"])
+            probs = torch.softmax(memory.base_logits_WLK[..., :N_CLASSES].float(), dim=-1) if keep_view else None
         else:
             probs, sites = anchor.guide_inputs(memory.base_logits_WLK, [item[2] for item in chunk], bases,
                                                [item[0] for item in chunk])
             terms = structure_tracks(probs, sites, batch["base_mask"])
+        view = pooled_view(probs) if keep_view else None
         guide = F.pad(terms.tracks * guide_weight, (0, 0, 0, 1))  # + the row track (ROW_TRACK)
         # the structure terms, segment barriers and ORF scores work on the host
         splice, coding, exon, frame, cds_low, genic = (
@@ -169,8 +175,21 @@ def encode_chunk(model, tokenizer, chunk: Sequence[tuple], device, *, rows: int 
             window.structure = StructureGuide(splice[i, :, : length + 1], coding[i, :, : length + 1],
                                               exon[i, :, :length], guide_weight, frame[i, :, :, :length],
                                               cds_low[i, :, : length + 1], genic[i, :, :length], **evidence)
+            if view is not None:
+                window.class_log_probs_LC = view[i, :length]
         out.append(window)
     return out, memory.states_BMD.shape[1], kv[0][0].dtype
+
+
+def pooled_view(probs_WLC: Tensor) -> np.ndarray:
+    """float32 [W, L, C] natural-log class probabilities with each strand's intron phases pooled
+    (every intron column holds the strand's total), on the host: a decoded structure's phases come
+    from its frame, which a per-base view hardly sees inside an intron."""
+    probs = probs_WLC.float().clone()
+    for phases in (INTRON_PLUS, INTRON_MINUS):
+        columns = list(phases)
+        probs[..., columns] = probs[..., columns].sum(dim=-1, keepdim=True)
+    return torch.log(probs.clamp_min(1e-12)).cpu().numpy()
 
 
 @torch.no_grad()

@@ -69,3 +69,32 @@ def test_beam_hypotheses_parse_and_keep_the_signal_rules(setup) -> None:
     for key, _, _, bases in windows:
         assert out[key].token_ids[0] == tokenizer.bos_id
         assert signal_violations(out[key].annotation, bases, clip_in_introns=False) == []
+
+
+def test_head_agreement_is_highest_for_the_structure_the_view_holds() -> None:
+    """The beam's rescoring term: the planted gene's own structure agrees with a view made from
+    its labels (near 0), ahead of the same gene shifted by 3 bp, a gene missing, or nothing."""
+    import numpy as np
+    import torch
+
+    from genoforge.genes import inventory as inv
+    from genoforge.genes.classes import N_CLASSES, window_labels
+    from genoforge.genes.window_models import WindowAnnotation, WindowTranscript
+    from genoforge.inference.beam import head_agreement
+    from genoforge.inference.stream import pooled_view
+
+    def gene(shift: int) -> WindowTranscript:
+        exons = ((40 + shift, 90 + shift), (150 + shift, 199 + shift))
+        return WindowTranscript("+", inv.PROTEIN_CODING, 0, ".", exons, (40 + shift, 199 + shift), 0)
+
+    other = WindowTranscript("-", inv.PROTEIN_CODING, 1, ".", ((260, 350),), (260, 350), 0)
+    truth = WindowAnnotation((gene(0), other))
+    labels = window_labels([gene(0), other], 0, 400)
+    probs = torch.full((1, 400, N_CLASSES), 0.01 / (N_CLASSES - 1))
+    probs[0, np.arange(400), torch.from_numpy(labels.astype(np.int64))] = 0.99
+    view = pooled_view(probs)[0]
+    scores = {name: head_agreement(annotation, view) for name, annotation in {
+        "truth": truth, "shifted": WindowAnnotation((gene(3), other)), "one missing": WindowAnnotation((other,)),
+        "empty": WindowAnnotation(())}.items()}
+    assert scores["truth"] == pytest.approx(np.log(0.99), abs=1e-3)
+    assert scores["truth"] > scores["shifted"] and scores["truth"] > scores["one missing"] > scores["empty"]

@@ -80,14 +80,16 @@ def test_hmm_decoder_without_gene_structure_is_a_one_line_error(model_and_genome
     assert not out.exists()
 
 
-def test_anchored_generative_decoder_writes_the_hmm_parse_of_the_contig(model_and_genome, tmp_path) -> None:
+@pytest.mark.parametrize("beam", ["1", "2"])
+def test_anchored_generative_decoder_writes_the_hmm_parse_of_the_contig(model_and_genome, tmp_path, beam) -> None:
     """Guided by the contig's parse, the generative decoder writes the hmm decoder's gene models
-    exactly, a gene longer than a window included (pieces of many windows, joined in one frame)."""
+    exactly, a gene longer than a window included (pieces of many windows, joined in one frame),
+    greedy or with a beam (whose hypotheses are ranked by their agreement with the parse too)."""
     from genoforge.genes.annotation import load_annotation
 
     model, genome = model_and_genome
     written = {}
-    for name, flags in (("hmm", ["--decoder", "hmm"]), ("anchored", ANCHORED)):
+    for name, flags in (("hmm", ["--decoder", "hmm"]), ("anchored", [*ANCHORED, "--beam", beam])):
         out = tmp_path / f"{name}.gff3"
         result = CliRunner().invoke(app, ["predict", str(model), str(genome), "-o", str(out), *flags,
                                           "--species", "tiny", "--emission_weight", "1"])
