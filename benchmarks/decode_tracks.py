@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from base_tracks import dequantise, signals_path  # noqa: E402
+from base_tracks import dequantise, signals_path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--emission_weight", type=float, nargs="+", default=None)
     parser.add_argument("--signal_weight", type=float, nargs="+", default=None)
     parser.add_argument("--head_signal_weight", type=float, nargs="+", default=None)
+    parser.add_argument("--isoforms", type=int, nargs="+", default=[1], help="transcripts per gene at most")
+    parser.add_argument("--isoform_max_loss", type=float, nargs="+", default=[None],
+                        help="nats below the best parse an isoform may score (default: the decoder's)")
     parser.add_argument("--species", nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -68,8 +71,9 @@ def main(argv: list[str] | None = None) -> None:
             continue
         params = structures.decoder_params(species=species) if species in structures.counts else structures.decoder_params()
         region = args.regions / species
-        settings = itertools.product(args.emission_weight, args.signal_weight, args.head_signal_weight)
-        for number, (ew, sw, hw) in enumerate(settings):
+        settings = itertools.product(args.emission_weight, args.signal_weight, args.head_signal_weight,
+                                     args.isoforms, args.isoform_max_loss)
+        for number, (ew, sw, hw, iso, loss) in enumerate(settings):
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
                 output = Path(tmp) / "pred.gff3"
@@ -86,12 +90,17 @@ def main(argv: list[str] | None = None) -> None:
                         codes = data[f"{species}/{seqid}/sequence"]
                         writer.write_contig(decode_contig(codes, track, params, seqid=seqid,
                                                           emission_weight=ew, signal_weight=sw,
-                                                          head_signal_weight=hw))
+                                                          head_signal_weight=hw, isoforms=iso,
+                                                          isoform_max_loss=loss))
                 seconds = time.perf_counter() - started
                 result = evaluate(region / "region.reference.gff3", output, region / "region.fa")
                 scores = {level: result.levels[level].f1 for level in result.levels}
+                transcript = result.levels["transcript"]
                 print(json.dumps({"species": species, "emission_weight": ew, "signal_weight": sw,
-                                  "head_signal_weight": hw,
+                                  "head_signal_weight": hw, "isoforms": iso, "isoform_max_loss": loss,
+                                  "transcript_sensitivity": transcript.sensitivity,
+                                  "transcript_precision": transcript.precision,
+                                  "isoforms_found": None if result.isoforms is None else result.isoforms.to_dict(),
                                   "genes": writer.genes, "seconds": round(seconds, 1), "f1": scores}), flush=True)
 
 

@@ -1,6 +1,6 @@
 """How fast the Viterbi gene-structure decoder (genoforge/inference/hmm.py) runs on a CPU.
 
-Run: python benchmarks/hmm_speed.py [--length 1000000] [--repeats 3] [--seed 0]
+Run: python benchmarks/hmm_speed.py [--length 1000000] [--repeats 3] [--seed 0] [--max_batch 12]
 Decodes a random contig (uniform A/C/G/T) with random posteriors (a Dirichlet(0.5) per base, so
 genes do get decoded) under the default parameters and chunking, and prints one JSON line:
 device (CPU model from /proc/cpuinfo, cores), date, bases, seconds (best of the repeats), bp/s,
@@ -24,7 +24,7 @@ import numpy as np
 
 from genoforge.genes.classes import N_CLASSES
 from genoforge.genes.structure import GeneStructureParams
-from genoforge.inference.hmm import decode_genes
+from genoforge.inference.hmm import DEFAULT_MAX_BATCH, decode_genes
 
 
 def cpu_model() -> str:
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--intron_durations", type=int, choices=(1, 2), default=2,
                         help="1: one intron state per type; 2: a short and a long one (as fitted for fly)")
+    parser.add_argument("--max_batch", type=int, default=DEFAULT_MAX_BATCH, help="chunks decoded at once")
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -57,7 +58,7 @@ def main() -> None:
     best, genes = float("inf"), 0
     for _ in range(args.repeats):
         started = time.perf_counter()
-        annotation = decode_genes(codes, log_probs, params, seqid="random")
+        annotation = decode_genes(codes, log_probs, params, seqid="random", max_batch=args.max_batch)
         best = min(best, time.perf_counter() - started)
         genes = len(annotation.transcripts)
     print(json.dumps({
@@ -67,6 +68,7 @@ def main() -> None:
         "numpy": np.__version__,
         "bases": args.length,
         "intron_durations": args.intron_durations,
+        "max_batch": args.max_batch,
         "seconds": round(best, 2),
         "bp_per_s": round(args.length / best),
         "genes": genes,

@@ -266,8 +266,10 @@ def _shift(gene: _Gene, offset: int) -> _Gene:
 
 def _viterbi(graph: DecoderGraph, signals: Signals, codes_L: np.ndarray, log_probs_LC: np.ndarray,
              prior_C: np.ndarray, emission_weight: float, starts: list[int], width: int,
-             head_LS: np.ndarray | None = None, head_weight: float = 0.0) -> list[list[tuple[int, int, int]]]:
-    """Best path of each chunk ``[start, start + width)``: segments (start, end, state), in order.
+             head_LS: np.ndarray | None = None, head_weight: float = 0.0,
+             scores_out: np.ndarray | None = None) -> list[list[tuple[int, int, int]]]:
+    """Best path of each chunk ``[start, start + width)``: segments (start, end, state), in order;
+    ``scores_out`` ([B], where given) receives each chunk's best path score.
 
     Everything is chunk-minor ([..., B]). The states come in three in-degree groups (one edge,
     two, more; contiguous, in that order) whose candidates share one buffer, so a step is one
@@ -359,6 +361,8 @@ def _viterbi(graph: DecoderGraph, signals: Signals, codes_L: np.ndarray, log_pro
                 subtract(back_delay, prefix_after, out=ring)
             bp_wide_TNB[t0 : t0 + n] = arg_NNB[:n]
     final = v_SB.argmax(axis=0)
+    if scores_out is not None:
+        scores_out[:] = v_SB.max(axis=0)
     return [_traceback(graph, bp_TSB[:, :, b], int(final[b])) for b in range(n_chunks)]
 
 

@@ -49,16 +49,24 @@ def structure_params(model_dir: str | Path, species: str | None, taxon: str | No
 
 
 def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, emission_weight: float,
-                  signal_weight: float, head_signal_weight: float):
+                  signal_weight: float, head_signal_weight: float, isoforms: int = 1,
+                  isoform_max_loss: float | None = None):
     """One contig's genes from its per-base log-probabilities: the intron phases pooled
-    (:func:`~genoforge.genes.classes.pool_intron_phases`), then the Viterbi decoder."""
-    from genoforge.genes.classes import pool_intron_phases
+    (:func:`~genoforge.genes.classes.pool_intron_phases`), then the Viterbi decoder; with
+    ``isoforms`` > 1, up to that many transcripts per gene (:mod:`genoforge.inference.hmm_isoforms`;
+    ``isoform_max_loss``: its ``max_loss``, default ``ISOFORM_MAX_LOSS``)."""
+    from genoforge.genes.classes import encode_bases, pool_intron_phases
     from genoforge.inference.hmm import decode_genes
+    from genoforge.inference.hmm_isoforms import ISOFORM_MAX_LOSS, add_isoforms
 
     pooled, prior = pool_intron_phases(track, params.class_log_prior)
-    return decode_genes(sequence, pooled, dataclasses.replace(params, class_log_prior=prior), seqid=seqid,
-                        emission_weight=emission_weight, signal_weight=signal_weight,
-                        head_signal_weight=head_signal_weight)
+    params = dataclasses.replace(params, class_log_prior=prior)
+    codes = encode_bases(sequence) if isinstance(sequence, str) else sequence
+    weights = {"emission_weight": emission_weight, "signal_weight": signal_weight,
+               "head_signal_weight": head_signal_weight}
+    annotation = decode_genes(codes, pooled, params, seqid=seqid, **weights)
+    return add_isoforms(annotation, codes, pooled, params, isoforms=isoforms,
+                        max_loss=ISOFORM_MAX_LOSS if isoform_max_loss is None else isoform_max_loss, **weights)
 
 
 def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, window_note: str, *,
@@ -70,8 +78,17 @@ def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengt
     :func:`~genoforge.inference.predict.predict_genome`.
     """
     from genoforge.inference.base_track import BaseTrackPredictor
-    from genoforge.inference.device import default_batch_size, load_for_inference, resolve_device
-    from genoforge.inference.resume import collect_counts, open_output, remaining_regions, run_record
+    from genoforge.inference.device import (
+        default_batch_size,
+        load_for_inference,
+        resolve_device,
+    )
+    from genoforge.inference.resume import (
+        collect_counts,
+        open_output,
+        remaining_regions,
+        run_record,
+    )
     from genoforge.inference.windows import stream_windows
 
     params, whose = structure_params(model_dir, config.species, config.taxon)
