@@ -306,6 +306,7 @@ class StructureGuide:
         self._genic = genic
         self._genic_run = [next_run_starts(genic[s], run) for s in (0, 1)]
         self._genic_end = [next_run_starts(~genic[s], 1) for s in (0, 1)]
+        self._next_exonic = [next_run_starts(exonic[s], 1) for s in (0, 1)]
 
     def coordinate_span(self, role: int, strand: str, low: int, high: int, last: int,
                         furthest: int | None = None) -> tuple[int, int]:
@@ -421,6 +422,11 @@ class StructureGuide:
                 return [(inv.LINE_TRANSCRIPT, w * after)]
             strand = 0 if state.strand == inv.PLUS else 1
             splice = float(self.splice_2L[strand, last])
+            if self._next_exonic[strand][min(last, self._next_exonic[strand].shape[0] - 1)] >= self.exon_2L.shape[1]:
+                # no exonic base of this strand lies ahead: an intron opening here runs past the
+                # window's edge (the transcript is cut inside it), so no exon follows in this
+                # window; the site's evidence now counts for ending the exons here
+                splice = -abs(splice)
             terms = [(inv.LINE_EXON, w * splice)]
             if state.coding:
                 # the exons end where no splice site follows; too few coding bases count against

@@ -130,3 +130,35 @@ def test_guided_by_a_parse_random_weights_write_exactly_its_gene_models(model_an
         assert all(t.biotype == inv.PROTEIN_CODING and t.partial == inv.PARTIAL_NONE for t in written)
         for transcript in written:
             check_transcript(seq, transcript, min_intron=DEFAULT.min_intron)
+
+
+def test_guided_windows_cut_inside_an_intron_stitch_back_into_the_parse_s_gene(model_and_tokenizer) -> None:
+    """A gene whose intron spans a whole window overlap (each window sees one side of it): the
+    window that the intron leaves must end the transcript at its last exon, not invent an exon
+    at a splice site near its edge, so that stitching joins the two sides (a bug seen on fly).
+    Both strands; the parse is the planted genes' track, cut from the contig as predict does."""
+    from genoforge.inference.stitch import WindowResult, stitch_contig
+    from genoforge.inference.windows import GenomeWindow, tile_contig
+
+    model, tokenizer = model_and_tokenizer
+    rng = np.random.default_rng(11)
+    length, size, overlap = 3300, 1200, 300
+    tiles = tile_contig(length, size, overlap)  # overlaps [900, 1200), [1800, 2100), [2100, 3000)
+    seq, planted = plant(rng, length, [(600, "+", make_gene(rng, (90, 60), (560,))),
+                                       (1650, "-", make_gene(rng, (63, 45), (520,), utr5=12, utr3=20))])
+    assert planted[0].exons[0][1] < 900 and planted[0].exons[1][0] > 1200
+    assert planted[1].exons[0][1] < 1800 and planted[1].exons[1][0] > 2100
+    anchor = ViterbiAnchor(DEFAULT)
+    anchor.contig_labels["chrT"] = window_labels(planted, 0, length)
+    windows = [GenomeWindow("chrT", length, i, len(tiles), start, end, seq[start:end])
+               for i, (start, end) in enumerate(tiles)]
+    items = [(w, tokenizer.encode_dna(w.sequence), w.length, w.sequence) for w in windows]
+    grammars = GrammarCache(tokenizer, signals=True, clip_in_introns=True)  # as predict builds it
+    out = dict(decode_stream(model, tokenizer, items, batch_size=len(items), max_new_tokens=400,
+                             grammars=grammars, pad_encoder_rows=True, guide_weight=3.0, anchor=anchor))
+    stitched = stitch_contig("chrT", length, [WindowResult(w.start, w.end, out[w].annotation) for w in windows])
+    assert _models(stitched.transcripts) == _models(planted), [(t.strand, t.exons, t.cds) for t in stitched.transcripts]
+    assert not any(t.partial_left or t.partial_right for t in stitched.transcripts)
+    assert len({t.gene for t in stitched.transcripts}) == 2 and all(t.cds_phase == 0 for t in stitched.transcripts)
+    for transcript in stitched.transcripts:
+        check_transcript(seq, transcript, min_intron=DEFAULT.min_intron)
