@@ -144,7 +144,7 @@ def _forced_parses(graph, signals, prior_C, codes_L, classes_LC, head_LS, lo: in
     scores = np.empty(n_copies)
     paths = _viterbi(graph, signals, codes, classes, prior_C, emission_weight, starts, width, head, 1.0,
                      scores_out=scores)
-    # The original gene is the span's gene that copy 0 decodes around the span's middle.
+    # Copy 0 is the span unforced: only its score is used (the loss of each forced copy k).
     losses, alternatives = [], []
     for k in range(1, n_copies):
         loss = scores[0] - (scores[k] - _FORCE)

@@ -147,3 +147,13 @@ def motif_rich(rng: np.random.Generator, length: int) -> str:
 
 
 EACH_PHASE = ((7, 7, 10, 12), (25, 30, 22))  # exon and intron lengths giving introns of each phase
+
+
+def random_track(rng: np.random.Generator, length: int, signal_sd: float) -> np.ndarray:
+    """[length, N_CLASSES + N_SIGNALS]: random class log-probabilities (Dirichlet 0.3 per base)
+    and random head site log-odds (normal, ``signal_sd``): a track that forces nothing."""
+    from genoforge.genes.classes import N_SIGNALS
+
+    log_probs = np.log(rng.dirichlet(np.full(N_CLASSES, 0.3), length))
+    signals = rng.normal(0.0, signal_sd, (length, N_SIGNALS))
+    return np.concatenate([log_probs, signals], axis=1)

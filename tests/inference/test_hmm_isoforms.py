@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from genoforge.genes.classes import N_CLASSES, N_SIGNALS, encode_bases
+from genoforge.genes.classes import N_CLASSES, encode_bases
 from genoforge.genes.gene_models import cds_pieces
 from genoforge.inference.hmm import decode_genes
 from genoforge.inference.hmm_isoforms import add_isoforms
@@ -25,6 +25,7 @@ from tests.inference.planted_genes import (
     make_gene,
     motif_rich,
     plant,
+    random_track,
     revcomp,
 )
 from tests.inference.test_hmm_signals import head_track
@@ -95,9 +96,7 @@ def test_random_tracks_give_only_complete_orf_isoforms():
     for seed in range(3):
         rng = np.random.default_rng(200 + seed)
         seq = motif_rich(rng, 2500)
-        log_probs = np.log(rng.dirichlet(np.full(N_CLASSES, 0.3), len(seq)))
-        signals = rng.normal(0.0, 4.0, (len(seq), N_SIGNALS))
-        track = np.concatenate([log_probs, signals], axis=1)
+        track = random_track(rng, len(seq), signal_sd=4.0)
         parse, with_isoforms = decode(seq, track, isoforms=3, max_loss=50.0)
         assert [t for t in with_isoforms.transcripts if t in parse.transcripts] == parse.transcripts
         per_gene = {}

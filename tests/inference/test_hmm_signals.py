@@ -15,6 +15,7 @@ from tests.inference.planted_genes import (
     models,
     motif_rich,
     plant,
+    random_track,
 )
 
 
@@ -111,14 +112,10 @@ def test_head_signals_alone_place_every_exon_on_both_strands():
 
 def test_head_signals_keep_every_cds_a_complete_orf():
     """Random head log-odds (on random posteriors) never open a forbidden edge."""
-    from genoforge.genes.classes import N_SIGNALS
-
     for seed in range(4):
         rng = np.random.default_rng(100 + seed)
         seq = motif_rich(rng, 3000)
-        log_probs = np.log(rng.dirichlet(np.full(N_CLASSES, 0.3), len(seq)))
-        signals = rng.normal(0.0, 6.0, (len(seq), N_SIGNALS))
-        track = np.concatenate([log_probs, signals], axis=1)
+        track = random_track(rng, len(seq), signal_sd=6.0)
         annotation = decode_genes(seq, track, DEFAULT, seqid="chrT", head_signal_weight=2.0, chunk=1500, overlap=400)
         for transcript in annotation.transcripts:
             check_transcript(seq, transcript, DEFAULT.min_intron)
