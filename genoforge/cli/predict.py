@@ -175,6 +175,12 @@ def predict_command(
             "Weight of the per-base head's own splice-site and start/stop log-odds (models "
             "whose head has signal outputs).")),
     ] = DEFAULTS.head_signal_weight,
+    content_weight: Annotated[
+        float,
+        typer.Option(*flag("content_weight"), rich_help_panel=HMM_PANEL, help=(
+            "Weight of the coding-content model (a codon-position Markov chain of the baked "
+            "species' genes against their non-coding DNA) at coding bases; 0 turns it off.")),
+    ] = DEFAULTS.content_weight,
     resume: Annotated[
         bool,
         typer.Option(*flag("resume"), help=(
@@ -213,6 +219,7 @@ def predict_command(
         emission_weight=emission_weight,
         signal_weight=signal_weight,
         head_signal_weight=head_signal_weight,
+        content_weight=content_weight,
     )
     previous = _install_handlers()
     try:

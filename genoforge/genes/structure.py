@@ -22,7 +22,12 @@ What is counted, per sequence (0-based half-open coordinates, as everywhere):
   percentile and the two-geometric length model: :mod:`genoforge.genes.intron_lengths`), coding
   exons per gene, genes with a coding intron, the intron dinucleotide classes, and base counts of
   four signal windows read on the transcript's strand (the windows, and the position weight
-  matrices derived from them: :mod:`genoforge.genes.signals`).
+  matrices derived from them: :mod:`genoforge.genes.signals`), and the coding bases of each ORF
+  for the coding-content chain (:mod:`genoforge.genes.coding_content`; its non-coding side counts
+  the intergenic and intron bases of every sequence, both strands).
+
+Files written before the coding-content counts existed load with those counts empty (the chain
+then has no say).
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ from pathlib import Path
 import numpy as np
 
 from genoforge.errors import ConfigError
+from genoforge.genes import coding_content
 from genoforge.genes.classes import (
     INTERGENIC,
+    INTRON_MINUS,
+    INTRON_PLUS,
     N_CLASSES,
     N_CODE,
     encode_bases,
@@ -145,6 +153,15 @@ class GeneStructureParams:
     # mean ``mean_intron``. Short introns are sharply peaked in many clades (fly: half of them
     # 52-66 bp) while the rest run to kilobases; one geometric cannot say both.
     intron_length_mix: list[list[float]] = field(default_factory=list)
+    # The coding-content chain's log-odds table, flat ([3, 4 ** ORDER, 4] of
+    # :func:`coding_content.log_odds_table`); empty: no coding-content term.
+    coding_log_odds: list[float] = field(default_factory=list)
+
+    def content_table(self) -> np.ndarray | None:
+        """The coding-content log-odds as [3, contexts, 4], or None where there are none."""
+        if not self.coding_log_odds:
+            return None
+        return np.asarray(self.coding_log_odds, dtype=np.float32).reshape(3, coding_content.N_CONTEXTS, 4)
 
     @classmethod
     def default(cls) -> GeneStructureParams:
@@ -164,6 +181,7 @@ class GeneStructureParams:
                 list of the wrong shape (one line naming ``source`` and the defect).
         """
         data = load_versioned_object(text, source, PARAMS_FORMAT_VERSION)
+        data.setdefault("coding_log_odds", [])  # written before the coding-content chain
         check_fields(cls, data, source)
         params = cls(**data)
         shapes = {"donor_pwm": sum(DONOR_FLANK), "acceptor_pwm": sum(ACCEPTOR_FLANK),
@@ -177,6 +195,9 @@ class GeneStructureParams:
                 raise ConfigError(f"{source}: {name} is not {rows} rows of 4 values")
         if params.min_intron < 2:
             raise ConfigError(f"{source}: min_intron {params.min_intron} < 2")
+        if params.coding_log_odds and len(params.coding_log_odds) != coding_content.CODING_SIZE:
+            raise ConfigError(f"{source}: coding_log_odds has {len(params.coding_log_odds)} values, "
+                              f"expected {coding_content.CODING_SIZE}")
         return params
 
     def save(self, path: str | Path) -> None:
@@ -219,6 +240,8 @@ class StructureCounts:
     acceptor_counts: list[list[int]] = field(default_factory=lambda: _zeros(sum(ACCEPTOR_FLANK)))
     start_counts: list[list[int]] = field(default_factory=lambda: _zeros(sum(START_FLANK)))
     stop_counts: list[list[int]] = field(default_factory=lambda: _zeros(sum(STOP_FLANK)))
+    coding_context_counts: list[int] = field(default_factory=lambda: [0] * coding_content.CODING_SIZE)
+    noncoding_context_counts: list[int] = field(default_factory=lambda: [0] * coding_content.NONCODING_SIZE)
 
     # --- accumulating ----------------------------------------------------------------------
 
@@ -241,6 +264,8 @@ class StructureCounts:
         labels = window_labels(reps, 0, length)
         for c, n in enumerate(np.bincount(labels, minlength=N_CLASSES)[:N_CLASSES]):
             self.class_counts[c] += int(n)
+        noncoding = np.isin(labels, (INTERGENIC, *INTRON_PLUS, *INTRON_MINUS))
+        coding_content.count_noncoding(self.noncoding_context_counts, codes, noncoding)
         is_intergenic = labels == INTERGENIC
         if length:
             starts = np.flatnonzero(is_intergenic[1:] & ~is_intergenic[:-1])
@@ -279,6 +304,7 @@ class StructureCounts:
             self.utr3_bases += utr3
         self.coding_exons += len(pieces)
         self.coding_exon_bases += int(orf.size)
+        coding_content.count_coding(self.coding_context_counts, orf)
         for (s, e), cls in zip(introns, classes):
             self.introns += 1
             self.intron_bases += e - s
@@ -347,7 +373,14 @@ class StructureCounts:
             stop_pwm=pwm_log_odds(self.stop_counts, background),
             n_genes=self.complete_genes,
             intron_length_mix=fit_intron_lengths(self.intron_length_histogram, self.intron_bases, self.min_intron()),
+            coding_log_odds=self._coding_log_odds(),
         )
+
+    def _coding_log_odds(self) -> list[float]:
+        if not any(self.coding_context_counts) or not any(self.noncoding_context_counts):
+            return []
+        table = coding_content.log_odds_table(self.coding_context_counts, self.noncoding_context_counts)
+        return [float(x) for x in table.ravel()]
 
     def min_intron(self) -> int:
         """The ``MIN_INTRON_PERCENTILE`` percentile of coding intron lengths, at least the floor."""
@@ -367,12 +400,17 @@ class StructureCounts:
                 table of the wrong shape (merging would silently truncate it).
         """
         data = load_versioned_object(text, source, COUNTS_FORMAT_VERSION)
+        for name, size in (("coding_context_counts", coding_content.CODING_SIZE),
+                           ("noncoding_context_counts", coding_content.NONCODING_SIZE)):
+            data.setdefault(name, [0] * size)  # written before the coding-content chain
         check_fields(cls, data, source)
         counts = cls(**data)
         shapes = {"base_counts": (4,), "class_counts": (N_CLASSES,),
                   "intron_length_histogram": (INTRON_HISTOGRAM_BINS,),
                   "donor_counts": (sum(DONOR_FLANK), 4), "acceptor_counts": (sum(ACCEPTOR_FLANK), 4),
-                  "start_counts": (sum(START_FLANK), 4), "stop_counts": (sum(STOP_FLANK), 4)}
+                  "start_counts": (sum(START_FLANK), 4), "stop_counts": (sum(STOP_FLANK), 4),
+                  "coding_context_counts": (coding_content.CODING_SIZE,),
+                  "noncoding_context_counts": (coding_content.NONCODING_SIZE,)}
         for name, shape in shapes.items():
             table = getattr(counts, name)
             if not isinstance(table, list) or len(table) != shape[0] or (

@@ -74,6 +74,7 @@ class ViterbiAnchor:
     emission_weight: float = 1.0
     signal_weight: float = 1.0
     head_signal_weight: float = 1.0
+    content_weight: float = 0.0
 
     # each contig's parse as class labels (uint8), while its windows are being decoded
     contig_labels: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, init=False, repr=False)
@@ -115,7 +116,8 @@ class ViterbiAnchor:
 
         annotation = decode_contig(sequence, track_LK, self.params, seqid=seqid,
                                    emission_weight=self.emission_weight, signal_weight=self.signal_weight,
-                                   head_signal_weight=self.head_signal_weight)
+                                   head_signal_weight=self.head_signal_weight,
+                                   content_weight=self.content_weight)
         self.contig_labels[seqid] = window_labels(annotation.transcripts, 0, len(sequence))
 
     def release(self, seqid: str) -> None:

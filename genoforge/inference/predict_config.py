@@ -97,6 +97,8 @@ class PredictConfig:
     emission_weight: float = 0.05
     signal_weight: float = 3.0
     head_signal_weight: float = 0.5  # ... and of the head's own site log-odds (models with them)
+    # hmm: weight of the coding-content chain's log-odds at CDS bases (genoforge.genes.coding_content)
+    content_weight: float = 0.0
 
     @property
     def resolved_window_size(self) -> int:
@@ -140,6 +142,8 @@ class PredictConfig:
             raise ConfigError(f"--signal_weight must be >= 0, got {self.signal_weight}")
         if not self.head_signal_weight >= 0:
             raise ConfigError(f"--head_signal_weight must be >= 0, got {self.head_signal_weight}")
+        if not self.content_weight >= 0:
+            raise ConfigError(f"--content_weight must be >= 0, got {self.content_weight}")
         if self.beam < 1:
             raise ConfigError(f"--beam must be >= 1, got {self.beam}")
         if not self.guide_weight >= 0:

@@ -198,4 +198,5 @@ def load_anchor(model_dir: str | Path, config: PredictConfig) -> ViterbiAnchor |
     from genoforge.inference.structure_predict import structure_params
 
     params, _ = structure_params(model_dir, config.species, config.taxon)
-    return ViterbiAnchor(params, config.emission_weight, config.signal_weight, config.head_signal_weight)
+    return ViterbiAnchor(params, config.emission_weight, config.signal_weight, config.head_signal_weight,
+                         config.content_weight)

@@ -52,7 +52,8 @@ def run_record(model_dir: str | Path, genome: str | Path, config: PredictConfig,
         files.append(GENE_STRUCTURE_FILE)
         settings = {"--species": config.species, "--taxon": config.taxon,
                     "--emission_weight": config.emission_weight, "--signal_weight": config.signal_weight,
-                    "--head_signal_weight": config.head_signal_weight}
+                    "--head_signal_weight": config.head_signal_weight,
+                    "--content_weight": config.content_weight}
     else:
         settings = {"max_records": config.max_records, "max_exons": config.max_exons}
         if predictor is not None:

@@ -49,10 +49,13 @@ def structure_params(model_dir: str | Path, species: str | None, taxon: str | No
 
 
 def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, emission_weight: float,
-                  signal_weight: float, head_signal_weight: float, isoforms: int = 1,
-                  isoform_max_loss: float | None = None):
+                  signal_weight: float, head_signal_weight: float, content_weight: float = 0.0,
+                  isoforms: int = 1, isoform_max_loss: float | None = None):
     """One contig's genes from its per-base log-probabilities: the intron phases pooled
-    (:func:`~genoforge.genes.classes.pool_intron_phases`), then the Viterbi decoder; with
+    (:func:`~genoforge.genes.classes.pool_intron_phases`), with ``content_weight`` > 0 the
+    coding-content chain's log-odds (:mod:`genoforge.genes.coding_content`, from ``params``)
+    added to every CDS state's emission, ``content_weight`` nats per unit whatever the
+    ``emission_weight`` (:func:`with_coding_content`), then the Viterbi decoder; with
     ``isoforms`` > 1, up to that many transcripts per gene (:mod:`genoforge.inference.hmm_isoforms`;
     ``isoform_max_loss``: its ``max_loss``, default ``ISOFORM_MAX_LOSS``)."""
     from genoforge.genes.classes import encode_bases, pool_intron_phases
@@ -62,11 +65,39 @@ def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, e
     pooled, prior = pool_intron_phases(track, params.class_log_prior)
     params = dataclasses.replace(params, class_log_prior=prior)
     codes = encode_bases(sequence) if isinstance(sequence, str) else sequence
+    if content_weight and params.content_table() is not None:
+        # the emissions made here, the content term added after the head's scaling (a scaled
+        # log-likelihood is floored before it is scaled; the content term must not be)
+        pooled = with_coding_content(pooled, codes, params, emission_weight, content_weight)
+        params = dataclasses.replace(params, class_log_prior=[0.0] * len(prior))
+        emission_weight = 1.0
     weights = {"emission_weight": emission_weight, "signal_weight": signal_weight,
                "head_signal_weight": head_signal_weight}
     annotation = decode_genes(codes, pooled, params, seqid=seqid, **weights)
     return add_isoforms(annotation, codes, pooled, params, isoforms=isoforms,
                         max_loss=ISOFORM_MAX_LOSS if isoform_max_loss is None else isoform_max_loss, **weights)
+
+
+def with_coding_content(track_LK, codes, params: GeneStructureParams, emission_weight: float,
+                        content_weight: float):
+    """``track_LK`` with its class columns replaced by the decoder's emissions plus the coding
+    content: ``emission_weight * (max(log p, floor) - prior) + content_weight * content`` (the
+    content only in the CDS columns), so that it decodes with emission weight 1 and a zero prior.
+    The head's signal columns, if any, are kept."""
+    import numpy as np
+
+    from genoforge.genes.classes import CDS_MINUS, CDS_PLUS, N_CLASSES
+    from genoforge.genes.coding_content import strand_log_odds
+    from genoforge.inference.hmm import LOG_PROB_FLOOR
+
+    out = np.array(track_LK, dtype=np.float32, copy=True)
+    classes = np.fmax(out[:, :N_CLASSES].astype(np.float64), LOG_PROB_FLOOR)
+    classes = emission_weight * (classes - np.asarray(params.class_log_prior, dtype=np.float64))
+    plus, minus = strand_log_odds(codes, params.content_table())
+    classes[:, list(CDS_PLUS)] += content_weight * plus
+    classes[:, list(CDS_MINUS)] += content_weight * minus
+    out[:, :N_CLASSES] = classes
+    return out
 
 
 def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengths, window_note: str, *,
@@ -120,7 +151,8 @@ def predict_genome_hmm(model_dir, genome, output, config, result, regions, lengt
                 annotation = decode_contig(sequence, track, params, seqid=seqid,
                                            emission_weight=config.emission_weight,
                                            signal_weight=config.signal_weight,
-                                           head_signal_weight=config.head_signal_weight)
+                                           head_signal_weight=config.head_signal_weight,
+                                           content_weight=config.content_weight)
                 writer.write_contig(annotation, len(sequence))
                 bar.advance(len(sequence))
         collect_counts(result, writer)
