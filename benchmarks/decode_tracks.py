@@ -2,6 +2,7 @@
 
     python benchmarks/decode_tracks.py TRACKS.npz GENE_STRUCTURE.json REGIONS_DIR
         [--emission_weight W ...] [--signal_weight W ...] [--head_signal_weight W ...]   (default: predict's)
+        [--content_weight W ...]
         [--species fly_chr2R ...] [--out DIR]
 
 TRACKS.npz comes from benchmarks/base_tracks.py (the GPU run writes it; TRACKS.signals.npz beside
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--emission_weight", type=float, nargs="+", default=None)
     parser.add_argument("--signal_weight", type=float, nargs="+", default=None)
     parser.add_argument("--head_signal_weight", type=float, nargs="+", default=None)
+    parser.add_argument("--content_weight", type=float, nargs="+", default=None,
+                        help="coding-content chain weights (default: predict's)")
     parser.add_argument("--isoforms", type=int, nargs="+", default=[1], help="transcripts per gene at most")
     parser.add_argument("--isoform_max_loss", type=float, nargs="+", default=[None],
                         help="nats below the best parse an isoform may score (default: the decoder's)")
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     args.emission_weight = args.emission_weight or [PredictConfig.emission_weight]
     args.signal_weight = args.signal_weight or [PredictConfig.signal_weight]
     args.head_signal_weight = args.head_signal_weight or [PredictConfig.head_signal_weight]
+    args.content_weight = args.content_weight or [PredictConfig.content_weight]
 
     from genoforge.evaluation.compare import evaluate
     from genoforge.genes.structure_set import GeneStructureSet
@@ -72,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         params = structures.decoder_params(species=species) if species in structures.counts else structures.decoder_params()
         region = args.regions / species
         settings = itertools.product(args.emission_weight, args.signal_weight, args.head_signal_weight,
-                                     args.isoforms, args.isoform_max_loss)
-        for number, (ew, sw, hw, iso, loss) in enumerate(settings):
+                                     args.content_weight, args.isoforms, args.isoform_max_loss)
+        for number, (ew, sw, hw, cw, iso, loss) in enumerate(settings):
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
                 output = Path(tmp) / "pred.gff3"
@@ -90,14 +94,14 @@ def main(argv: list[str] | None = None) -> None:
                         codes = data[f"{species}/{seqid}/sequence"]
                         writer.write_contig(decode_contig(codes, track, params, seqid=seqid,
                                                           emission_weight=ew, signal_weight=sw,
-                                                          head_signal_weight=hw, isoforms=iso,
+                                                          head_signal_weight=hw, content_weight=cw, isoforms=iso,
                                                           isoform_max_loss=loss))
                 seconds = time.perf_counter() - started
                 result = evaluate(region / "region.reference.gff3", output, region / "region.fa")
                 scores = {level: result.levels[level].f1 for level in result.levels}
                 transcript = result.levels["transcript"]
                 print(json.dumps({"species": species, "emission_weight": ew, "signal_weight": sw,
-                                  "head_signal_weight": hw, "isoforms": iso, "isoform_max_loss": loss,
+                                  "head_signal_weight": hw, "content_weight": cw, "isoforms": iso, "isoform_max_loss": loss,
                                   "transcript_sensitivity": transcript.sensitivity,
                                   "transcript_precision": transcript.precision,
                                   "isoforms_found": None if result.isoforms is None else result.isoforms.to_dict(),

@@ -98,7 +98,7 @@ class PredictConfig:
     signal_weight: float = 3.0
     head_signal_weight: float = 0.5  # ... and of the head's own site log-odds (models with them)
     # hmm: weight of the coding-content chain's log-odds at CDS bases (genoforge.genes.coding_content)
-    content_weight: float = 0.0
+    content_weight: float = 1.0
 
     @property
     def resolved_window_size(self) -> int:
