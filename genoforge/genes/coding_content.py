@@ -14,8 +14,9 @@ merging species is an element-wise sum):
   ``base`` at codon position ``k`` (0, 1, 2) of a complete ORF read 5'->3' on its strand (the
   spliced CDS), after the ``ORDER`` bases before it (``context`` in base 4, oldest base most
   significant);
-* ``noncoding``: ``4 ** (ORDER + 1)`` counts of the same over intergenic and intron bases, on both
-  strands.
+* ``noncoding``: ``4 ** (ORDER + 1)`` counts of the same over intergenic and intron bases, read on
+  the ``+`` strand; the table adds each hexamer's reverse complement's count to its own, so the
+  non-coding chain is that of both strands (up to the hexamers that straddle a gene's edge).
 
 The table (:func:`log_odds_table`) is ``log P_coding(base | context, k) - log P_noncoding(base |
 context)`` with a pseudocount of ``PSEUDOCOUNT`` per entry spread by the lower-order frequency, so
@@ -43,43 +44,59 @@ def _contexts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A/C/G/T); the first ``ORDER`` bases have no context (invalid)."""
     n = codes.size
     valid = np.zeros(n, dtype=bool)
-    context = np.zeros(n, dtype=np.int64)
+    context = np.zeros(n, dtype=np.int32)
     if n <= ORDER:
         return context, valid
-    clean = (codes < 4).astype(np.int64)
-    # a base is scored when it and the ORDER bases before it are A/C/G/T
-    window = np.convolve(clean, np.ones(ORDER + 1, dtype=np.int64))[ORDER:n]
-    valid[ORDER:] = window[: n - ORDER] == ORDER + 1
-    digits = np.where(codes < 4, codes, 0).astype(np.int64)
-    for m in range(ORDER):  # context of base i: codes[i - ORDER .. i - 1]
-        context[ORDER:] = context[ORDER:] * 4 + digits[m : n - ORDER + m]
+    clean = codes < 4
+    run = np.concatenate(([0], np.cumsum(clean, dtype=np.int32)))
+    valid[ORDER:] = (run[ORDER + 1 :] - run[: n - ORDER]) == ORDER + 1  # bases i - ORDER .. i
+    digits = np.where(clean, codes, 0).astype(np.int32)
+    tail = context[ORDER:]
+    for m in range(ORDER):  # context of base i: codes[i - ORDER .. i - 1], oldest first
+        tail *= 4
+        tail += digits[m : n - ORDER + m]
     return context, valid
+
+
+def _add(counts: list[int], index: np.ndarray) -> None:
+    """``counts[i] += `` the occurrences of ``i`` in ``index`` (in place)."""
+    if index.size:
+        added = np.bincount(index, minlength=len(counts))
+        for i in np.flatnonzero(added):
+            counts[int(i)] += int(added[i])
 
 
 def count_coding(counts: list[int], orf: np.ndarray) -> None:
     """Add a complete ORF's bases (codes, read 5'->3' on its strand) to ``coding`` counts."""
     context, valid = _contexts(orf)
     position = np.arange(orf.size) % 3
-    index = ((position * N_CONTEXTS + context) * 4 + np.minimum(orf, 3))[valid]
-    for i, c in zip(*np.unique(index, return_counts=True)):
-        counts[int(i)] += int(c)
+    _add(counts, ((position * N_CONTEXTS + context) * 4 + np.minimum(orf, 3).astype(np.int32))[valid])
 
 
 def count_noncoding(counts: list[int], codes: np.ndarray, noncoding: np.ndarray) -> None:
-    """Add the bases of ``codes`` marked ``noncoding`` (bool per base) to ``noncoding`` counts,
-    read on both strands."""
-    for seq, mask in ((codes, noncoding), (_COMPLEMENT[codes[::-1]], noncoding[::-1])):
-        context, valid = _contexts(seq)
-        index = (context * 4 + np.minimum(seq, 3))[valid & mask]
-        for i, c in zip(*np.unique(index, return_counts=True)):
-            counts[int(i)] += int(c)
+    """Add the bases of ``codes`` marked ``noncoding`` (bool per base) to ``noncoding`` counts
+    (read on ``+``; :func:`log_odds_table` makes them strand-symmetric)."""
+    context, valid = _contexts(codes)
+    _add(counts, (context * 4 + np.minimum(codes, 3).astype(np.int32))[valid & noncoding])
+
+
+def _reverse_complement_ids() -> np.ndarray:
+    """For each hexamer id (``context * 4 + base``, oldest base most significant), the id of its
+    reverse complement."""
+    ids = np.arange(4 ** (ORDER + 1))
+    out = np.zeros_like(ids)
+    for j in range(ORDER + 1):  # digit j of the hexamer becomes digit ORDER - j, complemented
+        digit = (ids // 4 ** (ORDER - j)) % 4
+        out += (3 - digit) * 4**j
+    return out
 
 
 def log_odds_table(coding: list[int], noncoding: list[int]) -> np.ndarray:
     """[3, N_CONTEXTS, 4] float32: ``log P_coding(base | context, k) - log P_noncoding(base |
     context)`` (module docstring); all 0 when either count table is empty."""
     coding_n = np.asarray(coding, dtype=np.float64).reshape(3, N_CONTEXTS, 4)
-    noncoding_n = np.asarray(noncoding, dtype=np.float64).reshape(N_CONTEXTS, 4)
+    forward = np.asarray(noncoding, dtype=np.float64)
+    noncoding_n = (forward + forward[_reverse_complement_ids()]).reshape(N_CONTEXTS, 4)
     if coding_n.sum() == 0 or noncoding_n.sum() == 0:
         return np.zeros((3, N_CONTEXTS, 4), dtype=np.float32)
 

@@ -63,6 +63,17 @@ def test_the_minus_strand_is_the_plus_strand_of_the_reverse_complement(table) ->
     assert np.allclose(minus, rc_plus[::-1]) and np.allclose(plus, rc_minus[::-1])
 
 
+def test_the_noncoding_chain_is_the_same_read_from_either_strand() -> None:
+    rng = np.random.default_rng(10)
+    seq = random_bases(rng, 5000)
+    forward, backward = [0] * cc.NONCODING_SIZE, [0] * cc.NONCODING_SIZE
+    cc.count_noncoding(forward, encode_bases(seq), np.ones(len(seq), dtype=bool))
+    cc.count_noncoding(backward, encode_bases(revcomp(seq)), np.ones(len(seq), dtype=bool))
+    coding = [1] * cc.CODING_SIZE
+    assert np.allclose(cc.log_odds_table(coding, forward), cc.log_odds_table(coding, backward), atol=1e-6)
+    assert forward != backward
+
+
 def test_bases_without_a_clean_context_score_zero(table) -> None:
     seq = "ACGTACGTAC" + "N" + "GCTGAAAAACTGATT"
     plus, minus = cc.strand_log_odds(encode_bases(seq), table)
@@ -82,9 +93,9 @@ def test_counts_are_those_of_the_complete_orfs_and_the_noncoding_bases() -> None
     # base 5 of the ORF (codon position 2) after ATGGC: context ATGGC, base T
     context = int("".join(str("ACGT".index(b)) for b in "ATGGC"), 4)
     assert counts.coding_context_counts[(2 * cc.N_CONTEXTS + context) * 4 + 3] == 1
-    # the 40 intergenic bases on both strands, all but the first ORDER of each strand's reading
-    # (a base's context may reach into the gene)
-    assert sum(counts.noncoding_context_counts) == 2 * (40 - cc.ORDER)
+    # the 40 intergenic bases, read on +, all but the first ORDER (a base's context may reach
+    # into the gene)
+    assert sum(counts.noncoding_context_counts) == 40 - cc.ORDER
     # no gene model that is not a complete ORF adds coding counts
     other = StructureCounts()
     other.add_sequence(seq, [SimpleNamespace(gene_id="a", strand="+", exons=((21, 38),), cds=(21, 38))])
