@@ -99,3 +99,28 @@ def test_anchored_generative_decoder_writes_the_hmm_parse_of_the_contig(model_an
                                for t in ts if t.cds is not None)
     assert written["hmm"] and written["anchored"] == written["hmm"]
     assert max(t[2][-1][1] - t[2][0][0] for t in written["hmm"]) > 1200  # longer than a window
+
+
+def test_a_model_baked_before_the_coding_content_decodes_as_before(model_and_genome, tmp_path) -> None:
+    """A gene_structure.json written before the coding-content counts existed loads and decodes,
+    at the default --content_weight as at 0, and gives what the current file gives with the chain
+    off. (What the chain does is tested on planted genes in tests/genes/test_coding_content.py.)"""
+    import json
+
+    model, genome = model_and_genome
+    old = tmp_path / "old-model"
+    shutil.copytree(model, old)
+    data = json.loads((old / "gene_structure.json").read_text())
+    for entry in data["species"].values():
+        del entry["counts"]["coding_context_counts"], entry["counts"]["noncoding_context_counts"]
+    (old / "gene_structure.json").write_text(json.dumps(data))
+
+    def rows(model_dir, *flags):
+        out = tmp_path / f"{model_dir.name}{'-'.join(flags)}.gff3"
+        result = CliRunner().invoke(app, ["predict", str(model_dir), str(genome), "-o", str(out), "--decoder", "hmm",
+                                          "--species", "tiny", "--emission_weight", "1", *flags])
+        assert result.exit_code == 0, result.output
+        return [line for line in out.read_text().splitlines() if not line.startswith("#")]
+
+    old_rows = rows(old)
+    assert old_rows and old_rows == rows(old, "--content_weight", "0") == rows(model, "--content_weight", "0")
