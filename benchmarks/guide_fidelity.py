@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
 
     genome = {record.seqid: record.sequence for record in read_fasta(args.region)}
     want = {_chain(t) for t in chosen}
-    got = [t for t in _coding(args.out)]
+    got = _coding(args.out)
     got_chains = {_chain(t) for t in got}
     missing = sorted(want - got_chains)
     print(json.dumps({
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         "complete_orfs": sum(is_complete_orf(t, genome[t.seqid]) for t in got),
         "missing": [[seqid, strand, [list(p) for p in pieces]] for seqid, strand, pieces in missing][:20],
         "extra": len(got_chains - want),
-        "windows": getattr(result, "windows", None),
+        "windows": result.windows,
     }))
 
 

@@ -24,7 +24,8 @@ What is counted, per sequence (0-based half-open coordinates, as everywhere):
   four signal windows read on the transcript's strand (the windows, and the position weight
   matrices derived from them: :mod:`genoforge.genes.signals`), and the coding bases of each ORF
   for the coding-content chain (:mod:`genoforge.genes.coding_content`; its non-coding side counts
-  the intergenic and intron bases of every sequence, both strands).
+  the intergenic and intron bases of every sequence, read on ``+``, made strand-symmetric when
+  the table is derived).
 
 Files written before the coding-content counts existed load with those counts empty (the chain
 then has no say).

@@ -65,10 +65,11 @@ def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, e
     pooled, prior = pool_intron_phases(track, params.class_log_prior)
     params = dataclasses.replace(params, class_log_prior=prior)
     codes = encode_bases(sequence) if isinstance(sequence, str) else sequence
-    if content_weight and params.content_table() is not None:
+    table = params.content_table() if content_weight else None
+    if table is not None:
         # the emissions made here, the content term added after the head's scaling (a scaled
         # log-likelihood is floored before it is scaled; the content term must not be)
-        pooled = with_coding_content(pooled, codes, params, emission_weight, content_weight)
+        pooled = with_coding_content(pooled, codes, params.class_log_prior, table, emission_weight, content_weight)
         params = dataclasses.replace(params, class_log_prior=[0.0] * len(prior))
         emission_weight = 1.0
     weights = {"emission_weight": emission_weight, "signal_weight": signal_weight,
@@ -78,12 +79,13 @@ def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, e
                         max_loss=ISOFORM_MAX_LOSS if isoform_max_loss is None else isoform_max_loss, **weights)
 
 
-def with_coding_content(track_LK, codes, params: GeneStructureParams, emission_weight: float,
+def with_coding_content(track_LK, codes, class_log_prior, table, emission_weight: float,
                         content_weight: float):
     """``track_LK`` with its class columns replaced by the decoder's emissions plus the coding
     content: ``emission_weight * (max(log p, floor) - prior) + content_weight * content`` (the
-    content only in the CDS columns), so that it decodes with emission weight 1 and a zero prior.
-    The head's signal columns, if any, are kept."""
+    content from ``table``, :meth:`GeneStructureParams.content_table`, only in the CDS columns), so
+    that it decodes with emission weight 1 and a zero prior. The head's signal columns, if any,
+    are kept."""
     import numpy as np
 
     from genoforge.genes.classes import CDS_MINUS, CDS_PLUS, N_CLASSES
@@ -92,8 +94,8 @@ def with_coding_content(track_LK, codes, params: GeneStructureParams, emission_w
 
     out = np.array(track_LK, dtype=np.float32, copy=True)
     classes = np.fmax(out[:, :N_CLASSES].astype(np.float64), LOG_PROB_FLOOR)
-    classes = emission_weight * (classes - np.asarray(params.class_log_prior, dtype=np.float64))
-    plus, minus = strand_log_odds(codes, params.content_table())
+    classes = emission_weight * (classes - np.asarray(class_log_prior, dtype=np.float64))
+    plus, minus = strand_log_odds(codes, table)
     classes[:, list(CDS_PLUS)] += content_weight * plus
     classes[:, list(CDS_MINUS)] += content_weight * minus
     out[:, :N_CLASSES] = classes

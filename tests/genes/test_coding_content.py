@@ -175,7 +175,7 @@ def test_the_content_term_is_added_after_the_head_s_floor_and_scale() -> None:
     params = trained_counts(np.random.default_rng(8), genes=5).to_params()
     seq = random_bases(np.random.default_rng(9), 200)
     track = np.full((len(seq), N_CLASSES), -np.inf, dtype=np.float32)
-    out = with_coding_content(track, encode_bases(seq), params, 0.05, 40.0)
+    out = with_coding_content(track, encode_bases(seq), params.class_log_prior, params.content_table(), 0.05, 40.0)
     plus, _ = cc.strand_log_odds(encode_bases(seq), params.content_table())
     floor = 0.05 * (LOG_PROB_FLOOR - np.asarray(params.class_log_prior))
     assert np.allclose(out[:, 0], floor[0])
