@@ -88,13 +88,15 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     # Forward-strand template: (name, class, kind).
     plus: list[tuple[str, int, int]] = [("UTR5", UTR5_PLUS, KIND_UTR5)]
     plus += [(f"START{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
-    # Exon duration: one geometric (E*), or a young stage (Y*: no exit) before the mature E*,
-    # where the params give two stages (``exon_stages``). With stages, every exon is entered
+    # Exon duration: one geometric (E*), or a young stage with no exit before the mature E*,
+    # where the params give two stages (``exon_stages``): Y* after an acceptor, YF* after the
+    # start codon (first exons have their own young mean). With stages, every exon is entered
     # young, so the codon position after a 1T intron (E1_T) is young only (Y1_T).
     staged = bool(params.exon_stages)
     plus += [(f"E{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
     if staged:
         plus += [(f"Y{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)] + [("Y1_T", CDS_PLUS[1], KIND_CODING)]
+        plus += [(f"YF{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
     else:
         plus += [("E1_T", CDS_PLUS[1], KIND_CODING)]
     # Intron durations: one geometric, or a short and a long one (INTRON_X / INTRONL_X, entered
@@ -123,7 +125,7 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         ("UTR5", "UTR5", log_or_inf(1.0 - 1.0 / max(params.mean_utr5, 2.0)), "zero"),
         ("UTR5", "START0", log_or_inf(1.0 / max(params.mean_utr5, 2.0)), "start"),
         ("START0", "START1", 0.0, "zero"), ("START1", "START2", 0.0, "zero"),
-        ("START2", "Y0" if staged else "E0", log_or_inf(1.0 - q_donor), "zero"),
+        ("START2", "YF0" if staged else "E0", log_or_inf(1.0 - q_donor), "zero"),
         ("E0", "E1", log_or_inf(1.0 - q_donor), "zero"),
         ("E1", "E2", log_or_inf(1.0 - q_donor), "codon"),
         ("E2", "E0", log_or_inf(1.0 - q_donor - q_stop), "zero"),
@@ -134,11 +136,13 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         ("UTR3", "IG", log_or_inf(1.0 / max(params.mean_utr3, 2.0)), "zero"),
     ]
     if staged:  # a young base stays young or matures into the next codon position
-        grow = 1.0 / params.exon_stages[0]
-        for src, dst, column in (("Y0", "1", "zero"), ("Y1", "2", "codon"), ("Y1_T", "2", "codon_T"),
-                                 ("Y2", "0", "zero")):
-            edges.append((src, "Y" + dst, log_or_inf(1.0 - grow), column))
-            edges.append((src, "E" + dst, log_or_inf(grow), column))
+        for young, grow in (("Y", 1.0 / params.exon_stages[0]), ("YF", 1.0 / params.exon_stages[2])):
+            steps = [("0", "1", "zero"), ("1", "2", "codon"), ("2", "0", "zero")]
+            if young == "Y":
+                steps.append(("1_T", "2", "codon_T"))
+            for src, dst, column in steps:
+                edges.append((young + src, young + dst, log_or_inf(1.0 - grow), column))
+                edges.append((young + src, "E" + dst, log_or_inf(grow), column))
     else:
         edges.append(("E1_T", "E2", log_or_inf(1.0 - q_donor), "codon_T"))
     after = {"0": "E2", "0S": "START2", "1T": "E0", "1o": "E0", "2TA": "E1", "2TG": "E1", "2o": "E1"}

@@ -50,21 +50,44 @@ def test_the_staged_duration_makes_short_exons_rare_and_keeps_the_tail():
     assert staged[998:].sum() == pytest.approx(geometric[998:].sum(), rel=0.25)  # >= 1 kb alike
 
 
+def _histogram(lengths: np.ndarray) -> list[int]:
+    return np.bincount(np.minimum(lengths, EXON_HISTOGRAM_BINS - 1), minlength=EXON_HISTOGRAM_BINS).tolist()
+
+
 def test_the_fit_recovers_the_means_of_planted_lengths():
     rng = np.random.default_rng(0)
-    lengths = rng.geometric(1 / 30.0, 20_000) + rng.geometric(1 / 250.0, 20_000)
-    histogram = np.bincount(np.minimum(lengths, EXON_HISTOGRAM_BINS - 1), minlength=EXON_HISTOGRAM_BINS)
-    young, mature = fit_exon_stages(histogram.tolist())
+    later = rng.geometric(1 / 30.0, 20_000) + rng.geometric(1 / 250.0, 20_000)
+    first = rng.geometric(1 / 4.0, 5_000) + rng.geometric(1 / 250.0, 5_000)
+    young, mature, first_young = fit_exon_stages(_histogram(later), _histogram(first))
     assert young == pytest.approx(30.0, rel=0.15) and mature == pytest.approx(250.0, rel=0.1)
+    assert first_young == pytest.approx(4.0, rel=0.25)
 
 
 def test_too_few_exons_keep_one_geometric():
-    histogram = [0] * EXON_HISTOGRAM_BINS
-    histogram[100] = MIN_EXONS_FOR_STAGES - 1
-    histogram[0] = histogram[1] = 10  # start- or stop-only and one-base exons do not count
-    assert fit_exon_stages(histogram) == []
-    histogram[100] += 1
-    assert len(fit_exon_stages(histogram)) == 2
+    later, first = [0] * EXON_HISTOGRAM_BINS, [0] * EXON_HISTOGRAM_BINS
+    later[100] = first[100] = MIN_EXONS_FOR_STAGES - 1
+    later[0] = later[1] = 10  # start- or stop-only and one-base exons do not count
+    assert fit_exon_stages(later, first) == []
+    later[100] += 1
+    young, mature, first_young = fit_exon_stages(later, first)
+    assert first_young == 1.0  # too few first exons: one geometric past their first base
+    first[100] += 1
+    assert fit_exon_stages(later, first)[2] > 1.0
+
+
+def test_first_exons_and_single_exon_genes_are_counted_apart():
+    from types import SimpleNamespace
+
+    from tests.inference.planted_genes import make_gene, plant
+
+    rng = np.random.default_rng(3)
+    spliced = make_gene(rng, (30, 45, 93), (60, 70))  # state bases 27, 45, 90
+    single = make_gene(rng, (120,))
+    sequence, transcripts = plant(rng, 1200, [(100, "+", spliced), (700, "-", single)])
+    counts = StructureCounts()
+    counts.add_sequence(sequence, [SimpleNamespace(**vars(t), biotype="protein_coding") for t in transcripts])
+    assert [i for i, n in enumerate(counts.first_exon_length_histogram) for _ in range(n)] == [27]
+    assert [i for i, n in enumerate(counts.exon_length_histogram) for _ in range(n)] == [45, 90]
 
 
 def test_exon_state_bases_leave_out_the_start_and_the_stop_codon():
@@ -74,15 +97,15 @@ def test_exon_state_bases_leave_out_the_start_and_the_stop_codon():
     assert exon_state_length(3, first=True, last=False) == 0
 
 
-def test_files_written_before_the_histogram_load_with_one_geometric():
+def test_files_written_before_the_histograms_load_with_one_geometric():
     counts = StructureCounts()
     counts.exon_length_histogram[150] = 80
     data = json.loads(counts.to_json())
-    del data["exon_length_histogram"]
+    del data["exon_length_histogram"], data["first_exon_length_histogram"]
     old = StructureCounts.from_json(json.dumps(data), "old-counts.json")
     assert not any(old.exon_length_histogram) and old.to_params().exon_stages == []
     params = json.loads(counts.to_params().to_json())
-    assert len(params["exon_stages"]) == 2
+    assert len(params["exon_stages"]) == 3
     del params["exon_stages"]
     assert GeneStructureParams.from_json(json.dumps(params), "old-params.json").exon_stages == []
 

@@ -98,10 +98,10 @@ def test_counts_of_the_hand_made_sequence(counts):
     histogram[23] = 1
     assert counts.intron_length_histogram == histogram
     assert counts.intron_classes == {"GT-AG": 1, "GC-AG": 0, "AT-AC": 0}
-    # exon-state bases: A's 5 + 7 bp less its start and its stop codon, B's 12 bp less both
-    exon_histogram = [0] * EXON_HISTOGRAM_BINS
-    exon_histogram[2] = exon_histogram[4] = exon_histogram[6] = 1
-    assert counts.exon_length_histogram == exon_histogram
+    # exon-state bases: A's 5 + 7 bp less its start and its stop codon (B has one exon: neither)
+    first, later = [0] * EXON_HISTOGRAM_BINS, [0] * EXON_HISTOGRAM_BINS
+    first[2] = later[4] = 1
+    assert counts.first_exon_length_histogram == first and counts.exon_length_histogram == later
 
 
 def test_signal_windows_of_the_hand_made_sequence(counts):
@@ -238,7 +238,7 @@ def test_malformed_json_is_a_config_error(cls, tmp_path):
 def test_counts_with_wrong_shapes_are_a_config_error(counts):
     data = json.loads(counts.to_json())
     for field, value in (("class_counts", [0] * 3), ("intron_length_histogram", [0] * 5),
-                         ("exon_length_histogram", [0] * 5),
+                         ("exon_length_histogram", [0] * 5), ("first_exon_length_histogram", [0] * 5),
                          ("donor_counts", [[0, 0, 0, 0]]), ("intron_classes", {"GT-AG": 1})):
         with pytest.raises(ConfigError, match=field):
             StructureCounts.from_json(json.dumps({**data, field: value}), "counts.json")
@@ -247,7 +247,7 @@ def test_counts_with_wrong_shapes_are_a_config_error(counts):
 def test_params_with_wrong_shapes_are_a_config_error():
     data = json.loads(GeneStructureParams.default().to_json())
     for field, value in (("class_log_prior", [0.0] * 3), ("donor_pwm", [[0.0] * 4] * 2), ("min_intron", 1),
-                         ("exon_stages", [40.0]), ("exon_stages", [0.5, 300.0])):
+                         ("exon_stages", [40.0, 300.0]), ("exon_stages", [0.5, 300.0, 3.0])):
         with pytest.raises(ConfigError, match=field):
             GeneStructureParams.from_json(json.dumps({**data, field: value}), "params.json")
 

@@ -21,7 +21,7 @@ DEFAULT = GeneStructureParams.default()
 # Two intron durations (a short and a long intron state per type), as fitted for fly.
 MIXED = dataclasses.replace(DEFAULT, intron_length_mix=[[0.67, 15.0], [0.33, 1600.0]])
 # Two exon stages (a young stage with no exit before the mature one), as fitted for fly.
-STAGED = dataclasses.replace(DEFAULT, exon_stages=[38.0, 308.0], mean_coding_exon=350.0)
+STAGED = dataclasses.replace(DEFAULT, exon_stages=[50.0, 320.0, 3.0], mean_coding_exon=350.0)
 
 
 def revcomp(seq: str) -> str:

@@ -120,7 +120,8 @@ def _gene_with_a_blip_exon(rng, strand: str, p_blip: float):
 def test_two_exon_stages_refuse_a_short_exon_the_head_half_believes(strand):
     """One geometric exon duration makes a 6-bp exon likelier than any long one, so a head that
     calls 6 bases of an intron coding at 0.38 gets a spurious middle exon; the staged duration
-    (young mean 38) charges short exons what fly's exon lengths say and keeps the true gene. A
+    (young mean 50 after an acceptor) charges short exons what fly's exon lengths say and keeps
+    the true gene. A
     head that is sure of the 6 bases (0.9) gets the exon from both."""
     geometric = dataclasses.replace(STAGED, exon_stages=[])
     rng = np.random.default_rng(11)
@@ -265,7 +266,8 @@ def random_case(seed: int):
         acceptor_pwm=pwm(DEFAULT.acceptor_pwm), start_pwm=pwm(DEFAULT.start_pwm), stop_pwm=pwm(DEFAULT.stop_pwm),
         class_log_prior=((prior + prior[MIRROR]) / 2).tolist(),  # strand-symmetric, for the mirror test
         intron_length_mix=[] if seed % 2 else [[0.6, float(rng.uniform(2, 30))], [0.4, float(rng.uniform(50, 900))]],
-        exon_stages=[] if seed % 3 else [float(rng.uniform(1, 40)), float(rng.uniform(5, 300))])
+        exon_stages=[] if seed % 3 else [float(rng.uniform(1, 40)), float(rng.uniform(5, 300)),
+                                         float(rng.uniform(1, 40))])
     weights = dict(emission_weight=float(rng.uniform(0.2, 5.0)), signal_weight=float(rng.uniform(0.0, 3.0)))
     return seq, log_probs, params, weights, rng
 
@@ -368,8 +370,9 @@ def test_graph_is_the_mirror_of_itself():
     staged = build_graph(STAGED)
     names = set(staged.names_S)
     assert names == {"IG"} | {s[0].translate(str.maketrans("+-", "-+")) + s[1:] for s in names - {"IG"}}
-    assert {"+Y0", "+Y1", "+Y2", "+Y1_T"} <= names and "+E1_T" not in names  # every exon enters young
-    assert staged.n_states == 1 + 2 * 41
+    assert {"+Y0", "+Y1", "+Y2", "+Y1_T", "+YF0", "+YF1", "+YF2"} <= names
+    assert "+E1_T" not in names  # every exon enters young
+    assert staged.n_states == 1 + 2 * 44
     assert all(staged.in_lp_SK[s].max() > -np.inf for s in range(staged.n_states))  # none unreachable
 
 
