@@ -18,20 +18,17 @@ What is counted, per sequence (0-based half-open coordinates, as everywhere):
 * **Gene models** (only representative transcripts whose CDS is a complete ORF: ATG first codon,
   a stop (TAA/TAG/TGA) last, coding length a multiple of 3, and every coding intron GT-AG,
   GC-AG or AT-AC; CDS includes the stop codon): 5' and 3' UTR exonic lengths (where present),
-  coding exon (CDS piece) lengths (histograms of exon-state bases of the first and of the later
-  exons of spliced genes, for the two-stage exon duration: :mod:`genoforge.genes.exon_lengths`),
-  coding intron lengths (a histogram, for the minimum-intron percentile and the two-geometric
-  length model: :mod:`genoforge.genes.intron_lengths`), coding exons per gene, genes with a
-  coding intron, the intron dinucleotide classes, and base counts of four signal windows read
-  on the transcript's strand (the windows, and the position weight
+  coding exon (CDS piece) lengths, coding intron lengths (a histogram, for the minimum-intron
+  percentile and the two-geometric length model: :mod:`genoforge.genes.intron_lengths`), coding
+  exons per gene, genes with a coding intron, the intron dinucleotide classes, and base counts of
+  four signal windows read on the transcript's strand (the windows, and the position weight
   matrices derived from them: :mod:`genoforge.genes.signals`), and the coding bases of each ORF
   for the coding-content chain (:mod:`genoforge.genes.coding_content`; its non-coding side counts
   the intergenic and intron bases of every sequence, read on ``+``, made strand-symmetric when
   the table is derived).
 
 Files written before the coding-content counts existed load with those counts empty (the chain
-then has no say); files written before the exon-length histograms load with them empty (one
-geometric exon duration, as then).
+then has no say).
 """
 
 from __future__ import annotations
@@ -54,11 +51,6 @@ from genoforge.genes.classes import (
     encode_bases,
     representative_transcripts,
     window_labels,
-)
-from genoforge.genes.exon_lengths import (
-    EXON_HISTOGRAM_BINS,
-    exon_state_length,
-    fit_exon_stages,
 )
 from genoforge.genes.intron_lengths import (
     INTRON_HISTOGRAM_BINS,
@@ -165,10 +157,6 @@ class GeneStructureParams:
     # The coding-content chain's log-odds table, flat ([3, 4 ** ORDER, 4] of
     # :func:`coding_content.log_odds_table`); empty: no coding-content term.
     coding_log_odds: list[float] = field(default_factory=list)
-    # Coding exon duration as two geometric stages in series, [young mean, mature mean, first
-    # exons' young mean] in exon-state bases (fitted by :func:`fit_exon_stages`); empty: one
-    # geometric of mean ``mean_coding_exon`` (files written before the exon-length histograms).
-    exon_stages: list[float] = field(default_factory=list)
 
     def content_table(self) -> np.ndarray | None:
         """The coding-content log-odds as [3, contexts, 4], or None where there are none."""
@@ -195,7 +183,6 @@ class GeneStructureParams:
         """
         data = load_versioned_object(text, source, PARAMS_FORMAT_VERSION)
         data.setdefault("coding_log_odds", [])  # written before the coding-content chain
-        data.setdefault("exon_stages", [])  # written before the exon-length histogram
         check_fields(cls, data, source)
         params = cls(**data)
         shapes = {"donor_pwm": sum(DONOR_FLANK), "acceptor_pwm": sum(ACCEPTOR_FLANK),
@@ -209,8 +196,6 @@ class GeneStructureParams:
                 raise ConfigError(f"{source}: {name} is not {rows} rows of 4 values")
         if params.min_intron < 2:
             raise ConfigError(f"{source}: min_intron {params.min_intron} < 2")
-        if params.exon_stages and (len(params.exon_stages) != 3 or min(params.exon_stages) < 1.0):
-            raise ConfigError(f"{source}: exon_stages must be three means >= 1, got {params.exon_stages}")
         if params.coding_log_odds and len(params.coding_log_odds) != coding_content.CODING_SIZE:
             raise ConfigError(f"{source}: coding_log_odds has {len(params.coding_log_odds)} values, "
                               f"expected {coding_content.CODING_SIZE}")
@@ -248,8 +233,6 @@ class StructureCounts:
     utr3_bases: int = 0
     coding_exons: int = 0
     coding_exon_bases: int = 0
-    exon_length_histogram: list[int] = field(default_factory=lambda: [0] * EXON_HISTOGRAM_BINS)  # internal, last
-    first_exon_length_histogram: list[int] = field(default_factory=lambda: [0] * EXON_HISTOGRAM_BINS)
     introns: int = 0
     intron_bases: int = 0
     intron_length_histogram: list[int] = field(default_factory=lambda: [0] * INTRON_HISTOGRAM_BINS)
@@ -322,11 +305,6 @@ class StructureCounts:
             self.utr3_bases += utr3
         self.coding_exons += len(pieces)
         self.coding_exon_bases += int(orf.size)
-        if len(pieces) > 1:  # single-exon genes are in neither histogram
-            for i, (s, e) in enumerate(pieces):
-                state_bases = exon_state_length(e - s, i == 0, i == len(pieces) - 1)
-                histogram = self.first_exon_length_histogram if i == 0 else self.exon_length_histogram
-                histogram[min(state_bases, EXON_HISTOGRAM_BINS - 1)] += 1
         coding_content.count_coding(self.coding_context_counts, orf)
         for (s, e), cls in zip(introns, classes):
             self.introns += 1
@@ -397,7 +375,6 @@ class StructureCounts:
             n_genes=self.complete_genes,
             intron_length_mix=fit_intron_lengths(self.intron_length_histogram, self.intron_bases, self.min_intron()),
             coding_log_odds=self._coding_log_odds(),
-            exon_stages=fit_exon_stages(self.exon_length_histogram, self.first_exon_length_histogram),
         )
 
     def _coding_log_odds(self) -> list[float]:
@@ -427,14 +404,10 @@ class StructureCounts:
         for name, size in (("coding_context_counts", coding_content.CODING_SIZE),
                            ("noncoding_context_counts", coding_content.NONCODING_SIZE)):
             data.setdefault(name, [0] * size)  # written before the coding-content chain
-        for name in ("exon_length_histogram", "first_exon_length_histogram"):
-            data.setdefault(name, [0] * EXON_HISTOGRAM_BINS)  # and before the exon lengths
         check_fields(cls, data, source)
         counts = cls(**data)
         shapes = {"base_counts": (4,), "class_counts": (N_CLASSES,),
                   "intron_length_histogram": (INTRON_HISTOGRAM_BINS,),
-                  "exon_length_histogram": (EXON_HISTOGRAM_BINS,),
-                  "first_exon_length_histogram": (EXON_HISTOGRAM_BINS,),
                   "donor_counts": (sum(DONOR_FLANK), 4), "acceptor_counts": (sum(ACCEPTOR_FLANK), 4),
                   "start_counts": (sum(START_FLANK), 4), "stop_counts": (sum(STOP_FLANK), 4),
                   "coding_context_counts": (coding_content.CODING_SIZE,),

@@ -22,11 +22,6 @@ START0-2      cds+0-2  the ATG; entered (from IG or UTR5) only where ``seq[t:t+3
 E0, E1, E2    cds+p    coding base at codon position p
 E1_T          cds+1    codon position 1 right after a phase-1 intron whose remembered base is T
                        (may itself be a one-base exon: its donors lead to the 2T* / 2o types)
-Y0-2, Y1_T    cds+p    the young stage of an exon, where the params give two exon stages
-                       (``exon_stages``): every exon after an acceptor is entered young, moves
-                       on to the next codon position's young or mature (E*) state, and leaves
-                       only from a mature one; then Y1_T replaces E1_T
-YF0-2         cds+p    the same for first exons (entered from START2), with their own young mean
 ENTRY_X       intron   first intron base (after the donor); then a fixed chain to INTRON_X
 INTRON_X      intron   the rest of the intron (self-loop), left at the acceptor
 INTRONL_X     intron   the same for long introns, where the params give two intron durations
@@ -60,10 +55,7 @@ reverse complement; a minus gene scores exactly what its reverse complement scor
 
 **Lengths.** Geometric durations from the params' means: IG, UTR5, UTR3 and INTRON_X loop with
 ``1 - 1/mean``. A coding base ends its exon with probability ``1/mean_coding_exon``, split
-between a donor (``1 - 1/exons_per_gene``) and, at a codon end, the stop. With two exon stages
-(:mod:`genoforge.genes.exon_lengths`) a young base matures with probability ``1/young mean`` (a
-first exon's: ``1/first young mean``) and a mature one ends the exon with ``1/mature mean``: the exon length is the sum of two geometrics,
-so 2-20 bp exons are as rare as annotations make them, not the likeliest lengths. Minimum intron
+between a donor (``1 - 1/exons_per_gene``) and, at a codon end, the stop. Minimum intron
 length: ENTRY_X leads through a chain of ``min_intron - 2`` positions into INTRON_X, which must
 be entered before the acceptor, so introns are >= ``min_intron``. The chain is not a row of
 states: it is one *delayed edge* ENTRY_X(t - m) -> INTRON_X(t), ``m = min_intron - 1``, whose

@@ -88,17 +88,7 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     # Forward-strand template: (name, class, kind).
     plus: list[tuple[str, int, int]] = [("UTR5", UTR5_PLUS, KIND_UTR5)]
     plus += [(f"START{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
-    # Exon duration: one geometric (E*), or a young stage with no exit before the mature E*,
-    # where the params give two stages (``exon_stages``): Y* after an acceptor, YF* after the
-    # start codon (first exons have their own young mean). With stages, every exon is entered
-    # young, so the codon position after a 1T intron (E1_T) is young only (Y1_T).
-    staged = bool(params.exon_stages)
-    plus += [(f"E{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
-    if staged:
-        plus += [(f"Y{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)] + [("Y1_T", CDS_PLUS[1], KIND_CODING)]
-        plus += [(f"YF{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
-    else:
-        plus += [("E1_T", CDS_PLUS[1], KIND_CODING)]
+    plus += [(f"E{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)] + [("E1_T", CDS_PLUS[1], KIND_CODING)]
     # Intron durations: one geometric, or a short and a long one (INTRON_X / INTRONL_X, entered
     # from ENTRY_X with the mixture's weights).
     tails = ([(1.0, max(params.mean_intron - max(1, params.min_intron - 1), 2.0))] if not params.intron_length_mix
@@ -112,7 +102,7 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
 
     m = max(1, params.min_intron - 1)
     mean_ig = max(params.mean_intergenic, 2.0)
-    exit_exon = 1.0 / (params.exon_stages[1] if staged else max(params.mean_coding_exon, 4.0))
+    exit_exon = 1.0 / max(params.mean_coding_exon, 4.0)
     terminal = 1.0 / max(params.mean_coding_exons_per_gene, 1.0)
     q_donor = exit_exon * (1.0 - terminal)
     q_stop = min(0.5, 3.0 * exit_exon * terminal)
@@ -125,9 +115,10 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         ("UTR5", "UTR5", log_or_inf(1.0 - 1.0 / max(params.mean_utr5, 2.0)), "zero"),
         ("UTR5", "START0", log_or_inf(1.0 / max(params.mean_utr5, 2.0)), "start"),
         ("START0", "START1", 0.0, "zero"), ("START1", "START2", 0.0, "zero"),
-        ("START2", "YF0" if staged else "E0", log_or_inf(1.0 - q_donor), "zero"),
+        ("START2", "E0", log_or_inf(1.0 - q_donor), "zero"),
         ("E0", "E1", log_or_inf(1.0 - q_donor), "zero"),
         ("E1", "E2", log_or_inf(1.0 - q_donor), "codon"),
+        ("E1_T", "E2", log_or_inf(1.0 - q_donor), "codon_T"),
         ("E2", "E0", log_or_inf(1.0 - q_donor - q_stop), "zero"),
         ("E2", "STOP0", log_or_inf(q_stop), "stop"),
         ("STOP0", "STOP1", 0.0, "zero"), ("STOP1", "STOP2", 0.0, "zero"),
@@ -135,28 +126,16 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         ("UTR3", "UTR3", log_or_inf(1.0 - 1.0 / max(params.mean_utr3, 2.0)), "zero"),
         ("UTR3", "IG", log_or_inf(1.0 / max(params.mean_utr3, 2.0)), "zero"),
     ]
-    if staged:  # a young base stays young or matures into the next codon position
-        for young, grow in (("Y", 1.0 / params.exon_stages[0]), ("YF", 1.0 / params.exon_stages[2])):
-            steps = [("0", "1", "zero"), ("1", "2", "codon"), ("2", "0", "zero")]
-            if young == "Y":
-                steps.append(("1_T", "2", "codon_T"))
-            for src, dst, column in steps:
-                edges.append((young + src, young + dst, log_or_inf(1.0 - grow), column))
-                edges.append((young + src, "E" + dst, log_or_inf(grow), column))
-    else:
-        edges.append(("E1_T", "E2", log_or_inf(1.0 - q_donor), "codon_T"))
     after = {"0": "E2", "0S": "START2", "1T": "E0", "1o": "E0", "2TA": "E1", "2TG": "E1", "2o": "E1"}
     resume = {"0": ("E0", ""), "0S": ("E0", ""), "1T": ("E1_T", ""), "1o": ("E1", ""), "2TA": ("E2", "_TA"),
               "2TG": ("E2", "_TG"), "2o": ("E2", "")}
-    if staged:
-        resume = {memory: ("Y" + state[1:], condition) for memory, (state, condition) in resume.items()}
     delays: list[tuple[str, str, float]] = []
     for family in FAMILIES:
         for memory in FAMILY_MEMORIES[family]:
             entry = f"ENTRY_{family}_{memory}"
             donor_memory = "0" if memory == "0S" else memory  # the same donor test
             edges.append((after[memory], entry, log_or_inf(q_donor), f"donor_{family}_{donor_memory}"))
-            if not staged and (memory.startswith("2T") or memory == "2o"):  # a one-base exon after 1T
+            if memory.startswith("2T") or memory == "2o":  # a one-base exon after a 1T intron
                 edges.append(("E1_T", entry, log_or_inf(q_donor), f"donorT_{family}_{memory}"))
             for loop, (weight, intron_tail) in zip(loops, tails):
                 intron = f"{loop}_{family}_{memory}"

@@ -29,13 +29,8 @@ import pytest
 
 from genoforge.errors import ConfigError
 from genoforge.genes.classes import N_CLASSES, encode_bases
-from genoforge.genes.exon_lengths import EXON_HISTOGRAM_BINS
 from genoforge.genes.intron_lengths import INTRON_HISTOGRAM_BINS, MIN_INTRON_FLOOR
-from genoforge.genes.structure import (
-    GeneStructureParams,
-    StructureCounts,
-    estimate_structure_params,
-)
+from genoforge.genes.structure import GeneStructureParams, StructureCounts, estimate_structure_params
 from genoforge.inference.hmm import decode_genes
 
 IG1, UTR5, EXON1, INTRON, EXON2, UTR3 = "C" * 10, "AAAAA", "ATGGC", "GTAAGT" + "T" * 14 + "CAG", "TGAATAA", "GGGG"
@@ -98,10 +93,6 @@ def test_counts_of_the_hand_made_sequence(counts):
     histogram[23] = 1
     assert counts.intron_length_histogram == histogram
     assert counts.intron_classes == {"GT-AG": 1, "GC-AG": 0, "AT-AC": 0}
-    # exon-state bases: A's 5 + 7 bp less its start and its stop codon (B has one exon: neither)
-    first, later = [0] * EXON_HISTOGRAM_BINS, [0] * EXON_HISTOGRAM_BINS
-    first[2] = later[4] = 1
-    assert counts.first_exon_length_histogram == first and counts.exon_length_histogram == later
 
 
 def test_signal_windows_of_the_hand_made_sequence(counts):
@@ -238,7 +229,6 @@ def test_malformed_json_is_a_config_error(cls, tmp_path):
 def test_counts_with_wrong_shapes_are_a_config_error(counts):
     data = json.loads(counts.to_json())
     for field, value in (("class_counts", [0] * 3), ("intron_length_histogram", [0] * 5),
-                         ("exon_length_histogram", [0] * 5), ("first_exon_length_histogram", [0] * 5),
                          ("donor_counts", [[0, 0, 0, 0]]), ("intron_classes", {"GT-AG": 1})):
         with pytest.raises(ConfigError, match=field):
             StructureCounts.from_json(json.dumps({**data, field: value}), "counts.json")
@@ -246,8 +236,7 @@ def test_counts_with_wrong_shapes_are_a_config_error(counts):
 
 def test_params_with_wrong_shapes_are_a_config_error():
     data = json.loads(GeneStructureParams.default().to_json())
-    for field, value in (("class_log_prior", [0.0] * 3), ("donor_pwm", [[0.0] * 4] * 2), ("min_intron", 1),
-                         ("exon_stages", [40.0, 300.0]), ("exon_stages", [0.5, 300.0, 3.0])):
+    for field, value in (("class_log_prior", [0.0] * 3), ("donor_pwm", [[0.0] * 4] * 2), ("min_intron", 1)):
         with pytest.raises(ConfigError, match=field):
             GeneStructureParams.from_json(json.dumps({**data, field: value}), "params.json")
 
@@ -256,11 +245,7 @@ def test_a_class_the_head_never_saw_is_never_rewarded():
     # Yeast alone has no UTR labels: an undertrained head leaves a little mass on UTR anyway,
     # and dividing that by a tiny prior would make UTR the best class everywhere. Unseen classes
     # get log prior 0 (their score is the plain log posterior); seen ones the learnt prior.
-    from genoforge.genes.classes import (
-        UTR5_PLUS,
-        class_weights,
-        network_class_log_prior,
-    )
+    from genoforge.genes.classes import UTR5_PLUS, class_weights, network_class_log_prior
 
     counts = np.zeros(17)
     counts[:4] = (5000, 1000, 1000, 1000)

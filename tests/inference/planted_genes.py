@@ -20,8 +20,6 @@ MIRROR = np.array([0] + list(range(9, 17)) + list(range(1, 9)))
 DEFAULT = GeneStructureParams.default()
 # Two intron durations (a short and a long intron state per type), as fitted for fly.
 MIXED = dataclasses.replace(DEFAULT, intron_length_mix=[[0.67, 15.0], [0.33, 1600.0]])
-# Two exon stages (a young stage with no exit before the mature one), as fitted for fly.
-STAGED = dataclasses.replace(DEFAULT, exon_stages=[50.0, 320.0, 3.0], mean_coding_exon=350.0)
 
 
 def revcomp(seq: str) -> str:

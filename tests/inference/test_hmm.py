@@ -28,7 +28,6 @@ from tests.inference.planted_genes import (
     EACH_PHASE,
     MIRROR,
     MIXED,
-    STAGED,
     assert_recovers,
     check_transcript,
     make_gene,
@@ -40,8 +39,7 @@ from tests.inference.planted_genes import (
 )
 
 
-@pytest.mark.parametrize("params", [DEFAULT, MIXED, STAGED],
-                         ids=["one-intron-duration", "two-intron-durations", "two-exon-stages"])
+@pytest.mark.parametrize("params", [DEFAULT, MIXED], ids=["one-intron-duration", "two-intron-durations"])
 @pytest.mark.parametrize("strand", ["+", "-"])
 def test_recovers_a_gene_with_introns_of_each_phase(strand, params):
     rng = np.random.default_rng(1)
@@ -49,9 +47,8 @@ def test_recovers_a_gene_with_introns_of_each_phase(strand, params):
     assert_recovers(seq, transcripts, params)
 
 
-@pytest.mark.parametrize("params", [DEFAULT, STAGED], ids=["one-exon-stage", "two-exon-stages"])
 @pytest.mark.parametrize("strand", ["+", "-"])
-def test_recovers_codons_split_with_remembered_bases(strand, params):
+def test_recovers_codons_split_with_remembered_bases(strand):
     # ATG | AAT T|AC CGT A|AG | TA|T TG|G CCC | TAA: introns after a T (1T), after TA and TG (2TA,
     # 2TG) and after A (1o) where the next bases complete no stop: none of them may be forbidden.
     cds = "ATG" + "AAT" + "T" + "AC" + "CGT" + "A" + "AG" + "TA" + "T" + "TG" + "G" + "CCC" + "TAA"
@@ -59,16 +56,15 @@ def test_recovers_codons_split_with_remembered_bases(strand, params):
     rng = np.random.default_rng(2)
     gene = make_gene(rng, exons, (24, 31, 22, 27), cds=cds)
     seq, transcripts = plant(rng, 400, [(100, strand, gene)])
-    assert_recovers(seq, transcripts, params)
+    assert_recovers(seq, transcripts)
 
 
-@pytest.mark.parametrize("base", [DEFAULT, STAGED], ids=["one-exon-stage", "two-exon-stages"])
 @pytest.mark.parametrize("strand", ["+", "-"])
-def test_recovers_noncanonical_introns(strand, base):
+def test_recovers_noncanonical_introns(strand):
     rng = np.random.default_rng(3)
     gene = make_gene(rng, (7, 8, 6), (25, 30), kinds=["GC-AG", "AT-AC"])
     seq, transcripts = plant(rng, 300, [(60, strand, gene)])
-    params = dataclasses.replace(base, gcag_fraction=0.05, atac_fraction=0.05)
+    params = dataclasses.replace(DEFAULT, gcag_fraction=0.05, atac_fraction=0.05)
     assert_recovers(seq, transcripts, params)
 
 
@@ -86,52 +82,6 @@ def test_recovers_short_exons(strand, exons):
     for seed in range(3):  # several codons: the remembered bases differ
         seq, transcripts = plant(rng, 260, [(80, strand, make_gene(rng, exons, (30,) * (len(exons) - 1)))])
         assert_recovers(seq, transcripts)
-
-
-@pytest.mark.parametrize("strand", ["+", "-"])
-@pytest.mark.parametrize("exons", [(3, 9), (9, 3), (6, 2, 7), (3, 3, 3), (7, 2, 6)], ids=str)
-def test_two_exon_stages_still_recover_short_exons_the_head_is_sure_of(strand, exons):
-    """Only a one-base exon is out of reach of the staged decoder (a young base cannot exit)."""
-    rng = np.random.default_rng(sum(exons) + 100)
-    for seed in range(3):
-        seq, transcripts = plant(rng, 260, [(80, strand, make_gene(rng, exons, (30,) * (len(exons) - 1)))])
-        assert_recovers(seq, transcripts, STAGED)
-
-
-def _gene_with_a_blip_exon(rng, strand: str, p_blip: float):
-    """A two-exon gene whose 300-bp intron holds, at its middle, AG + two sense codons + GT that
-    the head calls coding (in the frame of a phase-0 intron) with probability ``p_blip``."""
-    from genoforge.genes.classes import CDS_PLUS, STRAND_OFFSET
-    from tests.inference.planted_genes import sense_codons
-
-    gene = make_gene(rng, (60, 90), (300,))
-    middle = 60 + 150
-    bases = gene.bases[: middle - 2] + "AG" + sense_codons(rng, 2) + "GT" + gene.bases[middle + 8 :]
-    gene = dataclasses.replace(gene, bases=bases)
-    seq, transcripts = plant(rng, 700, [(150, strand, gene)])
-    log_probs = near_one_hot(window_labels(transcripts, 0, len(seq)))
-    at = 150 + middle if strand == "+" else 150 + len(bases) - middle - 6
-    blip = np.tile(CDS_PLUS, 2) if strand == "+" else (np.tile(CDS_PLUS, 2) + STRAND_OFFSET)[::-1]
-    log_probs[at : at + 6] = near_one_hot(blip, p_blip)
-    return seq, transcripts, log_probs
-
-
-@pytest.mark.parametrize("strand", ["+", "-"])
-def test_two_exon_stages_refuse_a_short_exon_the_head_half_believes(strand):
-    """One geometric exon duration makes a 6-bp exon likelier than any long one, so a head that
-    calls 6 bases of an intron coding at 0.38 gets a spurious middle exon; the staged duration
-    (young mean 50 after an acceptor) charges short exons what fly's exon lengths say and keeps
-    the true gene. A
-    head that is sure of the 6 bases (0.9) gets the exon from both."""
-    geometric = dataclasses.replace(STAGED, exon_stages=[])
-    rng = np.random.default_rng(11)
-    seq, transcripts, log_probs = _gene_with_a_blip_exon(rng, strand, 0.38)
-    true = [(strand, transcripts[0].exons, transcripts[0].cds)]
-    assert [len(exons) for _, exons, _ in models(decode_genes(seq, log_probs, geometric, seqid="c"))] == [3]
-    assert models(decode_genes(seq, log_probs, STAGED, seqid="c")) == true
-    seq, transcripts, log_probs = _gene_with_a_blip_exon(rng, strand, 0.9)
-    for params in (geometric, STAGED):
-        assert [len(exons) for _, exons, _ in models(decode_genes(seq, log_probs, params, seqid="c"))] == [3]
 
 
 def test_one_base_exon_after_a_1t_intron():
@@ -265,9 +215,7 @@ def random_case(seed: int):
         min_intron=int(rng.integers(20, 40)), donor_pwm=pwm(DEFAULT.donor_pwm),
         acceptor_pwm=pwm(DEFAULT.acceptor_pwm), start_pwm=pwm(DEFAULT.start_pwm), stop_pwm=pwm(DEFAULT.stop_pwm),
         class_log_prior=((prior + prior[MIRROR]) / 2).tolist(),  # strand-symmetric, for the mirror test
-        intron_length_mix=[] if seed % 2 else [[0.6, float(rng.uniform(2, 30))], [0.4, float(rng.uniform(50, 900))]],
-        exon_stages=[] if seed % 3 else [float(rng.uniform(1, 40)), float(rng.uniform(5, 300)),
-                                         float(rng.uniform(1, 40))])
+        intron_length_mix=[] if seed % 2 else [[0.6, float(rng.uniform(2, 30))], [0.4, float(rng.uniform(50, 900))]])
     weights = dict(emission_weight=float(rng.uniform(0.2, 5.0)), signal_weight=float(rng.uniform(0.0, 3.0)))
     return seq, log_probs, params, weights, rng
 
@@ -367,13 +315,6 @@ def test_graph_is_the_mirror_of_itself():
     names = set(graph.names_S)
     assert names == {"IG"} | {s[0].translate(str.maketrans("+-", "-+")) + s[1:] for s in names - {"IG"}}
     assert graph.n_states == 1 + 2 * 38
-    staged = build_graph(STAGED)
-    names = set(staged.names_S)
-    assert names == {"IG"} | {s[0].translate(str.maketrans("+-", "-+")) + s[1:] for s in names - {"IG"}}
-    assert {"+Y0", "+Y1", "+Y2", "+Y1_T", "+YF0", "+YF1", "+YF2"} <= names
-    assert "+E1_T" not in names  # every exon enters young
-    assert staged.n_states == 1 + 2 * 44
-    assert all(staged.in_lp_SK[s].max() > -np.inf for s in range(staged.n_states))  # none unreachable
 
 
 # --- the head's signal outputs ----------------------------------------------------------------
