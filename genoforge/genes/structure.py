@@ -20,15 +20,17 @@ What is counted, per sequence (0-based half-open coordinates, as everywhere):
   GC-AG or AT-AC; CDS includes the stop codon): 5' and 3' UTR exonic lengths (where present),
   coding exon (CDS piece) lengths, coding intron lengths (a histogram, for the minimum-intron
   percentile and the two-geometric length model: :mod:`genoforge.genes.intron_lengths`), coding
-  exons per gene, genes with a coding intron, the intron dinucleotide classes, and base counts of
-  four signal windows read on the transcript's strand (the windows, and the position weight
+  exons per gene, the CDS lengths of single-exon genes (a histogram, for the shortest single-exon
+  gene the decoder writes), genes with a coding intron, the intron dinucleotide classes, and base
+  counts of four signal windows read on the transcript's strand (the windows, and the position weight
   matrices derived from them: :mod:`genoforge.genes.signals`), and the coding bases of each ORF
   for the coding-content chain (:mod:`genoforge.genes.coding_content`; its non-coding side counts
   the intergenic and intron bases of every sequence, read on ``+``, made strand-symmetric when
   the table is derived).
 
 Files written before the coding-content counts existed load with those counts empty (the chain
-then has no say).
+then has no say); files written before the single-exon histogram load with it empty (no shortest
+single-exon gene).
 """
 
 from __future__ import annotations
@@ -106,6 +108,9 @@ PRIOR_MEANS = {"intergenic": 10_000.0, "utr5": 150.0, "utr3": 250.0, "intron": 2
                "coding_exon": 200.0}
 PRIOR_EXONS_PER_GENE = 2.0
 INTRON_CLASS_PRIOR = {"GT-AG": 98.9, "GC-AG": 1.0, "AT-AC": 0.1}
+SINGLE_CDS_HISTOGRAM_BINS = 3000  # exact CDS lengths 0..2998 bp, and one bin for >= 2999
+MIN_SINGLE_CDS_PERCENTILE = 1.0
+MIN_SINGLES_FOR_LIMIT = 20  # fewer baked single-exon genes than this: no shortest one
 MIN_MEAN_LENGTH = 10.0  # a geometric duration needs a mean well above 1 base
 
 _COMPLEMENT_CODE = np.array([3, 2, 1, 0, N_CODE], dtype=np.uint8)
@@ -154,6 +159,12 @@ class GeneStructureParams:
     # mean ``mean_intron``. Short introns are sharply peaked in many clades (fly: half of them
     # 52-66 bp) while the rest run to kilobases; one geometric cannot say both.
     intron_length_mix: list[list[float]] = field(default_factory=list)
+    # The shortest CDS of a single-exon gene the decoder writes (bp, stop included): the
+    # ``MIN_SINGLE_CDS_PERCENTILE`` percentile of the baked single-exon genes' CDS lengths; 0 (no
+    # limit) with fewer than ``MIN_SINGLES_FOR_LIMIT`` of them or in files from before the count.
+    # A short ORF the head calls coding is a poor single-exon gene: fly's shortest baked one is
+    # 213 bp, and the decoder wrote 108-204 bp ones inside reference introns and beside genes.
+    min_single_cds: int = 0
     # The coding-content chain's log-odds table, flat ([3, 4 ** ORDER, 4] of
     # :func:`coding_content.log_odds_table`); empty: no coding-content term.
     coding_log_odds: list[float] = field(default_factory=list)
@@ -183,6 +194,7 @@ class GeneStructureParams:
         """
         data = load_versioned_object(text, source, PARAMS_FORMAT_VERSION)
         data.setdefault("coding_log_odds", [])  # written before the coding-content chain
+        data.setdefault("min_single_cds", 0)  # written before the single-exon histogram
         check_fields(cls, data, source)
         params = cls(**data)
         shapes = {"donor_pwm": sum(DONOR_FLANK), "acceptor_pwm": sum(ACCEPTOR_FLANK),
@@ -194,6 +206,8 @@ class GeneStructureParams:
             matrix = getattr(params, name)
             if len(matrix) != rows or any(len(row) != 4 for row in matrix):
                 raise ConfigError(f"{source}: {name} is not {rows} rows of 4 values")
+        if not isinstance(params.min_single_cds, int) or params.min_single_cds < 0:
+            raise ConfigError(f"{source}: min_single_cds {params.min_single_cds!r} is not a length >= 0")
         if params.min_intron < 2:
             raise ConfigError(f"{source}: min_intron {params.min_intron} < 2")
         if params.coding_log_odds and len(params.coding_log_odds) != coding_content.CODING_SIZE:
@@ -236,6 +250,7 @@ class StructureCounts:
     introns: int = 0
     intron_bases: int = 0
     intron_length_histogram: list[int] = field(default_factory=lambda: [0] * INTRON_HISTOGRAM_BINS)
+    single_cds_length_histogram: list[int] = field(default_factory=lambda: [0] * SINGLE_CDS_HISTOGRAM_BINS)
     intron_classes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INTRON_CLASSES, 0))
     donor_counts: list[list[int]] = field(default_factory=lambda: _zeros(sum(DONOR_FLANK)))
     acceptor_counts: list[list[int]] = field(default_factory=lambda: _zeros(sum(ACCEPTOR_FLANK)))
@@ -305,6 +320,8 @@ class StructureCounts:
             self.utr3_bases += utr3
         self.coding_exons += len(pieces)
         self.coding_exon_bases += int(orf.size)
+        if len(pieces) == 1:
+            self.single_cds_length_histogram[min(int(orf.size), SINGLE_CDS_HISTOGRAM_BINS - 1)] += 1
         coding_content.count_coding(self.coding_context_counts, orf)
         for (s, e), cls in zip(introns, classes):
             self.introns += 1
@@ -375,6 +392,7 @@ class StructureCounts:
             n_genes=self.complete_genes,
             intron_length_mix=fit_intron_lengths(self.intron_length_histogram, self.intron_bases, self.min_intron()),
             coding_log_odds=self._coding_log_odds(),
+            min_single_cds=self.min_single_cds(),
         )
 
     def _coding_log_odds(self) -> list[float]:
@@ -382,6 +400,15 @@ class StructureCounts:
             return []
         table = coding_content.log_odds_table(self.coding_context_counts, self.noncoding_context_counts)
         return [float(x) for x in table.ravel()]
+
+    def min_single_cds(self) -> int:
+        """The ``MIN_SINGLE_CDS_PERCENTILE`` percentile of single-exon CDS lengths; 0 with fewer than
+        ``MIN_SINGLES_FOR_LIMIT`` single-exon genes."""
+        histogram = np.asarray(self.single_cds_length_histogram)
+        total = int(histogram.sum())
+        if total < MIN_SINGLES_FOR_LIMIT:
+            return 0
+        return int(np.searchsorted(np.cumsum(histogram), total * MIN_SINGLE_CDS_PERCENTILE / 100.0))
 
     def min_intron(self) -> int:
         """The ``MIN_INTRON_PERCENTILE`` percentile of coding intron lengths, at least the floor."""
@@ -404,10 +431,12 @@ class StructureCounts:
         for name, size in (("coding_context_counts", coding_content.CODING_SIZE),
                            ("noncoding_context_counts", coding_content.NONCODING_SIZE)):
             data.setdefault(name, [0] * size)  # written before the coding-content chain
+        data.setdefault("single_cds_length_histogram", [0] * SINGLE_CDS_HISTOGRAM_BINS)  # and before this
         check_fields(cls, data, source)
         counts = cls(**data)
         shapes = {"base_counts": (4,), "class_counts": (N_CLASSES,),
                   "intron_length_histogram": (INTRON_HISTOGRAM_BINS,),
+                  "single_cds_length_histogram": (SINGLE_CDS_HISTOGRAM_BINS,),
                   "donor_counts": (sum(DONOR_FLANK), 4), "acceptor_counts": (sum(ACCEPTOR_FLANK), 4),
                   "start_counts": (sum(START_FLANK), 4), "stop_counts": (sum(STOP_FLANK), 4),
                   "coding_context_counts": (coding_content.CODING_SIZE,),

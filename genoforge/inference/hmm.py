@@ -75,6 +75,10 @@ fraction, about 0). Where the track also carries the head's signal log-odds (col
 each signal edge adds ``head_signal_weight`` times the log-odds of its signal at that boundary
 (:mod:`~genoforge.inference.hmm_signals`).
 
+**Single-exon genes** shorter than ``params.min_single_cds`` (the 1st percentile of the baked
+single-exon genes' CDS lengths, 0 = no limit) are not written: the path keeps them (a Viterbi
+path cannot count a gene's length), the chunk's gene list drops them.
+
 **Chunks.** A contig is decoded in chunks of ``chunk`` bases, consecutive chunks sharing at
 least ``overlap``, all of one length (the last chunk is shifted to end at the contig end), B of
 them at a time. Each chunk may begin and end in any state. A gene is written from the chunk
@@ -240,6 +244,8 @@ def decode_genes(
             lo, hi = cores[first + b]
             chunk_codes = codes_L[offset : offset + width]
             for gene in _genes(graph, segments, chunk_codes, offset == 0, offset + width == length):
+                if len(gene.exons) == 1 and gene.cds[1] - gene.cds[0] < params.min_single_cds:
+                    continue  # shorter than the species' shortest single-exon genes
                 gene = _shift(gene, offset)
                 if lo <= (gene.start + gene.end) // 2 < hi:
                     margin = min(gene.start - offset, offset + width - gene.end)

@@ -30,7 +30,13 @@ import pytest
 from genoforge.errors import ConfigError
 from genoforge.genes.classes import N_CLASSES, encode_bases
 from genoforge.genes.intron_lengths import INTRON_HISTOGRAM_BINS, MIN_INTRON_FLOOR
-from genoforge.genes.structure import GeneStructureParams, StructureCounts, estimate_structure_params
+from genoforge.genes.structure import (
+    MIN_SINGLES_FOR_LIMIT,
+    SINGLE_CDS_HISTOGRAM_BINS,
+    GeneStructureParams,
+    StructureCounts,
+    estimate_structure_params,
+)
 from genoforge.inference.hmm import decode_genes
 
 IG1, UTR5, EXON1, INTRON, EXON2, UTR3 = "C" * 10, "AAAAA", "ATGGC", "GTAAGT" + "T" * 14 + "CAG", "TGAATAA", "GGGG"
@@ -93,6 +99,10 @@ def test_counts_of_the_hand_made_sequence(counts):
     histogram[23] = 1
     assert counts.intron_length_histogram == histogram
     assert counts.intron_classes == {"GT-AG": 1, "GC-AG": 0, "AT-AC": 0}
+    singles = [0] * SINGLE_CDS_HISTOGRAM_BINS
+    singles[12] = 1  # gene B; A is spliced, C no complete ORF
+    assert counts.single_cds_length_histogram == singles
+    assert counts.min_single_cds() == 0  # one single-exon gene is too few for a limit
 
 
 def test_signal_windows_of_the_hand_made_sequence(counts):
@@ -229,6 +239,7 @@ def test_malformed_json_is_a_config_error(cls, tmp_path):
 def test_counts_with_wrong_shapes_are_a_config_error(counts):
     data = json.loads(counts.to_json())
     for field, value in (("class_counts", [0] * 3), ("intron_length_histogram", [0] * 5),
+                         ("single_cds_length_histogram", [0] * 5),
                          ("donor_counts", [[0, 0, 0, 0]]), ("intron_classes", {"GT-AG": 1})):
         with pytest.raises(ConfigError, match=field):
             StructureCounts.from_json(json.dumps({**data, field: value}), "counts.json")
@@ -236,7 +247,8 @@ def test_counts_with_wrong_shapes_are_a_config_error(counts):
 
 def test_params_with_wrong_shapes_are_a_config_error():
     data = json.loads(GeneStructureParams.default().to_json())
-    for field, value in (("class_log_prior", [0.0] * 3), ("donor_pwm", [[0.0] * 4] * 2), ("min_intron", 1)):
+    for field, value in (("class_log_prior", [0.0] * 3), ("donor_pwm", [[0.0] * 4] * 2), ("min_intron", 1),
+                         ("min_single_cds", -1), ("min_single_cds", 99.5)):
         with pytest.raises(ConfigError, match=field):
             GeneStructureParams.from_json(json.dumps({**data, field: value}), "params.json")
 
@@ -245,7 +257,11 @@ def test_a_class_the_head_never_saw_is_never_rewarded():
     # Yeast alone has no UTR labels: an undertrained head leaves a little mass on UTR anyway,
     # and dividing that by a tiny prior would make UTR the best class everywhere. Unseen classes
     # get log prior 0 (their score is the plain log posterior); seen ones the learnt prior.
-    from genoforge.genes.classes import UTR5_PLUS, class_weights, network_class_log_prior
+    from genoforge.genes.classes import (
+        UTR5_PLUS,
+        class_weights,
+        network_class_log_prior,
+    )
 
     counts = np.zeros(17)
     counts[:4] = (5000, 1000, 1000, 1000)
@@ -277,3 +293,28 @@ def test_two_intron_length_components_are_recovered_from_a_planted_mixture():
     one = np.bincount(rng.geometric(1 / 200, 4000) + min_intron - 1, minlength=INTRON_HISTOGRAM_BINS)[:INTRON_HISTOGRAM_BINS]
     assert fit_intron_lengths(one.tolist(), int((one * np.arange(one.size)).sum()), min_intron) == []
     assert fit_intron_lengths(histogram[:0].tolist() + [0] * INTRON_HISTOGRAM_BINS, 0, min_intron) == []
+
+
+def test_the_shortest_single_exon_gene_is_the_first_percentile_of_the_baked_ones():
+    counts = StructureCounts()
+    counts.single_cds_length_histogram[150] = 1  # the shortest of 200
+    counts.single_cds_length_histogram[300] = 1
+    counts.single_cds_length_histogram[900] = 198
+    assert counts.min_single_cds() == 300 and counts.to_params().min_single_cds == 300  # 1% of 200: the 2nd
+    few = StructureCounts()
+    few.single_cds_length_histogram[900] = MIN_SINGLES_FOR_LIMIT - 1
+    assert few.to_params().min_single_cds == 0
+    few.single_cds_length_histogram[900] += 1
+    assert few.to_params().min_single_cds == 900
+
+
+def test_files_written_before_the_single_exon_histogram_load_with_no_limit():
+    counts = StructureCounts()
+    counts.single_cds_length_histogram[900] = 50
+    data = json.loads(counts.to_json())
+    del data["single_cds_length_histogram"]
+    assert StructureCounts.from_json(json.dumps(data), "old-counts.json").to_params().min_single_cds == 0
+    params = json.loads(counts.to_params().to_json())
+    assert params["min_single_cds"] == 900
+    del params["min_single_cds"]
+    assert GeneStructureParams.from_json(json.dumps(params), "old-params.json").min_single_cds == 0

@@ -84,6 +84,22 @@ def test_recovers_short_exons(strand, exons):
         assert_recovers(seq, transcripts)
 
 
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_single_exon_genes_shorter_than_the_species_shortest_are_not_written(strand):
+    """A 90-bp single-exon gene is written while the limit is at most 90 and dropped above it;
+    a spliced gene with less coding sequence (63 bp) is written whatever the limit."""
+    rng = np.random.default_rng(12)
+    seq, transcripts = plant(rng, 900, [(100, strand, make_gene(rng, (90,))),
+                                        (500, strand, make_gene(rng, (30, 33), (80,)))])
+    log_probs = near_one_hot(window_labels(transcripts, 0, len(seq)))
+    true = sorted((t.strand, t.exons, t.cds) for t in transcripts)
+    for limit in (0, 90):
+        assert models(decode_genes(seq, log_probs, dataclasses.replace(DEFAULT, min_single_cds=limit),
+                                   seqid="c")) == true
+    spliced = [m for m in true if len(m[1]) == 2]
+    assert models(decode_genes(seq, log_probs, dataclasses.replace(DEFAULT, min_single_cds=91), seqid="c")) == spliced
+
+
 def test_one_base_exon_after_a_1t_intron():
     # ATG T | A | G...: codon TAG split T|A|G across two introns is a stop and must never be
     # written; TAC split T|A|C is fine and must be found.
