@@ -21,7 +21,7 @@ What is counted, per sequence (0-based half-open coordinates, as everywhere):
   coding exon (CDS piece) lengths, coding intron lengths (a histogram, for the minimum-intron
   percentile and the two-geometric length model: :mod:`genoforge.genes.intron_lengths`), coding
   exons per gene, the CDS lengths of single-exon genes (a histogram, for the shortest single-exon
-  gene the decoder writes), genes with a coding intron, the intron dinucleotide classes, and base
+  gene the decoder writes) and of internal exons (likewise), genes with a coding intron, the intron dinucleotide classes, and base
   counts of four signal windows read on the transcript's strand (the windows, and the position weight
   matrices derived from them: :mod:`genoforge.genes.signals`), and the coding bases of each ORF
   for the coding-content chain (:mod:`genoforge.genes.coding_content`; its non-coding side counts
@@ -111,6 +111,10 @@ INTRON_CLASS_PRIOR = {"GT-AG": 98.9, "GC-AG": 1.0, "AT-AC": 0.1}
 SINGLE_CDS_HISTOGRAM_BINS = 3000  # exact CDS lengths 0..2998 bp, and one bin for >= 2999
 MIN_SINGLE_CDS_PERCENTILE = 1.0
 MIN_SINGLES_FOR_LIMIT = 20  # fewer baked single-exon genes than this: no shortest one
+INTERNAL_EXON_HISTOGRAM_BINS = 100  # exact lengths 0..98 bp, and one bin for >= 99
+MIN_INTERNAL_EXON_PERCENTILE = 1.0
+MAX_MIN_INTERNAL_EXON = 3  # the structure decoder's young exon steps reach this far
+MIN_EXONS_FOR_LIMIT = 50  # fewer baked internal exons than this: no shortest one
 MIN_MEAN_LENGTH = 10.0  # a geometric duration needs a mean well above 1 base
 
 _COMPLEMENT_CODE = np.array([3, 2, 1, 0, N_CODE], dtype=np.uint8)
@@ -165,6 +169,12 @@ class GeneStructureParams:
     # A short ORF the head calls coding is a poor single-exon gene: fly's shortest baked one is
     # 213 bp, and the decoder wrote 108-204 bp ones inside reference introns and beside genes.
     min_single_cds: int = 0
+    # The shortest internal coding exon (between an acceptor and a donor) the decoder writes: the
+    # 1st percentile of the baked internal exons' lengths, at most ``MAX_MIN_INTERNAL_EXON`` (the
+    # decoder's young steps); 1 (no limit) with fewer than ``MIN_EXONS_FOR_LIMIT`` internal
+    # exons or in files from before the count. No internal exon of the shared genomes is shorter
+    # than 18 bp (8,000 of them), while the decoder wrote 1- and 2-bp ones where the head wavers.
+    min_internal_exon: int = 1
     # The coding-content chain's log-odds table, flat ([3, 4 ** ORDER, 4] of
     # :func:`coding_content.log_odds_table`); empty: no coding-content term.
     coding_log_odds: list[float] = field(default_factory=list)
@@ -195,6 +205,7 @@ class GeneStructureParams:
         data = load_versioned_object(text, source, PARAMS_FORMAT_VERSION)
         data.setdefault("coding_log_odds", [])  # written before the coding-content chain
         data.setdefault("min_single_cds", 0)  # written before the single-exon histogram
+        data.setdefault("min_internal_exon", 1)  # written before the internal-exon histogram
         check_fields(cls, data, source)
         params = cls(**data)
         shapes = {"donor_pwm": sum(DONOR_FLANK), "acceptor_pwm": sum(ACCEPTOR_FLANK),
@@ -208,6 +219,8 @@ class GeneStructureParams:
                 raise ConfigError(f"{source}: {name} is not {rows} rows of 4 values")
         if not isinstance(params.min_single_cds, int) or params.min_single_cds < 0:
             raise ConfigError(f"{source}: min_single_cds {params.min_single_cds!r} is not a length >= 0")
+        if not isinstance(params.min_internal_exon, int) or params.min_internal_exon < 1:
+            raise ConfigError(f"{source}: min_internal_exon {params.min_internal_exon!r} is not a length >= 1")
         if params.min_intron < 2:
             raise ConfigError(f"{source}: min_intron {params.min_intron} < 2")
         if params.coding_log_odds and len(params.coding_log_odds) != coding_content.CODING_SIZE:
@@ -251,6 +264,7 @@ class StructureCounts:
     intron_bases: int = 0
     intron_length_histogram: list[int] = field(default_factory=lambda: [0] * INTRON_HISTOGRAM_BINS)
     single_cds_length_histogram: list[int] = field(default_factory=lambda: [0] * SINGLE_CDS_HISTOGRAM_BINS)
+    internal_exon_length_histogram: list[int] = field(default_factory=lambda: [0] * INTERNAL_EXON_HISTOGRAM_BINS)
     intron_classes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INTRON_CLASSES, 0))
     donor_counts: list[list[int]] = field(default_factory=lambda: _zeros(sum(DONOR_FLANK)))
     acceptor_counts: list[list[int]] = field(default_factory=lambda: _zeros(sum(ACCEPTOR_FLANK)))
@@ -322,6 +336,8 @@ class StructureCounts:
         self.coding_exon_bases += int(orf.size)
         if len(pieces) == 1:
             self.single_cds_length_histogram[min(int(orf.size), SINGLE_CDS_HISTOGRAM_BINS - 1)] += 1
+        for s, e in pieces[1:-1]:
+            self.internal_exon_length_histogram[min(e - s, INTERNAL_EXON_HISTOGRAM_BINS - 1)] += 1
         coding_content.count_coding(self.coding_context_counts, orf)
         for (s, e), cls in zip(introns, classes):
             self.introns += 1
@@ -393,6 +409,7 @@ class StructureCounts:
             intron_length_mix=fit_intron_lengths(self.intron_length_histogram, self.intron_bases, self.min_intron()),
             coding_log_odds=self._coding_log_odds(),
             min_single_cds=self.min_single_cds(),
+            min_internal_exon=self.min_internal_exon(),
         )
 
     def _coding_log_odds(self) -> list[float]:
@@ -409,6 +426,16 @@ class StructureCounts:
         if total < MIN_SINGLES_FOR_LIMIT:
             return 0
         return int(np.searchsorted(np.cumsum(histogram), total * MIN_SINGLE_CDS_PERCENTILE / 100.0))
+
+    def min_internal_exon(self) -> int:
+        """The 1st percentile of internal exon lengths, within 1..``MAX_MIN_INTERNAL_EXON``; 1 with
+        fewer than ``MIN_EXONS_FOR_LIMIT`` internal exons."""
+        histogram = np.asarray(self.internal_exon_length_histogram)
+        total = int(histogram.sum())
+        if total < MIN_EXONS_FOR_LIMIT:
+            return 1
+        at = int(np.searchsorted(np.cumsum(histogram), total * MIN_INTERNAL_EXON_PERCENTILE / 100.0))
+        return max(1, min(MAX_MIN_INTERNAL_EXON, at))
 
     def min_intron(self) -> int:
         """The ``MIN_INTRON_PERCENTILE`` percentile of coding intron lengths, at least the floor."""
@@ -432,11 +459,13 @@ class StructureCounts:
                            ("noncoding_context_counts", coding_content.NONCODING_SIZE)):
             data.setdefault(name, [0] * size)  # written before the coding-content chain
         data.setdefault("single_cds_length_histogram", [0] * SINGLE_CDS_HISTOGRAM_BINS)  # and before this
+        data.setdefault("internal_exon_length_histogram", [0] * INTERNAL_EXON_HISTOGRAM_BINS)  # and this
         check_fields(cls, data, source)
         counts = cls(**data)
         shapes = {"base_counts": (4,), "class_counts": (N_CLASSES,),
                   "intron_length_histogram": (INTRON_HISTOGRAM_BINS,),
                   "single_cds_length_histogram": (SINGLE_CDS_HISTOGRAM_BINS,),
+                  "internal_exon_length_histogram": (INTERNAL_EXON_HISTOGRAM_BINS,),
                   "donor_counts": (sum(DONOR_FLANK), 4), "acceptor_counts": (sum(ACCEPTOR_FLANK), 4),
                   "start_counts": (sum(START_FLANK), 4), "stop_counts": (sum(STOP_FLANK), 4),
                   "coding_context_counts": (coding_content.CODING_SIZE,),

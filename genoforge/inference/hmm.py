@@ -22,6 +22,10 @@ START0-2      cds+0-2  the ATG; entered (from IG or UTR5) only where ``seq[t:t+3
 E0, E1, E2    cds+p    coding base at codon position p
 E1_T          cds+1    codon position 1 right after a phase-1 intron whose remembered base is T
                        (may itself be a one-base exon: its donors lead to the 2T* / 2o types)
+YA0-2, YB0-2  cds+p    the first and second base of an exon entered at an acceptor, where
+                       ``params.min_internal_exon`` is 2 (YA only) or 3: no donor leaves them,
+                       so no internal exon is shorter (a stop may follow, so last exons may be);
+                       then YA1_T takes E1_T's role
 ENTRY_X       intron   first intron base (after the donor); then a fixed chain to INTRON_X
 INTRON_X      intron   the rest of the intron (self-loop), left at the acceptor
 INTRONL_X     intron   the same for long introns, where the params give two intron durations

@@ -88,7 +88,19 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     # Forward-strand template: (name, class, kind).
     plus: list[tuple[str, int, int]] = [("UTR5", UTR5_PLUS, KIND_UTR5)]
     plus += [(f"START{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
-    plus += [(f"E{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)] + [("E1_T", CDS_PLUS[1], KIND_CODING)]
+    plus += [(f"E{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
+    # An exon entered at an acceptor runs through ``young = min_internal_exon - 1`` young steps
+    # (YA*, then YB*: no donor from them, a stop after codon position 2 still allowed) before
+    # the E* states, so no internal exon is shorter than ``min_internal_exon``; then the codon
+    # position after a 1T intron is YA1_T, and E1_T (a one-base exon's state) is not built.
+    young = max(0, min(2, params.min_internal_exon - 1))
+    young_steps = ("YA", "YB")[:young]
+    for step in young_steps:
+        plus += [(f"{step}{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
+    if young:
+        plus += [("YA1_T", CDS_PLUS[1], KIND_CODING)]
+    else:
+        plus += [("E1_T", CDS_PLUS[1], KIND_CODING)]
     # Intron durations: one geometric, or a short and a long one (INTRON_X / INTRONL_X, entered
     # from ENTRY_X with the mixture's weights).
     tails = ([(1.0, max(params.mean_intron - max(1, params.min_intron - 1), 2.0))] if not params.intron_length_mix
@@ -118,7 +130,6 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         ("START2", "E0", log_or_inf(1.0 - q_donor), "zero"),
         ("E0", "E1", log_or_inf(1.0 - q_donor), "zero"),
         ("E1", "E2", log_or_inf(1.0 - q_donor), "codon"),
-        ("E1_T", "E2", log_or_inf(1.0 - q_donor), "codon_T"),
         ("E2", "E0", log_or_inf(1.0 - q_donor - q_stop), "zero"),
         ("E2", "STOP0", log_or_inf(q_stop), "stop"),
         ("STOP0", "STOP1", 0.0, "zero"), ("STOP1", "STOP2", 0.0, "zero"),
@@ -127,15 +138,26 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
         ("UTR3", "IG", log_or_inf(1.0 / max(params.mean_utr3, 2.0)), "zero"),
     ]
     after = {"0": "E2", "0S": "START2", "1T": "E0", "1o": "E0", "2TA": "E1", "2TG": "E1", "2o": "E1"}
+    if young:  # the young steps: each leads to the next codon position of the next step
+        chain = [*young_steps, "E"]
+        for step, nxt in zip(chain, chain[1:]):
+            edges += [(f"{step}0", f"{nxt}1", 0.0, "zero"), (f"{step}1", f"{nxt}2", 0.0, "codon"),
+                      (f"{step}2", f"{nxt}0", log_or_inf(1.0 - q_stop), "zero"),
+                      (f"{step}2", "STOP0", log_or_inf(q_stop), "stop")]
+        edges.append(("YA1_T", f"{chain[1]}2", 0.0, "codon_T"))
+    else:
+        edges.append(("E1_T", "E2", log_or_inf(1.0 - q_donor), "codon_T"))
     resume = {"0": ("E0", ""), "0S": ("E0", ""), "1T": ("E1_T", ""), "1o": ("E1", ""), "2TA": ("E2", "_TA"),
               "2TG": ("E2", "_TG"), "2o": ("E2", "")}
+    if young:
+        resume = {memory: ("YA" + state[1:], condition) for memory, (state, condition) in resume.items()}
     delays: list[tuple[str, str, float]] = []
     for family in FAMILIES:
         for memory in FAMILY_MEMORIES[family]:
             entry = f"ENTRY_{family}_{memory}"
             donor_memory = "0" if memory == "0S" else memory  # the same donor test
             edges.append((after[memory], entry, log_or_inf(q_donor), f"donor_{family}_{donor_memory}"))
-            if memory.startswith("2T") or memory == "2o":  # a one-base exon after a 1T intron
+            if not young and (memory.startswith("2T") or memory == "2o"):  # a one-base exon after 1T
                 edges.append(("E1_T", entry, log_or_inf(q_donor), f"donorT_{family}_{memory}"))
             for loop, (weight, intron_tail) in zip(loops, tails):
                 intron = f"{loop}_{family}_{memory}"

@@ -31,6 +31,7 @@ from genoforge.errors import ConfigError
 from genoforge.genes.classes import N_CLASSES, encode_bases
 from genoforge.genes.intron_lengths import INTRON_HISTOGRAM_BINS, MIN_INTRON_FLOOR
 from genoforge.genes.structure import (
+    MIN_EXONS_FOR_LIMIT,
     MIN_SINGLES_FOR_LIMIT,
     SINGLE_CDS_HISTOGRAM_BINS,
     GeneStructureParams,
@@ -239,7 +240,7 @@ def test_malformed_json_is_a_config_error(cls, tmp_path):
 def test_counts_with_wrong_shapes_are_a_config_error(counts):
     data = json.loads(counts.to_json())
     for field, value in (("class_counts", [0] * 3), ("intron_length_histogram", [0] * 5),
-                         ("single_cds_length_histogram", [0] * 5),
+                         ("single_cds_length_histogram", [0] * 5), ("internal_exon_length_histogram", [0] * 5),
                          ("donor_counts", [[0, 0, 0, 0]]), ("intron_classes", {"GT-AG": 1})):
         with pytest.raises(ConfigError, match=field):
             StructureCounts.from_json(json.dumps({**data, field: value}), "counts.json")
@@ -248,7 +249,7 @@ def test_counts_with_wrong_shapes_are_a_config_error(counts):
 def test_params_with_wrong_shapes_are_a_config_error():
     data = json.loads(GeneStructureParams.default().to_json())
     for field, value in (("class_log_prior", [0.0] * 3), ("donor_pwm", [[0.0] * 4] * 2), ("min_intron", 1),
-                         ("min_single_cds", -1), ("min_single_cds", 99.5)):
+                         ("min_single_cds", -1), ("min_single_cds", 99.5), ("min_internal_exon", 0)):
         with pytest.raises(ConfigError, match=field):
             GeneStructureParams.from_json(json.dumps({**data, field: value}), "params.json")
 
@@ -306,6 +307,27 @@ def test_the_shortest_single_exon_gene_is_the_first_percentile_of_the_baked_ones
     assert few.to_params().min_single_cds == 0
     few.single_cds_length_histogram[900] += 1
     assert few.to_params().min_single_cds == 900
+
+
+def test_the_shortest_internal_exon_is_the_first_percentile_at_most_three():
+    counts = StructureCounts()
+    assert counts.to_params().min_internal_exon == 1  # no internal exons: no limit
+    counts.internal_exon_length_histogram[2] = 1
+    counts.internal_exon_length_histogram[60] = MIN_EXONS_FOR_LIMIT - 2
+    assert counts.to_params().min_internal_exon == 1  # too few
+    counts.internal_exon_length_histogram[60] += 1
+    assert counts.to_params().min_internal_exon == 2  # the 1st percentile of 50: the shortest
+    counts.internal_exon_length_histogram[60] += 100
+    assert counts.to_params().min_internal_exon == 3  # the percentile is 60 bp; the decoder's cap
+    sequence_counts = StructureCounts()
+    sequence_counts.add_sequence(SEQUENCE, TRANSCRIPTS)
+    assert not any(sequence_counts.internal_exon_length_histogram)  # A has two exons: none internal
+    data = json.loads(counts.to_json())
+    del data["internal_exon_length_histogram"]
+    assert StructureCounts.from_json(json.dumps(data), "old-counts.json").to_params().min_internal_exon == 1
+    params = json.loads(counts.to_params().to_json())
+    del params["min_internal_exon"]
+    assert GeneStructureParams.from_json(json.dumps(params), "old-params.json").min_internal_exon == 1
 
 
 def test_files_written_before_the_single_exon_histogram_load_with_no_limit():

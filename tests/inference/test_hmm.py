@@ -100,6 +100,27 @@ def test_single_exon_genes_shorter_than_the_species_shortest_are_not_written(str
     assert models(decode_genes(seq, log_probs, dataclasses.replace(DEFAULT, min_single_cds=91), seqid="c")) == spliced
 
 
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_no_internal_exon_is_shorter_than_the_species_shortest(strand):
+    """With min_internal_exon 3 a 3-bp internal exon, a start-codon-alone first exon and a
+    stop-codon-alone last exon are still found, and a head that calls a 1- or 2-bp internal exon
+    gets none shorter than 3 (every CDS still a complete ORF)."""
+    params = dataclasses.replace(DEFAULT, min_internal_exon=3)
+    rng = np.random.default_rng(21)
+    for exons in ((3, 3, 3), (4, 3, 5), (3, 9), (9, 3), (7, 5, 4, 5)):
+        seq, transcripts = plant(rng, 300, [(80, strand, make_gene(rng, exons, (30,) * (len(exons) - 1)))])
+        assert_recovers(seq, transcripts, params)
+    for exons in ((4, 1, 7), (6, 2, 7), (5, 1, 6)):
+        for _ in range(3):
+            seq, transcripts = plant(rng, 300, [(80, strand, make_gene(rng, exons, (30,) * (len(exons) - 1)))])
+            log_probs = near_one_hot(window_labels(transcripts, 0, len(seq)))
+            assert models(decode_genes(seq, log_probs, DEFAULT, seqid="c")) == [
+                (strand, transcripts[0].exons, transcripts[0].cds)]  # no limit: the short exon is found
+            for transcript in decode_genes(seq, log_probs, params, seqid="c").transcripts:
+                check_transcript(seq, transcript, params.min_intron)
+                assert all(e - s >= 3 for s, e in transcript.exons[1:-1])
+
+
 def test_one_base_exon_after_a_1t_intron():
     # ATG T | A | G...: codon TAG split T|A|G across two introns is a stop and must never be
     # written; TAC split T|A|C is fine and must be found.
@@ -231,7 +252,8 @@ def random_case(seed: int):
         min_intron=int(rng.integers(20, 40)), donor_pwm=pwm(DEFAULT.donor_pwm),
         acceptor_pwm=pwm(DEFAULT.acceptor_pwm), start_pwm=pwm(DEFAULT.start_pwm), stop_pwm=pwm(DEFAULT.stop_pwm),
         class_log_prior=((prior + prior[MIRROR]) / 2).tolist(),  # strand-symmetric, for the mirror test
-        intron_length_mix=[] if seed % 2 else [[0.6, float(rng.uniform(2, 30))], [0.4, float(rng.uniform(50, 900))]])
+        intron_length_mix=[] if seed % 2 else [[0.6, float(rng.uniform(2, 30))], [0.4, float(rng.uniform(50, 900))]],
+        min_internal_exon=int(rng.integers(1, 4)))
     weights = dict(emission_weight=float(rng.uniform(0.2, 5.0)), signal_weight=float(rng.uniform(0.0, 3.0)))
     return seq, log_probs, params, weights, rng
 
@@ -246,6 +268,7 @@ def test_random_input_gives_only_complete_orfs_with_canonical_introns():
                                       overlap=int(rng.integers(0, chunk // 2)), **weights)
         for transcript in annotation.transcripts:
             check_transcript(seq, transcript, params.min_intron)
+            assert all(e - s >= params.min_internal_exon for s, e in transcript.exons[1:-1])
             kinds.add((transcript.strand, len(transcript.exons) > 1))
         spans = sorted((t.exons[0][0], t.exons[-1][1]) for t in annotation.transcripts)
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # genes never overlap
@@ -331,6 +354,11 @@ def test_graph_is_the_mirror_of_itself():
     names = set(graph.names_S)
     assert names == {"IG"} | {s[0].translate(str.maketrans("+-", "-+")) + s[1:] for s in names - {"IG"}}
     assert graph.n_states == 1 + 2 * 38
+    for shortest, extra in ((2, 3), (3, 6)):  # YA0-2 (YA1_T replaces E1_T), then YB0-2
+        young = build_graph(dataclasses.replace(DEFAULT, min_internal_exon=shortest))
+        names = set(young.names_S)
+        assert names == {"IG"} | {s[0].translate(str.maketrans("+-", "-+")) + s[1:] for s in names - {"IG"}}
+        assert "+YA1_T" in names and "+E1_T" not in names and young.n_states == 1 + 2 * (38 + extra)
 
 
 # --- the head's signal outputs ----------------------------------------------------------------
