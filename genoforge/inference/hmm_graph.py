@@ -6,6 +6,7 @@ Shape legend: S decoder states, J delayed edges, K in-edges per state (padded), 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -140,7 +141,7 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     after = {"0": "E2", "0S": "START2", "1T": "E0", "1o": "E0", "2TA": "E1", "2TG": "E1", "2o": "E1"}
     if young:  # the young steps: each leads to the next codon position of the next step
         chain = [*young_steps, "E"]
-        for step, nxt in zip(chain, chain[1:]):
+        for step, nxt in itertools.pairwise(chain):
             edges += [(f"{step}0", f"{nxt}1", 0.0, "zero"), (f"{step}1", f"{nxt}2", 0.0, "codon"),
                       (f"{step}2", f"{nxt}0", log_or_inf(1.0 - q_stop), "zero"),
                       (f"{step}2", "STOP0", log_or_inf(q_stop), "stop")]
