@@ -1,8 +1,10 @@
 """How fast the Viterbi gene-structure decoder (genoforge/inference/hmm.py) runs on a CPU.
 
 Run: python benchmarks/hmm_speed.py [--length 1000000] [--repeats 3] [--seed 0] [--max_batch 12]
+    [--intron_durations 1|2] [--min_internal_exon 1|2|3]
 Decodes a random contig (uniform A/C/G/T) with random posteriors (a Dirichlet(0.5) per base, so
-genes do get decoded) under the default parameters and chunking, and prints one JSON line:
+genes do get decoded) under the default parameters (with fly's two intron durations and
+shortest internal exon unless told otherwise) and chunking, and prints one JSON line:
 device (CPU model from /proc/cpuinfo, cores), date, bases, seconds (best of the repeats), bp/s,
 genes decoded and peak RSS. The posterior track is float32, as predict hands it over. Building
 the inputs is not timed. Three runs of 1 Mb take well under a minute on a 2-core CPU.
@@ -44,6 +46,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--intron_durations", type=int, choices=(1, 2), default=2,
                         help="1: one intron state per type; 2: a short and a long one (as fitted for fly)")
+    parser.add_argument("--min_internal_exon", type=int, choices=(1, 2, 3), default=3,
+                        help="the shortest internal exon: 3 (as baked for fly, athal and C. elegans) adds "
+                             "two young exon steps to the decoder's graph; 1: none")
     parser.add_argument("--max_batch", type=int, default=DEFAULT_MAX_BATCH, help="chunks decoded at once")
     args = parser.parse_args()
 
@@ -54,6 +59,7 @@ def main() -> None:
     params = GeneStructureParams.default()
     if args.intron_durations == 2:
         params = dataclasses.replace(params, intron_length_mix=[[0.67, 15.4], [0.33, 1629.0]])
+    params = dataclasses.replace(params, min_internal_exon=args.min_internal_exon)
 
     best, genes = float("inf"), 0
     for _ in range(args.repeats):
@@ -68,6 +74,7 @@ def main() -> None:
         "numpy": np.__version__,
         "bases": args.length,
         "intron_durations": args.intron_durations,
+        "min_internal_exon": args.min_internal_exon,
         "max_batch": args.max_batch,
         "seconds": round(best, 2),
         "bp_per_s": round(args.length / best),
