@@ -45,7 +45,12 @@ def structure_params(model_dir: str | Path, species: str | None, taxon: str | No
         whose = f"taxon {taxon}"
     else:
         whose = f"{len(structures.counts)} baked species pooled"
-    return params, f"gene structure of {whose} ({params.n_genes:,} training genes)"
+    limits = [f"introns >= {params.min_intron} bp"]
+    if params.min_internal_exon > 1:
+        limits.append(f"internal exons >= {params.min_internal_exon} bp")
+    if params.min_single_cds:
+        limits.append(f"single-exon CDS >= {params.min_single_cds} bp")
+    return params, f"gene structure of {whose} ({params.n_genes:,} training genes; {', '.join(limits)})"
 
 
 def decode_contig(sequence, track, params: GeneStructureParams, *, seqid: str, emission_weight: float,

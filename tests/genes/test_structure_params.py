@@ -340,3 +340,20 @@ def test_files_written_before_the_single_exon_histogram_load_with_no_limit():
     assert params["min_single_cds"] == 900
     del params["min_single_cds"]
     assert GeneStructureParams.from_json(json.dumps(params), "old-params.json").min_single_cds == 0
+
+
+def test_predict_names_the_limits_in_effect(tmp_path):
+    from genoforge.genes.structure_set import GeneStructureSet
+    from genoforge.inference.structure_predict import structure_params
+
+    counts = StructureCounts()
+    counts.single_cds_length_histogram[400] = 30
+    counts.internal_exon_length_histogram[60] = 80
+    structures = GeneStructureSet()
+    structures.add("fly", None, counts)
+    structures.save(tmp_path / "gene_structure.json")
+    params, phrase = structure_params(tmp_path, "fly", None)
+    assert (params.min_single_cds, params.min_internal_exon) == (400, 3)
+    assert phrase.endswith("(0 training genes; introns >= 20 bp, internal exons >= 3 bp, single-exon CDS >= 400 bp)")
+    GeneStructureSet().save(tmp_path / "gene_structure.json")
+    assert structure_params(tmp_path, None, None)[1].endswith("(0 training genes; introns >= 20 bp)")
