@@ -16,14 +16,20 @@ MIN_INTRONS_FOR_MIX = 50  # fewer coding introns than this: one geometric (the m
 _MIX_ITERATIONS = 100
 
 
-def min_intron_length(histogram: list[int]) -> int:
-    """The ``MIN_INTRON_PERCENTILE`` percentile of coding intron lengths, at least the floor."""
+def length_percentile(histogram: list[int], percentile: float, min_count: int = 1) -> int | None:
+    """The ``percentile`` percentile of a length histogram (bin i = length i; the last bin holds
+    the longer ones), or None with fewer than ``min_count`` lengths counted."""
     histogram = np.asarray(histogram)
     total = int(histogram.sum())
-    if total == 0:
-        return MIN_INTRON_FLOOR
-    at = int(np.searchsorted(np.cumsum(histogram), total * MIN_INTRON_PERCENTILE / 100.0))
-    return max(MIN_INTRON_FLOOR, at)
+    if total < max(1, min_count):
+        return None
+    return int(np.searchsorted(np.cumsum(histogram), total * percentile / 100.0))
+
+
+def min_intron_length(histogram: list[int]) -> int:
+    """The ``MIN_INTRON_PERCENTILE`` percentile of coding intron lengths, at least the floor."""
+    at = length_percentile(histogram, MIN_INTRON_PERCENTILE)
+    return MIN_INTRON_FLOOR if at is None else max(MIN_INTRON_FLOOR, at)
 
 
 def fit_intron_lengths(histogram: list[int], intron_bases: int, min_intron: int) -> list[list[float]]:

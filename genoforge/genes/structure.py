@@ -20,17 +20,18 @@ What is counted, per sequence (0-based half-open coordinates, as everywhere):
   GC-AG or AT-AC; CDS includes the stop codon): 5' and 3' UTR exonic lengths (where present),
   coding exon (CDS piece) lengths, coding intron lengths (a histogram, for the minimum-intron
   percentile and the two-geometric length model: :mod:`genoforge.genes.intron_lengths`), coding
-  exons per gene, the CDS lengths of single-exon genes (a histogram, for the shortest single-exon
-  gene the decoder writes) and of internal exons (likewise), genes with a coding intron, the intron dinucleotide classes, and base
-  counts of four signal windows read on the transcript's strand (the windows, and the position weight
-  matrices derived from them: :mod:`genoforge.genes.signals`), and the coding bases of each ORF
-  for the coding-content chain (:mod:`genoforge.genes.coding_content`; its non-coding side counts
-  the intergenic and intron bases of every sequence, read on ``+``, made strand-symmetric when
-  the table is derived).
+  exons per gene, the CDS lengths of single-exon genes and the lengths of internal exons (two
+  histograms, for the shortest of each the decoder writes), genes with a coding intron, the
+  intron dinucleotide classes, and base counts of four signal windows read on the transcript's
+  strand (the windows, and the position weight matrices derived from them:
+  :mod:`genoforge.genes.signals`), and the coding bases of each ORF for the coding-content
+  chain (:mod:`genoforge.genes.coding_content`; its non-coding side counts the intergenic and
+  intron bases of every sequence, read on ``+``, made strand-symmetric when the table is
+  derived).
 
 Files written before the coding-content counts existed load with those counts empty (the chain
-then has no say); files written before the single-exon histogram load with it empty (no shortest
-single-exon gene).
+then has no say); files written before the single-exon and internal-exon histograms load with
+them empty (no shortest single-exon gene or internal exon).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from genoforge.genes.intron_lengths import (
     MIN_INTRON_PERCENTILE,
     MIN_INTRONS_FOR_MIX,
     fit_intron_lengths,
+    length_percentile,
     min_intron_length,
 )
 from genoforge.genes.inventory import PROTEIN_CODING
@@ -421,21 +423,14 @@ class StructureCounts:
     def min_single_cds(self) -> int:
         """The ``MIN_SINGLE_CDS_PERCENTILE`` percentile of single-exon CDS lengths; 0 with fewer than
         ``MIN_SINGLES_FOR_LIMIT`` single-exon genes."""
-        histogram = np.asarray(self.single_cds_length_histogram)
-        total = int(histogram.sum())
-        if total < MIN_SINGLES_FOR_LIMIT:
-            return 0
-        return int(np.searchsorted(np.cumsum(histogram), total * MIN_SINGLE_CDS_PERCENTILE / 100.0))
+        at = length_percentile(self.single_cds_length_histogram, MIN_SINGLE_CDS_PERCENTILE, MIN_SINGLES_FOR_LIMIT)
+        return 0 if at is None else at
 
     def min_internal_exon(self) -> int:
         """The 1st percentile of internal exon lengths, within 1..``MAX_MIN_INTERNAL_EXON``; 1 with
         fewer than ``MIN_EXONS_FOR_LIMIT`` internal exons."""
-        histogram = np.asarray(self.internal_exon_length_histogram)
-        total = int(histogram.sum())
-        if total < MIN_EXONS_FOR_LIMIT:
-            return 1
-        at = int(np.searchsorted(np.cumsum(histogram), total * MIN_INTERNAL_EXON_PERCENTILE / 100.0))
-        return max(1, min(MAX_MIN_INTERNAL_EXON, at))
+        at = length_percentile(self.internal_exon_length_histogram, MIN_INTERNAL_EXON_PERCENTILE, MIN_EXONS_FOR_LIMIT)
+        return 1 if at is None else max(1, min(MAX_MIN_INTERNAL_EXON, at))
 
     def min_intron(self) -> int:
         """The ``MIN_INTRON_PERCENTILE`` percentile of coding intron lengths, at least the floor."""

@@ -30,6 +30,10 @@ MEMORIES = ("0", "1T", "1o", "2TA", "2TG", "2o")
 FAMILY_MEMORIES = {"GT": MEMORIES + ("0S",), "AT": MEMORIES}
 _PHASE = {"0": 0, "0S": 0, "1T": 1, "1o": 1, "2TA": 2, "2TG": 2, "2o": 2}
 KIND_IG, KIND_UTR5, KIND_CODING, KIND_UTR3, KIND_INTRON = range(5)
+# The young steps of an exon entered at an acceptor (no donor from them): one per base of
+# ``min_internal_exon`` past the first, so the graph honours limits up to 3 bp (a longer limit
+# acts as 3, as ``StructureCounts.min_internal_exon`` caps it).
+YOUNG_STEPS = ("YA", "YB")
 
 
 # The signal columns of one strand orientation, in row order; the graph's columns are these
@@ -94,8 +98,8 @@ def build_graph(params: GeneStructureParams) -> DecoderGraph:
     # (YA*, then YB*: no donor from them, a stop after codon position 2 still allowed) before
     # the E* states, so no internal exon is shorter than ``min_internal_exon``; then the codon
     # position after a 1T intron is YA1_T, and E1_T (a one-base exon's state) is not built.
-    young = max(0, min(2, params.min_internal_exon - 1))
-    young_steps = ("YA", "YB")[:young]
+    young_steps = YOUNG_STEPS[: max(0, params.min_internal_exon - 1)]
+    young = len(young_steps)
     for step in young_steps:
         plus += [(f"{step}{p}", CDS_PLUS[p], KIND_CODING) for p in range(3)]
     if young:
